@@ -1,0 +1,22 @@
+/** One jest configuration for every workspace: TypeScript through swc, real infrastructure from scripts/test-infra. */
+const project = (displayName, testMatch) => ({
+  displayName,
+  testMatch,
+  testEnvironment: 'node',
+  testTimeout: 60_000,
+  transform: {
+    '^.+\\.ts$': [
+      '@swc/jest',
+      {
+        jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+        module: { type: 'commonjs', ignoreDynamic: true },
+      },
+    ],
+  },
+});
+
+module.exports = {
+  globalSetup: '<rootDir>/scripts/test-infra/global-setup.mjs',
+  globalTeardown: '<rootDir>/scripts/test-infra/global-teardown.mjs',
+  projects: [project('services', ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/services/*/test/**/*.test.ts'])],
+};

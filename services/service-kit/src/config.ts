@@ -1,0 +1,122 @@
+import { z } from 'zod';
+
+/** One configuration problem, named by the environment variable that caused it. */
+export interface ConfigProblem {
+  variable: string;
+  problem: string;
+}
+
+/** Thrown at start-up when the environment does not satisfy a service's schema. */
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(`invalid configuration: ${problems.map((p) => `${p.variable}: ${p.problem}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses the environment once with a schema whose keys are variable names; fails fast naming
+ * every bad or missing variable. The only place in calsync that reads process.env.
+ */
+export function loadConfig<T>(schema: z.ZodType<T>, env: Record<string, string | undefined> = process.env): T {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => ({
+      variable: issue.path.length > 0 ? String(issue.path[0]) : '(environment)',
+      problem: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
+    })),
+  );
+}
+
+/** Field builders for environment schemas: each parses the variable's string form. */
+export const env = {
+  string: () => z.string().trim().min(1, 'must not be empty'),
+  url: () => z.string().trim().url('must be a URL'),
+  port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
+  int: (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback),
+  bool: (fallback: boolean) => z.stringbool().default(fallback),
+  logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  schemaName: (fallback: string) =>
+    z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case Postgres identifier')
+      .default(fallback),
+  /** `kid=base64key,kid2=base64key`: every key 32 bytes (AES-256). */
+  sealingKeys: () =>
+    z
+      .string()
+      .trim()
+      .min(1, 'is required')
+      .transform((value, ctx) => {
+        const keys = new Map<string, Buffer>();
+        for (const entry of value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean)) {
+          const separator = entry.indexOf('=');
+          const id = entry.slice(0, separator);
+          const key = Buffer.from(entry.slice(separator + 1), 'base64');
+          if (separator <= 0 || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) {
+            ctx.addIssue({ code: 'custom', message: 'each entry must be <key id>=<base64 key>' });
+            return z.NEVER;
+          }
+          if (key.length !== 32) {
+            ctx.addIssue({ code: 'custom', message: `key "${id}" must decode to 32 bytes` });
+            return z.NEVER;
+          }
+          keys.set(id, key);
+        }
+        return keys;
+      }),
+};
+
+/** Variables every calsync service reads. */
+export const commonEnv = {
+  LOG_LEVEL: env.logLevel(),
+  SHUTDOWN_TIMEOUT_MS: env.int(10_000, 100),
+};
+
+/** Variables of a service that owns a Postgres schema. */
+export const postgresEnv = (schema: string) => ({
+  DATABASE_URL: env.url(),
+  DATABASE_SCHEMA: env.schemaName(schema),
+  DATABASE_POOL_MAX: env.int(10, 1),
+});
+
+/** Variables of a service that talks to NATS JetStream. */
+export const natsEnv = {
+  NATS_URL: env.string(),
+  NATS_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{0,30}$/, 'must be a short lower-case token')
+    .default('calsync'),
+};
+
+/** Variables of a service that serves gRPC (and its metrics over HTTP). */
+export const grpcServerEnv = (grpcPort: number, metricsPort: number) => ({
+  GRPC_HOST: z.string().default('0.0.0.0'),
+  GRPC_PORT: env.port(grpcPort),
+  METRICS_PORT: env.port(metricsPort),
+});
+
+/** Variables of a service that seals secrets at rest. */
+export const sealingEnv = {
+  SEALING_KEYS: env.sealingKeys(),
+  SEALING_ACTIVE_KEY_ID: env.string(),
+};
+
+/** Checks that the active sealing key id names one of the configured keys. */
+export function withActiveSealingKey<T extends { SEALING_KEYS: Map<string, Buffer>; SEALING_ACTIVE_KEY_ID: string }>(
+  schema: z.ZodType<T>,
+): z.ZodType<T> {
+  return schema.superRefine((value, ctx) => {
+    if (!value.SEALING_KEYS.has(value.SEALING_ACTIVE_KEY_ID)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SEALING_ACTIVE_KEY_ID'],
+        message: `names no key in SEALING_KEYS (${[...value.SEALING_KEYS.keys()].join(', ')})`,
+      });
+    }
+  }) as z.ZodType<T>;
+}

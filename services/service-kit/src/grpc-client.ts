@@ -1,0 +1,59 @@
+import * as grpc from '@grpc/grpc-js';
+
+type MethodDefinition = grpc.MethodDefinition<unknown, unknown>;
+type Definition = Record<string, MethodDefinition>;
+
+/** Per-call options: a deadline in milliseconds (the client's default otherwise) and metadata. */
+export interface CallOptions {
+  timeoutMs?: number;
+  metadata?: grpc.Metadata;
+}
+
+/** A client whose every unary method returns a promise and always carries a deadline. */
+export type PromiseClient<D> = {
+  [K in keyof D]: D[K] extends {
+    requestSerialize(value: infer Req): Buffer;
+    responseDeserialize(bytes: Buffer): infer Res;
+  }
+    ? (request: Req, options?: CallOptions) => Promise<Res>
+    : never;
+} & {
+  /** Waits until the channel is connected or the deadline passes. */
+  waitForReady(timeoutMs: number): Promise<void>;
+  close(): void;
+};
+
+/** Creates a promise-based client for a ts-proto service definition at `address` (host:port). */
+export function createGrpcClient<D extends Definition>(
+  definition: D,
+  address: string,
+  options: { defaultTimeoutMs?: number; channelOptions?: grpc.ChannelOptions } = {},
+): PromiseClient<D> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    'grpc.keepalive_time_ms': 30_000,
+    ...options.channelOptions,
+  });
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
+  const methods: Record<string, unknown> = {
+    waitForReady: (timeoutMs: number) =>
+      new Promise<void>((resolve, reject) =>
+        client.waitForReady(Date.now() + timeoutMs, (error) => (error ? reject(error) : resolve())),
+      ),
+    close: () => client.close(),
+  };
+  for (const [name, method] of Object.entries(definition)) {
+    methods[name] = (request: unknown, callOptions: CallOptions = {}) =>
+      new Promise((resolve, reject) => {
+        client.makeUnaryRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          request,
+          callOptions.metadata ?? new grpc.Metadata(),
+          { deadline: Date.now() + (callOptions.timeoutMs ?? defaultTimeoutMs) },
+          (error, response) => (error ? reject(error) : resolve(response)),
+        );
+      });
+  }
+  return methods as PromiseClient<D>;
+}

@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { descriptorSetPath } from '@calsync/proto';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { GrpcError } from './errors';
+import type { Logger } from './logger';
+import { latencyBuckets } from './metrics';
+
+type MethodDefinition = grpc.MethodDefinition<unknown, unknown>;
+type Definition = Record<string, MethodDefinition>;
+
+/** A unary handler: gets the decoded request, resolves the response or throws (GrpcError for expected failures). */
+type UnaryImplementation<D> = {
+  [K in keyof D]: D[K] extends {
+    requestDeserialize(bytes: Buffer): infer Req;
+    responseSerialize(value: infer Res): Buffer;
+  }
+    ? (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>
+    : never;
+};
+
+/** A gRPC service with its promise-based implementation, ready for createGrpcServer. */
+export interface ServiceBinding {
+  name: string;
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+/**
+ * Binds a ts-proto service definition to async handlers. A thrown GrpcError becomes its status
+ * (with its reason); anything else becomes INTERNAL without leaking the message to the caller.
+ */
+export function bindService<D extends Definition>(
+  name: string,
+  definition: D,
+  implementation: UnaryImplementation<D>,
+  log: Logger,
+): ServiceBinding {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of Object.keys(definition) as (keyof D & string)[]) {
+    const handle = implementation[method] as (
+      request: unknown,
+      call: grpc.ServerUnaryCall<unknown, unknown>,
+    ) => Promise<unknown>;
+    handlers[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      handle(call.request, call).then(
+        (response) => callback(null, response),
+        (error: unknown) => {
+          if (error instanceof GrpcError) return callback(error.toServiceError());
+          log.error({ err: error, method: definition[method]!.path }, 'handler failed');
+          callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+        },
+      );
+    };
+  }
+  return { name, definition: definition as unknown as grpc.ServiceDefinition, implementation: handlers };
+}
+
+/** Logs every finished call and records it in Prometheus by method and status code. */
+function observabilityInterceptor(log: Logger, registry: Registry): grpc.ServerInterceptor {
+  const handled = new Counter({
+    name: 'grpc_server_handled_total',
+    help: 'gRPC calls finished, by method and status code',
+    labelNames: ['method', 'code'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'grpc_server_handling_seconds',
+    help: 'gRPC call duration, by method',
+    labelNames: ['method', 'code'],
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  return (methodDescriptor, call) => {
+    const started = process.hrtime.bigint();
+    const method = methodDescriptor.path;
+    return new grpc.ServerInterceptingCall(call, {
+      sendStatus(statusObject, next) {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const code = grpc.status[statusObject.code] ?? String(statusObject.code);
+        handled.inc({ method, code });
+        duration.observe({ method, code }, seconds);
+        const fields = { method, code, ms: Math.round(seconds * 1e4) / 10 };
+        if (statusObject.code === grpc.status.OK) log.debug(fields, 'grpc call');
+        else if (statusObject.code === grpc.status.INTERNAL || statusObject.code === grpc.status.UNKNOWN)
+          log.error({ ...fields, details: statusObject.details }, 'grpc call failed');
+        else log.info({ ...fields, details: statusObject.details }, 'grpc call refused');
+        next(statusObject);
+      },
+    });
+  };
+}
+
+export interface GrpcServer {
+  /** Binds and starts serving; resolves the bound port. Health stays NOT_SERVING until setServing(true). */
+  start(): Promise<number>;
+  /** Flips grpc.health.v1 for the server and each service. */
+  setServing(serving: boolean): void;
+  /** Health NOT_SERVING at once, then drains in-flight calls, forcing after the timeout. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A gRPC server with honest health, reflection, logging and metrics, and graceful shutdown. */
+export function createGrpcServer(options: {
+  services: ServiceBinding[];
+  host: string;
+  port: number;
+  log: Logger;
+  registry: Registry;
+  shutdownTimeoutMs: number;
+}): GrpcServer {
+  const { log } = options;
+  const server = new grpc.Server({
+    interceptors: [observabilityInterceptor(log, options.registry)],
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const serviceNames = options.services.map((binding) => binding.name);
+  const health = new HealthImplementation(
+    Object.fromEntries(['', ...serviceNames].map((name) => [name, 'NOT_SERVING' as const])),
+  );
+  health.addToServer(server);
+  const descriptors = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
+  new ReflectionService(descriptors).addToServer(server);
+  for (const binding of options.services) server.addService(binding.definition, binding.implementation);
+
+  let stopping: Promise<void> | undefined;
+  const setServing = (serving: boolean) => {
+    const status = serving && !stopping ? 'SERVING' : 'NOT_SERVING';
+    for (const name of ['', ...serviceNames]) health.setStatus(name, status);
+  };
+
+  return {
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, port) => {
+          if (error) return reject(error);
+          log.info({ port }, 'grpc listening');
+          resolve(port);
+        });
+      }),
+    setServing,
+    stop() {
+      stopping ??= new Promise<void>((resolve) => {
+        setServing(false);
+        const force = setTimeout(() => {
+          log.warn('grpc drain timed out; forcing');
+          server.forceShutdown();
+          resolve();
+        }, options.shutdownTimeoutMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      return stopping;
+    },
+  };
+}

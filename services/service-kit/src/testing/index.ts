@@ -1,0 +1,3 @@
+export * from './infra';
+export * from './log-capture';
+export * from './process';
