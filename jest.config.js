@@ -3,7 +3,6 @@ const project = (displayName, testMatch) => ({
   displayName,
   testMatch,
   testEnvironment: 'node',
-  testTimeout: 60_000,
   transform: {
     '^.+\\.ts$': [
       '@swc/jest',
@@ -16,6 +15,7 @@ const project = (displayName, testMatch) => ({
 });
 
 module.exports = {
+  testTimeout: 60_000,
   globalSetup: '<rootDir>/scripts/test-infra/global-setup.mjs',
   globalTeardown: '<rootDir>/scripts/test-infra/global-teardown.mjs',
   projects: [project('services', ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/services/*/test/**/*.test.ts'])],

@@ -75,6 +75,10 @@ export const env = {
 export const commonEnv = {
   LOG_LEVEL: env.logLevel(),
   SHUTDOWN_TIMEOUT_MS: env.int(10_000, 100),
+  /** How long health answers NOT_SERVING before a stopping server refuses new calls. */
+  SHUTDOWN_DELAY_MS: env.int(0),
+  /** Apply migrations and exit (a Kubernetes migration Job or init container). */
+  MIGRATE_ONLY: env.bool(false),
 };
 
 /** Variables of a service that owns a Postgres schema. */

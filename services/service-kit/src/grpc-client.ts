@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 
-type MethodDefinition = grpc.MethodDefinition<unknown, unknown>;
-type Definition = Record<string, MethodDefinition>;
+// `any` because request/response types vary per method; the mapped types below restore them.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Definition = Record<string, grpc.MethodDefinition<any, any>>;
 
 /** Per-call options: a deadline in milliseconds (the client's default otherwise) and metadata. */
 export interface CallOptions {

@@ -9,8 +9,9 @@ import { GrpcError } from './errors';
 import type { Logger } from './logger';
 import { latencyBuckets } from './metrics';
 
-type MethodDefinition = grpc.MethodDefinition<unknown, unknown>;
-type Definition = Record<string, MethodDefinition>;
+// `any` because request/response types vary per method; the mapped types below restore them.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Definition = Record<string, grpc.MethodDefinition<any, any>>;
 
 /** A unary handler: gets the decoded request, resolves the response or throws (GrpcError for expected failures). */
 type UnaryImplementation<D> = {
@@ -111,6 +112,8 @@ export function createGrpcServer(options: {
   log: Logger;
   registry: Registry;
   shutdownTimeoutMs: number;
+  /** How long to answer NOT_SERVING before refusing new calls, so load balancers can notice. */
+  shutdownDelayMs?: number;
 }): GrpcServer {
   const { log } = options;
   const server = new grpc.Server({
@@ -145,18 +148,22 @@ export function createGrpcServer(options: {
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         setServing(false);
-        const force = setTimeout(() => {
-          log.warn('grpc drain timed out; forcing');
-          server.forceShutdown();
-          resolve();
-        }, options.shutdownTimeoutMs);
-        force.unref();
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
+        setTimeout(() => drain(resolve), options.shutdownDelayMs ?? 0);
       });
       return stopping;
     },
   };
+
+  function drain(resolve: () => void) {
+    const force = setTimeout(() => {
+      log.warn('grpc drain timed out; forcing');
+      server.forceShutdown();
+      resolve();
+    }, options.shutdownTimeoutMs);
+    force.unref();
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  }
 }

@@ -18,7 +18,8 @@ export function natsNames(prefix = 'calsync'): NatsNames {
   return {
     eventsStream: `${streamBase}_EVENTS`,
     eventsSubjects: `${prefix}.calendly.>`,
-    eventSubject: (eventType) => `${prefix}.calendly.${eventType.replace(/[^A-Za-z0-9_-]/g, '_')}`,
+    eventSubject: (eventType) =>
+      `${prefix}.calendly.${eventType.replace(/[^A-Za-z0-9_-]+/g, '.').replace(/^\.+|\.+$/g, '')}`,
     backfillStream: `${streamBase}_BACKFILL`,
     backfillSubject: `${prefix}.backfill.requested`,
     deadLetterStream: `${streamBase}_DEAD_LETTER`,

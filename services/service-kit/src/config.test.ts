@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { ConfigError, commonEnv, loadConfig, postgresEnv, sealingEnv, withActiveSealingKey } from './config';
+
+const key = (byte: number) => Buffer.alloc(32, byte).toString('base64');
+const schema = withActiveSealingKey(z.object({ ...commonEnv, ...postgresEnv('identity'), ...sealingEnv }));
+
+describe('loadConfig', () => {
+  const valid = {
+    DATABASE_URL: 'postgres://localhost/calsync',
+    SEALING_KEYS: `k1=${key(1)},k2=${key(2)}`,
+    SEALING_ACTIVE_KEY_ID: 'k2',
+  };
+
+  it('parses defaults and typed values', () => {
+    const config = loadConfig(schema, valid);
+    expect(config.DATABASE_SCHEMA).toBe('identity');
+    expect(config.LOG_LEVEL).toBe('info');
+    expect(config.MIGRATE_ONLY).toBe(false);
+    expect([...config.SEALING_KEYS.keys()]).toEqual(['k1', 'k2']);
+  });
+
+  it('names a missing variable', () => {
+    const { DATABASE_URL: _omitted, ...rest } = valid;
+    expect(() => loadConfig(schema, rest)).toThrow(/DATABASE_URL: is required/);
+  });
+
+  it('names every bad variable at once', () => {
+    try {
+      loadConfig(schema, { ...valid, DATABASE_URL: 'not a url', DATABASE_POOL_MAX: 'many', LOG_LEVEL: 'loud' });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems.map((p) => p.variable).sort()).toEqual([
+        'DATABASE_POOL_MAX',
+        'DATABASE_URL',
+        'LOG_LEVEL',
+      ]);
+    }
+  });
+
+  it('refuses a sealing key of the wrong length without echoing the key', () => {
+    const shortKey = Buffer.alloc(16, 7).toString('base64');
+    let message = '';
+    try {
+      loadConfig(schema, { ...valid, SEALING_KEYS: `k1=${shortKey}` });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/SEALING_KEYS: key "k1" must decode to 32 bytes/);
+    expect(message).not.toContain(shortKey);
+  });
+
+  it('refuses an active key id that names no configured key', () => {
+    expect(() => loadConfig(schema, { ...valid, SEALING_ACTIVE_KEY_ID: 'k9' })).toThrow(
+      /SEALING_ACTIVE_KEY_ID: names no key in SEALING_KEYS \(k1, k2\)/,
+    );
+  });
+});

@@ -1,0 +1,135 @@
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { meetingsV1 } from '@calsync/proto';
+import { GrpcError, reasonOf } from './errors';
+import { createGrpcClient } from './grpc-client';
+import { bindService, createGrpcServer, type GrpcServer } from './grpc-server';
+import { createMetricsRegistry } from './metrics';
+import { captureLogger } from './testing/log-capture';
+
+const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
+type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
+
+function checkHealth(port: number, serviceName = ''): Promise<HealthStatus> {
+  const client = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      (value: { service: string }) => healthService.Check!.requestSerialize(value),
+      (bytes: Buffer) => healthService.Check!.responseDeserialize(bytes) as { status: HealthStatus },
+      { service: serviceName },
+      { deadline: Date.now() + 2_000 },
+      (error, response) => {
+        client.close();
+        if (error) reject(error);
+        else resolve(response!.status);
+      },
+    );
+  });
+}
+
+describe('createGrpcServer', () => {
+  const { log, lines } = captureLogger('kit-grpc');
+  const registry = createMetricsRegistry('kit-grpc');
+  let server: GrpcServer;
+  let port: number;
+  let releaseSlowCall: () => void = () => undefined;
+
+  beforeAll(async () => {
+    const binding = bindService(
+      'calsync.meetings.v1.MeetingsService',
+      meetingsV1.MeetingsServiceService,
+      {
+        async getMeeting(request) {
+          if (request.id === 'slow') await new Promise<void>((resolve) => (releaseSlowCall = resolve));
+          if (request.id === 'missing')
+            throw new GrpcError(grpc.status.NOT_FOUND, 'no such meeting', 'MEETING_NOT_FOUND');
+          if (request.id === 'crash') throw new Error('database password is hunter2');
+          return { meeting: { ...meetingsV1.Meeting.fromPartial({ id: request.id, userId: request.userId }) } };
+        },
+        async listMeetings() {
+          return { meetings: [], nextCursor: '' };
+        },
+      },
+      log,
+    );
+    server = createGrpcServer({
+      services: [binding],
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      registry,
+      shutdownTimeoutMs: 5_000,
+      shutdownDelayMs: 300,
+    });
+    port = await server.start();
+  });
+
+  afterAll(async () => {
+    releaseSlowCall();
+    await server.stop();
+  });
+
+  const client = () => createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`);
+
+  it('answers NOT_SERVING until its dependencies are up', async () => {
+    expect(await checkHealth(port)).toBe('NOT_SERVING');
+    expect(await checkHealth(port, 'calsync.meetings.v1.MeetingsService')).toBe('NOT_SERVING');
+    server.setServing(true);
+    expect(await checkHealth(port)).toBe('SERVING');
+    expect(await checkHealth(port, 'calsync.meetings.v1.MeetingsService')).toBe('SERVING');
+  });
+
+  it('serves calls, maps GrpcError to its status and reason, and hides unexpected errors', async () => {
+    const meetings = client();
+    try {
+      const response = await meetings.getMeeting({ userId: 'u1', id: 'm1' });
+      expect(response.meeting?.id).toBe('m1');
+      const missing = await meetings.getMeeting({ userId: 'u1', id: 'missing' }).catch((error: unknown) => error);
+      expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+      expect((missing as grpc.ServiceError).details).toBe('no such meeting');
+      expect(reasonOf(missing)).toBe('MEETING_NOT_FOUND');
+      const crash = await meetings.getMeeting({ userId: 'u1', id: 'crash' }).catch((error: unknown) => error);
+      expect((crash as grpc.ServiceError).code).toBe(grpc.status.INTERNAL);
+      expect((crash as grpc.ServiceError).details).not.toContain('hunter2');
+    } finally {
+      meetings.close();
+    }
+    const metrics = await registry.getSingleMetricAsString('grpc_server_handled_total');
+    expect(metrics).toContain('method="/calsync.meetings.v1.MeetingsService/GetMeeting",code="NOT_FOUND"');
+    expect(lines.some((line) => line.includes('"code":"NOT_FOUND"'))).toBe(true);
+  });
+
+  it('offers server reflection for calsync services', async () => {
+    const reflection = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const call = reflection.makeBidiStreamRequest(
+        '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+        (value: Buffer) => value,
+        (bytes: Buffer) => bytes,
+      );
+      // ServerReflectionRequest { list_services: "*" } = field 7, string "*".
+      call.write(Buffer.from([0x3a, 0x01, 0x2a]));
+      const response = await new Promise<Buffer>((resolve, reject) => {
+        call.once('data', resolve);
+        call.once('error', reject);
+      });
+      call.end();
+      expect(response.toString('latin1')).toContain('calsync.meetings.v1.MeetingsService');
+    } finally {
+      reflection.close();
+    }
+  });
+
+  it('turns NOT_SERVING from the first moment of shutdown while in-flight calls finish', async () => {
+    const meetings = client();
+    const slow = meetings.getMeeting({ userId: 'u1', id: 'slow' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stopped = server.stop();
+    expect(await checkHealth(port)).toBe('NOT_SERVING');
+    releaseSlowCall();
+    await expect(slow).resolves.toMatchObject({ meeting: { id: 'slow' } });
+    await stopped;
+    meetings.close();
+  });
+});

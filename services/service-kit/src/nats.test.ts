@@ -1,0 +1,43 @@
+import { connect, type NatsConnection } from 'nats';
+import { ensureConsumer, ensureStream } from './nats';
+import { natsNames } from './nats-names';
+import { testNatsUrl, testSubjectPrefix } from './testing/infra';
+
+let nc: NatsConnection;
+const names = natsNames(testSubjectPrefix('kit'));
+
+beforeAll(async () => {
+  nc = await connect({ servers: testNatsUrl() });
+});
+
+afterAll(async () => {
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.delete(names.eventsStream).catch(() => undefined);
+  await nc.close();
+});
+
+describe('ensureStream and ensureConsumer', () => {
+  it('declare idempotently and bring settings up to date', async () => {
+    const jsm = await nc.jetstreamManager();
+    const config = { name: names.eventsStream, subjects: [names.eventsSubjects], duplicate_window: 120e9 };
+    await ensureStream(jsm, config);
+    await ensureStream(jsm, config);
+    await ensureStream(jsm, { ...config, max_msgs: 1000 });
+    const info = await jsm.streams.info(names.eventsStream);
+    expect(info.config.max_msgs).toBe(1000);
+    expect(info.config.duplicate_window).toBe(120e9);
+
+    await ensureConsumer(jsm, names.eventsStream, { durable_name: 'meetings', max_deliver: 5 });
+    await ensureConsumer(jsm, names.eventsStream, { durable_name: 'meetings', max_deliver: 7 });
+    const consumers = await jsm.consumers.list(names.eventsStream).next();
+    expect(consumers.map((c) => [c.name, c.config.max_deliver])).toEqual([['meetings', 7]]);
+  });
+
+  it('gives every prefix its own streams and subjects', () => {
+    const a = natsNames('alpha');
+    const b = natsNames('beta');
+    expect(a.eventsStream).not.toBe(b.eventsStream);
+    expect(a.eventSubject('invitee.created')).toBe('alpha.calendly.invitee.created');
+    expect(a.eventsSubjects).toBe('alpha.calendly.>');
+  });
+});

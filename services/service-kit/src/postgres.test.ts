@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { createPool, inTransaction, migrate } from './postgres';
+import { captureLogger } from './testing/log-capture';
+import { createTestDatabase, type TestDatabase } from './testing/infra';
+
+const run = promisify(execFile);
+let database: TestDatabase;
+let dir: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase('kit_pg');
+  dir = mkdtempSync(join(tmpdir(), 'migrations-'));
+  // pg_sleep widens the window in which two starts would race without the lock.
+  writeFileSync(
+    join(dir, '0001_create_things.sql'),
+    '-- Up Migration\nSELECT pg_sleep(0.5);\nCREATE TABLE things (id int PRIMARY KEY);\nINSERT INTO things VALUES (1);\n',
+  );
+  writeFileSync(join(dir, '0002_more_things.sql'), '-- Up Migration\nINSERT INTO things VALUES (2);\n');
+});
+
+afterAll(async () => {
+  await database.drop();
+});
+
+async function query<T>(sql: string): Promise<T[]> {
+  const client = new Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+describe('migrate', () => {
+  it('applies migrations exactly once when two processes start together', async () => {
+    const kit = join(__dirname, '..', 'dist', 'index.js');
+    const script = `
+      const kit = require(${JSON.stringify(kit)});
+      const log = kit.createLogger({ service: 'migrate-test', level: 'silent' });
+      kit.migrate({ url: process.argv[1], schema: 'racers', dir: process.argv[2], log })
+        .then((applied) => console.log(JSON.stringify(applied)))
+        .catch((error) => { console.error(error); process.exit(1); });`;
+    const results = await Promise.all(
+      [1, 2].map(() => run(process.execPath, ['-e', script, database.url, dir], { timeout: 30_000 })),
+    );
+    const applied = results.map((result) => JSON.parse(result.stdout) as string[]);
+    expect(applied.flat().sort()).toEqual(['0001_create_things', '0002_more_things']);
+    expect(applied.some((names) => names.length === 0)).toBe(true);
+    expect(await query('SELECT id FROM racers.things ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(await query('SELECT name FROM racers.schema_migrations ORDER BY id')).toEqual([
+      { name: '0001_create_things' },
+      { name: '0002_more_things' },
+    ]);
+  });
+
+  it('keeps each service in its own schema with its own history', async () => {
+    const { log } = captureLogger();
+    await migrate({ url: database.url, schema: 'other_service', dir, log });
+    expect(await query('SELECT count(*)::int AS n FROM other_service.schema_migrations')).toEqual([{ n: 2 }]);
+    const pool = createPool({ url: database.url, schema: 'other_service', log });
+    try {
+      const { rows } = await pool.query('SELECT count(*)::int AS n FROM things');
+      expect(rows).toEqual([{ n: 2 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('refuses a schema name that is not a plain identifier', async () => {
+    const { log } = captureLogger();
+    await expect(migrate({ url: database.url, schema: 'x; DROP TABLE y', dir, log })).rejects.toThrow(/schema name/);
+  });
+});
+
+describe('inTransaction', () => {
+  it('rolls back everything when the work throws', async () => {
+    const { log } = captureLogger();
+    const pool = createPool({ url: database.url, schema: 'racers', log });
+    try {
+      await expect(
+        inTransaction(pool, async (client) => {
+          await client.query('INSERT INTO things VALUES (3)');
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      const { rows } = await pool.query('SELECT count(*)::int AS n FROM things WHERE id = 3');
+      expect(rows).toEqual([{ n: 0 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+});
