@@ -22,6 +22,10 @@ export function spawnService(options: {
   entry: string;
   env: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Called with every log line as it is written. */
+  onLine?: (line: string) => void;
+  /** Keep at most this many lines in `lines` (all by default, for tests that scan them). */
+  maxLines?: number;
 }): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [options.entry], {
     env: { PATH: process.env.PATH ?? '', ...options.env },
@@ -36,6 +40,8 @@ export function spawnService(options: {
     }, options.readyTimeoutMs ?? 30_000);
     const onLine = (line: string) => {
       lines.push(line);
+      if (options.maxLines !== undefined && lines.length > options.maxLines) lines.shift();
+      options.onLine?.(line);
       try {
         const parsed = JSON.parse(line) as Record<string, unknown>;
         if (parsed.msg === 'ready') {
