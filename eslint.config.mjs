@@ -48,6 +48,13 @@ export default tseslint.config(
     },
   },
   {
+    files: ['scripts/demo/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', localStorage: 'readonly', URLSearchParams: 'readonly' },
+    },
+  },
+  {
     files: ['**/*.test.ts', 'scripts/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },

@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// `npm run dev`: the whole calsync system on this machine. Builds when needed, starts an
+// embedded Postgres (unless DATABASE_URL is set) and a nats-server with JetStream (unless
+// NATS_URL is set), the Calendly simulator, and every service as its own process; creates
+// demo users at the simulator and serves the demo page. Ctrl-C stops everything.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedPostgres, startLocalNats } from './lib/local-infra.mjs';
+import { devSecrets, startSystem } from './lib/system.mjs';
+
+const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const stateDir = join(rootDir, '.dev');
+const gatewayPort = Number(process.env.GATEWAY_PORT ?? 8080);
+const simPort = Number(process.env.SIM_PORT ?? 8081);
+const jwtSecret = process.env.AUTH_JWT_SECRET ?? 'calsync-dev-jwt-secret-change-me';
+const demoUsers = [
+  { id: 'alice', name: 'Alice Adviser', email: 'alice@example.test' },
+  { id: 'bob', name: 'Bob Broker', email: 'bob@example.test' },
+  { id: 'carol', name: 'Carol Counsel', email: 'carol@example.test' },
+];
+
+const say = (message) => process.stdout.write(`${message}\n`);
+const cleanups = [];
+let stopping = false;
+
+async function shutdown(code) {
+  if (stopping) return;
+  stopping = true;
+  say('\nstopping calsync...');
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      say(`  cleanup failed: ${error.message}`);
+    }
+  }
+  say('stopped.');
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+/** HS256 JWT for a demo user, signed with the gateway's secret (dev only). */
+function demoToken(sub) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub, iat: now, exp: now + 7 * 24 * 3600 })}`;
+  return `${body}.${createHmac('sha256', jwtSecret).update(body).digest('base64url')}`;
+}
+
+/** Prints a service's JSON log line compactly: warnings and errors always, the rest at LOG_LEVEL. */
+function printLine(service, line) {
+  try {
+    const entry = JSON.parse(line);
+    if (
+      process.env.DEV_VERBOSE !== 'true' &&
+      !['warn', 'error', 'fatal'].includes(entry.level) &&
+      entry.msg !== 'ready'
+    )
+      return;
+    const { level, msg, time: _time, service: _service, pid: _pid, hostname: _hostname, ...fields } = entry;
+    say(
+      `${service.padEnd(13)} ${String(level).padEnd(5)} ${msg} ${Object.keys(fields).length ? JSON.stringify(fields) : ''}`,
+    );
+  } catch {
+    say(`${service.padEnd(13)} ${line}`);
+  }
+}
+
+async function main() {
+  say('calsync dev: building (cached when nothing changed)...');
+  execFileSync('npx', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: rootDir, stdio: 'inherit' });
+
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir, { recursive: true });
+
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    say('starting an embedded Postgres...');
+    const postgres = await startEmbeddedPostgres({ dir: join(stateDir, 'postgres') });
+    cleanups.push(postgres.stop);
+    databaseUrl = postgres.url;
+  }
+  let natsUrl = process.env.NATS_URL;
+  if (!natsUrl) {
+    say('starting nats-server with JetStream...');
+    const nats = await startLocalNats({ dir: join(stateDir, 'nats') });
+    cleanups.push(nats.stop);
+    natsUrl = nats.url;
+  }
+
+  const demoDir = join(stateDir, 'demo');
+  cpSync(join(rootDir, 'scripts', 'demo'), demoDir, { recursive: true });
+
+  say('starting the Calendly simulator and the services...');
+  const system = await startSystem({
+    rootDir,
+    databaseUrl,
+    natsUrl,
+    gatewayPort,
+    simPort,
+    secrets: { ...devSecrets(), jwtSecret },
+    demoDir,
+    maxLines: 200,
+    onLine: printLine,
+  });
+  cleanups.push(system.stop);
+
+  const users = [];
+  for (const user of demoUsers) {
+    const response = await fetch(`${system.urls.simulator}/_sim/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: user.name, email: user.email, plan: 'standard' }),
+    });
+    if (!response.ok) throw new Error(`creating demo user ${user.id} at the simulator: ${response.status}`);
+    const calendly = await response.json();
+    users.push({ ...user, token: demoToken(user.id), calendly });
+  }
+  writeFileSync(
+    join(demoDir, 'config.js'),
+    `window.CALSYNC_DEMO = ${JSON.stringify({ gateway: system.urls.gateway, simulator: system.urls.simulator, users }, null, 2)};\n`,
+  );
+
+  say('');
+  say('calsync is running');
+  say(`  demo page          ${system.urls.demo}`);
+  say(`  gateway            ${system.urls.gateway}   (/healthz /readyz /metrics /api/...)`);
+  say(`  Calendly simulator ${system.urls.simulator}   (control API under /_sim/)`);
+  say(
+    `  gRPC               identity ${system.urls.identity}, subscription ${system.urls.subscription}, meetings ${system.urls.meetings}`,
+  );
+  say('');
+  say('demo sign-in (pick a user on the demo page, or call the API with its bearer token):');
+  for (const user of users) say(`  ${user.id.padEnd(6)} Authorization: Bearer ${user.token}`);
+  say('');
+  say('Ctrl-C stops everything.');
+}
+
+main().catch(async (error) => {
+  say(`calsync dev failed: ${error.message}`);
+  await shutdown(1);
+});

@@ -1,0 +1,138 @@
+// Starts the whole calsync system as real processes, wired the way production wires it:
+// the Calendly simulator, identity, subscription, meetings and gateway, over real gRPC and
+// NATS JetStream against one Postgres. `npm run dev` and the end-to-end tests both use it.
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { freePort } from './local-infra.mjs';
+
+const require = createRequire(import.meta.url);
+
+/** Fresh secrets for one run: nothing here is ever a production value. */
+export function devSecrets() {
+  return {
+    sealingKeys: `dev=${randomBytes(32).toString('base64')}`,
+    applicationSigningKey: randomBytes(32).toString('base64url'),
+    clientId: 'calsync-dev-client',
+    clientSecret: randomBytes(24).toString('base64url'),
+    jwtSecret: randomBytes(32).toString('base64url'),
+  };
+}
+
+/**
+ * Starts every service and resolves { urls, processes, secrets, stop }. `onLine(service, line)`
+ * receives each log line (JSON) as it is written.
+ */
+export async function startSystem({
+  rootDir,
+  databaseUrl,
+  natsUrl,
+  gatewayPort = 0,
+  simPort = 0,
+  host = '127.0.0.1',
+  secrets = devSecrets(),
+  natsSubjectPrefix = 'calsync',
+  demoDir,
+  logLevel = 'info',
+  extraEnv = {},
+  onLine = () => {},
+  maxLines,
+}) {
+  const { spawnService } = require(join(rootDir, 'services/service-kit/dist/testing/index.js'));
+  const entry = (service) => join(rootDir, 'services', service, 'dist', 'main.js');
+  const processes = [];
+  const stop = async () => {
+    for (const running of [...processes].reverse()) await running.process.stop();
+  };
+  const start = async (service, env) => {
+    const running = await spawnService({
+      entry: entry(service),
+      env: { LOG_LEVEL: logLevel, ...env, ...(extraEnv[service] ?? {}) },
+      readyTimeoutMs: 60_000,
+      onLine: (line) => onLine(service, line),
+      maxLines,
+    });
+    processes.push({ service, process: running });
+    return running;
+  };
+
+  try {
+    const gatewayHttpPort = gatewayPort || (await freePort());
+    const publicBaseUrl = `http://${host}:${gatewayHttpPort}`;
+    const sim = await start('calendly-sim', {
+      SIM_PORT: String(simPort || (await freePort())),
+      SIM_HOST: host,
+      SIM_CLIENT_ID: secrets.clientId,
+      SIM_CLIENT_SECRET: secrets.clientSecret,
+      SIM_APPLICATION_SIGNING_KEY: secrets.applicationSigningKey,
+    });
+    const simUrl = `http://${host}:${sim.ready.httpPort}`;
+    const calendly = {
+      CALENDLY_API_URL: simUrl,
+      CALENDLY_AUTH_URL: simUrl,
+    };
+    const grpcPorts = async () => ({
+      GRPC_HOST: host,
+      GRPC_PORT: String(await freePort()),
+      METRICS_PORT: String(await freePort()),
+    });
+    const common = {
+      DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      NATS_SUBJECT_PREFIX: natsSubjectPrefix,
+      SEALING_KEYS: secrets.sealingKeys,
+      SEALING_ACTIVE_KEY_ID: secrets.sealingKeys.split('=')[0],
+    };
+    const identity = await start('identity', {
+      ...common,
+      ...(await grpcPorts()),
+      ...calendly,
+      CALENDLY_CLIENT_ID: secrets.clientId,
+      CALENDLY_CLIENT_SECRET: secrets.clientSecret,
+    });
+    const identityAddr = `${host}:${identity.ready.grpcPort}`;
+    const [subscription, meetings] = await Promise.all([
+      grpcPorts().then((ports) =>
+        start('subscription', {
+          ...common,
+          ...ports,
+          ...calendly,
+          IDENTITY_ADDR: identityAddr,
+          PUBLIC_BASE_URL: publicBaseUrl,
+          CALENDLY_WEBHOOK_SIGNING_KEY: secrets.applicationSigningKey,
+        }),
+      ),
+      grpcPorts().then((ports) => start('meetings', { ...common, ...ports, ...calendly, IDENTITY_ADDR: identityAddr })),
+    ]);
+    const gateway = await start('gateway', {
+      NATS_URL: natsUrl,
+      NATS_SUBJECT_PREFIX: natsSubjectPrefix,
+      HTTP_HOST: host,
+      HTTP_PORT: String(gatewayHttpPort),
+      PUBLIC_BASE_URL: publicBaseUrl,
+      APP_URL: demoDir ? `${publicBaseUrl}/demo/` : publicBaseUrl,
+      IDENTITY_ADDR: identityAddr,
+      SUBSCRIPTION_ADDR: `${host}:${subscription.ready.grpcPort}`,
+      MEETINGS_ADDR: `${host}:${meetings.ready.grpcPort}`,
+      AUTH_JWT_SECRET: secrets.jwtSecret,
+      ...(demoDir ? { DEMO_DIR: demoDir } : {}),
+    });
+    return {
+      urls: {
+        gateway: publicBaseUrl,
+        simulator: simUrl,
+        demo: `${publicBaseUrl}/demo/`,
+        identity: identityAddr,
+        subscription: `${host}:${subscription.ready.grpcPort}`,
+        meetings: `${host}:${meetings.ready.grpcPort}`,
+      },
+      processes: Object.fromEntries(processes.map(({ service, process }) => [service, process])),
+      secrets,
+      gatewayReady: gateway.ready,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
