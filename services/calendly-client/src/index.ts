@@ -1,0 +1,14 @@
+export { createCalendlyClient, retryAfterSeconds } from './client';
+export type { CalendlyClient, CalendlyClientOptions, ScheduledEventsQuery, WebhookSubscriptionQuery } from './client';
+export { CalendlyError, type CalendlyFailure } from './errors';
+export type {
+  CalendlyErrorDetail,
+  CalendlyUser,
+  Invitee,
+  Page,
+  Pagination,
+  ScheduledEvent,
+  TokenResponse,
+  WebhookScope,
+  WebhookSubscription,
+} from './types';
