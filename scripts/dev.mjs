@@ -5,11 +5,15 @@
 // demo users at the simulator and serves the demo page. Ctrl-C stops everything.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createHmac } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEmbeddedPostgres, startLocalNats } from './lib/local-infra.mjs';
-import { devSecrets, startSystem } from './lib/system.mjs';
+import localInfra from './lib/local-infra.cjs';
+import systemLib from './lib/system.cjs';
+import devJwt from './lib/dev-jwt.cjs';
+
+const { startEmbeddedPostgres, startLocalNats } = localInfra;
+const { devSecrets, startSystem } = systemLib;
+const { signDevJwt } = devJwt;
 
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(rootDir, '.dev');
@@ -42,14 +46,6 @@ async function shutdown(code) {
 }
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
-
-/** HS256 JWT for a demo user, signed with the gateway's secret (dev only). */
-function demoToken(sub) {
-  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub, iat: now, exp: now + 7 * 24 * 3600 })}`;
-  return `${body}.${createHmac('sha256', jwtSecret).update(body).digest('base64url')}`;
-}
 
 /** Prints a service's JSON log line compactly: warnings and errors always, the rest at LOG_LEVEL. */
 function printLine(service, line) {
@@ -118,7 +114,7 @@ async function main() {
     });
     if (!response.ok) throw new Error(`creating demo user ${user.id} at the simulator: ${response.status}`);
     const calendly = await response.json();
-    users.push({ ...user, token: demoToken(user.id), calendly });
+    users.push({ ...user, token: signDevJwt(user.id, jwtSecret), calendly });
   }
   writeFileSync(
     join(demoDir, 'config.js'),

