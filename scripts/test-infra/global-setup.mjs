@@ -2,6 +2,7 @@
 // CALSYNC_TEST_DATABASE_URL / CALSYNC_TEST_NATS_URL when set, else from testcontainers where
 // a Docker runtime answers, else an embedded Postgres and a local nats-server. Each test file
 // then makes its own database and its own stream names (service-kit/testing).
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import localInfra from '../lib/local-infra.cjs';
@@ -29,5 +30,6 @@ export default async function globalSetup() {
     stops.push(nats.stop);
     process.env.CALSYNC_TEST_NATS_URL = nats.url;
   }
+  stops.unshift(() => rmSync(dir, { recursive: true, force: true }));
   globalThis.__calsyncInfraStops = stops;
 }
