@@ -188,7 +188,7 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
         const delayMs = retryDelay(request, error, attemptNo);
         if (delayMs === undefined) throw error;
         log.warn(
-          { operation: request.operation, status: outcome, attempt: attemptNo + 1, delayMs },
+          { operation: request.operation, status: outcome, attempt: attemptNo + 1, delayMs: Math.round(delayMs) },
           'calendly call failed; retrying',
         );
         await sleep(delayMs);

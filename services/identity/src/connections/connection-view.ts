@@ -1,0 +1,39 @@
+import { GrpcError, GrpcStatus } from '@calsync/service-kit';
+import type { ConnectionKind, ConnectionRow, ConnectionState } from './connection-repository';
+
+/** A connection as callers see it: no secret. */
+export interface Connection {
+  userId: string;
+  kind: ConnectionKind;
+  state: ConnectionState;
+  calendlyUserUri: string;
+  calendlyOrganizationUri: string;
+  scope: string;
+  connectedAt: Date;
+  updatedAt: Date;
+  accessTokenExpiresAt?: Date;
+}
+
+export function toConnection(row: ConnectionRow): Connection {
+  return {
+    userId: row.user_id,
+    kind: row.kind,
+    state: row.state,
+    calendlyUserUri: row.calendly_user_uri,
+    calendlyOrganizationUri: row.calendly_organization_uri,
+    scope: row.scope,
+    connectedAt: row.connected_at,
+    updatedAt: row.updated_at,
+    accessTokenExpiresAt: row.access_token_expires_at ?? undefined,
+  };
+}
+
+export const notConnected = () =>
+  new GrpcError(GrpcStatus.NOT_FOUND, 'this user has no Calendly connection', 'NOT_CONNECTED');
+
+export const reauthRequired = () =>
+  new GrpcError(
+    GrpcStatus.FAILED_PRECONDITION,
+    'Calendly no longer accepts this Calendly connection (its refresh token was revoked or already used): the user must connect Calendly again',
+    'REAUTH_REQUIRED',
+  );

@@ -1,0 +1,53 @@
+import { identityV1 } from '@calsync/proto';
+import { bindService, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import type { AccessTokens } from '../connections/access-tokens';
+import type { ConnectionKind } from '../connections/connection-repository';
+import type { Connection } from '../connections/connection-view';
+import type { Connections } from '../connections/connections';
+
+const kinds: Record<ConnectionKind, identityV1.ConnectionKind> = {
+  oauth: identityV1.ConnectionKind.CONNECTION_KIND_OAUTH,
+  personal_token: identityV1.ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN,
+};
+
+const states: Record<Connection['state'], identityV1.ConnectionState> = {
+  active: identityV1.ConnectionState.CONNECTION_STATE_ACTIVE,
+  reauth_required: identityV1.ConnectionState.CONNECTION_STATE_REAUTH_REQUIRED,
+};
+
+function toProto(connection: Connection): identityV1.Connection {
+  return { ...connection, kind: kinds[connection.kind], state: states[connection.state] };
+}
+
+/** calsync.identity.v1.IdentityService over the domain: decoding and encoding only. */
+export function identityService(deps: {
+  connections: Connections;
+  accessTokens: AccessTokens;
+  log: Logger;
+}): ServiceBinding {
+  const { connections, accessTokens } = deps;
+  return bindService(
+    'calsync.identity.v1.IdentityService',
+    identityV1.IdentityServiceService,
+    {
+      beginConnect: (request) => connections.beginConnect(request.userId, request.redirectUri),
+      async completeConnect(request) {
+        const result = await connections.completeConnect(request.state, request.code);
+        return { connection: toProto(result.connection), replacedPrevious: result.replacedPrevious };
+      },
+      async connectWithPersonalToken(request) {
+        const result = await connections.connectWithPersonalToken(request.userId, request.token);
+        return { connection: toProto(result.connection), replacedPrevious: result.replacedPrevious };
+      },
+      async getConnection(request) {
+        return { connection: toProto(await connections.getConnection(request.userId)) };
+      },
+      async getAccessToken(request) {
+        const token = await accessTokens.getAccessToken(request.userId, request.minValiditySeconds);
+        return { ...token, kind: kinds[token.kind] };
+      },
+      disconnect: (request) => connections.disconnect(request.userId),
+    },
+    deps.log,
+  );
+}

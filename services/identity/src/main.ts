@@ -1,0 +1,155 @@
+import { join } from 'node:path';
+import { createCalendlyClient } from '@calsync/calendly-client';
+import {
+  createGrpcServer,
+  createLogger,
+  createMetricsRegistry,
+  createPool,
+  createSealer,
+  createStop,
+  exitOnSignals,
+  migrate,
+  pingPostgres,
+  startMetricsServer,
+  type Logger,
+} from '@calsync/service-kit';
+import { loadConfig, type Config } from './config';
+import { createAccessTokens } from './connections/access-tokens';
+import { createConnections } from './connections/connections';
+import { pruneTokenRequests } from './connections/token-budget';
+import { identityService } from './grpc/identity-handlers';
+import { createIdentityMetrics } from './metrics/identity-metrics';
+import { pruneExpiredOAuthStates } from './oauth/oauth-state-repository';
+
+const migrationsDir = join(__dirname, '..', 'migrations');
+const healthIntervalMs = 5_000;
+const housekeepingIntervalMs = 60_000;
+
+export interface IdentityApp {
+  stop(): Promise<void>;
+  ports: { grpc: number; metrics: number };
+}
+
+export function runMigrations(config: Config, log: Logger): Promise<string[]> {
+  return migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
+}
+
+/** Wires identity: config -> logger -> pool -> domain -> gRPC and metrics servers. */
+export async function start(config: Config, options: { log?: Logger } = {}): Promise<IdentityApp> {
+  const log = options.log ?? createLogger({ service: 'identity', level: config.LOG_LEVEL });
+  await runMigrations(config, log);
+  const pool = createPool({
+    url: config.DATABASE_URL,
+    schema: config.DATABASE_SCHEMA,
+    max: config.DATABASE_POOL_MAX,
+    applicationName: 'identity',
+    log,
+  });
+  const registry = createMetricsRegistry('identity');
+  const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
+  const calendly = createCalendlyClient({
+    apiUrl: config.CALENDLY_API_URL,
+    authUrl: config.CALENDLY_AUTH_URL,
+    clientId: config.CALENDLY_CLIENT_ID,
+    clientSecret: config.CALENDLY_CLIENT_SECRET,
+    timeoutMs: config.CALENDLY_TIMEOUT_MS,
+    maxRetries: config.CALENDLY_MAX_RETRIES,
+    maxRetryDelayMs: config.CALENDLY_MAX_RETRY_DELAY_MS,
+    log,
+    registry,
+  });
+  const metrics = createIdentityMetrics({ registry, pool, log });
+  const connections = createConnections({
+    log,
+    pool,
+    sealer,
+    calendly,
+    settings: {
+      authUrl: config.CALENDLY_AUTH_URL,
+      clientId: config.CALENDLY_CLIENT_ID,
+      scopes: config.CALENDLY_OAUTH_SCOPES,
+      stateTtlSeconds: config.OAUTH_STATE_TTL_SECONDS,
+      tokenRequestsPerMinute: config.TOKEN_REQUESTS_PER_MINUTE,
+    },
+  });
+  const accessTokens = createAccessTokens({
+    log,
+    pool,
+    sealer,
+    calendly,
+    metrics,
+    settings: {
+      defaultMinValiditySeconds: config.ACCESS_TOKEN_MIN_VALIDITY_SECONDS,
+      tokenRequestsPerMinute: config.TOKEN_REQUESTS_PER_MINUTE,
+      refreshLockTimeoutMs: config.REFRESH_LOCK_TIMEOUT_MS,
+    },
+  });
+
+  const grpcServer = createGrpcServer({
+    services: [identityService({ connections, accessTokens, log })],
+    host: config.GRPC_HOST,
+    port: config.GRPC_PORT,
+    log,
+    registry,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
+  });
+  const grpcPort = await grpcServer.start();
+  const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+
+  // Serving only while Postgres answers: without it no call can succeed.
+  let serving: boolean | undefined;
+  const checkHealth = async () => {
+    const healthy = await pingPostgres(pool);
+    if (healthy !== serving) {
+      if (serving !== undefined) log.warn({ serving: healthy }, 'postgres health changed');
+      serving = healthy;
+      grpcServer.setServing(healthy);
+    }
+  };
+  await checkHealth();
+  const healthTimer = setInterval(() => void checkHealth(), healthIntervalMs);
+  healthTimer.unref();
+  // Expired connect states and token requests older than the rate window are never read again.
+  const housekeeping = setInterval(() => {
+    Promise.all([pruneExpiredOAuthStates(pool), pruneTokenRequests(pool)]).catch((error: unknown) =>
+      log.warn({ err: error }, 'housekeeping failed'),
+    );
+  }, housekeepingIntervalMs);
+  housekeeping.unref();
+
+  const stop = createStop({
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: 'timers', run: () => (clearInterval(healthTimer), clearInterval(housekeeping)) },
+      { name: 'grpc', run: () => grpcServer.stop() },
+      { name: 'metrics', run: () => metricsServer.close() },
+      { name: 'postgres', run: () => pool.end() },
+    ],
+  });
+  log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
+  return { stop, ports: { grpc: grpcPort, metrics: metricsServer.port } };
+}
+
+if (require.main === module) {
+  const config = loadConfig();
+  const log = createLogger({ service: 'identity', level: config.LOG_LEVEL });
+  if (config.MIGRATE_ONLY) {
+    runMigrations(config, log).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.fatal({ err: error }, 'migrations failed');
+        process.exit(1);
+      },
+    );
+  } else {
+    start(config, { log }).then(
+      (app) => exitOnSignals(app.stop, log),
+      (error: unknown) => {
+        log.fatal({ err: error }, 'start failed');
+        process.exit(1);
+      },
+    );
+  }
+}
