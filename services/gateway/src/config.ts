@@ -1,0 +1,111 @@
+import { commonEnv, env, loadConfig, natsEnv } from '@calsync/service-kit';
+import { z } from 'zod';
+
+const hostPort = () =>
+  z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/, 'must be host:port');
+
+const optionalString = () =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((value) => (value ? value : undefined));
+
+const optionalUrl = () =>
+  optionalString().pipe(z.string().url('must be a URL').optional()) as z.ZodType<string | undefined>;
+
+/** Comma-separated values, blanks dropped. */
+const list = () =>
+  z
+    .string()
+    .optional()
+    .transform((value) =>
+      (value ?? '')
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean),
+    );
+
+const origins = () =>
+  list().superRefine((values, ctx) => {
+    for (const value of values) {
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(value);
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed || parsed.origin !== value) {
+        ctx.addIssue({ code: 'custom', message: `"${value}" is not an origin like https://app.example.com` });
+      }
+    }
+  });
+
+const schema = z
+  .object({
+    ...commonEnv,
+    ...natsEnv,
+    HTTP_HOST: z.string().default('0.0.0.0'),
+    HTTP_PORT: env.port(8080),
+    /** Where browsers and Calendly reach this gateway, e.g. https://calsync.example.com. */
+    PUBLIC_BASE_URL: env.url().transform((value) => value.replace(/\/+$/, '')),
+    /** Where the OAuth callback sends the browser back to, with ?calendly=connected|error. */
+    APP_URL: env.url(),
+    OAUTH_REDIRECT_URI: optionalUrl(),
+    IDENTITY_ADDR: hostPort(),
+    SUBSCRIPTION_ADDR: hostPort(),
+    MEETINGS_ADDR: hostPort(),
+    AUTH_JWT_SECRET: optionalString().pipe(
+      z.string().min(32, 'must be at least 32 characters (HS256 needs a strong key)').optional(),
+    ) as z.ZodType<string | undefined>,
+    AUTH_JWKS_URL: optionalUrl(),
+    AUTH_JWT_ISSUER: optionalString(),
+    AUTH_JWT_AUDIENCE: list(),
+    /** NATS refuses messages over its max_payload (1 MiB by default): the body must fit in one with its envelope. */
+    WEBHOOK_MAX_BODY_BYTES: env.int(512 * 1024, 1024),
+    VERIFY_TIMEOUT_MS: env.int(2_000, 50),
+    PUBLISH_TIMEOUT_MS: env.int(5_000, 50),
+    /** Deadline of the user API's calls to identity, subscription and meetings (some reach Calendly). */
+    UPSTREAM_TIMEOUT_MS: env.int(10_000, 50),
+    EVENTS_STREAM_MAX_AGE_SECONDS: env.int(7 * 24 * 3600, 1),
+    /** -1: no byte limit (max age still applies). */
+    EVENTS_STREAM_MAX_BYTES: env.int(-1, -1),
+    /** Calendly retries within seconds to minutes; JetStream drops a repeated msg id inside this window. */
+    EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS: env.int(600, 120),
+    CORS_ORIGINS: origins(),
+    /** A folder served at /demo; unset: no /demo route. */
+    DEMO_DIR: optionalString(),
+  })
+  .superRefine((value, ctx) => {
+    if (!value.AUTH_JWT_SECRET === !value.AUTH_JWKS_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [value.AUTH_JWT_SECRET ? 'AUTH_JWKS_URL' : 'AUTH_JWT_SECRET'],
+        message: value.AUTH_JWT_SECRET
+          ? 'set only one of AUTH_JWT_SECRET and AUTH_JWKS_URL'
+          : 'is required (or AUTH_JWKS_URL)',
+      });
+    }
+    if (value.EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS > value.EVENTS_STREAM_MAX_AGE_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS'],
+        message: 'must not exceed EVENTS_STREAM_MAX_AGE_SECONDS',
+      });
+    }
+  });
+
+export type GatewayConfig = z.infer<typeof schema>;
+
+/** The gateway's configuration from the environment; throws ConfigError naming every bad variable. */
+export function loadGatewayConfig(environment: Record<string, string | undefined> = process.env): GatewayConfig {
+  return loadConfig(schema, environment);
+}
+
+/** Where Calendly sends the browser back after authorize. */
+export function oauthRedirectUri(config: Pick<GatewayConfig, 'OAUTH_REDIRECT_URI' | 'PUBLIC_BASE_URL'>): string {
+  return config.OAUTH_REDIRECT_URI ?? `${config.PUBLIC_BASE_URL}/api/calendly/oauth/callback`;
+}

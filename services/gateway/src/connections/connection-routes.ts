@@ -1,0 +1,141 @@
+import Router from '@koa/router';
+import { GrpcStatus } from '@calsync/service-kit';
+import { requireUser, userIdOf } from '../auth/auth-middleware';
+import type { JwtVerifier } from '../auth/jwt-verifier';
+import { HttpError } from '../http/http-error';
+import { parseJsonObject, readRawBody, requireJsonContentType } from '../http/raw-body';
+import type { GatewayState } from '../http/request-context';
+import { upstreamError } from '../upstream/upstream-error';
+import { ConnectStepFailed, type CallContext, type ConnectionService } from './connection-service';
+
+const maxTokenBodyBytes = 16 * 1024;
+
+/**
+ * The user's Calendly connection: connect (OAuth redirect or personal token), look, disconnect.
+ * Every route but the OAuth callback needs the user's JWT; the callback is bound to its user by
+ * the single-use state that identity issued to that user.
+ */
+export function connectionRoutes(options: {
+  connections: ConnectionService;
+  verify: JwtVerifier;
+  appUrl: string;
+}): Router<GatewayState> {
+  const { connections } = options;
+  const router = new Router<GatewayState>();
+  const signedIn = requireUser(options.verify);
+  const context = (state: GatewayState): CallContext => ({
+    requestId: state.requestId,
+    traceparent: state.trace.traceparent,
+    ...(state.trace.tracestate ? { tracestate: state.trace.tracestate } : {}),
+  });
+
+  router.get('/api/calendly/connect', signedIn, async (ctx) => {
+    let authorizeUrl: string;
+    try {
+      authorizeUrl = await connections.beginConnect(userIdOf(ctx.state), context(ctx.state));
+    } catch (error) {
+      throw upstreamError(error, 'identity');
+    }
+    ctx.set('Cache-Control', 'no-store');
+    // A single-page app cannot follow a redirect from fetch: it asks for JSON and navigates itself.
+    if (ctx.accepts('html', 'json') === 'json') {
+      ctx.body = { authorizeUrl };
+      return;
+    }
+    ctx.redirect(authorizeUrl);
+  });
+
+  router.get('/api/calendly/oauth/callback', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    const backToApp = (params: Record<string, string>) => {
+      const url = new URL(options.appUrl);
+      for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+      ctx.redirect(url.toString());
+    };
+    const fail = (reason: string, error?: unknown) => {
+      ctx.state.outcome = `error_${reason}`;
+      ctx.state.log.warn({ reason, err: error }, 'calendly connect failed');
+      backToApp({ calendly: 'error', reason });
+    };
+    const { code, state, error } = ctx.query;
+    if (error !== undefined) return fail(error === 'access_denied' ? 'access_denied' : 'authorization_failed');
+    if (typeof code !== 'string' || typeof state !== 'string' || !code || !state) return fail('invalid_callback');
+    try {
+      const { userId } = await connections.completeConnect(state, code, context(ctx.state));
+      ctx.state.outcome = 'connected';
+      ctx.state.log.info({ userId }, 'calendly connected');
+      backToApp({ calendly: 'connected' });
+    } catch (failure) {
+      if (!(failure instanceof ConnectStepFailed)) throw failure;
+      fail(callbackReason(failure), failure.cause);
+    }
+  });
+
+  router.post('/api/calendly/token', signedIn, async (ctx) => {
+    requireJsonContentType(ctx.get('Content-Type') || undefined);
+    const body = parseJsonObject(await readRawBody(ctx.req, maxTokenBodyBytes));
+    const token = typeof body.token === 'string' ? body.token.trim() : '';
+    if (!/^[\x21-\x7e]{1,4096}$/.test(token)) {
+      throw new HttpError(400, 'invalid_request', '"token" must be a Calendly personal access token');
+    }
+    try {
+      ctx.body = await connections.connectWithToken(userIdOf(ctx.state), token, context(ctx.state));
+    } catch (failure) {
+      if (!(failure instanceof ConnectStepFailed)) throw failure;
+      const rejected = (message: string) =>
+        new HttpError(400, 'token_rejected', `Calendly did not accept the token: ${message}`);
+      if (failure.step === 'credentials') {
+        throw upstreamError(failure.cause, 'identity', {
+          [GrpcStatus.UNAUTHENTICATED]: rejected,
+          [GrpcStatus.INVALID_ARGUMENT]: rejected,
+          [GrpcStatus.PERMISSION_DENIED]: rejected,
+          [GrpcStatus.ALREADY_EXISTS]: (message) => new HttpError(409, 'account_in_use', message),
+        });
+      }
+      throw upstreamError(failure.cause, 'subscription', {
+        [GrpcStatus.FAILED_PRECONDITION]: (message) => new HttpError(422, 'webhook_not_allowed', message),
+      });
+    }
+  });
+
+  router.get('/api/calendly/connection', signedIn, async (ctx) => {
+    try {
+      ctx.body = await connections.describe(userIdOf(ctx.state), context(ctx.state));
+    } catch (error) {
+      throw upstreamError(error, 'the connection store');
+    }
+  });
+
+  router.delete('/api/calendly/connection', signedIn, async (ctx) => {
+    try {
+      await connections.disconnect(userIdOf(ctx.state), context(ctx.state));
+    } catch (error) {
+      throw upstreamError(error, 'the connection store');
+    }
+    ctx.status = 204;
+  });
+
+  return router;
+}
+
+/** A short, stable reason for the app's URL (never a message from below). */
+function callbackReason(failure: ConnectStepFailed): string {
+  const code = (failure.cause as { code?: unknown } | undefined)?.code;
+  const unavailable = code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED;
+  if (failure.step === 'webhook') {
+    if (code === GrpcStatus.FAILED_PRECONDITION) return 'webhook_not_allowed';
+    return unavailable ? 'webhook_unavailable' : 'webhook_failed';
+  }
+  switch (code) {
+    case GrpcStatus.FAILED_PRECONDITION:
+      return 'state_invalid';
+    case GrpcStatus.ALREADY_EXISTS:
+      return 'account_in_use';
+    case GrpcStatus.INVALID_ARGUMENT:
+    case GrpcStatus.UNAUTHENTICATED:
+    case GrpcStatus.PERMISSION_DENIED:
+      return 'code_rejected';
+    default:
+      return unavailable ? 'unavailable' : 'internal';
+  }
+}

@@ -1,0 +1,203 @@
+import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
+import { identityV1, subscriptionV1 } from '@calsync/proto';
+import { callMetadata } from '../upstream/call-metadata';
+
+type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
+
+/** Correlation passed to every call made for one request. */
+export interface CallContext {
+  requestId: string;
+  traceparent: string;
+  tracestate?: string;
+}
+
+export type WebhookStateName = 'active' | 'disabled' | 'missing' | 'removing' | 'failed' | 'none';
+
+/** A user's webhook as the user API shows it: no callback id, no key. */
+export interface WebhookView {
+  state: WebhookStateName;
+  events: string[];
+  signingKeySource: 'subscription' | 'application' | null;
+  createdAt: string | null;
+  lastVerifiedAt: string | null;
+  lastDeliveryAt: string | null;
+  lastError: string | null;
+}
+
+/** A user's Calendly connection as the user API shows it: never a token. */
+export interface ConnectionView {
+  connected: boolean;
+  calendlyUserUri: string | null;
+  calendlyOrganizationUri: string | null;
+  kind: 'oauth' | 'personal_token' | null;
+  state: 'active' | 'reauth_required' | null;
+  connectedAt: string | null;
+  webhook: WebhookView | null;
+}
+
+/** Which step of a connect failed: the credentials (identity) or the webhook (subscription). */
+export class ConnectStepFailed extends Error {
+  constructor(
+    readonly step: 'credentials' | 'webhook',
+    cause: unknown,
+  ) {
+    super(`connect failed at the ${step} step`, { cause });
+    this.name = 'ConnectStepFailed';
+  }
+}
+
+export interface ConnectionService {
+  /** Calendly's authorize URL for this user (state and PKCE kept by identity). */
+  beginConnect(userId: string, context: CallContext): Promise<string>;
+  /** Finishes an OAuth connect for whoever the state was issued to, then makes sure their webhook exists. */
+  completeConnect(state: string, code: string, context: CallContext): Promise<{ userId: string }>;
+  connectWithToken(userId: string, token: string, context: CallContext): Promise<ConnectionView>;
+  describe(userId: string, context: CallContext): Promise<ConnectionView>;
+  /** Removes the user's webhooks first (their token is needed at Calendly), then the credentials. */
+  disconnect(userId: string, context: CallContext): Promise<void>;
+}
+
+const notConnected: ConnectionView = {
+  connected: false,
+  calendlyUserUri: null,
+  calendlyOrganizationUri: null,
+  kind: null,
+  state: null,
+  connectedAt: null,
+  webhook: null,
+};
+
+/** Connect, inspect and disconnect one platform user's Calendly account, always scoped to that user. */
+export function createConnectionService(deps: {
+  identity: IdentityClient;
+  subscription: SubscriptionClient;
+  redirectUri: string;
+}): ConnectionService {
+  const { identity, subscription } = deps;
+  const options = (context: CallContext) => ({ metadata: callMetadata(context) });
+
+  const ensureWebhook = async (userId: string, context: CallContext) => {
+    try {
+      return (await subscription.ensureUserWebhook({ userId }, options(context))).webhook;
+    } catch (error) {
+      throw new ConnectStepFailed('webhook', error);
+    }
+  };
+
+  return {
+    async beginConnect(userId, context) {
+      const response = await identity.beginConnect({ userId, redirectUri: deps.redirectUri }, options(context));
+      return response.authorizeUrl;
+    },
+
+    async completeConnect(state, code, context) {
+      let userId: string | undefined;
+      try {
+        userId = (await identity.completeConnect({ state, code }, options(context))).connection?.userId;
+      } catch (error) {
+        throw new ConnectStepFailed('credentials', error);
+      }
+      if (!userId) throw new ConnectStepFailed('credentials', new Error('identity answered without a connection'));
+      await ensureWebhook(userId, context);
+      return { userId };
+    },
+
+    async connectWithToken(userId, token, context) {
+      let connection: identityV1.Connection | undefined;
+      try {
+        connection = (await identity.connectWithPersonalToken({ userId, token }, options(context))).connection;
+      } catch (error) {
+        throw new ConnectStepFailed('credentials', error);
+      }
+      const webhook = await ensureWebhook(userId, context);
+      return connectionView(connection, webhook ? [webhook] : []);
+    },
+
+    async describe(userId, context) {
+      let connection: identityV1.Connection | undefined;
+      try {
+        connection = (await identity.getConnection({ userId }, options(context))).connection;
+      } catch (error) {
+        if (hasCode(error, GrpcStatus.NOT_FOUND)) return notConnected;
+        throw error;
+      }
+      if (!connection) return notConnected;
+      const { webhooks } = await subscription.listUserWebhooks({ userId }, options(context));
+      return connectionView(connection, webhooks);
+    },
+
+    async disconnect(userId, context) {
+      await subscription.removeUserWebhooks({ userId }, options(context));
+      await identity.disconnect({ userId }, options(context));
+    },
+  };
+}
+
+const kinds: Partial<Record<identityV1.ConnectionKind, ConnectionView['kind']>> = {
+  [identityV1.ConnectionKind.CONNECTION_KIND_OAUTH]: 'oauth',
+  [identityV1.ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN]: 'personal_token',
+};
+const states: Partial<Record<identityV1.ConnectionState, ConnectionView['state']>> = {
+  [identityV1.ConnectionState.CONNECTION_STATE_ACTIVE]: 'active',
+  [identityV1.ConnectionState.CONNECTION_STATE_REAUTH_REQUIRED]: 'reauth_required',
+};
+const webhookStates: Partial<Record<subscriptionV1.WebhookState, WebhookStateName>> = {
+  [subscriptionV1.WebhookState.WEBHOOK_STATE_ACTIVE]: 'active',
+  [subscriptionV1.WebhookState.WEBHOOK_STATE_DISABLED]: 'disabled',
+  [subscriptionV1.WebhookState.WEBHOOK_STATE_MISSING]: 'missing',
+  [subscriptionV1.WebhookState.WEBHOOK_STATE_REMOVING]: 'removing',
+  [subscriptionV1.WebhookState.WEBHOOK_STATE_FAILED]: 'failed',
+};
+const keySources: Partial<Record<subscriptionV1.SigningKeySource, WebhookView['signingKeySource']>> = {
+  [subscriptionV1.SigningKeySource.SIGNING_KEY_SOURCE_SUBSCRIPTION]: 'subscription',
+  [subscriptionV1.SigningKeySource.SIGNING_KEY_SOURCE_APPLICATION]: 'application',
+};
+
+const iso = (date: Date | undefined) => (date ? date.toISOString() : null);
+
+/** The user-facing view of a connection and its webhooks (the active one, else the newest). */
+export function connectionView(
+  connection: identityV1.Connection | undefined,
+  webhooks: subscriptionV1.Webhook[],
+): ConnectionView {
+  if (!connection) return notConnected;
+  return {
+    connected: true,
+    calendlyUserUri: connection.calendlyUserUri || null,
+    calendlyOrganizationUri: connection.calendlyOrganizationUri || null,
+    kind: kinds[connection.kind] ?? null,
+    state: states[connection.state] ?? null,
+    connectedAt: iso(connection.connectedAt),
+    webhook: webhookView(primaryWebhook(webhooks)),
+  };
+}
+
+function primaryWebhook(webhooks: subscriptionV1.Webhook[]): subscriptionV1.Webhook | undefined {
+  const active = webhooks.filter((hook) => hook.state === subscriptionV1.WebhookState.WEBHOOK_STATE_ACTIVE);
+  const candidates = active.length > 0 ? active : webhooks;
+  return [...candidates].sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
+}
+
+function webhookView(webhook: subscriptionV1.Webhook | undefined): WebhookView {
+  if (!webhook) {
+    return {
+      state: 'none',
+      events: [],
+      signingKeySource: null,
+      createdAt: null,
+      lastVerifiedAt: null,
+      lastDeliveryAt: null,
+      lastError: null,
+    };
+  }
+  return {
+    state: webhookStates[webhook.state] ?? 'none',
+    events: webhook.events,
+    signingKeySource: keySources[webhook.signingKeySource] ?? null,
+    createdAt: iso(webhook.createdAt),
+    lastVerifiedAt: iso(webhook.lastVerifiedAt),
+    lastDeliveryAt: iso(webhook.lastDeliveryAt),
+    lastError: webhook.lastError || null,
+  };
+}

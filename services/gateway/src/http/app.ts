@@ -1,0 +1,46 @@
+import type { Logger, Registry } from '@calsync/service-kit';
+import cors from '@koa/cors';
+import Router from '@koa/router';
+import Koa from 'koa';
+import mount from 'koa-mount';
+import serve from 'koa-static';
+import { errorHandler, requestContext, type GatewayState } from './request-context';
+import type { RequestTracker } from './request-tracker';
+
+/**
+ * The gateway's Koa application: request id, trace and access log outermost, then JSON errors,
+ * CORS for the configured front-end origins, the routers, and the optional demo folder.
+ * No body parser: each route reads its own body (webhooks need the raw bytes).
+ */
+export function createApp(options: {
+  log: Logger;
+  registry: Registry;
+  tracker: RequestTracker;
+  stopping: () => boolean;
+  corsOrigins: string[];
+  demoDir?: string;
+  routers: Router<GatewayState>[];
+}): Koa<GatewayState> {
+  const app = new Koa<GatewayState>();
+  // Koa would print errors it sees to stderr; ours are rendered and logged by errorHandler.
+  app.silent = true;
+  app.use(requestContext(options));
+  app.use(errorHandler());
+  const origins = new Set(options.corsOrigins);
+  app.use(
+    cors({
+      origin: (ctx) => (origins.has(ctx.get('Origin')) ? ctx.get('Origin') : ''),
+      allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'X-Request-Id', 'traceparent', 'tracestate'],
+      exposeHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
+      maxAge: 600,
+    }),
+  );
+  // One root router, so 405 answers see every route at once.
+  const root = new Router<GatewayState>();
+  for (const router of options.routers) root.use(router.routes());
+  app.use(root.routes());
+  app.use(root.allowedMethods());
+  if (options.demoDir) app.use(mount('/demo', serve(options.demoDir, { index: 'index.html' })));
+  return app;
+}

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { Counter, Histogram, latencyBuckets, type Logger, type Registry } from '@calsync/service-kit';
+import type { Middleware } from 'koa';
+import type { Principal } from '../auth/jwt-verifier';
+import { continueTrace, type TraceContext } from '../trace/trace-context';
+import { HttpError } from './http-error';
+import type { RequestTracker } from './request-tracker';
+
+/** What every request carries through the gateway's middleware. */
+export interface GatewayState {
+  requestId: string;
+  /** The request's logger: every line carries requestId and traceId. */
+  log: Logger;
+  trace: TraceContext;
+  /** Set by handlers that know better than the status (e.g. "duplicate"); a metrics label. */
+  outcome?: string;
+  principal?: Principal;
+}
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const quietRoutes = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * The outermost middleware: gives the request an id (the caller's X-Request-Id when it is
+ * sane), continues or starts its W3C trace, a child logger, then counts and times it by
+ * route and outcome and writes one access log line. Asks for the connection to close once
+ * the gateway is stopping, so keep-alive clients move to another replica.
+ */
+export function requestContext(options: {
+  log: Logger;
+  registry: Registry;
+  tracker: RequestTracker;
+  stopping: () => boolean;
+}): Middleware<GatewayState> {
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by route, method, status and outcome',
+    labelNames: ['route', 'method', 'status', 'outcome'],
+    registers: [options.registry],
+  });
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration until the answer, by route and method',
+    labelNames: ['route', 'method'],
+    buckets: latencyBuckets,
+    registers: [options.registry],
+  });
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const incomingId = ctx.get('X-Request-Id');
+    const requestId = requestIdPattern.test(incomingId) ? incomingId : randomUUID();
+    const trace = continueTrace(ctx.get('traceparent') || undefined, ctx.get('tracestate') || undefined);
+    ctx.state.requestId = requestId;
+    ctx.state.trace = trace;
+    ctx.state.log = options.log.child({ requestId, traceId: trace.traceId });
+    ctx.set('X-Request-Id', requestId);
+    options.tracker.enter();
+    try {
+      await next();
+    } finally {
+      if (options.stopping()) ctx.set('Connection', 'close');
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = routeOf(ctx);
+      const status = ctx.status;
+      const outcome = ctx.state.outcome ?? (status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error');
+      requests.inc({ route, method: ctx.method, status: String(status), outcome });
+      duration.observe({ route, method: ctx.method }, seconds);
+      const fields = { method: ctx.method, route, status, outcome, ms: Math.round(seconds * 1e4) / 10 };
+      if (quietRoutes.has(route)) ctx.state.log.debug(fields, 'request');
+      else ctx.state.log.info(fields, 'request');
+      options.tracker.leave();
+    }
+  };
+}
+
+/** The matched route pattern (bounded label values), never the raw path. */
+function routeOf(ctx: { _matchedRoute?: unknown; path: string }): string {
+  const matched = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+  if (typeof matched === 'string') return matched;
+  if (ctx.path === '/demo' || ctx.path.startsWith('/demo/')) return '/demo';
+  return 'unmatched';
+}
+
+/**
+ * Renders every failure as JSON `{error, message}`: HttpErrors as they are, Koa's own errors
+ * (405 from the router) by their status, anything else as 500 without details, logged.
+ */
+export function errorHandler(): Middleware<GatewayState> {
+  return async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new HttpError(404, 'not_found', 'no such route');
+    } catch (error) {
+      const answer = toHttpError(error);
+      if (answer.status >= 500) {
+        const cause = error instanceof HttpError ? error.cause : error;
+        const fields = { err: cause ?? error, code: answer.code };
+        if (answer.status === 503) ctx.state.log.warn(fields, 'dependency unavailable');
+        else ctx.state.log.error(fields, 'request failed');
+      }
+      ctx.status = answer.status;
+      for (const [name, value] of Object.entries(answer.headers)) ctx.set(name, value);
+      ctx.body = { error: answer.code, message: answer.message };
+    }
+  };
+}
+
+function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  const { status, expose, message, headers } = (error ?? {}) as {
+    status?: unknown;
+    expose?: unknown;
+    message?: unknown;
+    headers?: Record<string, string>;
+  };
+  if (typeof status === 'number' && status >= 400 && status < 500 && expose) {
+    const code = status === 405 ? 'method_not_allowed' : status === 404 ? 'not_found' : 'bad_request';
+    return new HttpError(status, code, typeof message === 'string' ? message : 'bad request', headers ?? {});
+  }
+  if (status === 501) return new HttpError(501, 'not_implemented', 'method not implemented');
+  return new HttpError(500, 'internal', 'internal error', {}, error);
+}

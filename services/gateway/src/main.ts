@@ -1,0 +1,196 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
+import {
+  connectNats,
+  createGrpcClient,
+  createLogger,
+  createMetricsRegistry,
+  createStop,
+  exitOnSignals,
+  natsIsConnected,
+  natsNames,
+  type Logger,
+  type NatsConnection,
+} from '@calsync/service-kit';
+import { createJwtVerifier } from './auth/jwt-verifier';
+import { loadGatewayConfig, oauthRedirectUri, type GatewayConfig } from './config';
+import { createConnectionService } from './connections/connection-service';
+import { connectionRoutes } from './connections/connection-routes';
+import { createEventPublisher, ensureEventsStream, type EventsStreamLimits } from './events/event-publisher';
+import { healthRoutes } from './health/health-routes';
+import { createReadiness } from './health/readiness';
+import { createHealthProbe } from './health/subscription-health';
+import { createApp } from './http/app';
+import { createRequestTracker, type RequestTracker } from './http/request-tracker';
+import { meetingRoutes } from './meetings/meeting-routes';
+import { createDeliveryIntake } from './webhooks/delivery-intake';
+import { createSubscriptionVerifier } from './webhooks/subscription-verifier';
+import { webhookRoutes } from './webhooks/webhook-routes';
+
+export type { GatewayConfig } from './config';
+export { loadGatewayConfig } from './config';
+
+/** A running gateway. */
+export interface Gateway {
+  /** Not ready at once, stop accepting, finish in-flight requests, drain NATS. Idempotent. */
+  stop(): Promise<void>;
+  ports: { http: number };
+}
+
+// Room for the CalendlyEvent fields and headers around the body in one NATS message.
+const envelopeAllowanceBytes = 16 * 1024;
+
+/** Starts the gateway with exactly the production wiring; resolves once it serves HTTP. */
+export async function start(config: GatewayConfig, options: { log?: Logger } = {}): Promise<Gateway> {
+  const log = options.log ?? createLogger({ service: 'gateway', level: config.LOG_LEVEL });
+  const registry = createMetricsRegistry('gateway');
+  const names = natsNames(config.NATS_SUBJECT_PREFIX);
+
+  const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', log });
+  const cleanups: (() => void | Promise<void>)[] = [() => nc.close()];
+  try {
+    const maxPayload = nc.info?.max_payload ?? Infinity;
+    if (config.WEBHOOK_MAX_BODY_BYTES + envelopeAllowanceBytes > maxPayload) {
+      throw new Error(
+        `WEBHOOK_MAX_BODY_BYTES (${config.WEBHOOK_MAX_BODY_BYTES}) leaves no room for the event in NATS max_payload (${maxPayload})`,
+      );
+    }
+    const limits: EventsStreamLimits = {
+      maxAgeSeconds: config.EVENTS_STREAM_MAX_AGE_SECONDS,
+      maxBytes: config.EVENTS_STREAM_MAX_BYTES,
+      duplicateWindowSeconds: config.EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS,
+    };
+    await ensureEventsStream(nc, names, limits);
+    redeclareStreamOnReconnect(nc, () => ensureEventsStream(nc, names, limits), log);
+
+    const upstream = { defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS };
+    const identity = createGrpcClient(identityV1.IdentityServiceService, config.IDENTITY_ADDR, upstream);
+    const subscription = createGrpcClient(
+      subscriptionV1.SubscriptionServiceService,
+      config.SUBSCRIPTION_ADDR,
+      upstream,
+    );
+    const meetings = createGrpcClient(meetingsV1.MeetingsServiceService, config.MEETINGS_ADDR, upstream);
+    const subscriptionHealth = createHealthProbe(config.SUBSCRIPTION_ADDR, Math.min(config.VERIFY_TIMEOUT_MS, 1_000));
+    const closeClients = () => {
+      identity.close();
+      subscription.close();
+      meetings.close();
+      subscriptionHealth.close();
+    };
+    cleanups.push(closeClients);
+
+    const verify = createJwtVerifier({
+      ...(config.AUTH_JWT_SECRET ? { secret: config.AUTH_JWT_SECRET } : {}),
+      ...(config.AUTH_JWKS_URL ? { jwksUrl: config.AUTH_JWKS_URL } : {}),
+      ...(config.AUTH_JWT_ISSUER ? { issuer: config.AUTH_JWT_ISSUER } : {}),
+      audience: config.AUTH_JWT_AUDIENCE,
+    });
+    const intake = createDeliveryIntake({
+      verifier: createSubscriptionVerifier(subscription, config.VERIFY_TIMEOUT_MS),
+      publisher: createEventPublisher({ nc, names, timeoutMs: config.PUBLISH_TIMEOUT_MS, registry }),
+    });
+    const connections = createConnectionService({ identity, subscription, redirectUri: oauthRedirectUri(config) });
+
+    let stopping = false;
+    const tracker = createRequestTracker();
+    const readiness = createReadiness({
+      stopping: () => stopping,
+      natsConnected: () => natsIsConnected(nc),
+      subscriptionServing: () => subscriptionHealth.serving(),
+    });
+    const app = createApp({
+      log,
+      registry,
+      tracker,
+      stopping: () => stopping,
+      corsOrigins: config.CORS_ORIGINS,
+      ...(config.DEMO_DIR ? { demoDir: config.DEMO_DIR } : {}),
+      routers: [
+        healthRoutes({ readiness, registry }),
+        webhookRoutes({ intake, maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES }),
+        connectionRoutes({ connections, verify, appUrl: config.APP_URL }),
+        meetingRoutes({ meetings, verify }),
+      ],
+    });
+
+    // Calendly gives up reading after 15 s: a request still arriving after 30 s is not Calendly's.
+    const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000 }, app.callback());
+    const httpPort = await listen(server, config.HTTP_PORT, config.HTTP_HOST);
+
+    const stop = createStop({
+      log,
+      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      steps: [
+        {
+          name: 'readiness off',
+          run: async () => {
+            stopping = true;
+            await delay(config.SHUTDOWN_DELAY_MS);
+          },
+        },
+        { name: 'http', run: () => closeHttp(server, tracker, Math.floor(config.SHUTDOWN_TIMEOUT_MS * 0.8)) },
+        { name: 'nats', run: () => nc.drain() },
+        { name: 'grpc clients', run: closeClients },
+      ],
+    });
+    log.info({ httpPort, eventsStream: names.eventsStream }, 'ready');
+    return { stop, ports: { http: httpPort } };
+  } catch (error) {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
+    throw error;
+  }
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/**
+ * Stops accepting connections, lets in-flight requests finish (their answers ask keep-alive
+ * clients to close), and cuts whatever is still open after the grace period.
+ */
+async function closeHttp(server: Server, tracker: RequestTracker, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  await Promise.race([tracker.idle(), delay(graceMs)]);
+  server.closeAllConnections();
+  await closed;
+}
+
+/** A NATS server that comes back empty (no persistent store) gets its stream declared again. */
+function redeclareStreamOnReconnect(nc: NatsConnection, declare: () => Promise<void>, log: Logger): void {
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type !== 'reconnect') continue;
+      await declare().catch((error: unknown) => log.error({ err: error }, 'events stream declaration failed'));
+    }
+  })().catch(() => undefined);
+}
+
+if (require.main === module) {
+  let config: GatewayConfig;
+  const log = createLogger({ service: 'gateway' });
+  try {
+    config = loadGatewayConfig();
+  } catch (error) {
+    log.fatal({ err: error }, 'invalid configuration');
+    process.exit(1);
+  }
+  const configured = createLogger({ service: 'gateway', level: config.LOG_LEVEL });
+  start(config, { log: configured }).then(
+    (gateway) => exitOnSignals(gateway.stop, configured),
+    (error: unknown) => {
+      configured.fatal({ err: error }, 'start failed');
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,109 @@
+import { GrpcStatus, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import { subscriptionV1 } from '@calsync/proto';
+import { DeliveryRejected, DependencyUnavailable, type DeliveryVerifier, type RejectionKind } from './delivery-intake';
+import { callMetadata } from '../upstream/call-metadata';
+
+type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
+
+const Failure = subscriptionV1.VerifyFailure;
+
+/** The caller-facing code and message for each VerifyFailure the subscription service names. */
+const failureCodes: Record<string, { code: string; message: string }> = {
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_HOOK_NOT_FOUND)]: {
+    code: 'unknown_hook',
+    message: 'no active webhook subscription has this callback URL',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_SIGNATURE_MISSING)]: {
+    code: 'signature_missing',
+    message: 'the Calendly-Webhook-Signature header is missing',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_SIGNATURE_MALFORMED)]: {
+    code: 'signature_malformed',
+    message: 'the Calendly-Webhook-Signature header is malformed',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_SIGNATURE_MISMATCH)]: {
+    code: 'signature_mismatch',
+    message: 'the signature does not match the body',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_TIMESTAMP_STALE)]: {
+    code: 'signature_expired',
+    message: 'the signature timestamp is too old',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE)]: {
+    code: 'signature_from_future',
+    message: 'the signature timestamp is in the future',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_PAYLOAD_MALFORMED)]: {
+    code: 'malformed_payload',
+    message: 'the delivery is not a Calendly webhook envelope',
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_PAYLOAD_OTHER_USER)]: {
+    code: 'payload_not_for_this_hook',
+    message: "the delivery does not belong to this subscription's user",
+  },
+  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED)]: {
+    code: 'event_not_subscribed',
+    message: 'this subscription does not carry this event',
+  },
+};
+
+const kindByStatus: Partial<Record<GrpcStatus, RejectionKind>> = {
+  [GrpcStatus.NOT_FOUND]: 'unknown_hook',
+  [GrpcStatus.UNAUTHENTICATED]: 'unauthenticated',
+  [GrpcStatus.PERMISSION_DENIED]: 'forbidden',
+  [GrpcStatus.INVALID_ARGUMENT]: 'malformed',
+};
+
+const defaultCodeByKind: Record<RejectionKind, { code: string; message: string }> = {
+  unknown_hook: failureCodes.VERIFY_FAILURE_HOOK_NOT_FOUND!,
+  unauthenticated: { code: 'invalid_signature', message: 'the delivery signature is not valid' },
+  forbidden: { code: 'forbidden', message: 'this delivery is not accepted on this callback URL' },
+  malformed: failureCodes.VERIFY_FAILURE_PAYLOAD_MALFORMED!,
+};
+
+/**
+ * Turns a failed VerifyAndResolveUser into what the delivery deserves: the status code decides
+ * whether it is refused for good (NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED,
+ * INVALID_ARGUMENT) and the `calsync-reason` names why. Anything else means the subscription
+ * service could not give an answer, so Calendly should retry.
+ */
+export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | DependencyUnavailable {
+  const code = (error as { code?: unknown } | null)?.code;
+  const kind = typeof code === 'number' ? kindByStatus[code as GrpcStatus] : undefined;
+  if (!kind) {
+    const name = typeof code === 'number' ? (GrpcStatus[code] ?? String(code)) : 'no status';
+    return new DependencyUnavailable('subscription', `subscription could not verify the delivery (${name})`, error);
+  }
+  const reason = reasonOf(error);
+  const described = (reason && failureCodes[reason]) || defaultCodeByKind[kind];
+  return new DeliveryRejected(kind, described.code, described.message);
+}
+
+/** VerifyAndResolveUser over gRPC, with its own deadline, carrying the request id and trace context. */
+export function createSubscriptionVerifier(client: SubscriptionClient, timeoutMs: number): DeliveryVerifier {
+  return {
+    async verify(request, context) {
+      try {
+        const response = await client.verifyAndResolveUser(request, {
+          timeoutMs,
+          metadata: callMetadata(context),
+        });
+        if (!response.userId || !response.deliveryKey || !response.eventType) {
+          // Publishing without a delivery key would defeat de-duplication: better Calendly retries.
+          throw new DependencyUnavailable('subscription', 'subscription answered without a user or delivery key');
+        }
+        return {
+          userId: response.userId,
+          calendlyUserUri: response.calendlyUserUri,
+          eventType: response.eventType,
+          deliveryKey: response.deliveryKey,
+          hookId: response.hookId,
+          ...(response.eventCreatedAt ? { eventCreatedAt: response.eventCreatedAt } : {}),
+        };
+      } catch (error) {
+        if (error instanceof DependencyUnavailable) throw error;
+        throw verifyErrorToDeliveryError(error);
+      }
+    },
+  };
+}
