@@ -1,0 +1,183 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { BookingLedger } from '../bookings/booking-ledger';
+import type { DeliveryEngine } from '../delivery/delivery-engine';
+import { faultsSchema, type Faults } from '../faults/faults';
+import type { Clock } from '../http/clock';
+import { invalidArgument, notFound } from '../http/errors';
+import { bodyOf, queryOf } from '../http/koa-input';
+import { parseInput } from '../http/validation';
+import {
+  mergeSettings,
+  publicSettings,
+  replaceSettings,
+  settingsPatchSchema,
+  type SimulatorSettings,
+} from '../settings/settings';
+import type { SimUser, UserDirectory } from '../users/user-directory';
+import { subscriptionResource, type Subscription, type SubscriptionRegistry } from '../webhooks/subscription-registry';
+
+const newUserSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    email: z.email(),
+    organization: z.string().min(1).max(500).optional(),
+    plan: z.enum(['free', 'standard']).optional(),
+    role: z.enum(['owner', 'admin', 'user']).optional(),
+    timezone: z.string().min(1).optional(),
+  })
+  .strict();
+
+const controlUser = (user: SimUser) => ({
+  uri: user.uri,
+  uuid: user.uuid,
+  name: user.name,
+  email: user.email,
+  timezone: user.timezone,
+  organization: user.organization.uri,
+  role: user.role,
+  plan: user.plan,
+  personal_access_token: user.personalAccessToken,
+});
+
+const controlSubscription = (subscription: Subscription, keySource: string) => ({
+  ...subscriptionResource(subscription),
+  uuid: subscription.uuid,
+  created_with: subscription.createdWith,
+  signing_key_source: keySource,
+});
+
+/** The simulator's own API under /_sim/: the world's state, bookings, faults and settings (README: control API). */
+export function controlRoutes(deps: {
+  users: UserDirectory;
+  subscriptions: SubscriptionRegistry;
+  ledger: BookingLedger;
+  delivery: DeliveryEngine;
+  faults: Faults;
+  clock: Clock;
+  settings: SimulatorSettings;
+  reset(): void;
+}): Router {
+  const { users, subscriptions, ledger, delivery, faults, clock, settings } = deps;
+  const router = new Router({ prefix: '/_sim' });
+
+  const keySource = (subscription: Subscription) => {
+    const key = subscriptions.signingKeyOf(subscription);
+    if (key === undefined) return 'none';
+    return key === subscription.suppliedSigningKey ? 'supplied' : 'application';
+  };
+
+  router.post('/users', (ctx) => {
+    ctx.status = 201;
+    ctx.body = controlUser(users.create(parseInput(newUserSchema, bodyOf(ctx))));
+  });
+
+  router.get('/users', (ctx) => {
+    ctx.body = { collection: users.all().map(controlUser) };
+  });
+
+  router.post('/bookings', (ctx) => {
+    ctx.status = 201;
+    ctx.body = ledger.book(bodyOf(ctx));
+  });
+
+  router.post('/invitees/cancel', (ctx) => {
+    ctx.body = ledger.cancel(bodyOf(ctx));
+  });
+
+  router.post('/invitees/reschedule', (ctx) => {
+    ctx.status = 201;
+    ctx.body = ledger.reschedule(bodyOf(ctx));
+  });
+
+  router.post('/invitees/no_show', (ctx) => {
+    ctx.status = 201;
+    ctx.body = ledger.markNoShow(bodyOf(ctx));
+  });
+
+  router.delete('/invitees/no_show', (ctx) => {
+    ctx.body = ledger.unmarkNoShow(bodyOf(ctx));
+  });
+
+  router.get('/webhook_subscriptions', (ctx) => {
+    const query = queryOf(ctx);
+    const user = query.user !== undefined ? users.find(query.user) : undefined;
+    if (query.user !== undefined && !user)
+      throw invalidArgument([{ parameter: 'user', message: 'names no simulated user' }]);
+    ctx.body = {
+      collection: subscriptions
+        .all()
+        .filter(
+          (subscription) =>
+            (user === undefined || subscription.user === user) &&
+            (query.state === undefined || subscription.state === query.state),
+        )
+        .map((subscription) => controlSubscription(subscription, keySource(subscription))),
+    };
+  });
+
+  router.post('/webhook_subscriptions/:uuid/disable', (ctx) => {
+    const subscription = subscriptions.find(String(ctx.params.uuid));
+    if (!subscription) throw notFound();
+    subscriptions.disable(subscription);
+    ctx.body = controlSubscription(subscription, keySource(subscription));
+  });
+
+  router.get('/deliveries', (ctx) => {
+    const query = queryOf(ctx);
+    if (query.outcome !== undefined && query.outcome !== 'delivered' && query.outcome !== 'failed') {
+      throw invalidArgument([{ parameter: 'outcome', message: 'must be delivered or failed' }]);
+    }
+    ctx.body = {
+      collection: delivery.attempts({ subscription: query.subscription, outcome: query.outcome, event: query.event }),
+      pending: delivery.pending(),
+    };
+  });
+
+  router.get('/faults', (ctx) => {
+    ctx.body = { ...faults.describe(), clock_offset_ms: clock.offsetMs };
+  });
+
+  router.post('/faults', (ctx) => {
+    const input = parseInput(faultsSchema, bodyOf(ctx));
+    if (input.fail_deliveries !== undefined) {
+      const entries = Array.isArray(input.fail_deliveries) ? input.fail_deliveries : [input.fail_deliveries];
+      const resolved = entries.map((entry, index) => {
+        const subscription = subscriptions.find(entry.subscription);
+        if (!subscription) {
+          throw invalidArgument([
+            { parameter: `fail_deliveries.${index}.subscription`, message: 'names no subscription' },
+          ]);
+        }
+        return { subscriptionUuid: subscription.uuid, count: entry.count, mode: entry.mode };
+      });
+      faults.failDeliveries(resolved);
+    }
+    if (input.api_errors !== undefined) faults.setApiErrors(input.api_errors);
+    if (input.latency !== undefined) faults.setLatency(input.latency);
+    if (input.clock_offset_ms !== undefined) clock.offsetMs = input.clock_offset_ms;
+    ctx.body = { ...faults.describe(), clock_offset_ms: clock.offsetMs };
+  });
+
+  router.delete('/faults', (ctx) => {
+    faults.clear();
+    clock.offsetMs = 0;
+    ctx.status = 204;
+  });
+
+  router.get('/settings', (ctx) => {
+    ctx.body = publicSettings(settings);
+  });
+
+  router.post('/settings', (ctx) => {
+    replaceSettings(settings, mergeSettings(settings, parseInput(settingsPatchSchema, bodyOf(ctx))));
+    ctx.body = publicSettings(settings);
+  });
+
+  router.post('/reset', (ctx) => {
+    deps.reset();
+    ctx.status = 204;
+  });
+
+  return router;
+}
