@@ -1,0 +1,46 @@
+import { eventsV1 } from '@calsync/proto';
+import { ensureStream, type JetStreamClient, type JetStreamManager, type NatsNames } from '@calsync/service-kit';
+
+/** A request to fetch a user's meetings for a window from Calendly, because a hook was down. */
+export interface BackfillRequest {
+  /** Stable for one gap: a re-publish after a crash is deduplicated by JetStream. */
+  requestId: string;
+  userId: string;
+  calendlyUserUri: string;
+  windowStart: Date;
+  windowEnd: Date;
+  reason: string;
+}
+
+export interface BackfillPublisher {
+  /** Resolves once JetStream has stored the request. */
+  publish(request: BackfillRequest): Promise<void>;
+}
+
+/** The backfill stream: this service publishes on it, so it declares it (idempotently) at start. */
+export async function declareBackfillStream(jsm: JetStreamManager, names: NatsNames): Promise<void> {
+  await ensureStream(jsm, {
+    name: names.backfillStream,
+    subjects: [names.backfillSubject],
+    // A request only matters until meetings has caught up; two weeks covers a long outage of it.
+    max_age: 14 * 24 * 3600 * 1e9,
+  });
+}
+
+/** Publishes eventsV1.BackfillRequested with the request id as JetStream message id. */
+export function createBackfillPublisher(options: { js: JetStreamClient; names: NatsNames }): BackfillPublisher {
+  return {
+    async publish(request) {
+      const message = eventsV1.BackfillRequested.encode({
+        requestId: request.requestId,
+        userId: request.userId,
+        calendlyUserUri: request.calendlyUserUri,
+        windowStart: request.windowStart,
+        windowEnd: request.windowEnd,
+        reason: request.reason,
+        requestedAt: new Date(),
+      }).finish();
+      await options.js.publish(options.names.backfillSubject, message, { msgID: request.requestId });
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import {
+  commonEnv,
+  env,
+  grpcServerEnv,
+  loadConfig,
+  natsEnv,
+  postgresEnv,
+  sealingEnv,
+  withActiveSealingKey,
+} from '@calsync/service-kit';
+
+const baseUrl = () =>
+  env
+    .url()
+    .refine((value) => /^https?:\/\//.test(value), 'must be an http(s) URL')
+    .transform((value) => value.replace(/\/+$/, ''));
+
+/** What every entry point of this service needs: its database, its secrets and its peers. */
+const coreFields = {
+  ...commonEnv,
+  ...postgresEnv('subscription'),
+  ...sealingEnv,
+  IDENTITY_ADDR: env.string(),
+  CALENDLY_API_URL: baseUrl().default('https://api.calendly.com'),
+  CALENDLY_AUTH_URL: baseUrl().default('https://auth.calendly.com'),
+  /** Callback URLs are `<PUBLIC_BASE_URL>/webhooks/calendly/<hookId>`. */
+  PUBLIC_BASE_URL: baseUrl(),
+  /** The OAuth application's webhook signing key; required once any OAuth connection subscribes. */
+  CALENDLY_WEBHOOK_SIGNING_KEY: z.string().trim().min(1).optional(),
+  /** Whether Calendly signs OAuth-created subscriptions with the key we send (undocumented). */
+  CALENDLY_OAUTH_HONOURS_SIGNING_KEY: env.bool(false),
+};
+
+const serviceSchema = withActiveSealingKey(
+  z
+    .object({
+      ...coreFields,
+      ...natsEnv,
+      ...grpcServerEnv(50052, 9102),
+      SIGNATURE_TOLERANCE_SECONDS: env.int(180, 1),
+      RECONCILE_INTERVAL_SECONDS: env.int(300, 0),
+      RECONCILE_CONCURRENCY: env.int(8, 1),
+      /** How far past a delivery gap a backfill reaches: meetings booked in the gap may start weeks later. */
+      BACKFILL_HORIZON_DAYS: env.int(90, 1),
+    })
+    .superRefine((value, ctx) => {
+      // Each reconcile worker holds one connection for its user lock; verification needs some left.
+      if (value.DATABASE_POOL_MAX < value.RECONCILE_CONCURRENCY + 2) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['DATABASE_POOL_MAX'],
+          message: `must be at least RECONCILE_CONCURRENCY + 2 (${value.RECONCILE_CONCURRENCY + 2})`,
+        });
+      }
+    }),
+);
+
+export type SubscriptionConfig = z.infer<typeof serviceSchema>;
+
+/** The service's configuration, parsed once; throws a ConfigError naming every bad variable. */
+export function loadSubscriptionConfig(source?: Record<string, string | undefined>): SubscriptionConfig {
+  return loadConfig(serviceSchema, source);
+}
+
+const commandSchema = withActiveSealingKey(z.object(coreFields));
+
+export type CommandConfig = z.infer<typeof commandSchema>;
+
+/** The configuration of the one-off commands (no servers, no NATS). */
+export function loadCommandConfig(source?: Record<string, string | undefined>): CommandConfig {
+  return loadConfig(commandSchema, source);
+}

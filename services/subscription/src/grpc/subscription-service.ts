@@ -1,0 +1,89 @@
+import { subscriptionV1 } from '@calsync/proto';
+import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import type { Reconciler } from '../reconcile/reconciler';
+import type { Subscriptions } from '../subscriptions/subscriptions';
+import type { Verifier } from '../verify/verifier';
+import type { WebhookRow } from '../webhooks/webhook-repository';
+
+const { WebhookState, SigningKeySource } = subscriptionV1;
+
+const states: Record<WebhookRow['state'], subscriptionV1.WebhookState> = {
+  pending: WebhookState.WEBHOOK_STATE_PENDING,
+  active: WebhookState.WEBHOOK_STATE_ACTIVE,
+  disabled: WebhookState.WEBHOOK_STATE_DISABLED,
+  missing: WebhookState.WEBHOOK_STATE_MISSING,
+  removing: WebhookState.WEBHOOK_STATE_REMOVING,
+  failed: WebhookState.WEBHOOK_STATE_FAILED,
+};
+
+/** A hook as the contract shows it: never its key. */
+export function toWebhook(row: WebhookRow): subscriptionV1.Webhook {
+  return {
+    hookId: row.hookId,
+    userId: row.userId,
+    calendlyUserUri: row.calendlyUserUri,
+    calendlyOrganizationUri: row.calendlyOrganizationUri,
+    calendlySubscriptionUri: row.calendlySubscriptionUri ?? '',
+    callbackUrl: row.callbackUrl,
+    events: row.events,
+    state: states[row.state],
+    signingKeySource:
+      row.signingKeySource === 'subscription'
+        ? SigningKeySource.SIGNING_KEY_SOURCE_SUBSCRIPTION
+        : SigningKeySource.SIGNING_KEY_SOURCE_APPLICATION,
+    createdAt: row.createdAt,
+    lastVerifiedAt: row.lastVerifiedAt ?? undefined,
+    lastError: row.lastError ?? '',
+    lastDeliveryAt: row.lastDeliveryAt ?? undefined,
+    legacy: row.legacy,
+    scope: row.scope,
+  };
+}
+
+const maxBodyBytes = 1024 * 1024;
+
+/** The SubscriptionService gRPC adapter: validates, calls the domain, maps to the contract. */
+export function subscriptionService(deps: {
+  subscriptions: Subscriptions;
+  verifier: Verifier;
+  reconciler: Reconciler;
+  log: Logger;
+}): ServiceBinding {
+  const { subscriptions, verifier, reconciler } = deps;
+  return bindService(
+    'calsync.subscription.v1.SubscriptionService',
+    subscriptionV1.SubscriptionServiceService,
+    {
+      async ensureUserWebhook(request) {
+        const { hook, created } = await subscriptions.ensure(request.userId);
+        return { webhook: toWebhook(hook), created };
+      },
+      async verifyAndResolveUser(request) {
+        if (request.rawBody.length > maxBodyBytes)
+          throw new GrpcError(
+            GrpcStatus.INVALID_ARGUMENT,
+            'the body is larger than any Calendly delivery',
+            'VERIFY_FAILURE_PAYLOAD_MALFORMED',
+          );
+        const verified = await verifier.verify({
+          hookId: request.hookId,
+          signatureHeader: request.signatureHeader,
+          rawBody: Buffer.from(request.rawBody),
+        });
+        return { ...verified };
+      },
+      async listUserWebhooks(request) {
+        const rows = await subscriptions.list(request.userId);
+        return { webhooks: rows.map(toWebhook) };
+      },
+      async removeUserWebhooks(request) {
+        return subscriptions.remove(request.userId);
+      },
+      async reconcile(request) {
+        if (request.userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is too long');
+        return request.userId ? reconciler.reconcileUser(request.userId) : reconciler.reconcileAll();
+      },
+    },
+    deps.log,
+  );
+}

@@ -1,0 +1,169 @@
+import { join } from 'node:path';
+import { createCalendlyClient } from '@calsync/calendly-client';
+import {
+  connectNats,
+  createGrpcServer,
+  createLogger,
+  createMetricsRegistry,
+  createPool,
+  createSealer,
+  createStop,
+  exitOnSignals,
+  migrate,
+  natsNames,
+  startMetricsServer,
+  type Logger,
+  type ShutdownStep,
+} from '@calsync/service-kit';
+import { createBackfillPublisher, declareBackfillStream } from './backfill/backfill-publisher';
+import { loadSubscriptionConfig, type SubscriptionConfig } from './config';
+import { subscriptionService } from './grpc/subscription-service';
+import { createIdentityConnections } from './identity/connections';
+import { createSubscriptionMetrics } from './metrics';
+import { createReconciler } from './reconcile/reconciler';
+import { createSubscriptions } from './subscriptions/subscriptions';
+import { createVerifier } from './verify/verifier';
+import { createDeliveryRecorder } from './webhooks/delivery-recorder';
+import { createHookCache } from './webhooks/hook-cache';
+import { createHookLoader } from './webhooks/hook-loader';
+import { createWebhookRepository } from './webhooks/webhook-repository';
+
+export const migrationsDir = join(__dirname, '..', 'migrations');
+
+export interface SubscriptionApp {
+  stop(): Promise<void>;
+  ports: { grpc: number; metrics: number };
+}
+
+/** Starts the subscription service exactly as production wires it; tests call this too. */
+export async function start(config: SubscriptionConfig, options: { log?: Logger } = {}): Promise<SubscriptionApp> {
+  const log = options.log ?? createLogger({ service: 'subscription', level: config.LOG_LEVEL });
+  await migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
+
+  // Whatever is opened is closed again, in reverse, if a later step of the start fails.
+  const opened: ShutdownStep[] = [];
+  try {
+    const pool = createPool({
+      url: config.DATABASE_URL,
+      schema: config.DATABASE_SCHEMA,
+      max: config.DATABASE_POOL_MAX,
+      applicationName: 'subscription',
+      log,
+    });
+    opened.unshift({ name: 'postgres', run: () => pool.end() });
+    const registry = createMetricsRegistry('subscription');
+    const metrics = createSubscriptionMetrics(registry);
+    const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
+
+    const nc = await connectNats({ url: config.NATS_URL, name: 'subscription', log });
+    opened.unshift({ name: 'nats', run: () => nc.drain() });
+    const names = natsNames(config.NATS_SUBJECT_PREFIX);
+    await declareBackfillStream(await nc.jetstreamManager(), names);
+    const backfill = createBackfillPublisher({ js: nc.jetstream(), names });
+
+    const repository = createWebhookRepository(pool);
+    const loader = createHookLoader(repository, sealer);
+    const cache = createHookCache({
+      databaseUrl: config.DATABASE_URL,
+      schema: config.DATABASE_SCHEMA,
+      load: loader.load,
+      log,
+      onLookup: metrics.cacheLookup,
+    });
+    opened.unshift({ name: 'hook cache', run: () => cache.stop() });
+    await cache.start();
+    metrics.watchCache(cache);
+    const recorder = createDeliveryRecorder({ repository, log });
+    recorder.start();
+    opened.unshift({ name: 'delivery times', run: () => recorder.stop() });
+
+    const verifier = createVerifier({
+      cache,
+      legacy: loader,
+      applicationSigningKey: config.CALENDLY_WEBHOOK_SIGNING_KEY,
+      toleranceSeconds: config.SIGNATURE_TOLERANCE_SECONDS,
+      log,
+      onOutcome: metrics.verification,
+      onVerified: recorder.note,
+    });
+    const connections = createIdentityConnections({ address: config.IDENTITY_ADDR });
+    opened.unshift({ name: 'identity client', run: () => connections.close() });
+    const subscriptions = createSubscriptions({
+      log,
+      pool,
+      sealer,
+      calendly: createCalendlyClient({
+        apiUrl: config.CALENDLY_API_URL,
+        authUrl: config.CALENDLY_AUTH_URL,
+        log,
+        registry,
+      }),
+      connections,
+      backfill,
+      settings: {
+        publicBaseUrl: config.PUBLIC_BASE_URL,
+        applicationSigningKey: config.CALENDLY_WEBHOOK_SIGNING_KEY,
+        oauthHonoursSigningKey: config.CALENDLY_OAUTH_HONOURS_SIGNING_KEY,
+        backfillHorizonDays: config.BACKFILL_HORIZON_DAYS,
+      },
+    });
+    const reconciler = createReconciler({
+      log,
+      pool,
+      databaseUrl: config.DATABASE_URL,
+      subscriptions,
+      intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
+      concurrency: config.RECONCILE_CONCURRENCY,
+      onResult: metrics.reconcileResult,
+      onRun: metrics.reconcileRun,
+    });
+    opened.unshift({ name: 'reconciler', run: () => reconciler.stop() });
+
+    const grpcServer = createGrpcServer({
+      services: [subscriptionService({ subscriptions, verifier, reconciler, log })],
+      host: config.GRPC_HOST,
+      port: config.GRPC_PORT,
+      log,
+      registry,
+      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
+    });
+    opened.unshift({ name: 'grpc', run: () => grpcServer.stop() });
+    const grpcPort = await grpcServer.start();
+    const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    opened.splice(1, 0, { name: 'metrics', run: () => metricsServer.close() });
+
+    grpcServer.setServing(true);
+    reconciler.start();
+    log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
+    return {
+      stop: createStop({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, steps: opened }),
+      ports: { grpc: grpcPort, metrics: metricsServer.port },
+    };
+  } catch (error) {
+    await createStop({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, steps: opened })();
+    throw error;
+  }
+}
+
+if (require.main === module) {
+  const config = loadSubscriptionConfig();
+  const log = createLogger({ service: 'subscription', level: config.LOG_LEVEL });
+  if (config.MIGRATE_ONLY) {
+    migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log }).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.fatal({ err: error }, 'migration failed');
+        process.exit(1);
+      },
+    );
+  } else {
+    start(config, { log }).then(
+      (app) => exitOnSignals(app.stop, log),
+      (error: unknown) => {
+        log.fatal({ err: error }, 'start failed');
+        process.exit(1);
+      },
+    );
+  }
+}

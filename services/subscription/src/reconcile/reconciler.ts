@@ -1,0 +1,163 @@
+import { Client } from 'pg';
+import { GrpcError, GrpcStatus, type Logger, type Pool } from '@calsync/service-kit';
+import type { SyncOutcome, Subscriptions } from '../subscriptions/subscriptions';
+import { createWebhookRepository } from '../webhooks/webhook-repository';
+
+export interface ReconcileSummary {
+  usersChecked: number;
+  healthy: number;
+  recreated: number;
+  orphansDeleted: number;
+  failed: number;
+  backfillsRequested: number;
+  usersDisconnected: number;
+  leftoversDeleted: number;
+}
+
+export interface Reconciler {
+  /** Every user with hooks or leftovers; one run at a time across all replicas (ABORTED otherwise). */
+  reconcileAll(): Promise<ReconcileSummary>;
+  reconcileUser(userId: string): Promise<ReconcileSummary>;
+  /** Runs reconcileAll every interval (0: never). */
+  start(): void;
+  /** Stops the timer and waits for a run in progress to finish its current users. */
+  stop(): Promise<void>;
+}
+
+/** The advisory lock that makes one replica at a time walk every user. */
+const runLockKey = [52_002, 0] as const;
+/** Users read per page of the work list. */
+const pageSize = 500;
+
+const emptySummary = (): ReconcileSummary => ({
+  usersChecked: 0,
+  healthy: 0,
+  recreated: 0,
+  orphansDeleted: 0,
+  failed: 0,
+  backfillsRequested: 0,
+  usersDisconnected: 0,
+  leftoversDeleted: 0,
+});
+
+/**
+ * Walks every user with hooks and has subscriptions repair each one, a bounded number at a
+ * time (each worker holds one connection and talks to Calendly with one user's token, so
+ * Calendly's per-user rate limits are never shared). Results go to the log and to `onResult`.
+ */
+export function createReconciler(options: {
+  log: Logger;
+  pool: Pool;
+  databaseUrl: string;
+  subscriptions: Subscriptions;
+  intervalSeconds: number;
+  concurrency: number;
+  onResult?: (outcome: SyncOutcome) => void;
+  onRun?: (seconds: number) => void;
+}): Reconciler {
+  const { log } = options;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<ReconcileSummary> | undefined;
+  let stopping = false;
+
+  const reconcileOne = async (userId: string, summary: ReconcileSummary) => {
+    let outcome: SyncOutcome;
+    try {
+      const result = await options.subscriptions.reconcileUser(userId);
+      outcome = result.outcome;
+      summary.orphansDeleted += result.orphansDeleted;
+      summary.backfillsRequested += result.backfillsRequested;
+      summary.leftoversDeleted += result.leftoversDeleted;
+      if (result.error) log.warn({ userId, error: result.error.message }, 'reconcile could not repair a user');
+    } catch (error) {
+      outcome = 'failed';
+      log.error({ err: error, userId }, 'reconcile of a user failed');
+    }
+    summary.usersChecked += 1;
+    if (outcome === 'healthy') summary.healthy += 1;
+    else if (outcome === 'created' || outcome === 'recreated') summary.recreated += 1;
+    else if (outcome === 'disconnected') summary.usersDisconnected += 1;
+    else summary.failed += 1;
+    options.onResult?.(outcome);
+  };
+
+  const walk = async (): Promise<ReconcileSummary> => {
+    const summary = emptySummary();
+    const repository = createWebhookRepository(options.pool);
+    let after = '';
+    while (!stopping) {
+      const users = await repository.listUserIds(after, pageSize);
+      if (users.length === 0) break;
+      after = users.at(-1)!;
+      let next = 0;
+      const worker = async () => {
+        while (!stopping && next < users.length) await reconcileOne(users[next++]!, summary);
+      };
+      await Promise.all(Array.from({ length: Math.min(options.concurrency, users.length) }, worker));
+    }
+    return summary;
+  };
+
+  const runExclusive = async (): Promise<ReconcileSummary> => {
+    // A dedicated connection: the run lock must not take one of the workers' pool connections.
+    const client = new Client({ connectionString: options.databaseUrl, application_name: 'reconciler' });
+    client.on('error', (error) => log.warn({ err: error }, 'reconcile lock connection failed'));
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS locked', [
+        ...runLockKey,
+      ]);
+      if (!rows[0]?.locked)
+        throw new GrpcError(
+          GrpcStatus.ABORTED,
+          'another replica is reconciling every user right now',
+          'RECONCILE_RUNNING',
+        );
+      const started = process.hrtime.bigint();
+      const summary = await walk();
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      options.onRun?.(seconds);
+      log.info({ ...summary, seconds: Math.round(seconds * 10) / 10 }, 'reconcile finished');
+      return summary;
+    } finally {
+      // Ending the session releases the lock.
+      await client.end().catch(() => undefined);
+    }
+  };
+
+  const reconcileAll = () => {
+    running ??= runExclusive().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+
+  const schedule = () => {
+    if (stopping || options.intervalSeconds <= 0) return;
+    timer = setTimeout(() => {
+      reconcileAll()
+        .catch((error: unknown) => {
+          if (error instanceof GrpcError && error.code === GrpcStatus.ABORTED)
+            log.debug('reconcile skipped: running elsewhere');
+          else log.error({ err: error }, 'reconcile run failed');
+        })
+        .finally(schedule);
+    }, options.intervalSeconds * 1000);
+    timer.unref();
+  };
+
+  return {
+    reconcileAll,
+    async reconcileUser(userId) {
+      const summary = emptySummary();
+      await reconcileOne(userId, summary);
+      return summary;
+    },
+    start: schedule,
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,473 @@
+import type { CalendlyClient, WebhookSubscription } from '@calsync/calendly-client';
+import { CalendlyError } from '@calsync/calendly-client';
+import { GrpcError, GrpcStatus, hasCode, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
+import type { BackfillPublisher } from '../backfill/backfill-publisher';
+import type { CalendlyGrant, Connections } from '../identity/connections';
+import { signingKeyContext } from '../webhooks/hook-loader';
+import {
+  createWebhookRepository,
+  type SigningKeySource,
+  type WebhookRepository,
+  type WebhookRow,
+} from '../webhooks/webhook-repository';
+import { callbackUrlOf, hookIdOfCallbackUrl, newHookId, newSigningKey } from '../webhooks/webhook-secrets';
+import { withUserLock } from './user-lock';
+
+/** The events of a user-scoped subscription: everything that changes a user's meetings. */
+export const userScopeEvents = [
+  'invitee.created',
+  'invitee.canceled',
+  'invitee_no_show.created',
+  'invitee_no_show.deleted',
+] as const;
+
+export type CalendlyWebhooks = Pick<
+  CalendlyClient,
+  'createWebhookSubscription' | 'listAllWebhookSubscriptions' | 'deleteWebhookSubscription'
+>;
+
+/** How one user's sync ended. */
+export type SyncOutcome = 'healthy' | 'created' | 'recreated' | 'failed' | 'disconnected';
+
+export interface SyncResult {
+  outcome: SyncOutcome;
+  /** The user's working hook afterwards (or the failed one that records why there is none). */
+  hook: WebhookRow | undefined;
+  orphansDeleted: number;
+  backfillsRequested: number;
+  leftoversDeleted: number;
+  /** Why the sync failed, safe to show the caller. */
+  error?: GrpcError;
+}
+
+export interface RemoveResult {
+  removedLocally: number;
+  deletedRemotely: number;
+  leftForReconcile: number;
+}
+
+export interface Subscriptions {
+  /** Makes sure the user has exactly one active subscription; throws GrpcError when it cannot. */
+  ensure(userId: string): Promise<{ hook: WebhookRow; created: boolean }>;
+  /** Deletes the user's subscriptions at Calendly where possible and always locally. */
+  remove(userId: string): Promise<RemoveResult>;
+  list(userId: string): Promise<WebhookRow[]>;
+  /** Compares the user's hooks with Calendly's and repairs them; never throws for Calendly's answers. */
+  reconcileUser(userId: string): Promise<SyncResult>;
+}
+
+export interface SubscriptionSettings {
+  publicBaseUrl: string;
+  applicationSigningKey: string | undefined;
+  oauthHonoursSigningKey: boolean;
+  /** How far past a gap a backfill reaches, so meetings booked during it for later dates come too. */
+  backfillHorizonDays: number;
+}
+
+/** A backfill starts this long before a gap: no-shows and cancellations of just-past meetings change them too. */
+const backfillLookbackMs = 24 * 3600 * 1000;
+/** A leftover that cannot be deleted after this many rounds is given up on (Calendly disables it in time). */
+const maxLeftoverAttempts = 20;
+
+interface Assessed {
+  row: WebhookRow;
+  remote: WebhookSubscription | undefined;
+  health: 'active' | 'disabled' | 'missing';
+}
+
+/** A create that failed, with the row that was made for it. */
+class ProvisionError extends Error {
+  constructor(
+    readonly grpc: GrpcError,
+    readonly definitive: boolean,
+  ) {
+    super(grpc.message);
+  }
+}
+
+/**
+ * Per-user webhook work: Ensure, Remove, List and reconcile of one user. Every change for a
+ * user happens under that user's advisory lock, so two replicas (or two calls) never create two
+ * subscriptions; a replacement is created before what it replaces is deleted, so a user is
+ * never left without one.
+ */
+export function createSubscriptions(deps: {
+  log: Logger;
+  pool: Pool;
+  sealer: Sealer;
+  calendly: CalendlyWebhooks;
+  connections: Connections;
+  backfill: BackfillPublisher;
+  settings: SubscriptionSettings;
+  now?: () => Date;
+}): Subscriptions {
+  const { log, calendly, settings } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  const keySourceFor = (grant: CalendlyGrant): SigningKeySource =>
+    grant.kind === 'personal_token' || settings.oauthHonoursSigningKey ? 'subscription' : 'application';
+
+  const calendlyFailure = (error: unknown, action: string): GrpcError => {
+    if (error instanceof GrpcError) return error;
+    if (error instanceof CalendlyError) {
+      if (error.status === 403)
+        return new GrpcError(
+          GrpcStatus.FAILED_PRECONDITION,
+          `Calendly refused to ${action}: ${error.detailsMessage ?? 'forbidden'}`,
+          'CALENDLY_FORBIDDEN',
+        );
+      return error.toGrpcError();
+    }
+    log.error({ err: error, action }, 'unexpected failure talking to Calendly');
+    return new GrpcError(GrpcStatus.INTERNAL, `could not ${action}`);
+  };
+
+  const listRemote = (grant: CalendlyGrant) =>
+    calendly.listAllWebhookSubscriptions(grant.accessToken, {
+      organization: grant.calendlyOrganizationUri,
+      scope: 'user',
+      user: grant.calendlyUserUri,
+    });
+
+  /** Deletes a subscription at Calendly; a failure is kept as a leftover for reconcile to retry. */
+  const deleteRemote = async (repo: WebhookRepository, userId: string, grant: CalendlyGrant, uri: string) => {
+    try {
+      await calendly.deleteWebhookSubscription(grant.accessToken, uri);
+      return true;
+    } catch (error) {
+      const message = calendlyFailure(error, 'delete the webhook subscription').message;
+      log.warn(
+        { userId, subscription: uri, error: message },
+        'could not delete a subscription at Calendly; kept for reconcile',
+      );
+      await repo.addLeftovers(userId, [uri], message);
+      return false;
+    }
+  };
+
+  /**
+   * Creates a new hook at Calendly. The row (with its sealed key) exists before the call, so a
+   * delivery racing the response already verifies. A create whose answer was lost is repeated
+   * with the same URL and key: 409 then means the first one landed, and it is adopted.
+   */
+  const provision = async (
+    repo: WebhookRepository,
+    userId: string,
+    grant: CalendlyGrant,
+    backfillFrom: Date | null,
+  ): Promise<WebhookRow> => {
+    const signingKeySource = keySourceFor(grant);
+    if (signingKeySource === 'application' && !settings.applicationSigningKey)
+      throw new ProvisionError(
+        new GrpcError(
+          GrpcStatus.FAILED_PRECONDITION,
+          'OAuth connections need CALENDLY_WEBHOOK_SIGNING_KEY, which is not configured',
+          'APPLICATION_SIGNING_KEY_MISSING',
+        ),
+        true,
+      );
+    // A 409 for a URL that is not ours to adopt: one fresh URL is tried before giving up.
+    for (let fresh = 0; fresh < 2; fresh++) {
+      const hookId = newHookId();
+      const signingKey = signingKeySource === 'subscription' ? newSigningKey() : undefined;
+      const row = await repo.insert({
+        hookId,
+        userId,
+        calendlyUserUri: grant.calendlyUserUri,
+        calendlyOrganizationUri: grant.calendlyOrganizationUri,
+        callbackUrl: callbackUrlOf(settings.publicBaseUrl, hookId),
+        events: [...userScopeEvents],
+        state: 'pending',
+        signingKeySource,
+        signingKeySealed: signingKey ? deps.sealer.seal(signingKey, signingKeyContext(hookId)) : null,
+        backfillFrom,
+      });
+      const input = {
+        url: row.callbackUrl,
+        events: row.events,
+        organization: grant.calendlyOrganizationUri,
+        scope: 'user' as const,
+        user: grant.calendlyUserUri,
+        signingKey,
+      };
+      let created: WebhookSubscription | undefined;
+      let conflict = false;
+      for (let attempt = 0; attempt < 2 && !created && !conflict; attempt++) {
+        try {
+          created = await calendly.createWebhookSubscription(grant.accessToken, input);
+        } catch (error) {
+          if (error instanceof CalendlyError && error.status === 409) conflict = true;
+          else if (error instanceof CalendlyError && error.transient && attempt === 0) continue;
+          else {
+            const grpc = calendlyFailure(error, 'create the webhook subscription');
+            const definitive = !(error instanceof CalendlyError && error.transient);
+            await repo.update(hookId, { state: definitive ? 'failed' : 'pending', lastError: grpc.message });
+            throw new ProvisionError(grpc, definitive);
+          }
+        }
+      }
+      if (conflict) {
+        let existing: WebhookSubscription | undefined;
+        try {
+          existing = (await listRemote(grant)).find((remote) => remote.callback_url === row.callbackUrl);
+        } catch (error) {
+          const grpc = calendlyFailure(error, 'list webhook subscriptions');
+          await repo.update(hookId, { lastError: grpc.message });
+          throw new ProvisionError(grpc, false);
+        }
+        if (existing?.state === 'active') created = existing;
+        else {
+          // Calendly holds the URL but not as a working subscription of ours: make a fresh one.
+          if (existing) await deleteRemote(repo, userId, grant, existing.uri);
+          log.warn({ userId, hookId }, 'calendly says the callback URL exists; replacing it with a fresh one');
+          await repo.delete([hookId]);
+          continue;
+        }
+      }
+      const verifiedAt = now();
+      const patch = {
+        state: 'active' as const,
+        calendlySubscriptionUri: created!.uri,
+        lastVerifiedAt: verifiedAt,
+        lastError: null,
+      };
+      await repo.update(hookId, patch);
+      return { ...row, ...patch };
+    }
+    throw new ProvisionError(
+      new GrpcError(GrpcStatus.ABORTED, 'Calendly kept answering that the callback URL already exists'),
+      false,
+    );
+  };
+
+  /** When the oldest of these hooks stopped delivering, for those that ever delivered. */
+  const gapStartOf = (assessed: Assessed[]): Date | null => {
+    let start: number | undefined;
+    for (const { row, remote } of assessed) {
+      const candidates: number[] = [];
+      if (row.backfillFrom) candidates.push(row.backfillFrom.getTime());
+      if (row.calendlySubscriptionUri) {
+        candidates.push((row.lastVerifiedAt ?? row.createdAt).getTime());
+        const retrying = remote?.retry_started_at ? Date.parse(remote.retry_started_at) : NaN;
+        if (!Number.isNaN(retrying)) candidates.push(retrying);
+      }
+      for (const candidate of candidates) start = start === undefined ? candidate : Math.min(start, candidate);
+    }
+    return start === undefined ? null : new Date(start);
+  };
+
+  /** Publishes the hook's pending backfill, if any; a failure leaves it for the next sync. */
+  const publishBackfill = async (repo: WebhookRepository, hook: WebhookRow): Promise<number> => {
+    if (!hook.backfillFrom) return 0;
+    const windowEnd = new Date(now().getTime() + settings.backfillHorizonDays * 24 * 3600 * 1000);
+    try {
+      await deps.backfill.publish({
+        requestId: `backfill:${hook.hookId}`,
+        userId: hook.userId,
+        calendlyUserUri: hook.calendlyUserUri,
+        windowStart: new Date(hook.backfillFrom.getTime() - backfillLookbackMs),
+        windowEnd,
+        reason: 'webhook replaced after a delivery gap',
+      });
+    } catch (error) {
+      log.warn({ err: error, userId: hook.userId, hookId: hook.hookId }, 'could not request a backfill; will retry');
+      return 0;
+    }
+    await repo.update(hook.hookId, { backfillFrom: null });
+    hook.backfillFrom = null;
+    return 1;
+  };
+
+  const sweepLeftovers = async (repo: WebhookRepository, userId: string, grant: CalendlyGrant) => {
+    let deleted = 0;
+    for (const leftover of await repo.listLeftovers(userId)) {
+      try {
+        await calendly.deleteWebhookSubscription(grant.accessToken, leftover.calendlySubscriptionUri);
+        await repo.removeLeftover(leftover.calendlySubscriptionUri);
+        deleted += 1;
+      } catch (error) {
+        const message = calendlyFailure(error, 'delete the webhook subscription').message;
+        if (leftover.attempts + 1 >= maxLeftoverAttempts) {
+          log.warn(
+            { userId, subscription: leftover.calendlySubscriptionUri, error: message },
+            'giving up on a leftover',
+          );
+          await repo.removeLeftover(leftover.calendlySubscriptionUri);
+        } else await repo.failLeftover(leftover.calendlySubscriptionUri, message);
+      }
+    }
+    return deleted;
+  };
+
+  /** Local cleanup of a user whose connection is gone: refuse their hooks now, delete remotely later. */
+  const forgetDisconnected = async (repo: WebhookRepository, userId: string) => {
+    const rows = await repo.markUserRemoving(userId);
+    const uris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
+    await repo.addLeftovers(userId, uris, 'the user has no Calendly connection');
+    await repo.delete(rows.map((row) => row.hookId));
+    return rows.length;
+  };
+
+  /** The shared heart of Ensure and reconcile, run under the user's lock. */
+  const syncLocked = async (repo: WebhookRepository, userId: string, grant: CalendlyGrant): Promise<SyncResult> => {
+    const result: SyncResult = {
+      outcome: 'healthy',
+      hook: undefined,
+      orphansDeleted: 0,
+      backfillsRequested: 0,
+      leftoversDeleted: await sweepLeftovers(repo, userId, grant),
+    };
+    const rows = (await repo.listByUser(userId)).filter((row) => row.state !== 'removing');
+    const recordError = async (error: GrpcError) => {
+      for (const row of rows) await repo.update(row.hookId, { lastError: error.message });
+      return { ...result, outcome: 'failed' as const, error, hook: rows.at(-1) };
+    };
+
+    let remote: WebhookSubscription[];
+    try {
+      remote = await listRemote(grant);
+    } catch (error) {
+      return recordError(calendlyFailure(error, 'list webhook subscriptions'));
+    }
+    const ours = remote.filter((subscription) =>
+      hookIdOfCallbackUrl(settings.publicBaseUrl, subscription.callback_url),
+    );
+    const byCallback = new Map(ours.map((subscription) => [subscription.callback_url, subscription]));
+    const assessed: Assessed[] = rows.map((row) => {
+      // The callback URL carries the hook id, so it identifies our subscription even when the
+      // create's answer (and with it the URI) was lost.
+      const match = row.calendlyUserUri === grant.calendlyUserUri ? byCallback.get(row.callbackUrl) : undefined;
+      return {
+        row,
+        remote: match,
+        health: !match ? 'missing' : match.state === 'active' ? 'active' : 'disabled',
+      };
+    });
+    const claimed = new Set(assessed.flatMap((entry) => (entry.remote ? [entry.remote.uri] : [])));
+    for (const orphan of ours.filter((subscription) => !claimed.has(subscription.uri))) {
+      if (await deleteRemote(repo, userId, grant, orphan.uri)) result.orphansDeleted += 1;
+    }
+
+    const healthy = assessed.filter((entry) => entry.health === 'active');
+    let keep: WebhookRow;
+    if (healthy.length > 0) {
+      const chosen = healthy.reduce((newest, entry) => (entry.row.createdAt > newest.row.createdAt ? entry : newest));
+      const patch = {
+        state: 'active' as const,
+        calendlySubscriptionUri: chosen.remote!.uri,
+        lastVerifiedAt: now(),
+        lastError: null,
+        downSince: null,
+      };
+      await repo.update(chosen.row.hookId, patch);
+      keep = { ...chosen.row, ...patch };
+      result.outcome = 'healthy';
+    } else {
+      const downSince = now();
+      try {
+        keep = await provision(repo, userId, grant, gapStartOf(assessed));
+      } catch (error) {
+        if (!(error instanceof ProvisionError)) throw error;
+        // Earlier attempts that never reached Calendly are superseded by this one's row, which
+        // records why the user has no webhook; hooks that did exist keep the start of their gap.
+        const deadAttempts = assessed.filter((entry) => !entry.row.calendlySubscriptionUri && !entry.remote);
+        await repo.delete(deadAttempts.map((entry) => entry.row.hookId));
+        for (const entry of assessed) {
+          if (deadAttempts.includes(entry)) continue;
+          await repo.update(entry.row.hookId, {
+            state: entry.health,
+            downSince: entry.row.downSince ?? downSince,
+            lastError: error.grpc.message,
+          });
+        }
+        const left = await repo.listByUser(userId);
+        return { ...result, outcome: 'failed', error: error.grpc, hook: left.at(-1) };
+      }
+      result.outcome = rows.length === 0 ? 'created' : 'recreated';
+    }
+
+    for (const entry of assessed) {
+      if (entry.row.hookId === keep.hookId) continue;
+      if (entry.remote) await deleteRemote(repo, userId, grant, entry.remote.uri);
+      await repo.delete([entry.row.hookId]);
+    }
+    result.backfillsRequested = await publishBackfill(repo, keep);
+    result.hook = keep;
+    return result;
+  };
+
+  const grantOrThrow = async (userId: string) => deps.connections.grantFor(userId);
+
+  const requireUserId = (userId: string) => {
+    if (!userId || userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is required');
+  };
+
+  return {
+    async ensure(userId) {
+      requireUserId(userId);
+      const grant = await grantOrThrow(userId);
+      const result = await withUserLock(deps.pool, userId, (client) =>
+        syncLocked(createWebhookRepository(client), userId, grant),
+      );
+      if (result.error || !result.hook) throw result.error ?? new GrpcError(GrpcStatus.INTERNAL, 'no webhook');
+      log.info({ userId, hookId: result.hook.hookId, outcome: result.outcome }, 'webhook ensured');
+      return { hook: result.hook, created: result.outcome === 'created' || result.outcome === 'recreated' };
+    },
+
+    async remove(userId) {
+      requireUserId(userId);
+      return withUserLock(deps.pool, userId, async (client) => {
+        const repo = createWebhookRepository(client);
+        // Refused by every replica from this commit on, whatever happens at Calendly.
+        const rows = await repo.markUserRemoving(userId);
+        const result: RemoveResult = { removedLocally: 0, deletedRemotely: 0, leftForReconcile: 0 };
+        const remoteUris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
+        let grant: CalendlyGrant | undefined;
+        if (remoteUris.length > 0) {
+          try {
+            grant = await grantOrThrow(userId);
+          } catch (error) {
+            const reason = error instanceof GrpcError ? error.message : 'identity failed';
+            await repo.addLeftovers(userId, remoteUris, reason);
+            result.leftForReconcile = remoteUris.length;
+          }
+        }
+        if (grant) {
+          for (const uri of remoteUris) {
+            if (await deleteRemote(repo, userId, grant, uri)) result.deletedRemotely += 1;
+            else result.leftForReconcile += 1;
+          }
+        }
+        result.removedLocally = await repo.delete(rows.map((row) => row.hookId));
+        log.info({ userId, ...result }, 'webhooks removed');
+        return result;
+      });
+    },
+
+    list(userId) {
+      requireUserId(userId);
+      return createWebhookRepository(deps.pool).listByUser(userId, { includeLegacy: true });
+    },
+
+    async reconcileUser(userId) {
+      const empty = { hook: undefined, orphansDeleted: 0, backfillsRequested: 0, leftoversDeleted: 0 };
+      let grant: CalendlyGrant;
+      try {
+        grant = await grantOrThrow(userId);
+      } catch (error) {
+        return withUserLock(deps.pool, userId, async (client) => {
+          const repo = createWebhookRepository(client);
+          if (hasCode(error, GrpcStatus.NOT_FOUND)) {
+            const forgotten = await forgetDisconnected(repo, userId);
+            log.info({ userId, hooks: forgotten }, 'user has no connection; hooks forgotten');
+            return { ...empty, outcome: 'disconnected' as const };
+          }
+          const grpc = error instanceof GrpcError ? error : new GrpcError(GrpcStatus.UNAVAILABLE, 'identity failed');
+          for (const row of await repo.listByUser(userId)) await repo.update(row.hookId, { lastError: grpc.message });
+          return { ...empty, outcome: 'failed' as const, error: grpc };
+        });
+      }
+      return withUserLock(deps.pool, userId, (client) => syncLocked(createWebhookRepository(client), userId, grant));
+    },
+  };
+}

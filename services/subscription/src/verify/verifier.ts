@@ -1,0 +1,150 @@
+import { GrpcError, GrpcStatus, type Logger } from '@calsync/service-kit';
+import { subscriptionV1 } from '@calsync/proto';
+import type { CachedHook, HookCache } from '../webhooks/hook-cache';
+import { isWellFormedHookId } from '../webhooks/webhook-secrets';
+import { belongsTo, creatorOf, deliveryKeyOf, parseEnvelope } from './payload';
+import { parseSignatureHeader, signatureMatches } from './signature';
+
+const { VerifyFailure } = subscriptionV1;
+type VerifyFailureValue = subscriptionV1.VerifyFailure;
+
+/** A genuine delivery and whose it is. */
+export interface VerifiedDelivery {
+  userId: string;
+  calendlyUserUri: string;
+  eventType: string;
+  deliveryKey: string;
+  hookId: string;
+  eventCreatedAt: Date;
+}
+
+export type VerifyOutcome = 'ok' | keyof typeof subscriptionV1.VerifyFailure;
+
+export interface Verifier {
+  verify(request: { hookId: string; signatureHeader: string; rawBody: Buffer }): Promise<VerifiedDelivery>;
+}
+
+/** Where a legacy (single URL) delivery is resolved: through indexes, never by trying keys. */
+export interface LegacyResolver {
+  /** The legacy subscription created by this Calendly user (the envelope's created_by). */
+  hookCreatedBy(calendlyUserUri: string): Promise<CachedHook | undefined>;
+  /** The platform user behind a Calendly user, for organization-scoped legacy deliveries. */
+  userOfCalendlyUser(calendlyUserUri: string): Promise<{ userId: string; calendlyUserUri: string } | undefined>;
+}
+
+const codes: Record<VerifyFailureValue, GrpcStatus> = {
+  [VerifyFailure.VERIFY_FAILURE_UNSPECIFIED]: GrpcStatus.INTERNAL,
+  [VerifyFailure.VERIFY_FAILURE_HOOK_NOT_FOUND]: GrpcStatus.NOT_FOUND,
+  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING]: GrpcStatus.UNAUTHENTICATED,
+  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED]: GrpcStatus.INVALID_ARGUMENT,
+  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH]: GrpcStatus.UNAUTHENTICATED,
+  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE]: GrpcStatus.UNAUTHENTICATED,
+  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE]: GrpcStatus.UNAUTHENTICATED,
+  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED]: GrpcStatus.INVALID_ARGUMENT,
+  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER]: GrpcStatus.PERMISSION_DENIED,
+  [VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED]: GrpcStatus.INVALID_ARGUMENT,
+  [VerifyFailure.UNRECOGNIZED]: GrpcStatus.INTERNAL,
+};
+
+const messages: Partial<Record<VerifyFailureValue, string>> = {
+  [VerifyFailure.VERIFY_FAILURE_HOOK_NOT_FOUND]: 'unknown or removed webhook',
+  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING]: 'the Calendly-Webhook-Signature header is missing',
+  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED]:
+    'the Calendly-Webhook-Signature header is not t=<unix seconds>,v1=<hex>[,v1=<hex>]',
+  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH]: 'the signature does not match',
+  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE]: 'the signature timestamp is too old',
+  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE]: 'the signature timestamp is in the future',
+  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED]: 'the body is not a Calendly webhook envelope',
+  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER]: "the delivery does not concern this webhook's user",
+  [VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED]: 'this webhook is not subscribed to the event',
+};
+
+/** Thrown for a refused delivery: the gRPC status for the failure, with its VerifyFailure name as reason. */
+export function verifyFailure(failure: VerifyFailureValue): GrpcError {
+  return new GrpcError(codes[failure], messages[failure] ?? 'refused', subscriptionV1.verifyFailureToJSON(failure));
+}
+
+/**
+ * VerifyAndResolveUser's logic. The hook comes from an O(1) map (or, for the legacy URL, one
+ * index lookup by created_by); the timestamp must sit within the tolerance on either side; one
+ * HMAC with that hook's key is compared in constant time with each v1 value; and the payload
+ * must concern the hook's Calendly user, which is what stops a delivery for user A, signed
+ * with the application key both share, from being accepted on user B's URL.
+ */
+export function createVerifier(options: {
+  cache: HookCache;
+  legacy: LegacyResolver;
+  /** The OAuth application's signing key, for hooks whose deliveries Calendly signs with it. */
+  applicationSigningKey: string | undefined;
+  toleranceSeconds: number;
+  log: Logger;
+  now?: () => number;
+  onOutcome?: (outcome: VerifyOutcome) => void;
+  onVerified?: (hookId: string, at: Date) => void;
+}): Verifier {
+  const now = options.now ?? Date.now;
+  const applicationKey = options.applicationSigningKey ? Buffer.from(options.applicationSigningKey) : undefined;
+
+  const refuse = (failure: VerifyFailureValue): never => {
+    options.onOutcome?.(subscriptionV1.verifyFailureToJSON(failure) as VerifyOutcome);
+    throw verifyFailure(failure);
+  };
+
+  const findHook = async (hookId: string, rawBody: Buffer): Promise<CachedHook | undefined> => {
+    if (hookId === '') {
+      const creator = creatorOf(rawBody);
+      return creator ? options.legacy.hookCreatedBy(creator) : undefined;
+    }
+    return isWellFormedHookId(hookId) ? options.cache.get(hookId) : undefined;
+  };
+
+  return {
+    async verify({ hookId, signatureHeader, rawBody }) {
+      const hook = await findHook(hookId, rawBody);
+      if (!hook || hook.refusing) return refuse(VerifyFailure.VERIFY_FAILURE_HOOK_NOT_FOUND);
+      if (signatureHeader === '') return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING);
+      const signature = parseSignatureHeader(signatureHeader);
+      if (!signature) return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED);
+
+      const ageSeconds = now() / 1000 - signature.timestamp;
+      if (ageSeconds > options.toleranceSeconds) return refuse(VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE);
+      if (ageSeconds < -options.toleranceSeconds) return refuse(VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE);
+
+      const key = hook.signingKey ?? applicationKey;
+      if (!key) {
+        options.log.error({ hookId: hook.hookId }, 'hook signed with the application key, which is not configured');
+        return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH);
+      }
+      if (!signatureMatches(key, signature, rawBody)) return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH);
+
+      const envelope = parseEnvelope(rawBody);
+      if (!envelope) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED);
+      if (!hook.events.has(envelope.event)) return refuse(VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED);
+
+      let owner: { userId: string; calendlyUserUri: string } | undefined = hook;
+      if (hook.scope === 'organization') {
+        // One subscription for the whole organization: the delivery belongs to whichever
+        // connected user hosts the event, found through an index on the Calendly user URI.
+        owner = undefined;
+        for (const member of envelope.memberUris) {
+          owner = await options.legacy.userOfCalendlyUser(member);
+          if (owner) break;
+        }
+      } else if (!belongsTo(envelope, hook.calendlyUserUri)) {
+        owner = undefined;
+      }
+      if (!owner) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER);
+
+      options.onOutcome?.('ok');
+      options.onVerified?.(hook.hookId, new Date(now()));
+      return {
+        userId: owner.userId,
+        calendlyUserUri: owner.calendlyUserUri,
+        eventType: envelope.event,
+        deliveryKey: deliveryKeyOf(owner.userId, envelope),
+        hookId: hook.hookId,
+        eventCreatedAt: envelope.createdAt,
+      };
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
+import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { migrationsDir } from '../main';
+import { createHookCache, type HookCache } from './hook-cache';
+import { createHookLoader, signingKeyContext } from './hook-loader';
+import { createWebhookRepository, type NewWebhook, type WebhookRepository } from './webhook-repository';
+import { newHookId, newSigningKey } from './webhook-secrets';
+
+const schema = 'subscription';
+const { log } = captureLogger('hook-cache-test', 'silent');
+const sealer = createSealer({ keys: new Map([['k1', randomBytes(32)]]), activeKeyId: 'k1' });
+
+let database: TestDatabase;
+let pool: Pool;
+let repository: WebhookRepository;
+const caches: HookCache[] = [];
+
+function newHook(userId: string, key = newSigningKey()): NewWebhook {
+  const hookId = newHookId();
+  return {
+    hookId,
+    userId,
+    calendlyUserUri: `https://api.calendly.com/users/${userId}`,
+    calendlyOrganizationUri: 'https://api.calendly.com/organizations/ORG',
+    callbackUrl: `https://calsync.test/webhooks/calendly/${hookId}`,
+    events: ['invitee.created'],
+    state: 'active',
+    signingKeySource: 'subscription',
+    signingKeySealed: sealer.seal(key, signingKeyContext(hookId)),
+  };
+}
+
+async function startCache(): Promise<HookCache> {
+  const loader = createHookLoader(repository, sealer);
+  const cache = createHookCache({ databaseUrl: database.url, schema, load: loader.load, log });
+  caches.push(cache);
+  await cache.start();
+  return cache;
+}
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase('hook_cache');
+  await migrate({ url: database.url, schema, dir: migrationsDir, log });
+  pool = createPool({ url: database.url, schema, log });
+  repository = createWebhookRepository(pool);
+});
+
+afterAll(async () => {
+  for (const cache of caches) await cache.stop();
+  await pool.end();
+  await database.drop();
+});
+
+it('answers from memory after the first lookup and opens the sealed key', async () => {
+  const cache = await startCache();
+  const key = newSigningKey();
+  const hook = newHook('u-memory', key);
+  await repository.insert(hook);
+  const first = await cache.get(hook.hookId);
+  expect(first).toMatchObject({ userId: 'u-memory', refusing: false });
+  expect(first!.signingKey!.toString()).toBe(key);
+  await cache.get(hook.hookId);
+  expect(cache.stats()).toMatchObject({ miss: 1, hit: 1, size: 1 });
+});
+
+it('every replica refuses a hook as soon as another marks it removed or deletes it', async () => {
+  const [replicaA, replicaB] = [await startCache(), await startCache()];
+  const removed = newHook('u-removed');
+  const deleted = newHook('u-deleted');
+  await repository.insertMany([removed, deleted]);
+  for (const cache of [replicaA, replicaB]) {
+    expect((await cache.get(removed.hookId))?.refusing).toBe(false);
+    expect(await cache.get(deleted.hookId)).toBeDefined();
+  }
+  await createWebhookRepository(pool).markUserRemoving('u-removed');
+  await repository.delete([deleted.hookId]);
+  for (const cache of [replicaA, replicaB]) {
+    await eventually(async () => (await cache.get(removed.hookId))?.refusing === true);
+    await eventually(async () => (await cache.get(deleted.hookId)) === undefined);
+  }
+});
+
+it('remembers an unknown id, and forgets that once the hook is created', async () => {
+  const cache = await startCache();
+  const hook = newHook('u-late');
+  expect(await cache.get(hook.hookId)).toBeUndefined();
+  expect(await cache.get(hook.hookId)).toBeUndefined();
+  expect(cache.stats()).toMatchObject({ miss: 1, hit: 1 });
+  await repository.insert(hook);
+  await eventually(async () => (await cache.get(hook.hookId)) !== undefined);
+});
+
+it('does not notify for bookkeeping writes, so deliveries do not empty the caches', async () => {
+  const hook = newHook('u-busy');
+  const marker = newHook('u-marker');
+  await repository.insertMany([hook, marker]);
+  const listener = new Client({ connectionString: database.url });
+  await listener.connect();
+  const heard: string[] = [];
+  listener.on('notification', (message) => heard.push(message.payload ?? ''));
+  await listener.query(`LISTEN "${schema}.webhooks"`);
+  try {
+    await repository.recordDeliveries(new Map([[hook.hookId, new Date()]]));
+    await repository.update(hook.hookId, { lastVerifiedAt: new Date(), lastError: 'x', downSince: new Date() });
+    // Notifications arrive in commit order: once the marker's is heard, anything earlier was too.
+    await repository.update(marker.hookId, { state: 'disabled' });
+    await eventually(async () => heard.includes(marker.hookId));
+    expect(heard).toEqual([marker.hookId]);
+  } finally {
+    await listener.end();
+  }
+});
+
+it('serves from Postgres while its listener is down and starts empty when it is back', async () => {
+  const cache = await startCache();
+  const hook = newHook('u-listener');
+  await repository.insert(hook);
+  await cache.get(hook.hookId);
+  await pool.query(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hook-cache' AND datname = $1",
+    [database.name],
+  );
+  await eventually(async () => !cache.trusted);
+  // Changed while nobody listened: must not be answered from the old memory.
+  await repository.update(hook.hookId, { state: 'removing' });
+  expect((await cache.get(hook.hookId))?.refusing).toBe(true);
+  expect(cache.stats().bypass).toBeGreaterThan(0);
+  await eventually(async () => cache.trusted, 10_000);
+  expect((await cache.get(hook.hookId))?.refusing).toBe(true);
+});

@@ -1,0 +1,47 @@
+import type { Sealer } from '@calsync/service-kit';
+import type { LegacyResolver } from '../verify/verifier';
+import type { CachedHook } from './hook-cache';
+import type { WebhookRepository, WebhookRow } from './webhook-repository';
+
+/** The sealing context of a hook's signing key: a key copied onto another row does not open. */
+export const signingKeyContext = (hookId: string) => `webhook:${hookId}`;
+
+/** A hook row as verification uses it, its key opened. */
+export function toCachedHook(row: WebhookRow, sealer: Sealer): CachedHook {
+  return {
+    hookId: row.hookId,
+    userId: row.userId,
+    calendlyUserUri: row.calendlyUserUri,
+    events: new Set(row.events),
+    scope: row.scope,
+    legacy: row.legacy,
+    refusing: row.state === 'removing',
+    signingKey: row.signingKeySealed
+      ? Buffer.from(sealer.open(row.signingKeySealed, signingKeyContext(row.hookId)))
+      : null,
+  };
+}
+
+/** Reads hooks for verification: by path id (what the cache loads) and, for the legacy URL, by index. */
+export function createHookLoader(
+  repository: WebhookRepository,
+  sealer: Sealer,
+): LegacyResolver & {
+  load(hookId: string): Promise<CachedHook | undefined>;
+} {
+  return {
+    async load(hookId) {
+      const row = await repository.findByHookId(hookId);
+      // A legacy hook's id never appears in a URL; it is reachable only through created_by.
+      return row && !row.legacy ? toCachedHook(row, sealer) : undefined;
+    },
+    async hookCreatedBy(calendlyUserUri) {
+      const row = await repository.findLegacyByCreator(calendlyUserUri);
+      return row ? toCachedHook(row, sealer) : undefined;
+    },
+    async userOfCalendlyUser(calendlyUserUri) {
+      const row = await repository.findUserHookByCalendlyUser(calendlyUserUri);
+      return row ? { userId: row.userId, calendlyUserUri: row.calendlyUserUri } : undefined;
+    },
+  };
+}

@@ -1,0 +1,303 @@
+import type { Pool, PoolClient } from '@calsync/service-kit';
+
+/** Where a hook is in its life. Only `removing` hooks (and deleted ones) refuse deliveries. */
+export type WebhookState = 'pending' | 'active' | 'disabled' | 'missing' | 'removing' | 'failed';
+export type SigningKeySource = 'subscription' | 'application';
+export type WebhookScope = 'user' | 'organization';
+
+/** A pool, or one client holding a lock: every repository query runs on whichever it is given. */
+export type Db = Pool | PoolClient;
+
+export interface WebhookRow {
+  hookId: string;
+  userId: string;
+  calendlyUserUri: string;
+  calendlyOrganizationUri: string;
+  calendlySubscriptionUri: string | null;
+  callbackUrl: string;
+  events: string[];
+  scope: WebhookScope;
+  legacy: boolean;
+  state: WebhookState;
+  signingKeySource: SigningKeySource;
+  signingKeySealed: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  lastVerifiedAt: Date | null;
+  lastDeliveryAt: Date | null;
+  lastError: string | null;
+  downSince: Date | null;
+  backfillFrom: Date | null;
+}
+
+/** What a caller supplies to insert a hook; bookkeeping columns start empty. */
+export type NewWebhook = Pick<
+  WebhookRow,
+  | 'hookId'
+  | 'userId'
+  | 'calendlyUserUri'
+  | 'calendlyOrganizationUri'
+  | 'callbackUrl'
+  | 'events'
+  | 'state'
+  | 'signingKeySource'
+  | 'signingKeySealed'
+> &
+  Partial<Pick<WebhookRow, 'calendlySubscriptionUri' | 'scope' | 'legacy' | 'backfillFrom' | 'lastVerifiedAt'>>;
+
+/** The columns a sync may change on an existing hook. */
+export type WebhookPatch = Partial<
+  Pick<WebhookRow, 'state' | 'calendlySubscriptionUri' | 'lastVerifiedAt' | 'lastError' | 'downSince' | 'backfillFrom'>
+>;
+
+export interface RemoteLeftover {
+  calendlySubscriptionUri: string;
+  userId: string;
+  recordedAt: Date;
+  attempts: number;
+  lastError: string | null;
+}
+
+const columns = `hook_id, user_id, calendly_user_uri, calendly_organization_uri, calendly_subscription_uri,
+  callback_url, events, scope, legacy, state, signing_key_source, signing_key_sealed, created_at, updated_at,
+  last_verified_at, last_delivery_at, last_error, down_since, backfill_from`;
+
+interface Row {
+  hook_id: string;
+  user_id: string;
+  calendly_user_uri: string;
+  calendly_organization_uri: string;
+  calendly_subscription_uri: string | null;
+  callback_url: string;
+  events: string[];
+  scope: WebhookScope;
+  legacy: boolean;
+  state: WebhookState;
+  signing_key_source: SigningKeySource;
+  signing_key_sealed: string | null;
+  created_at: Date;
+  updated_at: Date;
+  last_verified_at: Date | null;
+  last_delivery_at: Date | null;
+  last_error: string | null;
+  down_since: Date | null;
+  backfill_from: Date | null;
+}
+
+function fromRow(row: Row): WebhookRow {
+  return {
+    hookId: row.hook_id,
+    userId: row.user_id,
+    calendlyUserUri: row.calendly_user_uri,
+    calendlyOrganizationUri: row.calendly_organization_uri,
+    calendlySubscriptionUri: row.calendly_subscription_uri,
+    callbackUrl: row.callback_url,
+    events: row.events,
+    scope: row.scope,
+    legacy: row.legacy,
+    state: row.state,
+    signingKeySource: row.signing_key_source,
+    signingKeySealed: row.signing_key_sealed,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastVerifiedAt: row.last_verified_at,
+    lastDeliveryAt: row.last_delivery_at,
+    lastError: row.last_error,
+    downSince: row.down_since,
+    backfillFrom: row.backfill_from,
+  };
+}
+
+const patchColumns: Record<keyof WebhookPatch, string> = {
+  state: 'state',
+  calendlySubscriptionUri: 'calendly_subscription_uri',
+  lastVerifiedAt: 'last_verified_at',
+  lastError: 'last_error',
+  downSince: 'down_since',
+  backfillFrom: 'backfill_from',
+};
+
+/** Rows per INSERT when seeding many hooks at once (keeps each statement under the bind limit). */
+const insertBatch = 1_000;
+
+/** Postgres access to the webhooks and remote_leftovers tables. */
+export interface WebhookRepository {
+  findByHookId(hookId: string): Promise<WebhookRow | undefined>;
+  /** The legacy subscription created by this Calendly user (the envelope's created_by). */
+  findLegacyByCreator(calendlyUserUri: string): Promise<WebhookRow | undefined>;
+  /** A current per-user hook of this Calendly user, for routing organization-scoped legacy deliveries. */
+  findUserHookByCalendlyUser(calendlyUserUri: string): Promise<WebhookRow | undefined>;
+  /** Every hook of the user, oldest first. */
+  listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
+  listLegacy(): Promise<WebhookRow[]>;
+  insert(hook: NewWebhook): Promise<WebhookRow>;
+  insertMany(hooks: NewWebhook[]): Promise<void>;
+  update(hookId: string, patch: WebhookPatch): Promise<void>;
+  /** Marks every hook of the user `removing` (so every replica refuses them at once) and returns them. */
+  markUserRemoving(userId: string): Promise<WebhookRow[]>;
+  delete(hookIds: string[]): Promise<number>;
+  /** Records when hooks last verified a delivery; never moves a time backwards. */
+  recordDeliveries(deliveries: ReadonlyMap<string, Date>): Promise<void>;
+  /** Users with hooks or remote leftovers, in id order after `after`: the reconciler's work list. */
+  listUserIds(after: string, limit: number): Promise<string[]>;
+  /** Users with a hook but no active per-user hook: the ones still relying on the legacy URL. */
+  usersWithoutActiveHook(limit: number): Promise<string[]>;
+  addLeftovers(userId: string, subscriptionUris: string[], error: string): Promise<void>;
+  listLeftovers(userId: string): Promise<RemoteLeftover[]>;
+  removeLeftover(subscriptionUri: string): Promise<void>;
+  failLeftover(subscriptionUri: string, error: string): Promise<void>;
+}
+
+export function createWebhookRepository(db: Db): WebhookRepository {
+  const one = async (sql: string, params: unknown[]) => {
+    const result = await db.query<Row>(sql, params);
+    return result.rows[0] ? fromRow(result.rows[0]) : undefined;
+  };
+  const many = async (sql: string, params: unknown[]) => (await db.query<Row>(sql, params)).rows.map(fromRow);
+
+  const insertValues = (hooks: NewWebhook[]) => {
+    const params: unknown[] = [];
+    const tuples = hooks.map((hook) => {
+      const values = [
+        hook.hookId,
+        hook.userId,
+        hook.calendlyUserUri,
+        hook.calendlyOrganizationUri,
+        hook.calendlySubscriptionUri ?? null,
+        hook.callbackUrl,
+        hook.events,
+        hook.scope ?? 'user',
+        hook.legacy ?? false,
+        hook.state,
+        hook.signingKeySource,
+        hook.signingKeySealed,
+        hook.backfillFrom ?? null,
+        hook.lastVerifiedAt ?? null,
+      ];
+      const placeholders = values.map((value) => {
+        params.push(value);
+        return `$${params.length}`;
+      });
+      return `(${placeholders.join(', ')})`;
+    });
+    return {
+      sql: `INSERT INTO webhooks (hook_id, user_id, calendly_user_uri, calendly_organization_uri,
+        calendly_subscription_uri, callback_url, events, scope, legacy, state, signing_key_source,
+        signing_key_sealed, backfill_from, last_verified_at)
+        VALUES ${tuples.join(', ')} RETURNING ${columns}`,
+      params,
+    };
+  };
+
+  return {
+    findByHookId: (hookId) => one(`SELECT ${columns} FROM webhooks WHERE hook_id = $1`, [hookId]),
+    findLegacyByCreator: (uri) => one(`SELECT ${columns} FROM webhooks WHERE legacy AND calendly_user_uri = $1`, [uri]),
+    findUserHookByCalendlyUser: (uri) =>
+      one(
+        `SELECT ${columns} FROM webhooks WHERE NOT legacy AND calendly_user_uri = $1 AND state <> 'removing'
+         ORDER BY created_at DESC LIMIT 1`,
+        [uri],
+      ),
+    listByUser: (userId, options = {}) =>
+      many(
+        `SELECT ${columns} FROM webhooks WHERE user_id = $1 ${options.includeLegacy ? '' : 'AND NOT legacy'}
+         ORDER BY created_at, hook_id`,
+        [userId],
+      ),
+    listLegacy: () => many(`SELECT ${columns} FROM webhooks WHERE legacy ORDER BY created_at, hook_id`, []),
+    async insert(hook) {
+      const { sql, params } = insertValues([hook]);
+      return (await one(sql, params))!;
+    },
+    async insertMany(hooks) {
+      for (let start = 0; start < hooks.length; start += insertBatch) {
+        const { sql, params } = insertValues(hooks.slice(start, start + insertBatch));
+        await db.query(sql, params);
+      }
+    },
+    async update(hookId, patch) {
+      const entries = Object.entries(patch).filter(([, value]) => value !== undefined) as [
+        keyof WebhookPatch,
+        unknown,
+      ][];
+      if (entries.length === 0) return;
+      const sets = entries.map(([key], index) => `${patchColumns[key]} = $${index + 2}`);
+      await db.query(`UPDATE webhooks SET ${sets.join(', ')}, updated_at = now() WHERE hook_id = $1`, [
+        hookId,
+        ...entries.map(([, value]) => value),
+      ]);
+    },
+    markUserRemoving: (userId) =>
+      many(`UPDATE webhooks SET state = 'removing', updated_at = now() WHERE user_id = $1 RETURNING ${columns}`, [
+        userId,
+      ]),
+    async delete(hookIds) {
+      if (hookIds.length === 0) return 0;
+      const result = await db.query('DELETE FROM webhooks WHERE hook_id = ANY($1::text[])', [hookIds]);
+      return result.rowCount ?? 0;
+    },
+    async recordDeliveries(deliveries) {
+      if (deliveries.size === 0) return;
+      await db.query(
+        `UPDATE webhooks SET last_delivery_at = GREATEST(coalesce(last_delivery_at, d.at), d.at)
+         FROM unnest($1::text[], $2::timestamptz[]) AS d(hook_id, at) WHERE webhooks.hook_id = d.hook_id`,
+        [[...deliveries.keys()], [...deliveries.values()]],
+      );
+    },
+    async listUserIds(after, limit) {
+      const result = await db.query<{ user_id: string }>(
+        `SELECT user_id FROM (SELECT user_id FROM webhooks UNION SELECT user_id FROM remote_leftovers) AS users
+         WHERE user_id > $1 ORDER BY user_id LIMIT $2`,
+        [after, limit],
+      );
+      return result.rows.map((row) => row.user_id);
+    },
+    async usersWithoutActiveHook(limit) {
+      const result = await db.query<{ user_id: string }>(
+        `SELECT DISTINCT w.user_id FROM webhooks w
+         WHERE NOT EXISTS (SELECT 1 FROM webhooks a WHERE a.user_id = w.user_id AND NOT a.legacy AND a.state = 'active')
+         ORDER BY w.user_id LIMIT $1`,
+        [limit],
+      );
+      return result.rows.map((row) => row.user_id);
+    },
+    async addLeftovers(userId, subscriptionUris, error) {
+      if (subscriptionUris.length === 0) return;
+      await db.query(
+        `INSERT INTO remote_leftovers (calendly_subscription_uri, user_id, last_error)
+         SELECT uri, $2, $3 FROM unnest($1::text[]) AS uri
+         ON CONFLICT (calendly_subscription_uri) DO UPDATE SET last_error = EXCLUDED.last_error`,
+        [subscriptionUris, userId, error],
+      );
+    },
+    async listLeftovers(userId) {
+      const result = await db.query<{
+        calendly_subscription_uri: string;
+        user_id: string;
+        recorded_at: Date;
+        attempts: number;
+        last_error: string | null;
+      }>(
+        `SELECT calendly_subscription_uri, user_id, recorded_at, attempts, last_error FROM remote_leftovers
+         WHERE user_id = $1 ORDER BY recorded_at`,
+        [userId],
+      );
+      return result.rows.map((row) => ({
+        calendlySubscriptionUri: row.calendly_subscription_uri,
+        userId: row.user_id,
+        recordedAt: row.recorded_at,
+        attempts: row.attempts,
+        lastError: row.last_error,
+      }));
+    },
+    async removeLeftover(uri) {
+      await db.query('DELETE FROM remote_leftovers WHERE calendly_subscription_uri = $1', [uri]);
+    },
+    async failLeftover(uri, error) {
+      await db.query(
+        'UPDATE remote_leftovers SET attempts = attempts + 1, last_error = $2 WHERE calendly_subscription_uri = $1',
+        [uri, error],
+      );
+    },
+  };
+}
