@@ -18,5 +18,11 @@ module.exports = {
   testTimeout: 60_000,
   globalSetup: '<rootDir>/scripts/test-infra/global-setup.mjs',
   globalTeardown: '<rootDir>/scripts/test-infra/global-teardown.mjs',
-  projects: [project('services', ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/services/*/test/**/*.test.ts'])],
+  // Tests wait on real servers far more than they compute: two cores keep more than one file busy.
+  maxWorkers: 3,
+  projects: [
+    project('services', ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/services/*/test/**/*.test.ts']),
+    // The whole system as real processes, booted exactly as `npm run dev` boots it.
+    project('e2e', ['<rootDir>/scripts/e2e/**/*.test.ts']),
+  ],
 };

@@ -1,0 +1,1 @@
+export function signDevJwt(sub: string, secret: string, ttlSeconds?: number): string;
