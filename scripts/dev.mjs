@@ -4,27 +4,22 @@
 // NATS_URL is set), the Calendly simulator, and every service as its own process; creates
 // demo users at the simulator and serves the demo page. Ctrl-C stops everything.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import localInfra from './lib/local-infra.cjs';
 import systemLib from './lib/system.cjs';
-import devJwt from './lib/dev-jwt.cjs';
+import demo from './lib/demo.cjs';
 
 const { startEmbeddedPostgres, startLocalNats } = localInfra;
 const { devSecrets, startSystem } = systemLib;
-const { signDevJwt } = devJwt;
+const { copyDemoPage, writeDemoConfig } = demo;
 
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(rootDir, '.dev');
 const gatewayPort = Number(process.env.GATEWAY_PORT ?? 8080);
 const simPort = Number(process.env.SIM_PORT ?? 8081);
 const jwtSecret = process.env.AUTH_JWT_SECRET ?? 'calsync-dev-jwt-secret-change-me';
-const demoUsers = [
-  { id: 'alice', name: 'Alice Adviser', email: 'alice@example.test' },
-  { id: 'bob', name: 'Bob Broker', email: 'bob@example.test' },
-  { id: 'carol', name: 'Carol Counsel', email: 'carol@example.test' },
-];
 
 const say = (message) => process.stdout.write(`${message}\n`);
 const cleanups = [];
@@ -89,7 +84,7 @@ async function main() {
   }
 
   const demoDir = join(stateDir, 'demo');
-  cpSync(join(rootDir, 'scripts', 'demo'), demoDir, { recursive: true });
+  copyDemoPage(rootDir, demoDir);
 
   say('starting the Calendly simulator and the services...');
   const system = await startSystem({
@@ -105,21 +100,12 @@ async function main() {
   });
   cleanups.push(system.stop);
 
-  const users = [];
-  for (const user of demoUsers) {
-    const response = await fetch(`${system.urls.simulator}/_sim/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: user.name, email: user.email, plan: 'standard' }),
-    });
-    if (!response.ok) throw new Error(`creating demo user ${user.id} at the simulator: ${response.status}`);
-    const calendly = await response.json();
-    users.push({ ...user, token: signDevJwt(user.id, jwtSecret), calendly });
-  }
-  writeFileSync(
-    join(demoDir, 'config.js'),
-    `window.CALSYNC_DEMO = ${JSON.stringify({ gateway: system.urls.gateway, simulator: system.urls.simulator, users }, null, 2)};\n`,
-  );
+  const users = await writeDemoConfig({
+    demoDir,
+    gatewayUrl: system.urls.gateway,
+    simulatorUrl: system.urls.simulator,
+    jwtSecret,
+  });
 
   say('');
   say('calsync is running');

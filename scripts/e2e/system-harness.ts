@@ -12,6 +12,7 @@ export const rootDir = join(__dirname, '..', '..');
 export interface RunningSystem {
   gateway: string;
   simulator: string;
+  jwtSecret: string;
   jwtFor(userId: string): string;
   logLines(): string[];
   stop(): Promise<void>;
@@ -40,6 +41,7 @@ export async function bootSystem(options: {
   return {
     gateway: system.urls.gateway,
     simulator: system.urls.simulator,
+    jwtSecret: system.secrets.jwtSecret,
     jwtFor: (userId) => signDevJwt(userId, system.secrets.jwtSecret),
     logLines: () => lines,
     stop: async () => {
