@@ -373,7 +373,8 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
       throw new CalendlyError({ operation: 'listAllWebhookSubscriptions', failure: 'invalid_response', status: 200 });
     },
 
-    getWebhookSubscription: (accessToken, uri) =>
+    // async, so a malformed URI rejects like every other failure instead of throwing synchronously
+    getWebhookSubscription: async (accessToken, uri) =>
       resource(
         {
           operation: 'getWebhookSubscription',
@@ -423,7 +424,7 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
         scheduledEventSchema,
       ),
 
-    listEventInvitees: (accessToken, scheduledEventUri, query = {}) =>
+    listEventInvitees: async (accessToken, scheduledEventUri, query = {}) =>
       page(
         {
           operation: 'listEventInvitees',
