@@ -89,7 +89,11 @@ export function errorHandler(): Middleware<GatewayState> {
   return async (ctx, next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw new HttpError(404, 'not_found', 'no such route');
+      // Statuses set without a body (no route, or the router's 405 with its Allow header) get one too.
+      if (ctx.status >= 400 && (ctx.body === undefined || ctx.body === null)) {
+        if (ctx.status === 404) throw new HttpError(404, 'not_found', 'no such route');
+        throw new HttpError(ctx.status, codeForStatus(ctx.status), ctx.message);
+      }
     } catch (error) {
       const answer = toHttpError(error);
       if (answer.status >= 500) {
@@ -114,9 +118,24 @@ function toHttpError(error: unknown): HttpError {
     headers?: Record<string, string>;
   };
   if (typeof status === 'number' && status >= 400 && status < 500 && expose) {
-    const code = status === 405 ? 'method_not_allowed' : status === 404 ? 'not_found' : 'bad_request';
-    return new HttpError(status, code, typeof message === 'string' ? message : 'bad request', headers ?? {});
+    return new HttpError(
+      status,
+      codeForStatus(status),
+      typeof message === 'string' ? message : 'bad request',
+      headers ?? {},
+    );
   }
-  if (status === 501) return new HttpError(501, 'not_implemented', 'method not implemented');
+  if (status === 501) return new HttpError(501, codeForStatus(501), 'method not implemented');
   return new HttpError(500, 'internal', 'internal error', {}, error);
+}
+
+function codeForStatus(status: number): string {
+  const codes: Record<number, string> = {
+    404: 'not_found',
+    405: 'method_not_allowed',
+    413: 'payload_too_large',
+    415: 'unsupported_media_type',
+    501: 'not_implemented',
+  };
+  return codes[status] ?? (status < 500 ? 'bad_request' : 'internal');
 }

@@ -100,23 +100,24 @@ export function createDeliveryIntake(deps: {
           'the Calendly-Webhook-Signature header is missing',
         );
       }
-      const verified = await deps.verifier.verify(
-        { hookId: delivery.hookId, signatureHeader, rawBody: delivery.rawBody },
-        delivery.context,
-      );
-      const ack = await deps.publisher.publish(
-        {
-          deliveryKey: verified.deliveryKey,
-          userId: verified.userId,
-          calendlyUserUri: verified.calendlyUserUri,
-          eventType: verified.eventType,
-          calendlyCreatedAt: verified.eventCreatedAt,
-          receivedAt: now(),
-          payload: delivery.rawBody,
-          hookId: verified.hookId,
-        },
-        delivery.context,
-      );
+      const verified = await deps.verifier
+        .verify({ hookId: delivery.hookId, signatureHeader, rawBody: delivery.rawBody }, delivery.context)
+        .catch(unlessExpected('subscription'));
+      const ack = await deps.publisher
+        .publish(
+          {
+            deliveryKey: verified.deliveryKey,
+            userId: verified.userId,
+            calendlyUserUri: verified.calendlyUserUri,
+            eventType: verified.eventType,
+            calendlyCreatedAt: verified.eventCreatedAt,
+            receivedAt: now(),
+            payload: delivery.rawBody,
+            hookId: verified.hookId,
+          },
+          delivery.context,
+        )
+        .catch(unlessExpected('nats'));
       return {
         duplicate: ack.duplicate,
         sequence: ack.sequence,
@@ -125,6 +126,14 @@ export function createDeliveryIntake(deps: {
         deliveryKey: verified.deliveryKey,
       };
     },
+  };
+}
+
+/** Errors the ports did not classify still mean "could not store now": Calendly should retry. */
+function unlessExpected(dependency: DependencyUnavailable['dependency']) {
+  return (error: unknown): never => {
+    if (error instanceof DeliveryRejected || error instanceof DependencyUnavailable) throw error;
+    throw new DependencyUnavailable(dependency, `${dependency} failed unexpectedly`, error);
   };
 }
 

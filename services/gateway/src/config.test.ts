@@ -1,0 +1,83 @@
+import { ConfigError } from '@calsync/service-kit';
+import { loadGatewayConfig, oauthRedirectUri } from './config';
+
+const base = {
+  NATS_URL: 'nats://127.0.0.1:4222',
+  PUBLIC_BASE_URL: 'https://calsync.example.com/',
+  APP_URL: 'https://app.example.com/settings',
+  IDENTITY_ADDR: 'identity:50051',
+  SUBSCRIPTION_ADDR: 'subscription:50052',
+  MEETINGS_ADDR: '127.0.0.1:50053',
+  AUTH_JWT_SECRET: 'x'.repeat(32),
+};
+
+function problems(env: Record<string, string | undefined>): Record<string, string> {
+  try {
+    loadGatewayConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return Object.fromEntries(error.problems.map((p) => [p.variable, p.problem]));
+    throw error;
+  }
+  throw new Error('configuration was accepted');
+}
+
+describe('gateway configuration', () => {
+  it('has production defaults and derives the OAuth redirect from the public base URL', () => {
+    const config = loadGatewayConfig(base);
+    expect(config).toMatchObject({
+      HTTP_PORT: 8080,
+      HTTP_HOST: '0.0.0.0',
+      NATS_SUBJECT_PREFIX: 'calsync',
+      WEBHOOK_MAX_BODY_BYTES: 512 * 1024,
+      EVENTS_STREAM_MAX_BYTES: -1,
+      CORS_ORIGINS: [],
+      AUTH_JWT_AUDIENCE: [],
+    });
+    expect(config.DEMO_DIR).toBeUndefined();
+    expect(oauthRedirectUri(config)).toBe('https://calsync.example.com/api/calendly/oauth/callback');
+    expect(oauthRedirectUri({ ...config, OAUTH_REDIRECT_URI: 'https://x.example/cb' })).toBe('https://x.example/cb');
+  });
+
+  it('names every missing variable', () => {
+    expect(problems({})).toMatchObject({
+      NATS_URL: 'is required',
+      PUBLIC_BASE_URL: 'is required',
+      APP_URL: 'is required',
+      IDENTITY_ADDR: 'is required',
+      SUBSCRIPTION_ADDR: 'is required',
+      MEETINGS_ADDR: 'is required',
+    });
+  });
+
+  it('needs exactly one of AUTH_JWT_SECRET and AUTH_JWKS_URL', () => {
+    const { AUTH_JWT_SECRET: _secret, ...withoutSecret } = base;
+    expect(problems(withoutSecret).AUTH_JWT_SECRET).toMatch(/required/);
+    expect(problems({ ...base, AUTH_JWKS_URL: 'https://idp.example/jwks.json' }).AUTH_JWKS_URL).toMatch(/only one/);
+    expect(loadGatewayConfig({ ...withoutSecret, AUTH_JWKS_URL: 'https://idp.example/jwks.json' }).AUTH_JWKS_URL).toBe(
+      'https://idp.example/jwks.json',
+    );
+    expect(problems({ ...base, AUTH_JWT_SECRET: 'short' }).AUTH_JWT_SECRET).toMatch(/32 characters/);
+  });
+
+  it('refuses addresses, origins and stream limits that cannot work', () => {
+    expect(problems({ ...base, IDENTITY_ADDR: 'http://identity' }).IDENTITY_ADDR).toMatch(/host:port/);
+    expect(problems({ ...base, CORS_ORIGINS: 'https://app.example.com/path' }).CORS_ORIGINS).toMatch(/not an origin/);
+    expect(problems({ ...base, EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS: '60' })).toHaveProperty(
+      'EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS',
+    );
+    expect(
+      problems({ ...base, EVENTS_STREAM_MAX_AGE_SECONDS: '300', EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS: '600' })
+        .EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS,
+    ).toMatch(/MAX_AGE/);
+  });
+
+  it('reads lists of origins and audiences', () => {
+    const config = loadGatewayConfig({
+      ...base,
+      CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+      AUTH_JWT_AUDIENCE: 'calsync,platform',
+    });
+    expect(config.CORS_ORIGINS).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(config.AUTH_JWT_AUDIENCE).toEqual(['calsync', 'platform']);
+  });
+});
