@@ -61,11 +61,7 @@ export function controlRoutes(deps: {
   const { users, subscriptions, ledger, delivery, faults, clock, settings } = deps;
   const router = new Router({ prefix: '/_sim' });
 
-  const keySource = (subscription: Subscription) => {
-    const key = subscriptions.signingKeyOf(subscription);
-    if (key === undefined) return 'none';
-    return key === subscription.suppliedSigningKey ? 'supplied' : 'application';
-  };
+  const keySource = (subscription: Subscription) => subscriptions.signingKeyOf(subscription).source;
 
   router.post('/users', (ctx) => {
     ctx.status = 201;

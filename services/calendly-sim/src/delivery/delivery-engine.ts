@@ -168,7 +168,7 @@ export function createDeliveryEngine(deps: {
       'content-type': 'application/json; charset=utf-8',
       'user-agent': 'Calendly-Webhooks (calendly-sim)',
     };
-    const key = subscriptions.signingKeyOf(subscription);
+    const { key } = subscriptions.signingKeyOf(subscription);
     if (key !== undefined) {
       headers['calendly-webhook-signature'] = calendlySignature(key, Math.floor(startedAt / 1000), message.body);
     }

@@ -58,8 +58,8 @@ export interface SubscriptionRegistry {
   disable(subscription: Subscription): void;
   /** Active subscriptions that hear about `host`'s bookings: theirs (user scope) and their organization's. */
   recipients(host: SimUser): Subscription[];
-  /** The key deliveries are signed with, or undefined when Calendly would send them unsigned. */
-  signingKeyOf(subscription: Subscription): string | undefined;
+  /** The key deliveries are signed with and where it comes from; no key means Calendly would send them unsigned. */
+  signingKeyOf(subscription: Subscription): { key: string | undefined; source: 'supplied' | 'application' | 'none' };
   clear(): void;
 }
 
@@ -274,11 +274,13 @@ export function createSubscriptionRegistry(deps: {
     },
 
     signingKeyOf(subscription) {
-      if (subscription.createdWith === 'personal_access_token') return subscription.suppliedSigningKey;
-      if (settings.oauthSigningKeyMode === 'supplied' && subscription.suppliedSigningKey !== undefined) {
-        return subscription.suppliedSigningKey;
+      const supplied = subscription.suppliedSigningKey;
+      if (subscription.createdWith === 'personal_access_token') {
+        return supplied === undefined ? { key: undefined, source: 'none' } : { key: supplied, source: 'supplied' };
       }
-      return settings.applicationSigningKey;
+      if (settings.oauthSigningKeyMode === 'supplied' && supplied !== undefined)
+        return { key: supplied, source: 'supplied' };
+      return { key: settings.applicationSigningKey, source: 'application' };
     },
 
     clear() {

@@ -1,0 +1,190 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startSimulator, type Simulator, type SimulatorSettings } from '../index';
+
+/** An HTTP answer as a client sees it. */
+export interface Answer<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  text: string;
+  headers: Headers;
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  form?: Record<string, string>;
+  basic?: { id: string; secret: string };
+}
+
+/** A simulator started in-process, driven only over HTTP. */
+export interface SimHarness {
+  sim: Simulator;
+  call<T = Record<string, unknown>>(method: string, path: string, options?: CallOptions): Promise<Answer<T>>;
+  /** A control API call that must succeed. */
+  control<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
+  createUser(input: Record<string, unknown>): Promise<SimUserView>;
+  stop(): Promise<void>;
+}
+
+export interface SimUserView {
+  uri: string;
+  uuid: string;
+  organization: string;
+  personal_access_token: string;
+  role: string;
+  plan: string;
+}
+
+export async function startHarness(settings?: Partial<SimulatorSettings>): Promise<SimHarness> {
+  const sim = await startSimulator({ settings });
+  const call = async <T>(method: string, path: string, options: CallOptions = {}): Promise<Answer<T>> => {
+    const headers: Record<string, string> = {};
+    let body: string | undefined;
+    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+    if (options.basic) {
+      headers.authorization = `Basic ${Buffer.from(`${options.basic.id}:${options.basic.secret}`).toString('base64')}`;
+    }
+    if (options.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(options.form).toString();
+    } else if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(options.body);
+    }
+    const url = path.startsWith('http') ? path : `${sim.url}${path}`;
+    const response = await fetch(url, { method, headers, body, redirect: 'manual' });
+    const text = await response.text();
+    let parsed: unknown = {};
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      parsed = {};
+    }
+    return { status: response.status, body: parsed as T, text, headers: response.headers };
+  };
+  const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const answer = await call<T>(method, path, { body });
+    if (answer.status >= 300) throw new Error(`${method} ${path} answered ${answer.status}: ${answer.text}`);
+    return answer.body;
+  };
+  return {
+    sim,
+    call,
+    control,
+    createUser: (input) => control<SimUserView>('POST', '/_sim/users', input),
+    stop: () => sim.stop(),
+  };
+}
+
+/** One request the receiver got, with its body exactly as sent. */
+export interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  raw: string;
+  at: number;
+}
+
+/** A bare callback server answering each request with `status(path)` (200 unless told otherwise). */
+export async function startReceiver(status: (path: string) => number = () => 200) {
+  const received: Received[] = [];
+  let answer = status;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({
+        path: req.url ?? '',
+        headers: req.headers,
+        raw: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      });
+      const code = answer(req.url ?? '');
+      if (code >= 300 && code < 400) res.setHeader('location', 'http://127.0.0.1:1/elsewhere');
+      res.writeHead(code).end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    received,
+    at: (path: string) => received.filter((r) => r.path === path),
+    respond(next: (path: string) => number) {
+      answer = next;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * Checks `Calendly-Webhook-Signature: t=..,v1=..` as CALENDLY.md documents it, independently of the
+ * simulator's code: v1 = hex(HMAC-SHA256(key, t + "." + raw body)), compared in constant time.
+ */
+export function verifiesWith(header: string | string[] | undefined, raw: string, key: string): boolean {
+  if (typeof header !== 'string') return false;
+  const parts = new Map(header.split(',').map((part) => part.split('=', 2) as [string, string]));
+  const t = parts.get('t');
+  const v1 = parts.get('v1');
+  if (!t || !v1 || !/^[0-9a-f]{64}$/.test(v1)) return false;
+  const expected = createHmac('sha256', key).update(`${t}.${raw}`).digest();
+  return timingSafeEqual(expected, Buffer.from(v1, 'hex'));
+}
+
+export function signatureTime(header: string | string[] | undefined): number {
+  return Number(/t=(\d+)/.exec(String(header))?.[1]);
+}
+
+export function pkcePair(): { verifier: string; challenge: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+/** Polls until `check` stops throwing. */
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_000, intervalMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+}
+
+export const devClient = { id: 'calsync-dev-client', secret: 'calsync-dev-secret' };
+
+/** The whole authorization-code dance for one user: authorize (auto-approved), then token. */
+export async function connectWithOAuth(harness: SimHarness, user: SimUserView, scope?: string) {
+  const { verifier, challenge } = pkcePair();
+  const redirectUri = 'http://app.test/callback';
+  const query = new URLSearchParams({
+    client_id: devClient.id,
+    response_type: 'code',
+    redirect_uri: redirectUri,
+    state: 'st',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    sim_user: user.uuid,
+    ...(scope ? { scope } : {}),
+  });
+  const authorized = await harness.call('GET', `/oauth/authorize?${query.toString()}`);
+  const code = new URL(authorized.headers.get('location')!).searchParams.get('code')!;
+  const token = await harness.call<{ access_token: string; refresh_token: string }>('POST', '/oauth/token', {
+    basic: devClient,
+    form: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier },
+  });
+  if (token.status !== 200) throw new Error(`token exchange answered ${token.status}: ${token.text}`);
+  return token.body;
+}
+
+export function slot(hoursFromNow: number, minutes = 30) {
+  const start = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 + hoursFromNow * 3_600_000);
+  return { start_time: start.toISOString(), end_time: new Date(start.getTime() + minutes * 60_000).toISOString() };
+}
