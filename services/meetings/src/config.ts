@@ -1,0 +1,45 @@
+import { commonEnv, env, grpcServerEnv, loadConfig, natsEnv, postgresEnv } from '@calsync/service-kit';
+import { z } from 'zod';
+
+/** `1000,5000,15000`: the waits before the 2nd, 3rd, 4th... delivery of a failing message. */
+const backoffList = () =>
+  z
+    .string()
+    .trim()
+    .default('1000,5000,15000')
+    .transform((value, ctx) => {
+      const delays = value.split(',').map((part) => Number(part.trim()));
+      if (delays.length === 0 || delays.some((delay) => !Number.isInteger(delay) || delay < 0 || delay > 3_600_000)) {
+        ctx.addIssue({ code: 'custom', message: 'must be comma-separated whole milliseconds (0..3600000)' });
+        return z.NEVER;
+      }
+      return delays;
+    });
+
+export const configSchema = z.object({
+  ...commonEnv,
+  ...postgresEnv('meetings'),
+  ...natsEnv,
+  ...grpcServerEnv(50053, 9103),
+  IDENTITY_ADDR: env.string(),
+  CALENDLY_API_URL: env.url().default('https://api.calendly.com'),
+  CALENDLY_AUTH_URL: env.url().default('https://auth.calendly.com'),
+  /** Durable name of the events consumer; the backfill consumer is `<name>-backfill`. */
+  CONSUMER_DURABLE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,48}$/, 'must be letters, digits, "_" or "-" (at most 48)')
+    .default('meetings'),
+  /** Deliveries of one message before it is dead-lettered: at least one retry. */
+  CONSUMER_MAX_DELIVER: env.int(5, 2),
+  CONSUMER_BACKOFF_MS: backoffList(),
+  CONSUMER_BATCH_SIZE: env.int(50, 1).pipe(z.number().max(1000, 'must be at most 1000')),
+  /** How long a delivered message may stay unacknowledged before JetStream hands it to another instance. */
+  CONSUMER_ACK_WAIT_MS: env.int(30_000, 500),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** The service's configuration from the environment; throws ConfigError naming every bad variable. */
+export function loadMeetingsConfig(source: Record<string, string | undefined> = process.env): Config {
+  return loadConfig(configSchema, source);
+}

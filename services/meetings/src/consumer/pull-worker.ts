@@ -1,0 +1,225 @@
+import type { JetStreamClient, JetStreamManager, JsMsg, Logger, NatsConnection } from '@calsync/service-kit';
+import type { ConsumerMessages } from 'nats';
+import type { DeadLetters } from './dead-letters';
+
+export interface MessageContext {
+  subject: string;
+  /** 1 on the first delivery. */
+  deliveryCount: number;
+  streamSequence: number;
+  /** Tells JetStream the message is still being worked on (for long handlers). */
+  working(): void;
+}
+
+export interface PullWorkerOptions {
+  /** Names the worker in logs and metrics, e.g. "events". */
+  name: string;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  stream: string;
+  durable: string;
+  batchSize: number;
+  maxDeliver: number;
+  /** Wait before the 2nd, 3rd... delivery of a failing message; the last value repeats. */
+  backoffMs: number[];
+  /** Resolves when the message's effect is committed; the message is acknowledged only then. */
+  handle(data: Uint8Array, context: MessageContext): Promise<void>;
+  /** True for an error no retry can fix: the message is dead-lettered at once. */
+  isPermanent(error: unknown): boolean;
+  /** Asked after a failure that may be ours: false pauses the worker until it answers true. */
+  healthy(): Promise<boolean>;
+  deadLetters: DeadLetters;
+  /** For long handlers: tells JetStream at this interval that the message is still in hand. */
+  keepAliveMs?: number;
+  log: Logger;
+  onDeadLetter?(cause: 'permanent' | 'exhausted'): void;
+}
+
+export interface PullWorker {
+  start(): Promise<void>;
+  /** Finishes the message in hand, hands the buffered ones back to JetStream, and stops. Idempotent. */
+  stop(): Promise<void>;
+  /** Messages not yet delivered, and delivered but not yet acknowledged. */
+  lag(): Promise<{ pending: number; ackPending: number }>;
+}
+
+const healthPollMs = 1_000;
+const retryConsumeMs = 1_000;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A durable JetStream pull consumer: every instance with the same durable name takes its share
+ * of the messages. A message is acknowledged only after its handler resolved (after the
+ * database commit), retried with back-off when it fails, and dead-lettered when it can never
+ * succeed or has used up its deliveries, without holding up the messages behind it.
+ */
+export function createPullWorker(options: PullWorkerOptions): PullWorker {
+  const { log, js, jsm, stream, durable, maxDeliver, backoffMs } = options;
+  const workerLog = log.child({ worker: options.name, stream, durable });
+  let stopping = false;
+  let messages: ConsumerMessages | undefined;
+  let running: Promise<void> | undefined;
+  let advisories: { unsubscribe(): void } | undefined;
+  let wake: (() => void) | undefined;
+
+  const backoffFor = (deliveryCount: number) =>
+    backoffMs[Math.min(Math.max(deliveryCount - 1, 0), backoffMs.length - 1)] ?? 1_000;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  async function deadLetter(msg: JsMsg, reason: string, cause: 'permanent' | 'exhausted'): Promise<void> {
+    try {
+      await options.deadLetters.send({
+        stream,
+        streamSequence: msg.info.streamSequence,
+        originalSubject: msg.subject,
+        originalData: msg.data,
+        reason,
+        deliveries: msg.info.deliveryCount,
+      });
+    } catch (error) {
+      workerLog.error({ err: error, seq: msg.info.streamSequence }, 'dead-letter publish failed; will retry');
+      msg.nak(backoffFor(msg.info.deliveryCount));
+      return;
+    }
+    msg.term();
+    options.onDeadLetter?.(cause);
+    workerLog.warn(
+      { seq: msg.info.streamSequence, subject: msg.subject, deliveries: msg.info.deliveryCount, reason, cause },
+      'message dead-lettered',
+    );
+  }
+
+  /** Keeps a message while our own dependencies are down, so an outage costs it no delivery. */
+  async function holdUntilHealthy(msg: JsMsg): Promise<void> {
+    workerLog.warn({ seq: msg.info.streamSequence }, 'pausing: a dependency is unavailable');
+    while (!stopping && !(await options.healthy().catch(() => false))) {
+      msg.working();
+      await sleep(healthPollMs);
+    }
+    if (!stopping) workerLog.info('resuming');
+  }
+
+  async function process(msg: JsMsg): Promise<void> {
+    const { deliveryCount, streamSequence } = msg.info;
+    for (;;) {
+      const keepAlive = options.keepAliveMs ? setInterval(() => msg.working(), options.keepAliveMs) : undefined;
+      try {
+        await options.handle(msg.data, {
+          subject: msg.subject,
+          deliveryCount,
+          streamSequence,
+          working: () => msg.working(),
+        });
+        clearInterval(keepAlive);
+        msg.ack();
+        return;
+      } catch (error) {
+        clearInterval(keepAlive);
+        if (options.isPermanent(error)) return deadLetter(msg, describe(error), 'permanent');
+        if (!(await options.healthy().catch(() => false))) {
+          await holdUntilHealthy(msg);
+          if (stopping) return msg.nak();
+          continue;
+        }
+        if (deliveryCount >= maxDeliver)
+          return deadLetter(msg, `failed ${deliveryCount} deliveries; last error: ${describe(error)}`, 'exhausted');
+        const delay = backoffFor(deliveryCount);
+        workerLog.warn(
+          { err: error, seq: streamSequence, deliveryCount, retryInMs: delay },
+          'message failed; will retry',
+        );
+        msg.nak(delay);
+        return;
+      }
+    }
+  }
+
+  async function run(): Promise<void> {
+    while (!stopping) {
+      try {
+        const consumer = await js.consumers.get(stream, durable);
+        messages = await consumer.consume({ max_messages: options.batchSize });
+        if (stopping) messages.stop();
+        for await (const msg of messages) {
+          // Messages still buffered when we stop go back at once, for another instance to take.
+          if (stopping) msg.nak();
+          else await process(msg);
+        }
+        if (!stopping) {
+          workerLog.warn('message stream ended; consuming again');
+          await sleep(retryConsumeMs);
+        }
+      } catch (error) {
+        if (stopping) break;
+        workerLog.error({ err: error }, 'consuming failed; retrying');
+        await sleep(retryConsumeMs);
+      }
+    }
+  }
+
+  // A message whose every delivery timed out (its consumer crashed or hung) never reaches
+  // process() with its last delivery; JetStream announces it instead, and one instance
+  // (a queue group) dead-letters it from the stream.
+  function watchExhausted(): void {
+    const subject = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`;
+    const subscription = options.nc.subscribe(subject, { queue: `${durable}-max-deliveries` });
+    advisories = subscription;
+    void (async () => {
+      for await (const advisory of subscription) {
+        try {
+          const body = JSON.parse(new TextDecoder().decode(advisory.data)) as {
+            stream_seq?: number;
+            deliveries?: number;
+          };
+          if (typeof body.stream_seq !== 'number') continue;
+          const stored = await jsm.streams.getMessage(stream, { seq: body.stream_seq });
+          await options.deadLetters.send({
+            stream,
+            streamSequence: body.stream_seq,
+            originalSubject: stored.subject,
+            originalData: stored.data,
+            reason: `delivered ${body.deliveries ?? maxDeliver} times without an acknowledgement (its consumer crashed or timed out each time)`,
+            deliveries: body.deliveries ?? maxDeliver,
+          });
+          options.onDeadLetter?.('exhausted');
+          workerLog.warn({ seq: body.stream_seq }, 'unacknowledged message dead-lettered');
+        } catch (error) {
+          workerLog.error({ err: error }, 'could not dead-letter an exhausted message');
+        }
+      }
+    })();
+  }
+
+  return {
+    async start() {
+      // Fails fast at start-up when the consumer was not declared.
+      await jsm.consumers.info(stream, durable);
+      watchExhausted();
+      running = run();
+      workerLog.info({ batchSize: options.batchSize, maxDeliver }, 'consuming');
+    },
+    async stop() {
+      stopping = true;
+      wake?.();
+      messages?.stop();
+      advisories?.unsubscribe();
+      await running;
+    },
+    async lag() {
+      const info = await jsm.consumers.info(stream, durable);
+      return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    },
+  };
+}

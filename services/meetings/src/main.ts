@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import { createCalendlyClient } from '@calsync/calendly-client';
+import {
+  connectNats,
+  createGrpcServer,
+  createLogger,
+  createMetricsRegistry,
+  createPool,
+  createStop,
+  exitOnSignals,
+  migrate,
+  natsIsConnected,
+  natsNames,
+  pingPostgres,
+  startMetricsServer,
+  type Logger,
+  type NatsConnection,
+  type Pool,
+} from '@calsync/service-kit';
+import { createBackfill } from './backfill/backfill-service';
+import { createIdentityClient, identityTokenSource } from './backfill/identity-tokens';
+import { loadMeetingsConfig, type Config } from './config';
+import { createDeadLetters } from './consumer/dead-letters';
+import { backfillRequestedHandler, calendlyEventHandler, isPermanentFailure } from './consumer/handlers';
+import { createPullWorker } from './consumer/pull-worker';
+import { backfillDurableName, declareTopology } from './consumer/topology';
+import { createMeetingQueries } from './meetings/meeting-queries';
+import { createMeetingsApplier } from './meetings/meetings-applier';
+import { meetingsGrpcService } from './meetings/meetings-grpc';
+import { createMeetingsMetrics } from './metrics';
+
+export interface MeetingsApp {
+  stop(): Promise<void>;
+  ports: { grpc: number; metrics: number };
+}
+
+const migrationsDir = join(__dirname, '..', 'migrations');
+const healthCheckMs = 5_000;
+
+export function migrateMeetings(config: Config, log: Logger): Promise<string[]> {
+  return migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
+}
+
+/** Boots the service exactly as production runs it; tests call this with their own config. */
+export async function start(config: Config, options: { log?: Logger } = {}): Promise<MeetingsApp> {
+  const log = options.log ?? createLogger({ service: 'meetings', level: config.LOG_LEVEL });
+  await migrateMeetings(config, log);
+
+  let pool: Pool | undefined;
+  let nc: NatsConnection | undefined;
+  try {
+    pool = createPool({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, max: config.DATABASE_POOL_MAX, log });
+    const db = pool;
+    nc = await connectNats({ url: config.NATS_URL, name: 'meetings', log });
+    const nats = nc;
+    const js = nats.jetstream();
+    const jsm = await nats.jetstreamManager();
+    const names = natsNames(config.NATS_SUBJECT_PREFIX);
+    await declareTopology(jsm, {
+      names,
+      durableName: config.CONSUMER_DURABLE_NAME,
+      maxDeliver: config.CONSUMER_MAX_DELIVER,
+      ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
+    });
+
+    const registry = createMetricsRegistry('meetings');
+    const metrics = createMeetingsMetrics(registry, log);
+    const applier = createMeetingsApplier({ pool: db, log, observe: metrics.observeApply });
+    const queries = createMeetingQueries({ pool: db });
+    const identity = createIdentityClient(config.IDENTITY_ADDR);
+    const calendly = createCalendlyClient({
+      apiUrl: config.CALENDLY_API_URL,
+      authUrl: config.CALENDLY_AUTH_URL,
+      log,
+      registry,
+    });
+    const backfill = createBackfill({ log, tokens: identityTokenSource(identity), calendly, applier });
+    const deadLetters = createDeadLetters({ js, names });
+    const healthy = async () => natsIsConnected(nats) && (await pingPostgres(db));
+    const workerDefaults = {
+      nc: nats,
+      js,
+      jsm,
+      maxDeliver: config.CONSUMER_MAX_DELIVER,
+      backoffMs: config.CONSUMER_BACKOFF_MS,
+      isPermanent: isPermanentFailure,
+      healthy,
+      deadLetters,
+      log,
+    };
+    const eventsWorker = createPullWorker({
+      ...workerDefaults,
+      name: 'events',
+      stream: names.eventsStream,
+      durable: config.CONSUMER_DURABLE_NAME,
+      batchSize: config.CONSUMER_BATCH_SIZE,
+      handle: calendlyEventHandler(applier),
+      onDeadLetter: (cause) => metrics.deadLettered('events', cause),
+    });
+    const backfillWorker = createPullWorker({
+      ...workerDefaults,
+      name: 'backfill',
+      stream: names.backfillStream,
+      durable: backfillDurableName(config.CONSUMER_DURABLE_NAME),
+      // A backfill pages through Calendly for a while: one at a time, kept alive while it runs.
+      batchSize: 1,
+      keepAliveMs: Math.max(250, Math.floor(config.CONSUMER_ACK_WAIT_MS / 3)),
+      handle: backfillRequestedHandler(backfill),
+      onDeadLetter: (cause) => metrics.deadLettered('backfill', cause),
+    });
+    metrics.trackLag('events', eventsWorker.lag);
+    metrics.trackLag('backfill', backfillWorker.lag);
+
+    const grpc = createGrpcServer({
+      services: [meetingsGrpcService({ queries, log })],
+      host: config.GRPC_HOST,
+      port: config.GRPC_PORT,
+      log,
+      registry,
+      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
+    });
+    const grpcPort = await grpc.start();
+    const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    await eventsWorker.start();
+    await backfillWorker.start();
+
+    grpc.setServing(await healthy());
+    const healthTimer = setInterval(() => {
+      void healthy().then(grpc.setServing, () => grpc.setServing(false));
+    }, healthCheckMs);
+    healthTimer.unref();
+
+    const stop = createStop({
+      log,
+      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      steps: [
+        {
+          name: 'health',
+          run: () => {
+            clearInterval(healthTimer);
+            grpc.setServing(false);
+          },
+        },
+        { name: 'consumers', run: async () => void (await Promise.all([eventsWorker.stop(), backfillWorker.stop()])) },
+        { name: 'grpc', run: () => grpc.stop() },
+        { name: 'metrics', run: () => metricsServer.close() },
+        { name: 'identity client', run: () => identity.close() },
+        { name: 'nats', run: () => nats.drain() },
+        { name: 'postgres', run: () => db.end() },
+      ],
+    });
+    log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
+    return { stop, ports: { grpc: grpcPort, metrics: metricsServer.port } };
+  } catch (error) {
+    await nc?.close().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
+    throw error;
+  }
+}
+
+if (require.main === module) {
+  const bootLog = createLogger({ service: 'meetings' });
+  let config: Config;
+  try {
+    config = loadMeetingsConfig();
+  } catch (error) {
+    bootLog.fatal({ err: error }, 'configuration invalid');
+    process.exit(1);
+  }
+  const log = createLogger({ service: 'meetings', level: config.LOG_LEVEL });
+  const run = config.MIGRATE_ONLY
+    ? migrateMeetings(config, log).then(() => process.exit(0))
+    : start(config, { log }).then((app) => exitOnSignals(app.stop, log));
+  run.catch((error: unknown) => {
+    log.fatal({ err: error }, 'start failed');
+    process.exit(1);
+  });
+}

@@ -1,0 +1,270 @@
+import type { Pool } from '@calsync/service-kit';
+
+/** A read request the caller got wrong (bad page size, cursor or window). */
+export class InvalidQueryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidQueryError';
+  }
+}
+
+export interface CancellationRecord {
+  canceledBy: string;
+  reason: string;
+  cancelerType: string;
+  canceledAt: Date | null;
+}
+
+export interface InviteeRecord {
+  uri: string;
+  name: string;
+  email: string;
+  status: 'active' | 'canceled';
+  timezone: string;
+  answers: { question: string; answer: string; position: number }[];
+  cancellation: CancellationRecord | null;
+  rescheduled: boolean;
+  oldInviteeUri: string;
+  newInviteeUri: string;
+  noShow: boolean;
+  noShowAt: Date | null;
+  createdAt: Date | null;
+  updatedAt: Date | null;
+}
+
+export interface MeetingRecord {
+  id: string;
+  userId: string;
+  scheduledEventUri: string;
+  name: string;
+  eventTypeUri: string;
+  status: 'active' | 'canceled';
+  startTime: Date;
+  endTime: Date;
+  location: { type: string; location: string; joinUrl: string };
+  cancellation: CancellationRecord | null;
+  invitees: InviteeRecord[];
+  /** Calendly's created_at / updated_at of the scheduled event. */
+  createdAt: Date | null;
+  updatedAt: Date | null;
+}
+
+export interface ListQuery {
+  userId: string;
+  from?: Date;
+  to?: Date;
+  status?: 'active' | 'canceled';
+  /** 0 means the default (20). */
+  pageSize: number;
+  cursor: string;
+}
+
+export interface MeetingQueries {
+  /** The user's meetings, newest start first, one page at a time. */
+  list(query: ListQuery): Promise<{ meetings: MeetingRecord[]; nextCursor: string }>;
+  /** The user's meeting, or null when it does not exist or is someone else's. */
+  get(userId: string, id: string): Promise<MeetingRecord | null>;
+}
+
+const defaultPageSize = 20;
+const maxPageSize = 100;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const cursorTimePattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+// Microsecond text, so a cursor lands exactly between two meetings however close their starts.
+const startKey = `to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+interface MeetingRow {
+  id: string;
+  user_id: string;
+  scheduled_event_uri: string;
+  name: string;
+  event_type_uri: string;
+  status: 'active' | 'canceled';
+  start_time: Date;
+  end_time: Date;
+  location_type: string;
+  location: string;
+  join_url: string;
+  canceled_by: string | null;
+  cancel_reason: string | null;
+  canceler_type: string | null;
+  canceled_at: Date | null;
+  calendly_created_at: Date | null;
+  calendly_updated_at: Date | null;
+  start_key: string;
+}
+
+interface InviteeRow {
+  meeting_id: string;
+  uri: string;
+  name: string;
+  email: string;
+  status: 'active' | 'canceled';
+  timezone: string;
+  answers: { question: string; answer: string; position: number }[];
+  canceled_by: string | null;
+  cancel_reason: string | null;
+  canceler_type: string | null;
+  canceled_at: Date | null;
+  rescheduled: boolean;
+  old_invitee_uri: string | null;
+  new_invitee_uri: string | null;
+  no_show: boolean;
+  no_show_at: Date | null;
+  calendly_created_at: Date | null;
+  calendly_updated_at: Date | null;
+}
+
+const meetingColumns = `id, user_id, scheduled_event_uri, name, event_type_uri, status, start_time, end_time,
+  location_type, location, join_url, canceled_by, cancel_reason, canceler_type, canceled_at,
+  calendly_created_at, calendly_updated_at, ${startKey} AS start_key`;
+
+function cancellationOf(row: {
+  canceled_by: string | null;
+  cancel_reason: string | null;
+  canceler_type: string | null;
+  canceled_at: Date | null;
+  status: string;
+}): CancellationRecord | null {
+  if (row.status !== 'canceled') return null;
+  return {
+    canceledBy: row.canceled_by ?? '',
+    reason: row.cancel_reason ?? '',
+    cancelerType: row.canceler_type ?? '',
+    canceledAt: row.canceled_at,
+  };
+}
+
+function encodeCursor(startKeyValue: string, id: string): string {
+  return Buffer.from(JSON.stringify({ t: startKeyValue, id })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { t: string; id: string } {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown; id?: unknown };
+    if (
+      typeof value.t === 'string' &&
+      cursorTimePattern.test(value.t) &&
+      typeof value.id === 'string' &&
+      uuidPattern.test(value.id)
+    )
+      return { t: value.t, id: value.id };
+  } catch {
+    // falls through to the error below
+  }
+  throw new InvalidQueryError('cursor is not one this service handed out');
+}
+
+export function createMeetingQueries(deps: { pool: Pool }): MeetingQueries {
+  const { pool } = deps;
+
+  async function inviteesOf(userId: string, meetingIds: string[]): Promise<Map<string, InviteeRecord[]>> {
+    const byMeeting = new Map<string, InviteeRecord[]>(meetingIds.map((id) => [id, []]));
+    if (meetingIds.length === 0) return byMeeting;
+    const { rows } = await pool.query<InviteeRow>(
+      `SELECT i.meeting_id, i.uri, i.name, i.email, i.status, i.timezone, i.answers,
+              i.canceled_by, i.cancel_reason, i.canceler_type, i.canceled_at, i.rescheduled,
+              i.no_show, i.no_show_at, i.calendly_created_at, i.calendly_updated_at,
+              (SELECT r.old_invitee_uri FROM reschedules r
+                WHERE r.user_id = i.user_id AND r.new_invitee_uri = i.uri
+                ORDER BY r.created_at, r.old_invitee_uri LIMIT 1) AS old_invitee_uri,
+              (SELECT r.new_invitee_uri FROM reschedules r
+                WHERE r.user_id = i.user_id AND r.old_invitee_uri = i.uri
+                ORDER BY r.created_at, r.new_invitee_uri LIMIT 1) AS new_invitee_uri
+         FROM invitees i
+        WHERE i.user_id = $1 AND i.meeting_id = ANY($2::uuid[])
+        ORDER BY i.calendly_created_at NULLS LAST, i.uri`,
+      [userId, meetingIds],
+    );
+    for (const row of rows) {
+      byMeeting.get(row.meeting_id)?.push({
+        uri: row.uri,
+        name: row.name,
+        email: row.email,
+        status: row.status,
+        timezone: row.timezone,
+        answers: row.answers,
+        cancellation: cancellationOf(row),
+        rescheduled: row.rescheduled || row.new_invitee_uri !== null,
+        oldInviteeUri: row.old_invitee_uri ?? '',
+        newInviteeUri: row.new_invitee_uri ?? '',
+        noShow: row.no_show,
+        noShowAt: row.no_show ? row.no_show_at : null,
+        createdAt: row.calendly_created_at,
+        updatedAt: row.calendly_updated_at,
+      });
+    }
+    return byMeeting;
+  }
+
+  async function withInvitees(userId: string, rows: MeetingRow[]): Promise<MeetingRecord[]> {
+    const invitees = await inviteesOf(
+      userId,
+      rows.map((row) => row.id),
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      userId: row.user_id,
+      scheduledEventUri: row.scheduled_event_uri,
+      name: row.name,
+      eventTypeUri: row.event_type_uri,
+      status: row.status,
+      startTime: row.start_time,
+      endTime: row.end_time,
+      location: { type: row.location_type, location: row.location, joinUrl: row.join_url },
+      cancellation: cancellationOf(row),
+      invitees: invitees.get(row.id) ?? [],
+      createdAt: row.calendly_created_at,
+      updatedAt: row.calendly_updated_at,
+    }));
+  }
+
+  return {
+    async list(query) {
+      if (!query.userId) throw new InvalidQueryError('user_id is required');
+      const pageSize = query.pageSize === 0 ? defaultPageSize : query.pageSize;
+      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
+        throw new InvalidQueryError(`page_size must be between 1 and ${maxPageSize}`);
+      if (query.from && query.to && query.from.getTime() >= query.to.getTime())
+        throw new InvalidQueryError('from must be before to');
+
+      const conditions = ['user_id = $1'];
+      const values: unknown[] = [query.userId];
+      const bind = (value: unknown) => {
+        values.push(value);
+        return `$${values.length}`;
+      };
+      if (query.from) conditions.push(`start_time >= ${bind(query.from)}`);
+      if (query.to) conditions.push(`start_time < ${bind(query.to)}`);
+      if (query.status) conditions.push(`status = ${bind(query.status)}`);
+      if (query.cursor) {
+        const cursor = decodeCursor(query.cursor);
+        conditions.push(`(start_time, id) < (${bind(cursor.t)}::timestamptz, ${bind(cursor.id)}::uuid)`);
+      }
+      const { rows } = await pool.query<MeetingRow>(
+        `SELECT ${meetingColumns} FROM meetings WHERE ${conditions.join(' AND ')}
+          ORDER BY start_time DESC, id DESC LIMIT ${bind(pageSize + 1)}`,
+        values,
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page[page.length - 1];
+      return {
+        meetings: await withInvitees(query.userId, page),
+        nextCursor: rows.length > pageSize && last ? encodeCursor(last.start_key, last.id) : '',
+      };
+    },
+
+    async get(userId, id) {
+      if (!userId) throw new InvalidQueryError('user_id is required');
+      if (!uuidPattern.test(id)) throw new InvalidQueryError('id is not a meeting id');
+      const { rows } = await pool.query<MeetingRow>(
+        `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND id = $2`,
+        [userId, id],
+      );
+      if (rows.length === 0) return null;
+      const [meeting] = await withInvitees(userId, rows);
+      return meeting ?? null;
+    },
+  };
+}

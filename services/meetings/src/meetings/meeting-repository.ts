@@ -1,0 +1,254 @@
+import type { PoolClient } from '@calsync/service-kit';
+import type { CancellationFields, InviteeChange } from './calendly-payload';
+import type { MeetingStatus, MeetingStatusInputs } from './meeting-status';
+
+// Every statement below names user_id in its WHERE clause or conflict key: a user's delivery
+// can only ever touch that user's rows.
+
+/** Columns written from a snapshot only when the snapshot is newer than the one they came from. */
+function newerWins(table: string, columns: string[], newer: string): string {
+  return columns
+    .map((column) => `${column} = CASE WHEN ${newer} THEN excluded.${column} ELSE ${table}.${column} END`)
+    .join(',\n  ');
+}
+
+const meetingDetailColumns = [
+  'name',
+  'event_type_uri',
+  'start_time',
+  'end_time',
+  'location_type',
+  'location',
+  'join_url',
+  'calendly_created_at',
+  'calendly_updated_at',
+  'details_version',
+  'details_tiebreak',
+];
+const meetingDetailsNewer =
+  '(excluded.details_version, excluded.details_tiebreak) > (m.details_version, m.details_tiebreak)';
+
+// Canceled is final at Calendly, so the flag only ever goes one way and the first cancellation
+// details recorded stay (COALESCE keeps them; they are NULL while the event is active).
+const upsertMeetingSql = `
+INSERT INTO meetings AS m (
+  user_id, scheduled_event_uri, status,
+  name, event_type_uri, start_time, end_time, location_type, location, join_url,
+  calendly_created_at, calendly_updated_at, details_version, details_tiebreak,
+  event_status, event_canceled_by, event_cancel_reason, event_canceler_type, event_canceled_at,
+  active_invitees, counter_version)
+VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+ON CONFLICT (user_id, scheduled_event_uri) DO UPDATE SET
+  ${newerWins('m', meetingDetailColumns, meetingDetailsNewer)},
+  event_status = CASE WHEN m.event_status = 'canceled' OR excluded.event_status = 'canceled' THEN 'canceled' ELSE 'active' END,
+  event_canceled_by = COALESCE(m.event_canceled_by, excluded.event_canceled_by),
+  event_cancel_reason = COALESCE(m.event_cancel_reason, excluded.event_cancel_reason),
+  event_canceler_type = COALESCE(m.event_canceler_type, excluded.event_canceler_type),
+  event_canceled_at = COALESCE(m.event_canceled_at, excluded.event_canceled_at),
+  active_invitees = CASE
+    WHEN excluded.counter_version IS NOT NULL AND (m.counter_version IS NULL OR excluded.counter_version > m.counter_version)
+    THEN excluded.active_invitees ELSE m.active_invitees END,
+  counter_version = GREATEST(m.counter_version, excluded.counter_version),
+  updated_at = now()
+RETURNING id`;
+
+const inviteeDetailColumns = [
+  'name',
+  'email',
+  'timezone',
+  'answers',
+  'calendly_created_at',
+  'calendly_updated_at',
+  'details_version',
+  'details_tiebreak',
+];
+const inviteeDetailsNewer =
+  '(excluded.details_version, excluded.details_tiebreak) > (i.details_version, i.details_tiebreak)';
+const noShowColumns = ['no_show', 'no_show_uri', 'no_show_at', 'no_show_version'];
+const noShowNewer = 'excluded.no_show_version > i.no_show_version';
+
+const upsertInviteeSql = `
+INSERT INTO invitees AS i (
+  user_id, uri, meeting_id,
+  name, email, timezone, answers, calendly_created_at, calendly_updated_at, details_version, details_tiebreak,
+  status, canceled_by, cancel_reason, canceler_type, canceled_at, rescheduled,
+  no_show, no_show_uri, no_show_at, no_show_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+ON CONFLICT (user_id, uri) DO UPDATE SET
+  ${newerWins('i', inviteeDetailColumns, inviteeDetailsNewer)},
+  ${newerWins('i', noShowColumns, noShowNewer)},
+  status = CASE WHEN i.status = 'canceled' OR excluded.status = 'canceled' THEN 'canceled' ELSE 'active' END,
+  canceled_by = COALESCE(i.canceled_by, excluded.canceled_by),
+  cancel_reason = COALESCE(i.cancel_reason, excluded.cancel_reason),
+  canceler_type = COALESCE(i.canceler_type, excluded.canceler_type),
+  canceled_at = COALESCE(i.canceled_at, excluded.canceled_at),
+  rescheduled = i.rescheduled OR excluded.rescheduled,
+  updated_at = now()`;
+
+const statusInputsSql = `
+SELECT m.event_status, m.event_canceled_by, m.event_cancel_reason, m.event_canceler_type, m.event_canceled_at,
+       m.active_invitees,
+       (SELECT count(*)::int FROM invitees i WHERE i.user_id = m.user_id AND i.meeting_id = m.id) AS known,
+       (SELECT count(*)::int FROM invitees i
+         WHERE i.user_id = m.user_id AND i.meeting_id = m.id AND i.status = 'active') AS active_known,
+       last.canceled_by, last.cancel_reason, last.canceler_type, last.canceled_at
+  FROM meetings m
+  LEFT JOIN LATERAL (
+    SELECT canceled_by, cancel_reason, canceler_type, canceled_at FROM invitees i
+     WHERE i.user_id = m.user_id AND i.meeting_id = m.id AND i.status = 'canceled'
+     ORDER BY canceled_at DESC NULLS LAST, uri LIMIT 1) last ON true
+ WHERE m.user_id = $1 AND m.id = $2`;
+
+interface StatusInputsRow {
+  event_status: string;
+  event_canceled_by: string | null;
+  event_cancel_reason: string | null;
+  event_canceler_type: string | null;
+  event_canceled_at: Date | null;
+  active_invitees: number | null;
+  known: number;
+  active_known: number;
+  canceled_by: string | null;
+  cancel_reason: string | null;
+  canceler_type: string | null;
+  canceled_at: Date | null;
+}
+
+function cancellationFrom(
+  canceledBy: string | null,
+  reason: string | null,
+  cancelerType: string | null,
+  canceledAt: Date | null,
+): CancellationFields | null {
+  if (canceledBy === null && reason === null && cancelerType === null && canceledAt === null) return null;
+  return { canceledBy, reason, cancelerType, canceledAt: canceledAt?.toISOString() ?? null };
+}
+
+/** Writes of one delivery, all on the caller's transaction. */
+export const meetingWrites = {
+  /** Records the delivery key; false when this user already had it (a duplicate). */
+  async claimDelivery(
+    client: PoolClient,
+    input: { userId: string; deliveryKey: string; eventType: string; outcome: 'applied' | 'ignored' },
+  ): Promise<boolean> {
+    const result = await client.query(
+      `INSERT INTO inbox (user_id, delivery_key, event_type, outcome) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (user_id, delivery_key) DO NOTHING`,
+      [input.userId, input.deliveryKey, input.eventType, input.outcome],
+    );
+    return result.rowCount === 1;
+  },
+
+  /** Upserts the meeting (locking its row for the rest of the transaction) and returns its id. */
+  async upsertMeeting(client: PoolClient, change: InviteeChange): Promise<string> {
+    const { meeting } = change;
+    const cancellation = meeting.cancellation;
+    const result = await client.query<{ id: string }>(upsertMeetingSql, [
+      change.userId,
+      meeting.uri,
+      meeting.name,
+      meeting.eventTypeUri,
+      meeting.startTime,
+      meeting.endTime,
+      meeting.locationType,
+      meeting.location,
+      meeting.joinUrl,
+      meeting.calendlyCreatedAt,
+      meeting.calendlyUpdatedAt,
+      meeting.version,
+      change.envelopeCreatedAt,
+      meeting.canceled ? 'canceled' : 'active',
+      cancellation?.canceledBy ?? null,
+      cancellation?.reason ?? null,
+      cancellation?.cancelerType ?? null,
+      cancellation?.canceledAt ?? null,
+      meeting.activeInvitees,
+      meeting.activeInvitees === null ? null : change.envelopeCreatedAt,
+    ]);
+    return result.rows[0]!.id;
+  },
+
+  async upsertInvitee(client: PoolClient, change: InviteeChange, meetingId: string): Promise<void> {
+    const { invitee } = change;
+    const cancellation = invitee.cancellation;
+    await client.query(upsertInviteeSql, [
+      change.userId,
+      invitee.uri,
+      meetingId,
+      invitee.name,
+      invitee.email,
+      invitee.timezone,
+      JSON.stringify(invitee.answers),
+      invitee.calendlyCreatedAt,
+      invitee.calendlyUpdatedAt,
+      invitee.version,
+      change.envelopeCreatedAt,
+      invitee.canceled ? 'canceled' : 'active',
+      cancellation?.canceledBy ?? null,
+      cancellation?.reason ?? null,
+      cancellation?.cancelerType ?? null,
+      cancellation?.canceledAt ?? null,
+      invitee.rescheduled,
+      invitee.noShow.marked,
+      invitee.noShow.uri,
+      invitee.noShow.at,
+      change.envelopeCreatedAt,
+    ]);
+  },
+
+  /** Records that `oldInviteeUri` was rescheduled to `newInviteeUri`; either may not be stored yet. */
+  async linkReschedule(
+    client: PoolClient,
+    userId: string,
+    oldInviteeUri: string,
+    newInviteeUri: string,
+  ): Promise<void> {
+    await client.query(
+      `INSERT INTO reschedules (user_id, old_invitee_uri, new_invitee_uri) VALUES ($1, $2, $3)
+       ON CONFLICT DO NOTHING`,
+      [userId, oldInviteeUri, newInviteeUri],
+    );
+  },
+
+  async statusInputs(client: PoolClient, userId: string, meetingId: string): Promise<MeetingStatusInputs> {
+    const { rows } = await client.query<StatusInputsRow>(statusInputsSql, [userId, meetingId]);
+    const row = rows[0]!;
+    return {
+      eventCanceled: row.event_status === 'canceled',
+      eventCancellation: cancellationFrom(
+        row.event_canceled_by,
+        row.event_cancel_reason,
+        row.event_canceler_type,
+        row.event_canceled_at,
+      ),
+      activeInviteesCounter: row.active_invitees,
+      knownInvitees: row.known,
+      activeKnownInvitees: row.active_known,
+      latestInviteeCancellation: cancellationFrom(
+        row.canceled_by,
+        row.cancel_reason,
+        row.canceler_type,
+        row.canceled_at,
+      ),
+    };
+  },
+
+  async setStatus(client: PoolClient, userId: string, meetingId: string, status: MeetingStatus): Promise<void> {
+    const cancellation = status.cancellation;
+    await client.query(
+      `UPDATE meetings SET status = $3, canceled_by = $4, cancel_reason = $5, canceler_type = $6, canceled_at = $7
+        WHERE user_id = $1 AND id = $2`,
+      [
+        userId,
+        meetingId,
+        status.status,
+        cancellation?.canceledBy ?? null,
+        cancellation?.reason ?? null,
+        cancellation?.cancelerType ?? null,
+        cancellation?.canceledAt ?? null,
+      ],
+    );
+  },
+};
+
+export type MeetingWrites = typeof meetingWrites;

@@ -1,0 +1,87 @@
+import { inTransaction, type Logger, type Pool } from '@calsync/service-kit';
+import { parseDelivery, type Delivery, type InviteeChange } from './calendly-payload';
+import { meetingWrites } from './meeting-repository';
+import { deriveMeetingStatus } from './meeting-status';
+
+/** applied: the delivery changed (or confirmed) state; duplicate: its key was already applied; ignored: not a meetings event. */
+export type ApplyOutcome = 'applied' | 'duplicate' | 'ignored';
+
+export interface ApplyObserver {
+  (outcome: ApplyOutcome, eventType: string, seconds: number): void;
+}
+
+export interface MeetingsApplier {
+  /**
+   * Applies one delivery exactly once: its key and its effect commit together or not at all.
+   * Throws MalformedEventError for a delivery that can never apply; any other error is worth a retry.
+   */
+  apply(delivery: Delivery): Promise<ApplyOutcome>;
+}
+
+// Deadlocks and serialization failures are the database asking us to simply try again.
+const retryableCodes = new Set(['40P01', '40001']);
+const maxAttempts = 3;
+
+export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?: ApplyObserver }): MeetingsApplier {
+  const { pool, log } = deps;
+
+  async function applyChange(change: InviteeChange): Promise<ApplyOutcome> {
+    return inTransaction(pool, async (client) => {
+      const fresh = await meetingWrites.claimDelivery(client, {
+        userId: change.userId,
+        deliveryKey: change.deliveryKey,
+        eventType: change.eventType,
+        outcome: 'applied',
+      });
+      if (!fresh) return 'duplicate';
+      const meetingId = await meetingWrites.upsertMeeting(client, change);
+      await meetingWrites.upsertInvitee(client, change, meetingId);
+      const { invitee } = change;
+      if (invitee.oldInviteeUri)
+        await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
+      if (invitee.newInviteeUri)
+        await meetingWrites.linkReschedule(client, change.userId, invitee.uri, invitee.newInviteeUri);
+      const status = deriveMeetingStatus(await meetingWrites.statusInputs(client, change.userId, meetingId));
+      await meetingWrites.setStatus(client, change.userId, meetingId, status);
+      return 'applied';
+    });
+  }
+
+  async function applyOnce(delivery: Delivery): Promise<{ outcome: ApplyOutcome; eventType: string }> {
+    const parsed = parseDelivery(delivery);
+    if (parsed.kind === 'ignored') {
+      const fresh = await inTransaction(pool, (client) =>
+        meetingWrites.claimDelivery(client, {
+          userId: delivery.userId,
+          deliveryKey: delivery.deliveryKey,
+          eventType: parsed.eventType,
+          outcome: 'ignored',
+        }),
+      );
+      return { outcome: fresh ? 'ignored' : 'duplicate', eventType: parsed.eventType };
+    }
+    return { outcome: await applyChange(parsed.change), eventType: parsed.change.eventType };
+  }
+
+  return {
+    async apply(delivery) {
+      const started = process.hrtime.bigint();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { outcome, eventType } = await applyOnce(delivery);
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+          deps.observe?.(outcome, eventType, seconds);
+          log.debug(
+            { userId: delivery.userId, deliveryKey: delivery.deliveryKey, eventType, outcome },
+            'delivery processed',
+          );
+          return outcome;
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          if (attempt >= maxAttempts || typeof code !== 'string' || !retryableCodes.has(code)) throw error;
+          log.warn({ code, attempt, deliveryKey: delivery.deliveryKey }, 'transaction conflict; retrying');
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,171 @@
+import { meetingsV1, eventsV1 } from '@calsync/proto';
+import { createGrpcClient, natsNames, type NatsNames, type PromiseClient } from '@calsync/service-kit';
+import {
+  captureLogger,
+  createTestDatabase,
+  testNatsUrl,
+  testSubjectPrefix,
+  type TestDatabase,
+} from '@calsync/service-kit/testing';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
+import { Pool } from 'pg';
+import { loadMeetingsConfig, type Config } from '../config';
+import { start, type MeetingsApp } from '../main';
+import { toCalendlyEvent, type Delivery } from './calendly-fixtures';
+
+export type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
+
+/** The test's own database and NATS prefix, and a NATS connection to play the gateway with. */
+export interface TestWorld {
+  db: TestDatabase;
+  prefix: string;
+  names: NatsNames;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  /** Reads the meetings schema directly, for what the API does not show (the inbox). */
+  sql: Pool;
+  /** The environment a meetings instance of this world runs with. */
+  env(overrides?: Record<string, string>): Record<string, string>;
+  /** Publishes a Calendly delivery to `userId` exactly as the gateway does. */
+  publish(userId: string, calendlyUserUri: string, delivery: Delivery): Promise<void>;
+  publishRaw(subject: string, data: Uint8Array, msgID: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createTestWorld(label: string): Promise<TestWorld> {
+  const db = await createTestDatabase(label);
+  const prefix = testSubjectPrefix(label);
+  const names = natsNames(prefix);
+  const nc = await connect({ servers: testNatsUrl() });
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const sql = new Pool({ connectionString: db.url, max: 2, options: '-c search_path=meetings' });
+  return {
+    db,
+    prefix,
+    names,
+    nc,
+    js,
+    jsm,
+    sql,
+    env: (overrides = {}) => ({
+      LOG_LEVEL: 'info',
+      DATABASE_URL: db.url,
+      NATS_URL: testNatsUrl(),
+      NATS_SUBJECT_PREFIX: prefix,
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '0',
+      METRICS_PORT: '0',
+      // Nothing listens there: tests that backfill pass a real identity address.
+      IDENTITY_ADDR: '127.0.0.1:9',
+      CONSUMER_MAX_DELIVER: '3',
+      CONSUMER_BACKOFF_MS: '100,200',
+      CONSUMER_ACK_WAIT_MS: '5000',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+      ...overrides,
+    }),
+    async publish(userId, calendlyUserUri, delivery) {
+      const event = toCalendlyEvent(userId, calendlyUserUri, delivery);
+      await js.publish(names.eventSubject(event.eventType), eventsV1.CalendlyEvent.encode(event).finish(), {
+        msgID: event.deliveryKey,
+        expect: { streamName: names.eventsStream },
+      });
+    },
+    async publishRaw(subject, data, msgID) {
+      await js.publish(subject, data, { msgID });
+    },
+    async close() {
+      for (const stream of [names.eventsStream, names.backfillStream, names.deadLetterStream])
+        await jsm.streams.delete(stream).catch(() => undefined);
+      await nc.close();
+      await sql.end();
+      await db.drop();
+    },
+  };
+}
+
+/** A meetings instance started in-process through its exported start(), with a gRPC client. */
+export interface RunningMeetings {
+  app: MeetingsApp;
+  client: MeetingsClient;
+  config: Config;
+  lines: string[];
+  metrics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startMeetings(
+  world: TestWorld,
+  overrides: Record<string, string> = {},
+): Promise<RunningMeetings> {
+  const config = loadMeetingsConfig(world.env(overrides));
+  const { log, lines } = captureLogger('meetings', config.LOG_LEVEL);
+  const app = await start(config, { log });
+  const client = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${app.ports.grpc}`);
+  return {
+    app,
+    client,
+    config,
+    lines,
+    metrics: async () => (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text(),
+    async stop() {
+      client.close();
+      await app.stop();
+    },
+  };
+}
+
+/** Polls until `check` returns a value (not undefined/false) or the time is up. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${options.what ?? 'a condition'}${lastError ? `: ${String(lastError)}` : ''}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Resolves once the inbox of these users holds `count` delivery keys. */
+export function inboxReaches(world: TestWorld, userIds: string[], count: number, timeoutMs = 10_000): Promise<true> {
+  return eventually(
+    async () => {
+      const { rows } = await world.sql.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM inbox WHERE user_id = ANY($1)',
+        [userIds],
+      );
+      return rows[0]!.n >= count || undefined;
+    },
+    { timeoutMs, what: `${count} applied deliveries` },
+  );
+}
+
+/** All of a user's meetings through the API, every page. */
+export async function allMeetings(client: MeetingsClient, userId: string): Promise<meetingsV1.Meeting[]> {
+  const meetings: meetingsV1.Meeting[] = [];
+  let cursor = '';
+  do {
+    const page = await client.listMeetings({ userId, pageSize: 100, cursor, status: 0 });
+    meetings.push(...page.meetings);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return meetings;
+}
+
+/** A meeting without what differs between two users' copies of the same Calendly state. */
+export function comparable(meeting: meetingsV1.Meeting): Omit<meetingsV1.Meeting, 'id' | 'userId'> {
+  const { id: _id, userId: _userId, ...rest } = meeting;
+  return rest;
+}
