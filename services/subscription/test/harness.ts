@@ -1,0 +1,273 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
+import { start as startIdentity, type IdentityApp } from '@calsync/identity';
+import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
+import { identityV1, subscriptionV1 } from '@calsync/proto';
+import { createGrpcClient, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import {
+  captureLogger,
+  createTestDatabase,
+  testNatsUrl,
+  testSubjectPrefix,
+  type TestDatabase,
+} from '@calsync/service-kit/testing';
+import { loadSubscriptionConfig } from '../src/config';
+import { start as startSubscription, type SubscriptionApp } from '../src/main';
+
+export type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
+export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+
+/** One delivery the simulator made to the receiver, and what VerifyAndResolveUser said about it. */
+export interface Received {
+  hookId: string;
+  signature: string;
+  body: Buffer;
+  /** 'ok' or the VerifyFailure name. */
+  outcome: string;
+  userId?: string;
+  eventType?: string;
+}
+
+/**
+ * A stand-in for the gateway's webhook route: takes the simulator's deliveries, asks
+ * subscription (over gRPC) whether they are genuine, and answers 200 only when they are.
+ */
+export interface Receiver {
+  url: string;
+  received: Received[];
+  /** Points the receiver at a subscription replica. */
+  use(client: SubscriptionClient): void;
+  close(): Promise<void>;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const received: Received[] = [];
+  let client: SubscriptionClient | undefined;
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const body = await readBody(req);
+      const match = /^\/webhooks\/calendly\/([^/?]*)$/.exec(req.url ?? '');
+      const hookId = match ? decodeURIComponent(match[1]!) : '';
+      const signature = String(req.headers['calendly-webhook-signature'] ?? '');
+      // Listed once answered, so a test that finds it also finds the outcome.
+      const entry: Received = { hookId, signature, body, outcome: 'unanswered' };
+      try {
+        const verified = await client!.verifyAndResolveUser({ hookId, signatureHeader: signature, rawBody: body });
+        Object.assign(entry, { outcome: 'ok', userId: verified.userId, eventType: verified.eventType });
+        received.push(entry);
+        res.writeHead(200).end();
+      } catch (error) {
+        entry.outcome = reasonOf(error) ?? 'error';
+        received.push(entry);
+        res.writeHead(401).end();
+      }
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    use(next) {
+      client = next;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export const sealingKeys = `k1=${randomBytes(32).toString('base64')}`;
+
+export interface Harness {
+  database: TestDatabase;
+  prefix: string;
+  sim: Simulator;
+  receiver: Receiver;
+  identity: IdentityClient;
+  subscription: SubscriptionClient;
+  app: SubscriptionApp;
+  /** Starts another subscription replica on the same database (other settings may differ). */
+  startReplica(env?: Record<string, string>): Promise<{ app: SubscriptionApp; client: SubscriptionClient }>;
+  /** A simulated Calendly user connected to identity with a personal access token. */
+  connectWithToken(userId: string, options?: { plan?: 'free' | 'standard'; organization?: string }): Promise<SimUser>;
+  /** A simulated Calendly user connected to identity through the OAuth flow. */
+  connectWithOAuth(
+    userId: string,
+    options?: { organization?: string; role?: 'owner' | 'admin' | 'user' },
+  ): Promise<SimUser>;
+  sim_(path: string, init?: { method?: string; body?: unknown; token?: string }): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+export interface SimUser {
+  uri: string;
+  uuid: string;
+  organization: string;
+  personal_access_token: string;
+}
+
+/** The simulator, a real identity service and a real subscription service, on one test database. */
+export async function startHarness(
+  label: string,
+  options: { sim?: Partial<SimulatorSettings>; env?: Record<string, string> } = {},
+): Promise<Harness> {
+  const database = await createTestDatabase(label);
+  const prefix = testSubjectPrefix(label);
+  const { log } = captureLogger(label, 'silent');
+  const sim = await startSimulator({
+    settings: { retry: { baseMs: 200, factor: 2, windowMs: 60_000 }, ...options.sim },
+  });
+  const receiver = await startReceiver();
+  const stops: (() => Promise<void>)[] = [];
+  const clients: { close(): void }[] = [];
+
+  const identityApp: IdentityApp = await startIdentity(
+    loadIdentityConfig({
+      DATABASE_URL: database.url,
+      NATS_URL: testNatsUrl(),
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '0',
+      METRICS_PORT: '0',
+      SEALING_KEYS: sealingKeys,
+      SEALING_ACTIVE_KEY_ID: 'k1',
+      CALENDLY_API_URL: sim.url,
+      CALENDLY_AUTH_URL: sim.url,
+      CALENDLY_CLIENT_ID: sim.settings.clientId,
+      CALENDLY_CLIENT_SECRET: sim.settings.clientSecret,
+      LOG_LEVEL: 'silent',
+    }),
+    { log },
+  );
+  stops.push(() => identityApp.stop());
+  const identityAddress = `127.0.0.1:${identityApp.ports.grpc}`;
+
+  const subscriptionEnv = (env: Record<string, string> = {}) => ({
+    DATABASE_URL: database.url,
+    NATS_URL: testNatsUrl(),
+    NATS_SUBJECT_PREFIX: prefix,
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: '0',
+    METRICS_PORT: '0',
+    SEALING_KEYS: sealingKeys,
+    SEALING_ACTIVE_KEY_ID: 'k1',
+    IDENTITY_ADDR: identityAddress,
+    CALENDLY_API_URL: sim.url,
+    CALENDLY_AUTH_URL: sim.url,
+    PUBLIC_BASE_URL: receiver.url,
+    CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
+    RECONCILE_INTERVAL_SECONDS: '0',
+    LOG_LEVEL: 'silent',
+    ...options.env,
+    ...env,
+  });
+  const startReplica = async (env?: Record<string, string>) => {
+    const app = await startSubscription(loadSubscriptionConfig(subscriptionEnv(env)), { log });
+    stops.push(() => app.stop());
+    const client = createGrpcClient(subscriptionV1.SubscriptionServiceService, `127.0.0.1:${app.ports.grpc}`, {
+      defaultTimeoutMs: 20_000,
+    });
+    clients.push(client);
+    return { app, client };
+  };
+  const main = await startReplica();
+  receiver.use(main.client);
+  const identity = createGrpcClient(identityV1.IdentityServiceService, identityAddress);
+  clients.push(identity);
+
+  const simCall = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
+    const response = await fetch(`${sim.url}${path}`, {
+      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+      headers: {
+        'content-type': 'application/json',
+        ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+      },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`simulator ${path}: ${response.status} ${text}`);
+    return text ? (JSON.parse(text) as unknown) : undefined;
+  };
+  const createUser = async (userId: string, extra: Record<string, unknown>) =>
+    (await simCall('/_sim/users', {
+      body: { name: userId, email: `${userId.replace(/[^a-z0-9]/gi, '')}@example.com`, ...extra },
+    })) as SimUser;
+
+  return {
+    database,
+    prefix,
+    sim,
+    receiver,
+    identity,
+    subscription: main.client,
+    app: main.app,
+    startReplica,
+    sim_: simCall,
+    async connectWithToken(userId, extra = {}) {
+      const user = await createUser(userId, extra);
+      await identity.connectWithPersonalToken({ userId, token: user.personal_access_token });
+      return user;
+    },
+    async connectWithOAuth(userId, extra = {}) {
+      const user = await createUser(userId, extra);
+      const { authorizeUrl } = await identity.beginConnect({ userId, redirectUri: 'http://127.0.0.1:1/callback' });
+      const url = new URL(authorizeUrl);
+      url.searchParams.set('sim_user', user.uri);
+      const answer = await fetch(url, { redirect: 'manual' });
+      const location = new URL(answer.headers.get('location') ?? '');
+      const code = location.searchParams.get('code');
+      if (!code) throw new Error(`authorize did not give a code: ${location.toString()}`);
+      await identity.completeConnect({ state: location.searchParams.get('state') ?? '', code });
+      return user;
+    },
+    async stop() {
+      for (const client of clients) client.close();
+      for (const stop of stops.reverse()) await stop();
+      await receiver.close();
+      await sim.stop();
+      await database.drop();
+    },
+  };
+}
+
+/** A promise that resolves once `check` returns a value, polling; rejects after the timeout. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+let slot = 0;
+
+/** Books a meeting with the user at the simulator (which then fires invitee.created to their hooks). */
+export async function book(h: Harness, user: SimUser, invitee = 'ivy'): Promise<{ invitee: { uri: string } }> {
+  slot += 1;
+  const start = new Date(Date.now() + 24 * 3600 * 1000 + slot * 3600 * 1000);
+  return (await h.sim_('/_sim/bookings', {
+    body: {
+      user: user.uri,
+      invitee: { name: invitee, email: `${invitee}@example.com` },
+      start_time: start.toISOString(),
+      end_time: new Date(start.getTime() + 30 * 60 * 1000).toISOString(),
+    },
+  })) as { invitee: { uri: string } };
+}
+
+/** The hook id at the end of a callback URL. */
+export const hookIdOf = (callbackUrl: string) => callbackUrl.slice(callbackUrl.lastIndexOf('/') + 1);

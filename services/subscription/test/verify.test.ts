@@ -1,0 +1,174 @@
+import { GrpcStatus, reasonOf } from '@calsync/service-kit';
+import {
+  book as bookAt,
+  eventually,
+  hookIdOf,
+  startHarness,
+  type Harness,
+  type Received,
+  type SimUser,
+} from './harness';
+
+let h: Harness;
+let alice: SimUser;
+let bob: SimUser;
+let aliceHook: string;
+let bobHook: string;
+
+const book = (user: SimUser, invitee?: string) => bookAt(h, user, invitee);
+
+/** The next delivery to this hook after `after` of the receiver's list. */
+async function nextDelivery(hookId: string, after: number): Promise<Received> {
+  return eventually(() => h.receiver.received.slice(after).find((entry) => entry.hookId === hookId));
+}
+
+async function refusal(request: { hookId: string; signatureHeader: string; rawBody: Buffer }) {
+  try {
+    await h.subscription.verifyAndResolveUser(request);
+  } catch (error) {
+    return { code: (error as { code: number }).code, reason: reasonOf(error) };
+  }
+  throw new Error('the delivery was accepted');
+}
+
+beforeAll(async () => {
+  h = await startHarness('verify');
+  alice = await h.connectWithToken('user-alice');
+  bob = await h.connectWithToken('user-bob');
+  aliceHook = (await h.subscription.ensureUserWebhook({ userId: 'user-alice' })).webhook!.hookId;
+  bobHook = (await h.subscription.ensureUserWebhook({ userId: 'user-bob' })).webhook!.hookId;
+});
+
+afterAll(() => h?.stop());
+
+it('verifies a real delivery and resolves its user, event and a stable delivery key', async () => {
+  const before = h.receiver.received.length;
+  await book(alice);
+  const delivery = await nextDelivery(aliceHook, before);
+  expect(delivery).toMatchObject({ outcome: 'ok', userId: 'user-alice', eventType: 'invitee.created' });
+  const again = await h.subscription.verifyAndResolveUser({
+    hookId: aliceHook,
+    signatureHeader: delivery.signature,
+    rawBody: delivery.body,
+  });
+  const twice = await h.subscription.verifyAndResolveUser({
+    hookId: aliceHook,
+    signatureHeader: delivery.signature,
+    rawBody: delivery.body,
+  });
+  expect(again.deliveryKey).toMatch(/^[0-9a-f]{64}$/);
+  expect(twice.deliveryKey).toBe(again.deliveryKey);
+  expect(again).toMatchObject({ hookId: aliceHook, calendlyUserUri: alice.uri });
+  expect(again.eventCreatedAt).toBeInstanceOf(Date);
+});
+
+it("rejects a delivery signed with user A's key sent to user B's hook", async () => {
+  const before = h.receiver.received.length;
+  await book(alice, 'mallory');
+  const delivery = await nextDelivery(aliceHook, before);
+  expect(await refusal({ hookId: bobHook, signatureHeader: delivery.signature, rawBody: delivery.body })).toEqual({
+    code: GrpcStatus.UNAUTHENTICATED,
+    reason: 'VERIFY_FAILURE_SIGNATURE_MISMATCH',
+  });
+});
+
+it('accepts a header with several v1 values when one of them is right', async () => {
+  const before = h.receiver.received.length;
+  await book(bob);
+  const delivery = await nextDelivery(bobHook, before);
+  const [t, v1] = delivery.signature.split(',');
+  const verified = await h.subscription.verifyAndResolveUser({
+    hookId: bobHook,
+    signatureHeader: `${t},v1=${'0'.repeat(64)},${v1}`,
+    rawBody: delivery.body,
+  });
+  expect(verified.userId).toBe('user-bob');
+});
+
+it('rejects a body changed after signing, and a missing or malformed header, each with its reason', async () => {
+  const before = h.receiver.received.length;
+  await book(bob, 'tamper');
+  const delivery = await nextDelivery(bobHook, before);
+  const tampered = Buffer.from(delivery.body.toString().replace('tamper', 'tamper2'));
+  expect(await refusal({ hookId: bobHook, signatureHeader: delivery.signature, rawBody: tampered })).toEqual({
+    code: GrpcStatus.UNAUTHENTICATED,
+    reason: 'VERIFY_FAILURE_SIGNATURE_MISMATCH',
+  });
+  expect(await refusal({ hookId: bobHook, signatureHeader: '', rawBody: delivery.body })).toEqual({
+    code: GrpcStatus.UNAUTHENTICATED,
+    reason: 'VERIFY_FAILURE_SIGNATURE_MISSING',
+  });
+  expect(
+    await refusal({ hookId: bobHook, signatureHeader: delivery.signature.replace(',', ', '), rawBody: delivery.body }),
+  ).toEqual({ code: GrpcStatus.INVALID_ARGUMENT, reason: 'VERIFY_FAILURE_SIGNATURE_MALFORMED' });
+});
+
+it('refuses unknown hook ids, well-formed or not, as NOT_FOUND', async () => {
+  for (const hookId of ['A'.repeat(32), 'nope', '../../etc']) {
+    expect(await refusal({ hookId, signatureHeader: 't=1,v1=' + '0'.repeat(64), rawBody: Buffer.from('{}') })).toEqual({
+      code: GrpcStatus.NOT_FOUND,
+      reason: 'VERIFY_FAILURE_HOOK_NOT_FOUND',
+    });
+  }
+});
+
+it('rejects deliveries older or newer than the window with distinct reasons', async () => {
+  for (const [offset, reason] of [
+    [-200_000, 'VERIFY_FAILURE_TIMESTAMP_STALE'],
+    [200_000, 'VERIFY_FAILURE_TIMESTAMP_IN_FUTURE'],
+  ] as const) {
+    await h.sim_('/_sim/faults', { body: { clock_offset_ms: offset } });
+    const before = h.receiver.received.length;
+    await book(alice, `clock${offset > 0 ? 'ahead' : 'behind'}`);
+    const delivery = await nextDelivery(aliceHook, before);
+    await h.sim_('/_sim/faults', { body: { clock_offset_ms: 0 } });
+    expect(delivery.outcome).toBe(reason);
+    expect(await refusal({ hookId: aliceHook, signatureHeader: delivery.signature, rawBody: delivery.body })).toEqual({
+      code: GrpcStatus.UNAUTHENTICATED,
+      reason,
+    });
+  }
+  // Inside the window (170 s behind) is still fine.
+  await h.sim_('/_sim/faults', { body: { clock_offset_ms: -170_000 } });
+  const before = h.receiver.received.length;
+  await book(alice, 'justintime');
+  const delivery = await nextDelivery(aliceHook, before);
+  await h.sim_('/_sim/faults', { body: { clock_offset_ms: 0 } });
+  expect(delivery.outcome).toBe('ok');
+});
+
+it('every replica refuses a removed hook at once', async () => {
+  const carol = await h.connectWithToken('user-carol');
+  const carolHook = (await h.subscription.ensureUserWebhook({ userId: 'user-carol' })).webhook!.hookId;
+  const replica = await h.startReplica();
+  const before = h.receiver.received.length;
+  await book(carol);
+  const delivery = await nextDelivery(carolHook, before);
+  const request = { hookId: carolHook, signatureHeader: delivery.signature, rawBody: delivery.body };
+  // Both replicas now hold the hook in memory.
+  expect((await replica.client.verifyAndResolveUser(request)).userId).toBe('user-carol');
+  expect((await h.subscription.verifyAndResolveUser(request)).userId).toBe('user-carol');
+  await h.subscription.removeUserWebhooks({ userId: 'user-carol' });
+  const refused = await replica.client.verifyAndResolveUser(request).catch((error: unknown) => error);
+  expect(reasonOf(refused)).toBe('VERIFY_FAILURE_HOOK_NOT_FOUND');
+  expect(await refusal(request)).toEqual({ code: GrpcStatus.NOT_FOUND, reason: 'VERIFY_FAILURE_HOOK_NOT_FOUND' });
+  expect(carol.uri).toBeTruthy();
+});
+
+it('counts verifications by outcome and cache lookups in its metrics', async () => {
+  const metrics = await (await fetch(`http://127.0.0.1:${h.app.ports.metrics}/metrics`)).text();
+  expect(metrics).toMatch(/subscription_verifications_total\{[^}]*outcome="ok"[^}]*\} [1-9]/);
+  expect(metrics).toMatch(/subscription_verifications_total\{[^}]*outcome="VERIFY_FAILURE_SIGNATURE_MISMATCH"/);
+  expect(metrics).toMatch(/subscription_hook_cache_lookups_total\{[^}]*result="hit"[^}]*\} [1-9]/);
+  expect(metrics).toMatch(/subscription_hook_cache_hit_ratio\{[^}]*\} 0\.\d+/);
+});
+
+it('records when a hook last verified a delivery, without a write per delivery', async () => {
+  const [webhook] = (await h.subscription.listUserWebhooks({ userId: 'user-alice' })).webhooks;
+  expect(webhook!.hookId).toBe(aliceHook);
+  await eventually(
+    async () => (await h.subscription.listUserWebhooks({ userId: 'user-alice' })).webhooks[0]!.lastDeliveryAt,
+    12_000,
+  );
+  expect(hookIdOf(webhook!.callbackUrl)).toBe(aliceHook);
+});
