@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { meetingsV1 } from '@calsync/proto';
 import { GrpcStatus } from '@calsync/service-kit';
-import { nanos, StorageType } from 'nats';
+import { nanos } from 'nats';
 import {
   fakeCalendlyAccount,
   permutations,
@@ -34,13 +34,7 @@ const gatewayDuplicateWindowMs = 1_000;
 beforeAll(async () => {
   world = await createTestWorld('meetings-sync');
   // The gateway declared the events stream first, with its own settings.
-  await world.jsm.streams.add({
-    name: world.names.eventsStream,
-    subjects: [world.names.eventsSubjects],
-    storage: StorageType.File,
-    duplicate_window: nanos(gatewayDuplicateWindowMs),
-    max_age: nanos(3_600_000),
-  });
+  await world.declareEventsStream(gatewayDuplicateWindowMs);
   meetings = await startMeetings(world);
 });
 

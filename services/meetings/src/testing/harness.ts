@@ -7,7 +7,16 @@ import {
   testSubjectPrefix,
   type TestDatabase,
 } from '@calsync/service-kit/testing';
-import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
+import {
+  connect,
+  DiscardPolicy,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+} from 'nats';
 import { Pool } from 'pg';
 import { loadMeetingsConfig, type Config } from '../config';
 import { start, type MeetingsApp } from '../main';
@@ -30,6 +39,8 @@ export interface TestWorld {
   /** Publishes a Calendly delivery to `userId` exactly as the gateway does. */
   publish(userId: string, calendlyUserUri: string, delivery: Delivery): Promise<void>;
   publishRaw(subject: string, data: Uint8Array, msgID: string): Promise<void>;
+  /** Declares the events stream the way the gateway does, before any meetings instance runs. */
+  declareEventsStream(duplicateWindowMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +85,17 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
     },
     async publishRaw(subject, data, msgID) {
       await js.publish(subject, data, { msgID });
+    },
+    async declareEventsStream(duplicateWindowMs = 120_000) {
+      await jsm.streams.add({
+        name: names.eventsStream,
+        subjects: [names.eventsSubjects],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.New,
+        max_age: nanos(3_600_000),
+        duplicate_window: nanos(duplicateWindowMs),
+      });
     },
     async close() {
       for (const stream of [names.eventsStream, names.backfillStream, names.deadLetterStream])

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { eventsV1 } from '@calsync/proto';
+import { fakeCalendlyAccount, toCalendlyEvent } from '../testing/calendly-fixtures';
+import {
+  allMeetings,
+  createTestWorld,
+  eventually,
+  inboxReaches,
+  startMeetings,
+  type RunningMeetings,
+  type TestWorld,
+} from '../testing/harness';
+
+let world: TestWorld;
+
+beforeAll(async () => {
+  world = await createTestWorld('meetings-dlq');
+});
+
+afterAll(async () => {
+  await world?.close();
+});
+
+async function deadLetters(): Promise<eventsV1.DeadLetter[]> {
+  const info = await world.jsm.streams.info(world.names.deadLetterStream);
+  const letters: eventsV1.DeadLetter[] = [];
+  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+    const stored = await world.jsm.streams.getMessage(world.names.deadLetterStream, { seq });
+    letters.push(eventsV1.DeadLetter.decode(stored.data));
+  }
+  return letters;
+}
+
+function eventOf(letter: eventsV1.DeadLetter): eventsV1.CalendlyEvent {
+  return eventsV1.CalendlyEvent.decode(letter.originalData);
+}
+
+async function withMeetings(
+  overrides: Record<string, string>,
+  work: (meetings: RunningMeetings) => Promise<void>,
+): Promise<void> {
+  const meetings = await startMeetings(world, overrides);
+  try {
+    await work(meetings);
+  } finally {
+    await meetings.stop();
+  }
+}
+
+async function deadLetteredCount(meetings: RunningMeetings, cause: string): Promise<number> {
+  const line = (await meetings.metrics())
+    .split('\n')
+    .find((text) => text.startsWith('meetings_dead_lettered_total{') && text.includes(`cause="${cause}"`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+describe('dead letters', () => {
+  it('dead-letters a malformed delivery at once, with its reason and the original, and applies the ones behind it', async () => {
+    await withMeetings({}, async (meetings) => {
+      const cal = fakeCalendlyAccount();
+      const userId = `user-${randomUUID()}`;
+      const notJson = toCalendlyEvent(userId, cal.user.uri, {
+        ...cal.book({ start: '2026-06-01T10:00:00Z' }).delivery,
+        body: Buffer.from('{"event":"invitee.created","payload":'),
+      });
+      const notJsonBytes = eventsV1.CalendlyEvent.encode(notJson).finish();
+      const noScheduledEvent = toCalendlyEvent(userId, cal.user.uri, {
+        ...cal.book({ start: '2026-06-01T11:00:00Z' }).delivery,
+        body: Buffer.from(
+          JSON.stringify({
+            event: 'invitee.created',
+            created_at: '2026-05-01T09:00:00.000000Z',
+            payload: { uri: 'https://api.calendly.com/scheduled_events/x/invitees/y' },
+          }),
+        ),
+      });
+      const subject = world.names.eventSubject('invitee.created');
+      await world.publishRaw(subject, notJsonBytes, notJson.deliveryKey);
+      await world.publishRaw(subject, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff]), 'truncated-protobuf');
+      await world.publishRaw(
+        subject,
+        eventsV1.CalendlyEvent.encode(noScheduledEvent).finish(),
+        noScheduledEvent.deliveryKey,
+      );
+      const good = [cal.book({ start: '2026-06-02T10:00:00Z' }), cal.book({ start: '2026-06-03T10:00:00Z' })];
+      for (const booking of good) await world.publish(userId, cal.user.uri, booking.delivery);
+
+      await inboxReaches(world, [userId], 2);
+      const letters = await eventually(async () => {
+        const found = await deadLetters();
+        return found.length === 3 ? found : undefined;
+      });
+      expect(letters.map((letter) => letter.deliveries)).toEqual([1, 1, 1]);
+      expect(letters.every((letter) => letter.originalSubject === subject)).toBe(true);
+      expect(letters[0]!.reason).toBe('payload is not JSON');
+      expect(Buffer.from(letters[0]!.originalData)).toEqual(Buffer.from(notJsonBytes));
+      expect(eventOf(letters[0]!).deliveryKey).toBe(notJson.deliveryKey);
+      expect(letters[1]!.reason).toMatch(/not a calsync\.events\.v1\.CalendlyEvent/);
+      expect(letters[2]!.reason).toMatch(/payload\.scheduled_event/);
+      expect(letters[2]!.deadLetteredAt).toBeInstanceOf(Date);
+
+      expect((await allMeetings(meetings.client, userId)).map((meeting) => meeting.scheduledEventUri).sort()).toEqual(
+        good.map((booking) => booking.event.uri).sort(),
+      );
+      expect(await deadLetteredCount(meetings, 'permanent')).toBe(3);
+      const consumer = await world.jsm.consumers.info(world.names.eventsStream, 'meetings');
+      expect(consumer.num_pending + consumer.num_ack_pending).toBe(0);
+    });
+  });
+
+  it('retries a delivery that keeps failing with back-off, then dead-letters it, without holding up the others', async () => {
+    // Postgres refuses this one user's invitees: a failure no redelivery can fix, yet not malformed.
+    const cursed = `cursed-${randomUUID()}`;
+    await withMeetings({ CONSUMER_MAX_DELIVER: '3', CONSUMER_BACKOFF_MS: '600,900' }, async (meetings) => {
+      await world.sql.query(`
+        CREATE FUNCTION refuse_cursed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.user_id = '${cursed}' THEN RAISE EXCEPTION 'invitee refused for this test'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_cursed BEFORE INSERT ON invitees FOR EACH ROW EXECUTE FUNCTION refuse_cursed();`);
+      try {
+        const cal = fakeCalendlyAccount();
+        const before = (await deadLetters()).length;
+        const poison = cal.book({ start: '2026-06-04T10:00:00Z' });
+        await world.publish(cursed, cal.user.uri, poison.delivery);
+        const others = `user-${randomUUID()}`;
+        for (let day = 10; day < 15; day++)
+          await world.publish(others, cal.user.uri, cal.book({ start: `2026-06-${day}T10:00:00Z` }).delivery);
+
+        await inboxReaches(world, [others], 5);
+        // The others are in while the failing one still waits for its next attempt.
+        expect(await deadLetters()).toHaveLength(before);
+
+        const letter = await eventually(async () => (await deadLetters())[before], { what: 'the dead letter' });
+        expect(letter.deliveries).toBe(3);
+        expect(letter.reason).toMatch(/^failed 3 deliveries; last error: invitee refused for this test/);
+        expect(eventOf(letter).userId).toBe(cursed);
+        const { rows } = await world.sql.query('SELECT 1 FROM meetings WHERE user_id = $1', [cursed]);
+        expect(rows).toEqual([]);
+        expect(await deadLetteredCount(meetings, 'exhausted')).toBe(1);
+        expect(meetings.lines.filter((line) => line.includes('message failed; will retry'))).toHaveLength(2);
+      } finally {
+        await world.sql.query('DROP TRIGGER refuse_cursed ON invitees; DROP FUNCTION refuse_cursed();');
+      }
+    });
+  });
+
+  it('dead-letters a message whose every delivery timed out unacknowledged', async () => {
+    await withMeetings({ CONSUMER_MAX_DELIVER: '2', CONSUMER_ACK_WAIT_MS: '800' }, async () => {
+      const cal = fakeCalendlyAccount();
+      const userId = `user-${randomUUID()}`;
+      const before = (await deadLetters()).length;
+      const booking = cal.book({ start: '2026-06-20T10:00:00Z' });
+      // Hold the meetings table so the consumer hangs on this message past every ack deadline.
+      const blocker = await world.sql.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query('LOCK TABLE meetings IN ACCESS EXCLUSIVE MODE');
+        await world.publish(userId, cal.user.uri, booking.delivery);
+        const letter = await eventually(async () => (await deadLetters())[before], {
+          what: 'the dead letter',
+          timeoutMs: 15_000,
+        });
+        expect(letter.reason).toMatch(/delivered 2 times without an acknowledgement/);
+        expect(eventOf(letter).deliveryKey).toBe(toCalendlyEvent(userId, cal.user.uri, booking.delivery).deliveryKey);
+      } finally {
+        await blocker.query('ROLLBACK');
+        blocker.release();
+      }
+      // Once the database answers again, the hung attempt finishes; the redelivery is a duplicate.
+      await inboxReaches(world, [userId], 1);
+    });
+  });
+});
+
+describe('several instances', () => {
+  it('share one durable consumer and apply every delivery exactly once', async () => {
+    // A world of its own: nothing published by the tests above reaches these instances.
+    const shared = await createTestWorld('meetings-shared');
+    const overrides = { CONSUMER_BATCH_SIZE: '5' };
+    const first = await startMeetings(shared, overrides);
+    const second = await startMeetings(shared, overrides);
+    try {
+      const cal = fakeCalendlyAccount();
+      const userId = `user-${randomUUID()}`;
+      const total = 120;
+      await Promise.all(
+        Array.from({ length: total }, (_, index) =>
+          shared.publish(
+            userId,
+            cal.user.uri,
+            cal.book({ start: new Date(Date.UTC(2026, 8, 1) + index * 3_600_000).toISOString() }).delivery,
+          ),
+        ),
+      );
+      await inboxReaches(shared, [userId], total, 20_000);
+      const applied = async (meetings: RunningMeetings) => {
+        const line = (await meetings.metrics())
+          .split('\n')
+          .find((text) => text.startsWith('meetings_events_applied_total{'));
+        return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+      };
+      const [byFirst, bySecond] = [await applied(first), await applied(second)];
+      expect(byFirst).toBeGreaterThan(0);
+      expect(bySecond).toBeGreaterThan(0);
+      expect(byFirst + bySecond).toBe(total);
+      expect(await allMeetings(first.client, userId)).toHaveLength(total);
+    } finally {
+      await Promise.all([first.stop(), second.stop()]);
+      await shared.close();
+    }
+  });
+});

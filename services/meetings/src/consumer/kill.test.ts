@@ -1,0 +1,83 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { spawnService } from '@calsync/service-kit/testing';
+import { fakeCalendlyAccount, type Delivery } from '../testing/calendly-fixtures';
+import { createTestWorld, eventually, inboxReaches, type TestWorld } from '../testing/harness';
+
+// The real process, built by `npm test` (or `npx tsc -p services/meetings/tsconfig.build.json`).
+const entry = join(__dirname, '..', '..', 'dist', 'main.js');
+
+let world: TestWorld;
+
+beforeAll(async () => {
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: build services/meetings first`);
+  world = await createTestWorld('meetings-kill');
+});
+
+afterAll(async () => {
+  await world?.close();
+});
+
+async function count(sql: string, userId: string): Promise<number> {
+  const { rows } = await world.sql.query<{ n: number }>(sql, [userId]);
+  return rows[0]!.n;
+}
+
+it('loses and duplicates nothing when a consumer process is killed mid-batch and restarted', async () => {
+  const cal = fakeCalendlyAccount();
+  const userId = `user-${randomUUID()}`;
+  const bookings = Array.from({ length: 200 }, (_, index) =>
+    cal.book({ start: new Date(Date.UTC(2026, 9, 1) + index * 3_600_000).toISOString() }),
+  );
+  const deliveries: Delivery[] = bookings.map((booking) => booking.delivery);
+  const canceled = bookings.filter((_, index) => index % 2 === 0);
+  for (const booking of canceled)
+    deliveries.push(cal.cancel(booking.invitee, { cancelerType: 'invitee', reason: 'Cannot make it' }));
+  // A backlog the consumer is in the middle of when it dies.
+  await world.declareEventsStream();
+  for (const delivery of deliveries) await world.publish(userId, cal.user.uri, delivery);
+
+  const env = world.env({ CONSUMER_BATCH_SIZE: '25', CONSUMER_ACK_WAIT_MS: '1500', SHUTDOWN_TIMEOUT_MS: '5000' });
+  const first = await spawnService({ entry, env });
+  let appliedAtKill: number;
+  let unacknowledgedAtKill: number;
+  try {
+    await inboxReaches(world, [userId], 30, 20_000);
+    await first.kill();
+    appliedAtKill = await count('SELECT count(*)::int AS n FROM inbox WHERE user_id = $1', userId);
+    unacknowledgedAtKill = (await world.jsm.consumers.info(world.names.eventsStream, 'meetings')).num_ack_pending;
+  } finally {
+    await first.kill();
+  }
+  expect(first.child.signalCode).toBe('SIGKILL');
+  // It died with work in hand: deliveries it had been given and never acknowledged.
+  expect(appliedAtKill).toBeLessThan(deliveries.length);
+  expect(unacknowledgedAtKill).toBeGreaterThan(0);
+
+  const second = await spawnService({ entry, env });
+  try {
+    await inboxReaches(world, [userId], deliveries.length, 30_000);
+    await eventually(
+      async () => {
+        const info = await world.jsm.consumers.info(world.names.eventsStream, 'meetings');
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      { what: 'the consumer to drain', timeoutMs: 15_000 },
+    );
+  } finally {
+    expect(await second.stop()).toBe(0);
+  }
+
+  expect(await count('SELECT count(*)::int AS n FROM inbox WHERE user_id = $1', userId)).toBe(deliveries.length);
+  expect(await count('SELECT count(*)::int AS n FROM meetings WHERE user_id = $1', userId)).toBe(bookings.length);
+  expect(await count('SELECT count(*)::int AS n FROM invitees WHERE user_id = $1', userId)).toBe(bookings.length);
+  const { rows } = await world.sql.query<{ scheduled_event_uri: string; status: string }>(
+    'SELECT scheduled_event_uri, status FROM meetings WHERE user_id = $1',
+    [userId],
+  );
+  const canceledUris = new Set(canceled.map((booking) => booking.event.uri));
+  for (const row of rows) expect(row.status).toBe(canceledUris.has(row.scheduled_event_uri) ? 'canceled' : 'active');
+  const deadLetters = await world.jsm.streams.info(world.names.deadLetterStream);
+  expect(deadLetters.state.messages).toBe(0);
+});
