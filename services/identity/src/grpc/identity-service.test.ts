@@ -1,0 +1,369 @@
+import { startSimulator, type Simulator } from '@calsync/calendly-sim';
+import { identityV1 } from '@calsync/proto';
+import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { loadConfig } from '../config';
+import { start, type IdentityApp } from '../main';
+import {
+  approveAuthorize,
+  createSimUser,
+  expectNoPlaintextSecrets,
+  failureOf,
+  identityEnv,
+  isActiveAtCalendly,
+  newSealingKey,
+  openStoredSecrets,
+  redirectUri,
+  revokeAtCalendly,
+  sealerFor,
+  simControl,
+  sleep,
+  storedRefreshToken,
+  whoIs,
+  withDatabase,
+  type SimUser,
+} from '../testing/harness';
+
+const { ConnectionKind, ConnectionState } = identityV1;
+type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+
+const keys = { k1: newSealingKey() };
+const sealer = sealerFor(keys, 'k1');
+const captured = captureLogger('identity', 'debug');
+const secrets = new Set<string>();
+let database: TestDatabase;
+let sim: Simulator;
+let app: IdentityApp;
+let identity: IdentityClient;
+
+beforeAll(async () => {
+  database = await createTestDatabase('identity_grpc');
+  sim = await startSimulator({ port: 0 });
+  const config = loadConfig(identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' }));
+  app = await start(config, { log: captured.log });
+  identity = createGrpcClient(identityV1.IdentityServiceService, `127.0.0.1:${app.ports.grpc}`);
+});
+
+// Every secret identity holds at any moment of the run, to prove none of them leaks anywhere.
+afterEach(async () => {
+  for (const opened of (await openStoredSecrets(database.url, sealer)).values())
+    for (const secret of Object.values(opened)) secrets.add(secret);
+});
+
+afterAll(async () => {
+  identity?.close();
+  await app?.stop();
+  await sim?.stop();
+  await database?.drop();
+});
+
+async function newSimUser(overrides: Record<string, string> = {}): Promise<SimUser> {
+  const user = await createSimUser(sim, overrides);
+  secrets.add(user.personal_access_token);
+  return user;
+}
+
+/** The whole OAuth connect as the gateway and the browser drive it. */
+async function connectWithOAuth(userId: string, simUser: SimUser) {
+  const begun = await identity.beginConnect({ userId, redirectUri });
+  secrets.add(begun.state);
+  const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
+  secrets.add(code);
+  expect(state).toBe(begun.state);
+  return identity.completeConnect({ state, code });
+}
+
+async function accessToken(userId: string, minValiditySeconds = 0): Promise<string> {
+  const answer = await identity.getAccessToken({ userId, minValiditySeconds });
+  secrets.add(answer.accessToken);
+  return answer.accessToken;
+}
+
+/** Runs `work` with the simulator issuing access tokens that live one second. */
+async function withShortLivedTokens<T>(work: () => Promise<T>): Promise<T> {
+  await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 1 });
+  try {
+    return await work();
+  } finally {
+    await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 7200 });
+  }
+}
+
+describe('OAuth connect', () => {
+  it('connects end to end: PKCE authorize URL, code exchange, owner and organization recorded, a working token', async () => {
+    const simUser = await newSimUser();
+    const begun = await identity.beginConnect({ userId: 'user-oauth', redirectUri });
+    const authorize = new URL(begun.authorizeUrl);
+    expect(`${authorize.origin}${authorize.pathname}`).toBe(`${sim.url}/oauth/authorize`);
+    expect(authorize.searchParams.get('client_id')).toBe('calsync-dev-client');
+    expect(authorize.searchParams.get('response_type')).toBe('code');
+    expect(authorize.searchParams.get('redirect_uri')).toBe(redirectUri);
+    expect(authorize.searchParams.get('state')).toBe(begun.state);
+    expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(authorize.searchParams.has('code_verifier')).toBe(false);
+    expect(begun.expiresAt!.getTime() - Date.now()).toBeGreaterThan(590_000);
+    expect(begun.expiresAt!.getTime() - Date.now()).toBeLessThanOrEqual(600_000);
+    secrets.add(begun.state);
+
+    const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
+    secrets.add(code);
+    const completed = await identity.completeConnect({ state, code });
+    expect(completed.replacedPrevious).toBe(false);
+    expect(completed.connection).toMatchObject({
+      userId: 'user-oauth',
+      kind: ConnectionKind.CONNECTION_KIND_OAUTH,
+      state: ConnectionState.CONNECTION_STATE_ACTIVE,
+      calendlyUserUri: simUser.uri,
+      calendlyOrganizationUri: simUser.organization,
+      scope: 'users:read webhooks:read webhooks:write scheduled_events:read',
+    });
+    const expiresIn = completed.connection!.accessTokenExpiresAt!.getTime() - Date.now();
+    expect(expiresIn).toBeGreaterThan(7_190_000);
+    expect(expiresIn).toBeLessThanOrEqual(7_200_000);
+
+    const token = await identity.getAccessToken({ userId: 'user-oauth', minValiditySeconds: 0 });
+    secrets.add(token.accessToken);
+    expect(token.kind).toBe(ConnectionKind.CONNECTION_KIND_OAUTH);
+    expect(token.calendlyUserUri).toBe(simUser.uri);
+    expect(token.expiresAt).toEqual(completed.connection!.accessTokenExpiresAt);
+    expect(await whoIs(sim, token.accessToken)).toBe(simUser.uri);
+
+    const { connection } = await identity.getConnection({ userId: 'user-oauth' });
+    expect(connection).toEqual(completed.connection);
+  });
+
+  it('uses a connect state once: a second CompleteConnect with it is refused', async () => {
+    const simUser = await newSimUser();
+    const begun = await identity.beginConnect({ userId: 'user-state-once', redirectUri });
+    const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
+    secrets.add(code).add(state);
+    await identity.completeConnect({ state, code });
+    const again = await failureOf(identity.completeConnect({ state, code }));
+    expect(again).toMatchObject({ code: GrpcStatus.FAILED_PRECONDITION, reason: 'OAUTH_STATE_INVALID' });
+    expect(again.details).toContain('start connecting Calendly again');
+  });
+
+  it('refuses an expired connect state and an unknown one, changing nothing', async () => {
+    const simUser = await newSimUser();
+    const begun = await identity.beginConnect({ userId: 'user-state-expired', redirectUri });
+    const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
+    secrets.add(code).add(state);
+    await withDatabase(database.url, (client) =>
+      client.query("UPDATE identity.oauth_states SET expires_at = now() - interval '1 second'"),
+    );
+    expect(await failureOf(identity.completeConnect({ state, code }))).toMatchObject({
+      code: GrpcStatus.FAILED_PRECONDITION,
+      reason: 'OAUTH_STATE_EXPIRED',
+    });
+    expect(await failureOf(identity.completeConnect({ state: 'made-up-state', code }))).toMatchObject({
+      code: GrpcStatus.FAILED_PRECONDITION,
+      reason: 'OAUTH_STATE_INVALID',
+    });
+    expect(await failureOf(identity.getConnection({ userId: 'user-state-expired' }))).toMatchObject({
+      code: GrpcStatus.NOT_FOUND,
+    });
+  });
+
+  it('refuses a code Calendly does not accept, with a clear message', async () => {
+    const begun = await identity.beginConnect({ userId: 'user-bad-code', redirectUri });
+    secrets.add(begun.state);
+    const refused = await failureOf(identity.completeConnect({ state: begun.state, code: 'not-a-code-at-all' }));
+    expect(refused).toMatchObject({ code: GrpcStatus.FAILED_PRECONDITION, reason: 'OAUTH_CODE_REFUSED' });
+    expect(refused.details).toContain('Calendly refused the authorization code');
+  });
+
+  it('refuses bad requests with INVALID_ARGUMENT naming the field', async () => {
+    expect(await failureOf(identity.beginConnect({ userId: '', redirectUri }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: 'user_id is required',
+    });
+    expect(await failureOf(identity.beginConnect({ userId: 'u', redirectUri: 'not a url' }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: 'redirect_uri must be an absolute URL',
+    });
+    expect(await failureOf(identity.completeConnect({ state: '', code: 'x' }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: 'state is required',
+    });
+    expect(await failureOf(identity.getAccessToken({ userId: 'u', minValiditySeconds: -1 }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+    });
+    expect(await failureOf(identity.getAccessToken({ userId: 'u', minValiditySeconds: 7201 }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+    });
+  });
+});
+
+describe('personal access tokens', () => {
+  it('connects with a personal access token checked at Calendly, and hands it back unchanged', async () => {
+    const simUser = await newSimUser();
+    const { connection, replacedPrevious } = await identity.connectWithPersonalToken({
+      userId: 'user-pat',
+      token: simUser.personal_access_token,
+    });
+    expect(replacedPrevious).toBe(false);
+    expect(connection).toMatchObject({
+      kind: ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN,
+      state: ConnectionState.CONNECTION_STATE_ACTIVE,
+      calendlyUserUri: simUser.uri,
+      calendlyOrganizationUri: simUser.organization,
+    });
+    expect(connection!.accessTokenExpiresAt).toBeUndefined();
+    const token = await identity.getAccessToken({ userId: 'user-pat', minValiditySeconds: 0 });
+    expect(token.accessToken).toBe(simUser.personal_access_token);
+    expect(token.expiresAt).toBeUndefined();
+    expect(token.kind).toBe(ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN);
+  });
+
+  it('refuses a token Calendly does not know, and stores nothing', async () => {
+    const badToken = `bad-personal-token-${Date.now()}-abcdefgh`;
+    secrets.add(badToken);
+    const refused = await failureOf(identity.connectWithPersonalToken({ userId: 'user-bad-pat', token: badToken }));
+    expect(refused).toMatchObject({ code: GrpcStatus.UNAUTHENTICATED, reason: 'PERSONAL_TOKEN_REFUSED' });
+    expect(refused.details).toBe('Calendly refused this personal access token (invalid, expired or revoked)');
+    expect(await failureOf(identity.getConnection({ userId: 'user-bad-pat' }))).toMatchObject({
+      code: GrpcStatus.NOT_FOUND,
+    });
+    expect(
+      await failureOf(identity.connectWithPersonalToken({ userId: 'user-bad-pat', token: 'two words' })),
+    ).toMatchObject({ code: GrpcStatus.INVALID_ARGUMENT });
+  });
+});
+
+describe('one connection per user, one user per Calendly account', () => {
+  it('refuses the same Calendly account for a second platform user, by either path', async () => {
+    const simUser = await newSimUser();
+    await identity.connectWithPersonalToken({ userId: 'owner-a', token: simUser.personal_access_token });
+    const byPat = await failureOf(
+      identity.connectWithPersonalToken({ userId: 'intruder-b', token: simUser.personal_access_token }),
+    );
+    expect(byPat).toMatchObject({ code: GrpcStatus.ALREADY_EXISTS, reason: 'CALENDLY_ACCOUNT_TAKEN' });
+    expect(byPat.details).toContain('already connected to another user');
+    expect(byPat.details).not.toContain('owner-a');
+    const byOAuth = await failureOf(connectWithOAuth('intruder-c', simUser));
+    expect(byOAuth).toMatchObject({ code: GrpcStatus.ALREADY_EXISTS, reason: 'CALENDLY_ACCOUNT_TAKEN' });
+    for (const userId of ['intruder-b', 'intruder-c'])
+      expect(await failureOf(identity.getConnection({ userId }))).toMatchObject({ code: GrpcStatus.NOT_FOUND });
+    expect((await identity.getConnection({ userId: 'owner-a' })).connection!.calendlyUserUri).toBe(simUser.uri);
+  });
+
+  it('replaces a user’s connection on reconnect and revokes the old tokens at Calendly', async () => {
+    const simUser = await newSimUser();
+    await connectWithOAuth('user-reconnect', simUser);
+    const oldAccess = await accessToken('user-reconnect');
+    const oldRefresh = await storedRefreshToken(database.url, sealer, 'user-reconnect');
+    secrets.add(oldRefresh);
+
+    const again = await connectWithOAuth('user-reconnect', simUser);
+    expect(again.replacedPrevious).toBe(true);
+    const newAccess = await accessToken('user-reconnect');
+    expect(newAccess).not.toBe(oldAccess);
+    expect(await whoIs(sim, oldAccess)).toBe(401);
+    expect(await isActiveAtCalendly(sim, oldRefresh)).toBe(false);
+    expect(await whoIs(sim, newAccess)).toBe(simUser.uri);
+
+    // A personal token replaces the OAuth connection the same way.
+    const replaced = await identity.connectWithPersonalToken({
+      userId: 'user-reconnect',
+      token: simUser.personal_access_token,
+    });
+    expect(replaced.replacedPrevious).toBe(true);
+    expect(replaced.connection!.kind).toBe(ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN);
+    expect(await whoIs(sim, newAccess)).toBe(401);
+  });
+});
+
+describe('refresh', () => {
+  it('refreshes an expiring token, persisting the rotated refresh token', async () => {
+    const simUser = await newSimUser();
+    await withShortLivedTokens(() => connectWithOAuth('user-refresh', simUser));
+    const first = (await openStoredSecrets(database.url, sealer)).get('user-refresh')!;
+    const firstAccess = first.access_token!;
+    const firstRefresh = first.refresh_token!;
+    await sleep(1_100);
+
+    const refreshed = await identity.getAccessToken({ userId: 'user-refresh', minValiditySeconds: 0 });
+    secrets.add(refreshed.accessToken);
+    expect(refreshed.accessToken).not.toBe(firstAccess);
+    expect(refreshed.expiresAt!.getTime() - Date.now()).toBeGreaterThan(7_190_000);
+    expect(await whoIs(sim, refreshed.accessToken)).toBe(simUser.uri);
+    const secondRefresh = await storedRefreshToken(database.url, sealer, 'user-refresh');
+    secrets.add(secondRefresh);
+    expect(secondRefresh).not.toBe(firstRefresh);
+    expect(await isActiveAtCalendly(sim, firstRefresh)).toBe(false);
+    expect(await isActiveAtCalendly(sim, secondRefresh)).toBe(true);
+    // Fresh now: a second call hands out the same token without asking Calendly.
+    expect(await accessToken('user-refresh')).toBe(refreshed.accessToken);
+  });
+
+  it('turns the connection reauth_required when Calendly refuses the revoked refresh token, and says so clearly', async () => {
+    const simUser = await newSimUser();
+    await withShortLivedTokens(() => connectWithOAuth('user-revoked', simUser));
+    const refreshToken = await storedRefreshToken(database.url, sealer, 'user-revoked');
+    secrets.add(refreshToken);
+    await revokeAtCalendly(sim, refreshToken);
+    await sleep(1_100);
+
+    const refused = await failureOf(identity.getAccessToken({ userId: 'user-revoked', minValiditySeconds: 0 }));
+    expect(refused).toMatchObject({ code: GrpcStatus.FAILED_PRECONDITION, reason: 'REAUTH_REQUIRED' });
+    expect(refused.details).toContain('the user must connect Calendly again');
+    const { connection } = await identity.getConnection({ userId: 'user-revoked' });
+    expect(connection!.state).toBe(ConnectionState.CONNECTION_STATE_REAUTH_REQUIRED);
+    // It does not loop: the next call answers at once, without another token request.
+    expect(await failureOf(identity.getAccessToken({ userId: 'user-revoked', minValiditySeconds: 0 }))).toMatchObject({
+      reason: 'REAUTH_REQUIRED',
+    });
+    const metrics = await (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text();
+    expect(metrics).toMatch(/identity_token_refresh_failures_total\{reason="invalid_grant",service="identity"\} 1\n/);
+    expect(metrics).toMatch(/identity_connections\{kind="oauth",state="reauth_required",service="identity"\} 1\n/);
+
+    // Connecting again brings it back.
+    const back = await connectWithOAuth('user-revoked', simUser);
+    expect(back.connection!.state).toBe(ConnectionState.CONNECTION_STATE_ACTIVE);
+    expect(await whoIs(sim, await accessToken('user-revoked'))).toBe(simUser.uri);
+  });
+});
+
+describe('disconnect', () => {
+  it('revokes the tokens at Calendly, deletes them, and is idempotent', async () => {
+    const simUser = await newSimUser();
+    await connectWithOAuth('user-leaving', simUser);
+    const access = await accessToken('user-leaving');
+    const refresh = await storedRefreshToken(database.url, sealer, 'user-leaving');
+    secrets.add(refresh);
+
+    expect(await identity.disconnect({ userId: 'user-leaving' })).toEqual({ wasConnected: true, revoked: true });
+    expect(await whoIs(sim, access)).toBe(401);
+    expect(await isActiveAtCalendly(sim, refresh)).toBe(false);
+    expect(await failureOf(identity.getConnection({ userId: 'user-leaving' }))).toMatchObject({
+      code: GrpcStatus.NOT_FOUND,
+    });
+    expect(await failureOf(identity.getAccessToken({ userId: 'user-leaving', minValiditySeconds: 0 }))).toMatchObject({
+      code: GrpcStatus.NOT_FOUND,
+    });
+    expect(await identity.disconnect({ userId: 'user-leaving' })).toEqual({ wasConnected: false, revoked: false });
+  });
+
+  it('deletes a personal-token connection (Calendly cannot revoke those: revoked is false)', async () => {
+    const simUser = await newSimUser();
+    await identity.connectWithPersonalToken({ userId: 'user-pat-leaving', token: simUser.personal_access_token });
+    expect(await identity.disconnect({ userId: 'user-pat-leaving' })).toEqual({ wasConnected: true, revoked: false });
+    // The account is free again for whoever connects it next.
+    await identity.connectWithPersonalToken({ userId: 'user-pat-next', token: simUser.personal_access_token });
+  });
+});
+
+describe('secrets at rest and in logs', () => {
+  it('finds no plaintext token, code, state or verifier in any table or any log line of the run', async () => {
+    // A pending connect too, so its sealed verifier is part of the scan.
+    const pending = await identity.beginConnect({ userId: 'user-pending', redirectUri });
+    secrets.add(pending.state);
+    for (const opened of (await openStoredSecrets(database.url, sealer)).values())
+      for (const secret of Object.values(opened)) secrets.add(secret);
+    const scanned = await expectNoPlaintextSecrets({ databaseUrl: database.url, lines: captured.lines, secrets });
+    expect(scanned.rows).toBeGreaterThan(5);
+    expect(scanned.lines).toBeGreaterThan(50);
+    expect(scanned.secrets).toBeGreaterThan(20);
+  });
+});

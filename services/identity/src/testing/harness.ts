@@ -1,0 +1,256 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import type { Simulator } from '@calsync/calendly-sim';
+import { createSealer, reasonOf, type Sealer } from '@calsync/service-kit';
+import { secretContext, type SecretColumn } from '../connections/secret-context';
+
+export const clientId = 'calsync-dev-client';
+export const clientSecret = 'calsync-dev-secret';
+export const redirectUri = 'https://app.example.com/calendly/callback';
+
+export interface SimUser {
+  uri: string;
+  uuid: string;
+  organization: string;
+  personal_access_token: string;
+}
+
+/** A compiled entry point of identity (`main.js`, `rotate-keys.js`), for tests that run real processes. */
+export function builtEntry(name: string): string {
+  const entry = join(__dirname, '..', '..', 'dist', name);
+  if (!existsSync(entry))
+    throw new Error(`${entry} is missing: build first (npx tsc -p services/identity/tsconfig.build.json)`);
+  return entry;
+}
+
+/** Runs a compiled command of identity to its end, returning its exit code and output lines. */
+export function runCommand(
+  name: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; lines: string[] }> {
+  const child = spawn(process.execPath, [builtEntry(name)], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, lines: output.split('\n').filter(Boolean) }));
+  });
+}
+
+/** Sums a Prometheus metric over several processes' /metrics, keeping the samples that carry `labels`. */
+export async function metricSum(ports: number[], name: string, labels: Record<string, string> = {}): Promise<number> {
+  let sum = 0;
+  for (const port of ports) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!match || match[1] !== name) continue;
+      const sample = match[2] ?? '';
+      if (Object.entries(labels).every(([key, value]) => sample.includes(`${key}="${value}"`))) sum += Number(match[3]);
+    }
+  }
+  return sum;
+}
+
+/** A fresh AES-256 key in SEALING_KEYS' form. */
+export const newSealingKey = (): string => randomBytes(32).toString('base64');
+
+/** The environment identity runs with in a test: its own database, the simulator, ports 0. */
+export function identityEnv(options: {
+  databaseUrl: string;
+  sim: Simulator;
+  keys: Record<string, string>;
+  activeKeyId: string;
+  extra?: Record<string, string>;
+}): Record<string, string> {
+  return {
+    LOG_LEVEL: 'debug',
+    DATABASE_URL: options.databaseUrl,
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: '0',
+    METRICS_PORT: '0',
+    SEALING_KEYS: Object.entries(options.keys)
+      .map(([id, key]) => `${id}=${key}`)
+      .join(','),
+    SEALING_ACTIVE_KEY_ID: options.activeKeyId,
+    CALENDLY_API_URL: options.sim.url,
+    CALENDLY_AUTH_URL: options.sim.url,
+    CALENDLY_CLIENT_ID: clientId,
+    CALENDLY_CLIENT_SECRET: clientSecret,
+    CALENDLY_MAX_RETRY_DELAY_MS: '2000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...options.extra,
+  };
+}
+
+export const sealerFor = (keys: Record<string, string>, activeKeyId: string): Sealer =>
+  createSealer({
+    keys: new Map(Object.entries(keys).map(([id, key]) => [id, Buffer.from(key, 'base64')])),
+    activeKeyId,
+  });
+
+/** Calls the simulator's control API (`/_sim/...`). */
+export async function simControl<T = unknown>(
+  sim: Simulator,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const response = await fetch(`${sim.url}/_sim${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`simulator ${method} ${path}: ${response.status} ${await response.text()}`);
+  return (response.status === 204 ? undefined : await response.json()) as T;
+}
+
+export function createSimUser(sim: Simulator, overrides: Record<string, string> = {}): Promise<SimUser> {
+  return simControl<SimUser>(sim, 'POST', '/users', {
+    name: 'Ada Lovelace',
+    email: `ada-${randomBytes(4).toString('hex')}@example.com`,
+    ...overrides,
+  });
+}
+
+/** Plays the user's browser: opens the authorize URL, approves as `simUser`, and reads the redirect back. */
+export async function approveAuthorize(
+  authorizeUrl: string,
+  simUser: SimUser,
+): Promise<{ code: string; state: string }> {
+  const url = new URL(authorizeUrl);
+  url.searchParams.set('sim_user', simUser.uuid);
+  const response = await fetch(url, { redirect: 'manual' });
+  const location = response.headers.get('location');
+  if (response.status !== 302 || !location) throw new Error(`authorize answered ${response.status}`);
+  const back = new URL(location);
+  const code = back.searchParams.get('code');
+  const state = back.searchParams.get('state');
+  if (!code || !state) throw new Error(`authorize redirected without a code: ${back.searchParams.get('error')}`);
+  return { code, state };
+}
+
+/** Asks Calendly (the simulator) who a token belongs to: the user's URI, or the HTTP status. */
+export async function whoIs(sim: Simulator, token: string): Promise<string | number> {
+  const response = await fetch(`${sim.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
+  if (!response.ok) return response.status;
+  return ((await response.json()) as { resource: { uri: string } }).resource.uri;
+}
+
+async function oauthForm(sim: Simulator, path: string, token: string): Promise<Response> {
+  return fetch(`${sim.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: clientId, client_secret: clientSecret, token }).toString(),
+  });
+}
+
+export async function isActiveAtCalendly(sim: Simulator, token: string): Promise<boolean> {
+  return ((await (await oauthForm(sim, '/oauth/introspect', token)).json()) as { active: boolean }).active;
+}
+
+export async function revokeAtCalendly(sim: Simulator, token: string): Promise<void> {
+  const response = await oauthForm(sim, '/oauth/revoke', token);
+  if (!response.ok) throw new Error(`revoke answered ${response.status}`);
+}
+
+export async function withDatabase<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const sealedColumns: Record<string, SecretColumn> = {
+  access_token_sealed: 'access_token',
+  refresh_token_sealed: 'refresh_token',
+  code_verifier_sealed: 'code_verifier',
+};
+
+/** Every secret identity stores now, opened: what the plaintext scan must never find. */
+export async function openStoredSecrets(url: string, sealer: Sealer): Promise<Map<string, Record<string, string>>> {
+  return withDatabase(url, async (client) => {
+    const byUser = new Map<string, Record<string, string>>();
+    for (const table of ['connections', 'oauth_states']) {
+      const { rows } = await client.query<Record<string, string | null>>(`SELECT * FROM identity.${table}`);
+      for (const row of rows) {
+        const userId = row.user_id!;
+        const opened = byUser.get(userId) ?? {};
+        for (const [column, secret] of Object.entries(sealedColumns)) {
+          const value = row[column];
+          if (value) opened[secret] = sealer.open(value, secretContext(secret, userId));
+        }
+        byUser.set(userId, opened);
+      }
+    }
+    return byUser;
+  });
+}
+
+/** The refresh token identity holds for a user, opened with the test's copy of the keys. */
+export async function storedRefreshToken(url: string, sealer: Sealer, userId: string): Promise<string> {
+  const token = (await openStoredSecrets(url, sealer)).get(userId)?.refresh_token;
+  if (!token) throw new Error(`no refresh token stored for ${userId}`);
+  return token;
+}
+
+/**
+ * Fails when any secret (or anything shaped like Calendly's JWT tokens) appears in any row of any
+ * table of the identity schema, or in any log line.
+ */
+export async function expectNoPlaintextSecrets(options: {
+  databaseUrl: string;
+  lines: string[];
+  secrets: Iterable<string>;
+}): Promise<{ rows: number; lines: number; secrets: number }> {
+  const secrets = [...new Set(options.secrets)].filter((secret) => secret.length >= 16);
+  const texts = await withDatabase(options.databaseUrl, async (client) => {
+    const { rows: tables } = await client.query<{ table_name: string }>(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'identity' AND table_type = 'BASE TABLE'",
+    );
+    const all: string[] = [];
+    for (const { table_name: table } of tables) {
+      const { rows } = await client.query<{ row: string }>(
+        `SELECT row_to_json(t)::text AS row FROM identity."${table}" t`,
+      );
+      all.push(...rows.map((row) => `${table}: ${row.row}`));
+    }
+    return all;
+  });
+  // Pieces too, so a truncated or sliced secret is caught as well as a whole one.
+  const fragments = secrets.flatMap((secret) => {
+    if (secret.length < 40) return [secret];
+    const middle = Math.floor(secret.length / 2) - 10;
+    return [secret.slice(0, 20), secret.slice(middle, middle + 20), secret.slice(-20)];
+  });
+  const jwtHeader = /eyJ[A-Za-z0-9_-]{10,}\.eyJ/;
+  for (const text of [...texts, ...options.lines]) {
+    for (const fragment of fragments)
+      if (text.includes(fragment)) throw new Error(`plaintext secret found in: ${text.slice(0, 300)}`);
+    if (jwtHeader.test(text)) throw new Error(`a JWT-shaped token found in: ${text.slice(0, 300)}`);
+  }
+  return { rows: texts.length, lines: options.lines.length, secrets: secrets.length };
+}
+
+/** The gRPC status code and calsync reason of a failed call. */
+export async function failureOf(call: Promise<unknown>): Promise<{ code: number; reason?: string; details: string }> {
+  try {
+    await call;
+  } catch (error) {
+    const { code, details } = error as { code: number; details: string };
+    return { code, reason: reasonOf(error), details };
+  }
+  throw new Error('the call succeeded but was expected to fail');
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
