@@ -8,7 +8,7 @@ set -euo pipefail
 deploy_dir="$(cd "$(dirname "$0")" && pwd)"
 chart_dir="$deploy_dir/helm/calsync"
 tools_src="$deploy_dir/tools"
-cache_root="${CALSYNC_DEPLOY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/calsync-deploy-tools}"
+cache_root="${CALSYNC_DEPLOY_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/calsync-deploy-tools}"
 started=$(date +%s)
 
 say() { printf '==> %s\n' "$*"; }
