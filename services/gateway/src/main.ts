@@ -161,7 +161,9 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 async function closeHttp(server: Server, tracker: RequestTracker, graceMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
-  await Promise.race([tracker.idle(), delay(graceMs)]);
+  const grace = new AbortController();
+  await Promise.race([tracker.idle(), delay(graceMs, undefined, { signal: grace.signal }).catch(() => undefined)]);
+  grace.abort();
   server.closeAllConnections();
   await closed;
 }

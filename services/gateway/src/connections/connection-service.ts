@@ -12,7 +12,7 @@ export interface CallContext {
   tracestate?: string;
 }
 
-export type WebhookStateName = 'active' | 'disabled' | 'missing' | 'removing' | 'failed' | 'none';
+export type WebhookStateName = 'pending' | 'active' | 'disabled' | 'missing' | 'removing' | 'failed' | 'none';
 
 /** A user's webhook as the user API shows it: no callback id, no key. */
 export interface WebhookView {
@@ -148,6 +148,7 @@ const webhookStates: Partial<Record<subscriptionV1.WebhookState, WebhookStateNam
   [subscriptionV1.WebhookState.WEBHOOK_STATE_MISSING]: 'missing',
   [subscriptionV1.WebhookState.WEBHOOK_STATE_REMOVING]: 'removing',
   [subscriptionV1.WebhookState.WEBHOOK_STATE_FAILED]: 'failed',
+  [subscriptionV1.WebhookState.WEBHOOK_STATE_PENDING]: 'pending',
 };
 const keySources: Partial<Record<subscriptionV1.SigningKeySource, WebhookView['signingKeySource']>> = {
   [subscriptionV1.SigningKeySource.SIGNING_KEY_SOURCE_SUBSCRIPTION]: 'subscription',

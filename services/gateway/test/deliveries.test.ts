@@ -1,0 +1,194 @@
+import { request } from 'node:http';
+import { startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
+
+let system: GatewaySystem;
+let alice: SimUser;
+let first: DeliveryAttempt;
+
+beforeAll(async () => {
+  system = await startGatewaySystem('gwdeliveries');
+  alice = await system.connectWithToken('user-alice');
+  await system.book(alice, 1);
+  first = await system.waitForAttempt((a) => a.event === 'invitee.created' && a.status !== null);
+}, 60_000);
+
+afterAll(async () => {
+  await system?.stop();
+});
+
+const keyOf = (attempt: DeliveryAttempt) => JSON.parse(attempt.body) as { payload: { uri: string } };
+
+describe('a genuine delivery', () => {
+  it('is stored once even when Calendly sends it three times, and every send is acknowledged', async () => {
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.response_body!)).toEqual({ status: 'stored' });
+    for (let again = 0; again < 2; again += 1) {
+      const response = await system.replay(first);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ status: 'duplicate' });
+    }
+    const stored = (await system.storedEvents()).filter(
+      ({ event }) => JSON.parse(event.payload.toString()).payload.uri === keyOf(first).payload.uri,
+    );
+    expect(stored).toHaveLength(1);
+    const [{ event, subject, headers }] = stored as [(typeof stored)[number]];
+    expect(event).toMatchObject({
+      userId: 'user-alice',
+      calendlyUserUri: alice.uri,
+      eventType: 'invitee.created',
+      hookId: new URL(first.url).pathname.split('/').pop(),
+    });
+    // Byte-exact: the body Calendly signed, not a re-serialisation of it.
+    expect(event.payload.toString('utf8')).toBe(first.body);
+    expect(event.deliveryKey).not.toBe('');
+    expect(event.receivedAt).toBeInstanceOf(Date);
+    expect(subject).toBe(system.names.eventSubject('invitee.created'));
+    expect(headers['Nats-Msg-Id']).toBe(event.deliveryKey);
+    expect(headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/);
+    expect(headers['X-Request-Id']).toBeTruthy();
+  });
+
+  it("carries the caller's trace and request id into the stored event's headers", async () => {
+    await system.book(alice, 2);
+    const attempt = await system.waitForAttempt(
+      (a) => a.event === 'invitee.created' && a.status !== null && a.body !== first.body,
+    );
+    // The simulator's own delivery had no trace; a retry through a traced proxy would.
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const response = await system.replay(attempt, {
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'calendly-retry-7' },
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-request-id')).toBe('calendly-retry-7');
+    const stored = (await system.storedEvents()).find(({ event }) => event.payload.toString() === attempt.body);
+    // The first send was stored; this one was a duplicate and changed nothing.
+    expect(stored?.headers['X-Request-Id']).not.toBe('calendly-retry-7');
+    const line = system.gatewayLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.requestId === 'calendly-retry-7' && l.msg === 'delivery stored');
+    expect(line).toMatchObject({ traceId, duplicate: true, userId: 'user-alice' });
+  });
+});
+
+describe('deliveries that must not be stored', () => {
+  let before: number;
+  beforeEach(async () => {
+    before = (await system.storedEvents()).length;
+  });
+  afterEach(async () => {
+    expect((await system.storedEvents()).length).toBe(before);
+  });
+
+  const send = (path: string, body: string | Buffer, headers: Record<string, string>) =>
+    fetch(`${system.url}${path}`, { method: 'POST', headers, body });
+
+  it.each([
+    [
+      'a body changed after signing',
+      (a: DeliveryAttempt) => system.replay(a, { body: a.body.replace('Invitee', 'Invitee!') }),
+      401,
+      'signature_mismatch',
+    ],
+    [
+      'a signature of another body',
+      (a: DeliveryAttempt) =>
+        system.replay(a, {
+          headers: { 'calendly-webhook-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` },
+        }),
+      401,
+      'signature_mismatch',
+    ],
+    [
+      'no signature',
+      (a: DeliveryAttempt) => system.replay(a, { headers: { 'calendly-webhook-signature': '' } }),
+      401,
+      'signature_missing',
+    ],
+    [
+      'a garbled signature header',
+      (a: DeliveryAttempt) => system.replay(a, { headers: { 'calendly-webhook-signature': 'v1=nothex' } }),
+      400,
+      'signature_malformed',
+    ],
+    [
+      'an unknown hook',
+      (a: DeliveryAttempt) =>
+        system.replay(a, { path: '/webhooks/calendly/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }),
+      404,
+      'unknown_hook',
+    ],
+    [
+      'a per-user delivery sent to the legacy URL',
+      (a: DeliveryAttempt) => system.replay(a, { path: '/api/calendly/webhook' }),
+      404,
+      'unknown_hook',
+    ],
+    ['malformed JSON', (a: DeliveryAttempt) => system.replay(a, { body: '{"event":' }), 400, 'malformed_json'],
+    [
+      'a form body',
+      (a: DeliveryAttempt) => system.replay(a, { headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+      'unsupported_media_type',
+    ],
+  ])('refuses %s', async (_label, sendIt, status, error) => {
+    const response = await sendIt(first);
+    expect(response.status).toBe(status);
+    expect(await response.json()).toEqual({ error, message: expect.any(String) });
+  });
+
+  it('refuses a body over the size limit with 413 before reading it', async () => {
+    const response = await send(new URL(first.url).pathname, Buffer.alloc(600 * 1024, 0x20), first.headers);
+    expect(response.status).toBe(413);
+  });
+
+  it('refuses deliveries signed too long ago or in the future (clock skew at Calendly)', async () => {
+    for (const [offset, error, n] of [
+      [-10 * 60_000, 'signature_expired', 3],
+      [10 * 60_000, 'signature_from_future', 4],
+    ] as const) {
+      await system.simCall('/_sim/faults', { clock_offset_ms: offset });
+      await system.book(alice, n);
+      const attempt = await system.waitForAttempt(
+        (a) => a.status === 401 && JSON.parse(a.response_body!).error === error,
+      );
+      expect(JSON.parse(attempt.response_body!)).toEqual({ error, message: expect.any(String) });
+      await system.simCall('/_sim/faults', undefined, 'DELETE');
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('finishes a delivery in flight before stopping, and takes no new connection', async () => {
+    const attempt = await system.withheldDelivery(alice, 5);
+    // Resend it slowly: the headers and half the body now, the rest once stop() has begun.
+    const url = new URL(`${system.url}${new URL(attempt.url).pathname}`);
+    const body = Buffer.from(attempt.body);
+    let answer: (value: { status: number; body: string }) => void;
+    const answered = new Promise<{ status: number; body: string }>((resolve) => (answer = resolve));
+    const slow = request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { ...attempt.headers, 'content-length': String(body.length) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => answer({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    slow.write(body.subarray(0, 10));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    let stopped = false;
+    const stopping = system.gateway.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(stopped).toBe(false);
+    await expect(fetch(`${system.url}/healthz`)).rejects.toThrow();
+    slow.end(body.subarray(10));
+    expect(await answered).toEqual({ status: 200, body: JSON.stringify({ status: 'stored' }) });
+    await stopping;
+    expect(stopped).toBe(true);
+  });
+});

@@ -1,0 +1,349 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
+import { start as startIdentity } from '@calsync/identity';
+import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
+import { start as startMeetings } from '@calsync/meetings';
+import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
+import { eventsV1 } from '@calsync/proto';
+import { natsNames, type NatsNames } from '@calsync/service-kit';
+import { captureLogger, createTestDatabase, testNatsUrl, testSubjectPrefix } from '@calsync/service-kit/testing';
+import { start as startSubscription } from '@calsync/subscription';
+import { loadSubscriptionConfig } from '@calsync/subscription/dist/config';
+import { SignJWT } from 'jose';
+import { connect, type NatsConnection } from 'nats';
+import { loadGatewayConfig } from '../src/config';
+import { start as startGateway, type Gateway } from '../src/main';
+
+interface LocalInfra {
+  freePort(): Promise<number>;
+  startLocalNats(options: { dir: string; port?: number }): Promise<{ url: string; stop(): Promise<void> }>;
+}
+// The same helpers `npm run dev` and the test run use to start infrastructure.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const localInfra = require('../../../scripts/lib/local-infra.cjs') as LocalInfra;
+
+/** A Calendly user of the simulator, as its control API returns it. */
+export interface SimUser {
+  uri: string;
+  uuid: string;
+  organization: string;
+  personal_access_token: string;
+}
+
+/** One webhook POST the simulator made, as /_sim/deliveries lists it. */
+export interface DeliveryAttempt {
+  subscription: string;
+  event: string;
+  url: string;
+  outcome: 'delivered' | 'failed';
+  status: number | null;
+  injected: boolean;
+  headers: Record<string, string>;
+  body: string;
+  response_body: string | null;
+}
+
+/** An event as the gateway stored it in JetStream. */
+export interface StoredEvent {
+  sequence: number;
+  subject: string;
+  headers: Record<string, string>;
+  event: eventsV1.CalendlyEvent;
+}
+
+export interface GatewaySystem {
+  url: string;
+  appUrl: string;
+  sim: Simulator;
+  names: NatsNames;
+  /** The gateway's log lines (JSON). */
+  gatewayLines: string[];
+  gateway: Gateway;
+  jwtFor(userId: string, claims?: Record<string, unknown>): Promise<string>;
+  /** A call to the gateway as `userId` (a signed JWT), JSON in and out. */
+  api(
+    path: string,
+    init?: { userId?: string; method?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  simCall<T = Record<string, unknown>>(path: string, body?: unknown, method?: string): Promise<T>;
+  createSimUser(name: string, extra?: Record<string, unknown>): Promise<SimUser>;
+  /** Creates a simulated Calendly user and connects it to `userId` with its personal access token. */
+  connectWithToken(userId: string): Promise<SimUser>;
+  /** Books a meeting hosted by `host`; resolves the simulator's answer. */
+  book(host: SimUser, n: number): Promise<{ scheduled_event: { uri: string }; invitee: { uri: string } }>;
+  /**
+   * Books a meeting whose invitee.created delivery the simulator signs and records but does
+   * not send, so the test can send it itself (and as often as it likes).
+   */
+  withheldDelivery(host: SimUser, n: number): Promise<DeliveryAttempt>;
+  /** Waits for a finished delivery attempt that satisfies `match`. */
+  waitForAttempt(match: (attempt: DeliveryAttempt) => boolean): Promise<DeliveryAttempt>;
+  /** Sends a recorded delivery again, byte for byte, to `path` (its own callback path by default). */
+  replay(
+    attempt: DeliveryAttempt,
+    options?: { path?: string; headers?: Record<string, string>; body?: string },
+  ): Promise<Response>;
+  /** Every event in the gateway's stream. */
+  storedEvents(): Promise<StoredEvent[]>;
+  stop(): Promise<void>;
+}
+
+export const jwtSecret = randomBytes(32).toString('base64url');
+const sealingKeys = `k1=${randomBytes(32).toString('base64')}`;
+
+/**
+ * The simulator and the real identity, subscription, meetings and gateway services, started
+ * in-process with their production wiring on a database and a NATS prefix of this test file.
+ * `gatewayNatsUrl` lets a test give the gateway a NATS server of its own to stop and restart.
+ */
+export async function startGatewaySystem(
+  label: string,
+  options: { gatewayNatsUrl?: string; sim?: Partial<SimulatorSettings>; gatewayEnv?: Record<string, string> } = {},
+): Promise<GatewaySystem> {
+  const database = await createTestDatabase(label);
+  const prefix = testSubjectPrefix(label);
+  const names = natsNames(prefix);
+  const quiet = captureLogger(label, process.env.GATEWAY_TEST_LOG ?? 'silent').log;
+  const gatewayLog = captureLogger('gateway', 'info');
+  // Stopped in reverse order of start; the database is dropped once every service is gone.
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+    await database.drop();
+  };
+  try {
+    const gatewayPort = await localInfra.freePort();
+    const url = `http://127.0.0.1:${gatewayPort}`;
+    const demoDir = mkdtempSync(join(tmpdir(), 'gateway-app-'));
+    writeFileSync(join(demoDir, 'index.html'), '<p>the app</p>');
+    stops.push(() => Promise.resolve(rmSync(demoDir, { recursive: true, force: true })));
+    const appUrl = `${url}/demo/`;
+
+    // Calendly's retries are left far out so a test's own sends are the only repeats.
+    const sim = await startSimulator({
+      settings: { retry: { baseMs: 600_000, factor: 2, windowMs: 3_600_000 }, ...options.sim },
+    });
+    stops.push(() => sim.stop());
+    const calendly = { CALENDLY_API_URL: sim.url, CALENDLY_AUTH_URL: sim.url };
+    const grpc = { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', METRICS_PORT: '0' };
+    const common = {
+      DATABASE_URL: database.url,
+      NATS_URL: testNatsUrl(),
+      NATS_SUBJECT_PREFIX: prefix,
+      SEALING_KEYS: sealingKeys,
+      SEALING_ACTIVE_KEY_ID: 'k1',
+      LOG_LEVEL: 'silent',
+    };
+
+    const identity = await startIdentity(
+      loadIdentityConfig({
+        ...common,
+        ...grpc,
+        ...calendly,
+        CALENDLY_CLIENT_ID: sim.settings.clientId,
+        CALENDLY_CLIENT_SECRET: sim.settings.clientSecret,
+      }),
+      { log: quiet },
+    );
+    stops.push(() => identity.stop());
+    const identityAddr = `127.0.0.1:${identity.ports.grpc}`;
+    const subscription = await startSubscription(
+      loadSubscriptionConfig({
+        ...common,
+        ...grpc,
+        ...calendly,
+        IDENTITY_ADDR: identityAddr,
+        PUBLIC_BASE_URL: url,
+        CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
+        RECONCILE_INTERVAL_SECONDS: '0',
+      }),
+      { log: quiet },
+    );
+    stops.push(() => subscription.stop());
+    const meetings = await startMeetings(
+      loadMeetingsConfig({ ...common, ...grpc, ...calendly, IDENTITY_ADDR: identityAddr }),
+      { log: quiet },
+    );
+    stops.push(() => meetings.stop());
+
+    const gatewayNatsUrl = options.gatewayNatsUrl ?? testNatsUrl();
+    const gateway = await startGateway(
+      loadGatewayConfig({
+        NATS_URL: gatewayNatsUrl,
+        NATS_SUBJECT_PREFIX: prefix,
+        HTTP_HOST: '127.0.0.1',
+        HTTP_PORT: String(gatewayPort),
+        PUBLIC_BASE_URL: url,
+        APP_URL: appUrl,
+        DEMO_DIR: demoDir,
+        IDENTITY_ADDR: identityAddr,
+        SUBSCRIPTION_ADDR: `127.0.0.1:${subscription.ports.grpc}`,
+        MEETINGS_ADDR: `127.0.0.1:${meetings.ports.grpc}`,
+        AUTH_JWT_SECRET: jwtSecret,
+        SHUTDOWN_TIMEOUT_MS: '5000',
+        ...options.gatewayEnv,
+      }),
+      { log: gatewayLog.log },
+    );
+    stops.push(() => gateway.stop());
+
+    let nc: NatsConnection | undefined;
+    const natsConnection = async () => {
+      nc ??= await connect({ servers: gatewayNatsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+      return nc;
+    };
+    stops.push(async () => {
+      await nc?.close();
+    });
+
+    const jwtFor = (userId: string, claims: Record<string, unknown> = {}) =>
+      new SignJWT({ ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(userId)
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode(jwtSecret));
+
+    const simCall = async <T>(path: string, body?: unknown, method?: string): Promise<T> => {
+      const response = await fetch(`${sim.url}${path}`, {
+        method: method ?? (body === undefined ? 'GET' : 'POST'),
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`simulator ${path} answered ${response.status}: ${text}`);
+      return (text ? JSON.parse(text) : undefined) as T;
+    };
+
+    const api: GatewaySystem['api'] = async (path, init = {}) => {
+      const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
+      if (init.userId) headers.authorization = `Bearer ${await jwtFor(init.userId)}`;
+      if (init.body !== undefined) headers['content-type'] = 'application/json';
+      const response = await fetch(`${url}${path}`, {
+        method: init.method ?? 'GET',
+        headers,
+        redirect: 'manual',
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
+      const text = await response.text();
+      return {
+        status: response.status,
+        body: (text ? JSON.parse(text) : {}) as Record<string, unknown>,
+        headers: response.headers,
+      };
+    };
+
+    let userCount = 0;
+    const createSimUser = (name: string, extra: Record<string, unknown> = {}) =>
+      simCall<SimUser>('/_sim/users', {
+        name,
+        email: `${name.replace(/[^a-z0-9]/gi, '').toLowerCase()}${(userCount += 1)}@example.com`,
+        plan: 'standard',
+        ...extra,
+      });
+
+    const system: GatewaySystem = {
+      url,
+      appUrl,
+      sim,
+      names,
+      gatewayLines: gatewayLog.lines,
+      gateway,
+      jwtFor,
+      api,
+      simCall,
+      createSimUser,
+      async connectWithToken(userId) {
+        const user = await createSimUser(userId);
+        const answer = await api('/api/calendly/token', {
+          userId,
+          method: 'POST',
+          body: { token: user.personal_access_token },
+        });
+        if (answer.status !== 200)
+          throw new Error(`connect ${userId}: ${answer.status} ${JSON.stringify(answer.body)}`);
+        return user;
+      },
+      book(host, n) {
+        const start = new Date(Date.UTC(2031, 0, 1) + n * 3_600_000);
+        return simCall('/_sim/bookings', {
+          user: host.uri,
+          invitee: { name: `Invitee ${n}`, email: `invitee${n}@example.com` },
+          start_time: start.toISOString(),
+          end_time: new Date(start.getTime() + 1_800_000).toISOString(),
+        });
+      },
+      async withheldDelivery(host, n) {
+        const { collection } = await simCall<{ collection: { uuid: string }[] }>(
+          `/_sim/webhook_subscriptions?user=${encodeURIComponent(host.uri)}&state=active`,
+        );
+        const subscriptionUuid = collection[0]?.uuid;
+        if (!subscriptionUuid) throw new Error(`${host.uri} has no active webhook subscription`);
+        await simCall('/_sim/faults', { fail_deliveries: { subscription: subscriptionUuid, count: 1, mode: 'skip' } });
+        const booking = await system.book(host, n);
+        return system.waitForAttempt(
+          (a) => a.injected && a.event === 'invitee.created' && a.body.includes(booking.invitee.uri),
+        );
+      },
+      async waitForAttempt(match) {
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const { collection } = await simCall<{ collection: DeliveryAttempt[] }>('/_sim/deliveries');
+          const found = collection.find(match);
+          if (found) return found;
+          if (Date.now() > deadline) {
+            throw new Error(
+              `no matching delivery attempt; attempts: ${JSON.stringify(collection.map((a) => [a.event, a.status]))}`,
+            );
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      },
+      replay(attempt, replayOptions = {}) {
+        const path = replayOptions.path ?? new URL(attempt.url).pathname;
+        return fetch(`${url}${path}`, {
+          method: 'POST',
+          headers: { ...attempt.headers, ...replayOptions.headers },
+          body: replayOptions.body ?? attempt.body,
+        });
+      },
+      async storedEvents() {
+        const jsm = await (await natsConnection()).jetstreamManager();
+        const info = await jsm.streams.info(names.eventsStream);
+        const events: StoredEvent[] = [];
+        for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq += 1) {
+          const message = await jsm.streams.getMessage(names.eventsStream, { seq }).catch(() => undefined);
+          if (!message) continue;
+          const headers: Record<string, string> = {};
+          for (const [key, values] of message.header ?? []) headers[key] = values.join(',');
+          events.push({
+            sequence: message.seq,
+            subject: message.subject,
+            headers,
+            event: eventsV1.CalendlyEvent.decode(message.data),
+          });
+        }
+        return events;
+      },
+      stop: stopAll,
+    };
+    return system;
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
