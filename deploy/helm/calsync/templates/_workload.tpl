@@ -164,9 +164,6 @@ capabilities:
 {{- $facts := include "calsync.facts" $ctx | fromYaml }}
 {{- $values := index $root.Values $name }}
 {{- $fullName := include "calsync.componentName" $ctx }}
-{{- if not (has $root.Values.migrations.mode (list "initContainer" "job" "none")) }}
-{{- fail (printf "migrations.mode must be initContainer, job or none (not %q)" $root.Values.migrations.mode) }}
-{{- end }}
 {{- $migrateInit := and $facts.database (eq $root.Values.migrations.mode "initContainer") }}
 {{- $migrateJob := and $facts.database (eq $root.Values.migrations.mode "job") }}
 ---
