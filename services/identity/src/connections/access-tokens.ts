@@ -11,10 +11,11 @@ import {
   type ConnectionRow,
 } from './connection-repository';
 import { notConnected, reauthRequired } from './connection-view';
-import { asGrpcError, describeFailure, issuedAtOf } from './connections';
+import { asGrpcError, describeFailure } from './calendly-failures';
 import { requireMinValidity, requireUserId } from './input';
 import { secretContext } from './secret-context';
 import { reserveTokenRequest, type TokenBudget } from './token-budget';
+import { tokenLifetime } from './token-lifetime';
 
 export interface AccessTokenSettings {
   defaultMinValiditySeconds: number;
@@ -92,14 +93,14 @@ export function createAccessTokens(deps: {
         const refreshToken = sealer.open(row.refresh_token_sealed!, secretContext('refresh_token', userId));
         try {
           const tokens = await calendly.refreshToken(refreshToken);
-          const issuedAt = issuedAtOf(tokens.created_at, now());
+          const { issuedAt, expiresAt } = tokenLifetime(tokens, now());
           const updated = await updateRefreshedTokens(client, {
             userId,
             accessTokenSealed: sealer.seal(tokens.access_token, secretContext('access_token', userId)),
             refreshTokenSealed: sealer.seal(tokens.refresh_token, secretContext('refresh_token', userId)),
             scope: tokens.scope || row.scope,
             issuedAt,
-            expiresAt: new Date(issuedAt.getTime() + tokens.expires_in * 1000),
+            expiresAt,
           });
           return { row: updated, refreshed: true };
         } catch (error) {

@@ -17,10 +17,12 @@ import {
   type ConnectionKind,
   type ConnectionRow,
 } from './connection-repository';
+import { asGrpcError, describeFailure } from './calendly-failures';
 import { notConnected, toConnection, type Connection } from './connection-view';
 import { requirePersonalToken, requireRedirectUri, requireText, requireUserId } from './input';
 import { secretContext } from './secret-context';
 import { reserveTokenRequest } from './token-budget';
+import { tokenLifetime } from './token-lifetime';
 
 export interface ConnectSettings {
   /** Calendly's OAuth base; the authorize URL is built on it. */
@@ -221,7 +223,7 @@ export function createConnections(deps: {
           );
         throw asGrpcError(error);
       }
-      const issuedAt = issuedAtOf(tokens.created_at, now());
+      const { issuedAt, expiresAt } = tokenLifetime(tokens, now());
       return store({
         userId,
         kind: 'oauth',
@@ -231,7 +233,7 @@ export function createConnections(deps: {
         accessToken: tokens.access_token,
         refreshToken: tokens.refresh_token,
         issuedAt,
-        expiresAt: new Date(issuedAt.getTime() + tokens.expires_in * 1000),
+        expiresAt,
       });
     },
 
@@ -279,24 +281,4 @@ export function createConnections(deps: {
       return { wasConnected: true, revoked };
     },
   };
-}
-
-/**
- * When the token was issued: Calendly's `created_at`, unless that lies in our future (clock
- * skew), so the expiry we compute is never later than Calendly's.
- */
-export function issuedAtOf(createdAtSeconds: number, nowMs: number): Date {
-  return new Date(Math.min(createdAtSeconds * 1000, nowMs));
-}
-
-/** A Calendly failure as the gRPC status callers should see; anything else is ours and stays INTERNAL. */
-export function asGrpcError(error: unknown): unknown {
-  return error instanceof CalendlyError ? error.toGrpcError() : error;
-}
-
-/** A loggable summary of a failure that never includes request data. */
-export function describeFailure(error: unknown): Record<string, unknown> {
-  if (error instanceof CalendlyError)
-    return { operation: error.operation, failure: error.failure, status: error.status, oauthError: error.oauthError };
-  return { message: error instanceof Error ? error.message : String(error) };
 }
