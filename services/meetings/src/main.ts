@@ -74,7 +74,13 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       log,
       registry,
     });
-    const backfill = createBackfill({ log, tokens: identityTokenSource(identity), calendly, applier });
+    const backfill = createBackfill({
+      log,
+      tokens: identityTokenSource(identity),
+      calendly,
+      applier,
+      observe: metrics.backfill,
+    });
     const deadLetters = createDeadLetters({ js, names });
     const healthy = async () => natsIsConnected(nats) && (await pingPostgres(db));
     const workerDefaults = {

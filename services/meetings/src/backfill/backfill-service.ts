@@ -53,6 +53,7 @@ export function createBackfill(deps: {
   calendly: CalendlyClient;
   applier: MeetingsApplier;
   now?: () => Date;
+  observe?: (outcome: 'completed' | 'failed', invitees: number) => void;
 }): Backfill {
   const { log, calendly, applier } = deps;
   const now = deps.now ?? (() => new Date());
@@ -72,77 +73,14 @@ export function createBackfill(deps: {
 
   return {
     async run(request, progress) {
-      const { windowStart, windowEnd } = request;
-      if (!request.requestId) throw new BackfillRejectedError('request_id is required');
-      if (!request.userId) throw new BackfillRejectedError('user_id is required');
-      if (!windowStart || !windowEnd) throw new BackfillRejectedError('window_start and window_end are required');
-      if (windowStart.getTime() >= windowEnd.getTime())
-        throw new BackfillRejectedError('window_start must be before window_end');
-      if (windowEnd.getTime() - windowStart.getTime() > maxWindowMs)
-        throw new BackfillRejectedError('the window is longer than 400 days');
-
-      const token = await deps.tokens.accessToken(request.userId);
-      const calendlyUser = token.calendlyUserUri || request.calendlyUserUri;
-      if (request.calendlyUserUri && token.calendlyUserUri && request.calendlyUserUri !== token.calendlyUserUri)
-        log.warn(
-          { requestId: request.requestId, userId: request.userId },
-          'backfill asked for another Calendly user than the current connection; using the connection',
-        );
-      // Taken before reading, so a webhook created after this read always counts as newer.
-      const fetchedAt = now().toISOString();
       const result: BackfillResult = { events: 0, invitees: 0, applied: 0, duplicates: 0, skipped: 0 };
-
-      const applyInvitee = async (event: ScheduledEvent, invitee: Invitee) => {
-        const eventType = invitee.status === 'canceled' ? 'invitee.canceled' : 'invitee.created';
-        const body = {
-          event: eventType,
-          created_at: fetchedAt,
-          created_by: calendlyUser,
-          payload: { ...invitee, scheduled_event: event },
-        };
-        try {
-          const outcome = await applier.apply({
-            deliveryKey: `backfill:${request.requestId}:${invitee.uri}`,
-            userId: request.userId,
-            eventType,
-            payload: Buffer.from(JSON.stringify(body)),
-          });
-          if (outcome === 'duplicate') result.duplicates++;
-          else result.applied++;
-        } catch (error) {
-          // One invitee Calendly describes oddly must not keep the rest of the window from arriving.
-          if (!(error instanceof MalformedEventError)) throw error;
-          result.skipped++;
-          log.warn({ requestId: request.requestId, invitee: invitee.uri, err: error }, 'backfilled invitee skipped');
-        }
-      };
-
-      const events = pages((pageToken) =>
-        calendly.listScheduledEvents(token.accessToken, {
-          user: calendlyUser,
-          minStartTime: windowStart.toISOString(),
-          maxStartTime: windowEnd.toISOString(),
-          sort: 'start_time:asc',
-          count: pageSize,
-          pageToken,
-        }),
-      );
-      for await (const eventPage of events) {
-        progress?.working();
-        for (const event of eventPage) {
-          result.events++;
-          const invitees = pages((pageToken) =>
-            calendly.listEventInvitees(token.accessToken, event.uri, { count: pageSize, pageToken }),
-          );
-          for await (const inviteePage of invitees) {
-            progress?.working();
-            for (const invitee of inviteePage) {
-              result.invitees++;
-              await applyInvitee(event, invitee);
-            }
-          }
-        }
+      try {
+        await fill(request, result, progress);
+      } catch (error) {
+        deps.observe?.('failed', result.invitees);
+        throw error;
       }
+      deps.observe?.('completed', result.invitees);
       log.info(
         { requestId: request.requestId, userId: request.userId, reason: request.reason, ...result },
         'backfill done',
@@ -150,4 +88,77 @@ export function createBackfill(deps: {
       return result;
     },
   };
+
+  async function fill(request: BackfillRequest, result: BackfillResult, progress?: { working(): void }): Promise<void> {
+    const { windowStart, windowEnd } = request;
+    if (!request.requestId) throw new BackfillRejectedError('request_id is required');
+    if (!request.userId) throw new BackfillRejectedError('user_id is required');
+    if (!windowStart || !windowEnd) throw new BackfillRejectedError('window_start and window_end are required');
+    if (windowStart.getTime() >= windowEnd.getTime())
+      throw new BackfillRejectedError('window_start must be before window_end');
+    if (windowEnd.getTime() - windowStart.getTime() > maxWindowMs)
+      throw new BackfillRejectedError('the window is longer than 400 days');
+
+    const token = await deps.tokens.accessToken(request.userId);
+    const calendlyUser = token.calendlyUserUri || request.calendlyUserUri;
+    if (request.calendlyUserUri && token.calendlyUserUri && request.calendlyUserUri !== token.calendlyUserUri)
+      log.warn(
+        { requestId: request.requestId, userId: request.userId },
+        'backfill asked for another Calendly user than the current connection; using the connection',
+      );
+    // Taken before reading, so a webhook created after this read always counts as newer.
+    const fetchedAt = now().toISOString();
+
+    const applyInvitee = async (event: ScheduledEvent, invitee: Invitee) => {
+      const eventType = invitee.status === 'canceled' ? 'invitee.canceled' : 'invitee.created';
+      const body = {
+        event: eventType,
+        created_at: fetchedAt,
+        created_by: calendlyUser,
+        payload: { ...invitee, scheduled_event: event },
+      };
+      try {
+        const outcome = await applier.apply({
+          deliveryKey: `backfill:${request.requestId}:${invitee.uri}`,
+          userId: request.userId,
+          eventType,
+          payload: Buffer.from(JSON.stringify(body)),
+        });
+        if (outcome === 'duplicate') result.duplicates++;
+        else result.applied++;
+      } catch (error) {
+        // One invitee Calendly describes oddly must not keep the rest of the window from arriving.
+        if (!(error instanceof MalformedEventError)) throw error;
+        result.skipped++;
+        log.warn({ requestId: request.requestId, invitee: invitee.uri, err: error }, 'backfilled invitee skipped');
+      }
+    };
+
+    const events = pages((pageToken) =>
+      calendly.listScheduledEvents(token.accessToken, {
+        user: calendlyUser,
+        minStartTime: windowStart.toISOString(),
+        maxStartTime: windowEnd.toISOString(),
+        sort: 'start_time:asc',
+        count: pageSize,
+        pageToken,
+      }),
+    );
+    for await (const eventPage of events) {
+      progress?.working();
+      for (const event of eventPage) {
+        result.events++;
+        const invitees = pages((pageToken) =>
+          calendly.listEventInvitees(token.accessToken, event.uri, { count: pageSize, pageToken }),
+        );
+        for await (const inviteePage of invitees) {
+          progress?.working();
+          for (const invitee of inviteePage) {
+            result.invitees++;
+            await applyInvitee(event, invitee);
+          }
+        }
+      }
+    }
+  }
 }

@@ -1,0 +1,44 @@
+import { ConfigError } from '@calsync/service-kit';
+import { loadMeetingsConfig } from './config';
+
+const required = {
+  DATABASE_URL: 'postgres://localhost/x',
+  NATS_URL: 'nats://localhost:4222',
+  IDENTITY_ADDR: 'id:50051',
+};
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    expect(loadMeetingsConfig(required)).toMatchObject({
+      GRPC_PORT: 50053,
+      METRICS_PORT: 9103,
+      DATABASE_SCHEMA: 'meetings',
+      CONSUMER_DURABLE_NAME: 'meetings',
+      CONSUMER_MAX_DELIVER: 5,
+      CONSUMER_BACKOFF_MS: [1000, 5000, 15000],
+      CONSUMER_BATCH_SIZE: 50,
+      CALENDLY_API_URL: 'https://api.calendly.com',
+    });
+  });
+
+  it('names every missing or bad variable', () => {
+    try {
+      loadMeetingsConfig({
+        NATS_URL: 'nats://localhost:4222',
+        CONSUMER_BACKOFF_MS: '1000,soon',
+        CONSUMER_MAX_DELIVER: '1',
+        CONSUMER_DURABLE_NAME: 'has spaces',
+      });
+      throw new Error('accepted');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems.map((problem) => problem.variable).sort()).toEqual([
+        'CONSUMER_BACKOFF_MS',
+        'CONSUMER_DURABLE_NAME',
+        'CONSUMER_MAX_DELIVER',
+        'DATABASE_URL',
+        'IDENTITY_ADDR',
+      ]);
+    }
+  });
+});
