@@ -82,8 +82,8 @@ done
 say "schema validation of every rendered object (and of deploy/dev)"
 node "$tools_src/validate-manifests.mjs" "${rendered[@]}" "$deploy_dir"/dev/*.yaml
 
-say "deployment policy, service variables and README tests"
+say "deployment policy, service configuration and README tests"
 CALSYNC_RENDERED="$(printf '%s\n' "${rendered[@]}")" node --test --test-reporter=spec \
-  "$tools_src/deployment-policy.test.mjs" "$tools_src/service-env.test.mjs" "$tools_src/readme-values.test.mjs"
+  "$tools_src"/*.test.mjs
 
 say "chart checks passed in $(($(date +%s) - started))s"

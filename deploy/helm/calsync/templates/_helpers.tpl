@@ -125,6 +125,18 @@ calendly-sim:
 {{- end }}
 {{- end }}
 
+{{/*
+Secret variables that other values make wrong to pass: the gateway refuses AUTH_JWT_SECRET next
+to AUTH_JWKS_URL, and the operator's Secret may well hold both.
+*/}}
+{{- define "calsync.unusedSecrets" -}}
+{{- $unused := list }}
+{{- if .Values.auth.jwksUrl }}
+{{- $unused = append $unused "AUTH_JWT_SECRET" }}
+{{- end }}
+{{- toYaml $unused }}
+{{- end }}
+
 {{/* Name of the Secret the services read: the operator's, or the one this chart renders. */}}
 {{- define "calsync.secretName" -}}
 {{- default (printf "%s-secrets" (include "calsync.fullname" .)) .Values.secrets.existingSecret }}

@@ -57,7 +57,9 @@ for the variables only it reads.
   value: {{ index $env $key | quote }}
 {{- end }}
 {{- $secretEnv := $values.secretEnv | default dict }}
+{{- $unused := include "calsync.unusedSecrets" $root | fromYamlArray }}
 {{- range $key := keys $secretEnv | sortAlpha }}
+{{- if not (has $key $unused) }}
 {{- $ref := index $secretEnv $key }}
 - name: {{ $key }}
   valueFrom:
@@ -67,6 +69,7 @@ for the variables only it reads.
       {{- if $ref.optional }}
       optional: true
       {{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
