@@ -34,7 +34,7 @@ CREATE INDEX webhooks_user_id ON webhooks (user_id);
 -- The legacy single URL resolves a delivery by its envelope's created_by through this index.
 CREATE UNIQUE INDEX webhooks_legacy_creator ON webhooks (calendly_user_uri) WHERE legacy;
 -- The organization-scoped legacy subscription resolves its user by event membership.
-CREATE INDEX webhooks_calendly_user ON webhooks (calendly_user_uri) WHERE NOT legacy;
+CREATE INDEX webhooks_calendly_user ON webhooks (calendly_user_uri);
 
 -- Subscriptions that could not be deleted at Calendly when their user disconnected; reconcile retries.
 CREATE TABLE remote_leftovers (

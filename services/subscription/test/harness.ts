@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
 import { start as startIdentity, type IdentityApp } from '@calsync/identity';
 import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
-import { identityV1, subscriptionV1 } from '@calsync/proto';
-import { createGrpcClient, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import { eventsV1, identityV1, subscriptionV1 } from '@calsync/proto';
+import { connect } from 'nats';
+import { createGrpcClient, createSealer, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
 import {
   captureLogger,
   createTestDatabase,
@@ -54,6 +55,7 @@ export async function startReceiver(): Promise<Receiver> {
   const server: Server = createServer((req, res) => {
     void (async () => {
       const body = await readBody(req);
+      // The legacy single URL has no hook id: subscription resolves it by created_by.
       const match = /^\/webhooks\/calendly\/([^/?]*)$/.exec(req.url ?? '');
       const hookId = match ? decodeURIComponent(match[1]!) : '';
       const signature = String(req.headers['calendly-webhook-signature'] ?? '');
@@ -86,11 +88,15 @@ export async function startReceiver(): Promise<Receiver> {
   };
 }
 
-export const sealingKeys = `k1=${randomBytes(32).toString('base64')}`;
+const sealingKey = randomBytes(32);
+export const sealingKeys = `k1=${sealingKey.toString('base64')}`;
+/** The sealer the services of the harness use, for tests that write rows themselves. */
+export const testSealer = createSealer({ keys: new Map([['k1', sealingKey]]), activeKeyId: 'k1' });
 
 export interface Harness {
   database: TestDatabase;
   prefix: string;
+  identityAddress: string;
   sim: Simulator;
   receiver: Receiver;
   identity: IdentityClient;
@@ -205,6 +211,7 @@ export async function startHarness(
   return {
     database,
     prefix,
+    identityAddress,
     sim,
     receiver,
     identity,
@@ -269,5 +276,119 @@ export async function book(h: Harness, user: SimUser, invitee = 'ivy'): Promise<
   })) as { invitee: { uri: string } };
 }
 
+/** The receiver's entries carrying this booking (matched by invitee: refused deliveries come back as retries). */
+export function deliveriesOf(h: Harness, booking: { invitee: { uri: string } }): Received[] {
+  return h.receiver.received.filter((entry) => entry.body.includes(booking.invitee.uri));
+}
+
+/** Books a meeting with the user and waits for its delivery to the hook. */
+export async function bookAndReceive(h: Harness, user: SimUser, hookId: string, invitee?: string): Promise<Received> {
+  const booking = await book(h, user, invitee);
+  return eventually(() => deliveriesOf(h, booking).find((entry) => entry.hookId === hookId));
+}
+
 /** The hook id at the end of a callback URL. */
 export const hookIdOf = (callbackUrl: string) => callbackUrl.slice(callbackUrl.lastIndexOf('/') + 1);
+
+/** What a proxy does with one request: pass it on, or answer itself after (or instead of) passing it on. */
+export type ProxyRule = (request: {
+  method: string;
+  path: string;
+}) => 'forward' | 'lose-answer' | 'fail' | ((answer: unknown) => Promise<void>);
+
+/**
+ * A network between subscription and the simulator that can lose answers: `lose-answer`
+ * forwards the request (Calendly acts on it) and then answers 502, as a dropped connection
+ * would; `fail` answers 503 without forwarding; a function is `lose-answer` that first runs it
+ * with Calendly's answer. The simulator stays the only Calendly.
+ */
+export async function startProxy(target: string, rule: ProxyRule): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    void (async () => {
+      const body = await readBody(req);
+      const decision = rule({ method: req.method ?? 'GET', path: (req.url ?? '').split('?')[0]! });
+      if (decision === 'fail') {
+        res
+          .writeHead(503, { 'content-type': 'application/json' })
+          .end('{"title":"Service Unavailable","message":"proxy"}');
+        return;
+      }
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).filter(([name]) => !['host', 'connection', 'content-length'].includes(name)),
+      ) as Record<string, string>;
+      const answer = await fetch(`${target}${req.url}`, {
+        method: req.method,
+        headers,
+        body: body.length > 0 ? body : undefined,
+      });
+      const text = await answer.text();
+      if (typeof decision === 'function') await decision(text ? JSON.parse(text) : undefined);
+      if (decision !== 'forward') {
+        res.writeHead(502, { 'content-type': 'application/json' }).end('{"title":"Bad Gateway","message":"proxy"}');
+        return;
+      }
+      res
+        .writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' })
+        .end(text);
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The simulator's view of a user's webhook subscriptions (control API). */
+export async function simSubscriptions(
+  h: Harness,
+  user: SimUser,
+): Promise<
+  {
+    uri: string;
+    uuid: string;
+    callback_url: string;
+    state: string;
+    scope: string;
+    events: string[];
+    signing_key_source: string;
+  }[]
+> {
+  const answer = (await h.sim_(`/_sim/webhook_subscriptions?user=${encodeURIComponent(user.uri)}`)) as {
+    collection: {
+      uri: string;
+      uuid: string;
+      callback_url: string;
+      state: string;
+      scope: string;
+      events: string[];
+      signing_key_source: string;
+    }[];
+  };
+  return answer.collection;
+}
+
+/** Every BackfillRequested on the test's backfill stream, with its JetStream message id. */
+export async function backfillRequests(h: Harness): Promise<(eventsV1.BackfillRequested & { msgId: string })[]> {
+  const nc = await connect({ servers: testNatsUrl() });
+  try {
+    const jsm = await nc.jetstreamManager();
+    const names = natsNames(h.prefix);
+    const info = await jsm.streams.info(names.backfillStream);
+    const found: (eventsV1.BackfillRequested & { msgId: string })[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const message = await jsm.streams.getMessage(names.backfillStream, { seq });
+      found.push({
+        ...eventsV1.BackfillRequested.decode(message.data),
+        msgId: message.header?.get('Nats-Msg-Id') ?? '',
+      });
+    }
+    return found;
+  } finally {
+    await nc.close();
+  }
+}

@@ -77,7 +77,7 @@ export function createReconciler(options: {
     if (outcome === 'healthy') summary.healthy += 1;
     else if (outcome === 'created' || outcome === 'recreated') summary.recreated += 1;
     else if (outcome === 'disconnected') summary.usersDisconnected += 1;
-    else summary.failed += 1;
+    else if (outcome === 'failed') summary.failed += 1;
     options.onResult?.(outcome);
   };
 

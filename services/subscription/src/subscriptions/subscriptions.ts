@@ -27,7 +27,7 @@ export type CalendlyWebhooks = Pick<
 >;
 
 /** How one user's sync ended. */
-export type SyncOutcome = 'healthy' | 'created' | 'recreated' | 'failed' | 'disconnected';
+export type SyncOutcome = 'healthy' | 'created' | 'recreated' | 'failed' | 'disconnected' | 'no_webhook';
 
 export interface SyncResult {
   outcome: SyncOutcome;
@@ -309,7 +309,12 @@ export function createSubscriptions(deps: {
   };
 
   /** The shared heart of Ensure and reconcile, run under the user's lock. */
-  const syncLocked = async (repo: WebhookRepository, userId: string, grant: CalendlyGrant): Promise<SyncResult> => {
+  const syncLocked = async (
+    repo: WebhookRepository,
+    userId: string,
+    grant: CalendlyGrant,
+    mode: 'ensure' | 'reconcile',
+  ): Promise<SyncResult> => {
     const result: SyncResult = {
       outcome: 'healthy',
       hook: undefined,
@@ -317,7 +322,11 @@ export function createSubscriptions(deps: {
       backfillsRequested: 0,
       leftoversDeleted: await sweepLeftovers(repo, userId, grant),
     };
-    const rows = (await repo.listByUser(userId)).filter((row) => row.state !== 'removing');
+    const all = await repo.listByUser(userId, { includeLegacy: true });
+    const rows = all.filter((row) => !row.legacy && row.state !== 'removing');
+    // Reconcile repairs webhooks and moves legacy users onto their own; whether anyone else
+    // should have one is Ensure's call.
+    if (mode === 'reconcile' && all.length === 0) return { ...result, outcome: 'no_webhook' };
     const recordError = async (error: GrpcError) => {
       for (const row of rows) await repo.update(row.hookId, { lastError: error.message });
       return { ...result, outcome: 'failed' as const, error, hook: rows.at(-1) };
@@ -407,7 +416,7 @@ export function createSubscriptions(deps: {
       requireUserId(userId);
       const grant = await grantOrThrow(userId);
       const result = await withUserLock(deps.pool, userId, (client) =>
-        syncLocked(createWebhookRepository(client), userId, grant),
+        syncLocked(createWebhookRepository(client), userId, grant, 'ensure'),
       );
       if (result.error || !result.hook) throw result.error ?? new GrpcError(GrpcStatus.INTERNAL, 'no webhook');
       log.info({ userId, hookId: result.hook.hookId, outcome: result.outcome }, 'webhook ensured');
@@ -467,7 +476,9 @@ export function createSubscriptions(deps: {
           return { ...empty, outcome: 'failed' as const, error: grpc };
         });
       }
-      return withUserLock(deps.pool, userId, (client) => syncLocked(createWebhookRepository(client), userId, grant));
+      return withUserLock(deps.pool, userId, (client) =>
+        syncLocked(createWebhookRepository(client), userId, grant, 'reconcile'),
+      );
     },
   };
 }

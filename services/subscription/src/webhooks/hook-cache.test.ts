@@ -62,10 +62,11 @@ afterAll(async () => {
 });
 
 it('answers from memory after the first lookup and opens the sealed key', async () => {
-  const cache = await startCache();
   const key = newSigningKey();
   const hook = newHook('u-memory', key);
+  // Inserted before the cache listens, so no late notification of the insert empties the entry.
   await repository.insert(hook);
+  const cache = await startCache();
   const first = await cache.get(hook.hookId);
   expect(first).toMatchObject({ userId: 'u-memory', refusing: false });
   expect(first!.signingKey!.toString()).toBe(key);

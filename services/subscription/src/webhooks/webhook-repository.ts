@@ -125,7 +125,7 @@ export interface WebhookRepository {
   findByHookId(hookId: string): Promise<WebhookRow | undefined>;
   /** The legacy subscription created by this Calendly user (the envelope's created_by). */
   findLegacyByCreator(calendlyUserUri: string): Promise<WebhookRow | undefined>;
-  /** A current per-user hook of this Calendly user, for routing organization-scoped legacy deliveries. */
+  /** Any current hook of this Calendly user (own ones first), for routing organization-scoped legacy deliveries. */
   findUserHookByCalendlyUser(calendlyUserUri: string): Promise<WebhookRow | undefined>;
   /** Every hook of the user, oldest first. */
   listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
@@ -194,8 +194,8 @@ export function createWebhookRepository(db: Db): WebhookRepository {
     findLegacyByCreator: (uri) => one(`SELECT ${columns} FROM webhooks WHERE legacy AND calendly_user_uri = $1`, [uri]),
     findUserHookByCalendlyUser: (uri) =>
       one(
-        `SELECT ${columns} FROM webhooks WHERE NOT legacy AND calendly_user_uri = $1 AND state <> 'removing'
-         ORDER BY created_at DESC LIMIT 1`,
+        `SELECT ${columns} FROM webhooks WHERE calendly_user_uri = $1 AND state <> 'removing'
+         ORDER BY legacy, created_at DESC LIMIT 1`,
         [uri],
       ),
     listByUser: (userId, options = {}) =>
