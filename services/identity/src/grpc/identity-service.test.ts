@@ -1,7 +1,7 @@
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { identityV1 } from '@calsync/proto';
 import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { captureLogger, createTestDatabase, grpcHealth, type TestDatabase } from '@calsync/service-kit/testing';
 import { loadConfig } from '../config';
 import { start, type IdentityApp } from '../main';
 import {
@@ -88,6 +88,14 @@ async function withShortLivedTokens<T>(work: () => Promise<T>): Promise<T> {
     await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 7200 });
   }
 }
+
+describe('health', () => {
+  it('serves once Postgres answers', async () => {
+    const address = `127.0.0.1:${app.ports.grpc}`;
+    expect(await grpcHealth(address)).toBe('SERVING');
+    expect(await grpcHealth(address, 'calsync.identity.v1.IdentityService')).toBe('SERVING');
+  });
+});
 
 describe('OAuth connect', () => {
   it('connects end to end: PKCE authorize URL, code exchange, owner and organization recorded, a working token', async () => {
