@@ -10,7 +10,7 @@ beforeAll(async () => {
   alice = await system.connectWithToken('user-alice');
   await system.book(alice, 1);
   first = await system.waitForAttempt((a) => a.event === 'invitee.created' && a.status !== null);
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await system?.stop();

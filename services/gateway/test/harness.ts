@@ -200,11 +200,10 @@ export async function startGatewaySystem(
     });
 
     const jwtFor = (userId: string, claims: Record<string, unknown> = {}) =>
-      new SignJWT({ ...claims })
+      new SignJWT({ exp: Math.floor(Date.now() / 1000) + 600, ...claims })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(userId)
         .setIssuedAt()
-        .setExpirationTime('10m')
         .sign(new TextEncoder().encode(jwtSecret));
 
     const simCall = async <T>(path: string, body?: unknown, method?: string): Promise<T> => {
@@ -289,7 +288,7 @@ export async function startGatewaySystem(
         );
       },
       async waitForAttempt(match) {
-        const deadline = Date.now() + 20_000;
+        const deadline = Date.now() + 30_000;
         for (;;) {
           const { collection } = await simCall<{ collection: DeliveryAttempt[] }>('/_sim/deliveries');
           const found = collection.find(match);
@@ -338,7 +337,7 @@ export async function startGatewaySystem(
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

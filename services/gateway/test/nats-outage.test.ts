@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eventually, localInfra, startGatewaySystem, type GatewaySystem, type SimUser } from './harness';
+
+// The gateway gets a nats-server of its own, stopped and started again on the same port and
+// store directory, as a NATS restart in production would be.
+const storeDir = mkdtempSync(join(tmpdir(), 'gateway-nats-'));
+let natsPort: number;
+let nats: { url: string; stop(): Promise<void> };
+let system: GatewaySystem;
+let alice: SimUser;
+
+beforeAll(async () => {
+  natsPort = await localInfra.freePort();
+  nats = await localInfra.startLocalNats({ dir: storeDir, port: natsPort });
+  system = await startGatewaySystem('gwoutage', { gatewayNatsUrl: nats.url });
+  alice = await system.connectWithToken('user-alice');
+}, 120_000);
+
+afterAll(async () => {
+  await system?.stop();
+  await nats?.stop();
+  rmSync(storeDir, { recursive: true, force: true });
+});
+
+const readiness = async () => {
+  const response = await fetch(`${system.url}/readyz`);
+  return { status: response.status, body: (await response.json()) as { checks: Record<string, string> } };
+};
+
+test('with NATS stopped the gateway answers 503, stores nothing, and recovers by itself when NATS returns', async () => {
+  const before = await system.withheldDelivery(alice, 1);
+  expect((await system.replay(before)).status).toBe(200);
+  expect((await readiness()).status).toBe(200);
+
+  await nats.stop();
+  await eventually(async () => ((await readiness()).body.checks.nats === 'down' ? true : undefined));
+  expect(await readiness()).toEqual({
+    status: 503,
+    body: { ready: false, checks: { shutdown: 'running', nats: 'down', subscription: 'serving' } },
+  });
+
+  const during = await system.withheldDelivery(alice, 2);
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    const response = await system.replay(during);
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await response.json()).toEqual({ error: 'nats_unavailable', message: expect.any(String) });
+  }
+
+  nats = await localInfra.startLocalNats({ dir: storeDir, port: natsPort });
+  await eventually(async () => ((await readiness()).status === 200 ? true : undefined));
+
+  // Calendly's retry is the first time this delivery is stored: nothing was kept from the 503s.
+  const retried = await system.replay(during);
+  expect(retried.status).toBe(200);
+  expect(await retried.json()).toEqual({ status: 'stored' });
+  expect(await (await system.replay(during)).json()).toEqual({ status: 'duplicate' });
+
+  const stored = await system.storedEvents();
+  expect(stored.map(({ event }) => event.payload.toString())).toEqual([before.body, during.body]);
+}, 120_000);

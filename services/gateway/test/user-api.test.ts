@@ -1,0 +1,263 @@
+import { SignJWT } from 'jose';
+import { eventually, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
+
+let system: GatewaySystem;
+let alice: SimUser;
+let bob: SimUser;
+let carol: SimUser;
+
+beforeAll(async () => {
+  system = await startGatewaySystem('gwuserapi');
+  [alice, carol] = await Promise.all([system.createSimUser('alice'), system.createSimUser('carol')]);
+  bob = await system.connectWithToken('user-bob');
+}, 120_000);
+
+afterAll(async () => {
+  await system?.stop();
+});
+
+/** A browser-like client: no JavaScript, follows every redirect, as a user clicking "connect" would. */
+async function connectWithOAuth(userId: string, calendlyUser: SimUser): Promise<Response> {
+  const start = await fetch(`${system.url}/api/calendly/connect`, {
+    headers: { authorization: `Bearer ${await system.jwtFor(userId)}` },
+    redirect: 'manual',
+  });
+  expect(start.status).toBe(302);
+  const authorize = new URL(start.headers.get('location')!);
+  // The simulator's consent page approves for the Calendly user it is told.
+  authorize.searchParams.set('sim_user', calendlyUser.uuid);
+  return fetch(authorize, { redirect: 'follow' });
+}
+
+describe('OAuth connect', () => {
+  it('sends the browser to Calendly with PKCE and our callback, and back to the app connected', async () => {
+    const start = await fetch(`${system.url}/api/calendly/connect`, {
+      headers: { authorization: `Bearer ${await system.jwtFor('user-alice')}` },
+      redirect: 'manual',
+    });
+    const authorize = new URL(start.headers.get('location')!);
+    expect(`${authorize.origin}${authorize.pathname}`).toBe(`${system.sim.url}/oauth/authorize`);
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`${system.url}/api/calendly/oauth/callback`);
+    expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorize.searchParams.get('state')).toBeTruthy();
+
+    const landed = await connectWithOAuth('user-alice', alice);
+    expect(landed.status).toBe(200);
+    expect(landed.url).toBe(`${system.appUrl}?calendly=connected`);
+    expect(await landed.text()).toBe('<p>the app</p>');
+
+    const connection = await system.api('/api/calendly/connection', { userId: 'user-alice' });
+    expect(connection).toMatchObject({
+      status: 200,
+      body: {
+        connected: true,
+        calendlyUserUri: alice.uri,
+        kind: 'oauth',
+        state: 'active',
+        webhook: {
+          state: 'active',
+          signingKeySource: 'application',
+          events: expect.arrayContaining(['invitee.created']),
+        },
+      },
+    });
+  });
+
+  it('gives a single-page app the authorize URL as JSON instead of a redirect', async () => {
+    const answer = await system.api('/api/calendly/connect', { userId: 'user-alice' });
+    expect(answer.status).toBe(200);
+    expect(String(answer.body.authorizeUrl)).toMatch(new RegExp(`^${system.sim.url}/oauth/authorize\\?`));
+    expect(answer.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('sends the browser back with a reason when the callback cannot complete', async () => {
+    const back = async (query: string) => {
+      const response = await fetch(`${system.url}/api/calendly/oauth/callback?${query}`, { redirect: 'manual' });
+      expect(response.status).toBe(302);
+      return new URL(response.headers.get('location')!).search;
+    };
+    expect(await back('error=access_denied&state=x')).toBe('?calendly=error&reason=access_denied');
+    expect(await back('state=only')).toBe('?calendly=error&reason=invalid_callback');
+    expect(await back('code=made-up&state=made-up')).toBe('?calendly=error&reason=state_invalid');
+  });
+
+  it('refuses to complete the same callback twice', async () => {
+    const start = await system.api('/api/calendly/connect', { userId: 'user-carol' });
+    const authorize = new URL(String(start.body.authorizeUrl));
+    authorize.searchParams.set('sim_user', carol.uuid);
+    const toCallback = await fetch(authorize, { redirect: 'manual' });
+    const callback = toCallback.headers.get('location')!;
+    const first = await fetch(callback, { redirect: 'manual' });
+    expect(first.headers.get('location')).toBe(`${system.appUrl}?calendly=connected`);
+    const again = await fetch(callback, { redirect: 'manual' });
+    expect(again.headers.get('location')).toBe(`${system.appUrl}?calendly=error&reason=state_invalid`);
+  });
+});
+
+describe('signed-in users only', () => {
+  it.each([
+    ['no token', undefined, 'Bearer'],
+    ['a malformed token', 'Bearer not-a-jwt', 'Bearer error="invalid_token"'],
+    ['another scheme', 'Basic dXNlcjpwYXNz', 'Bearer error="invalid_token"'],
+  ])('answers 401 to %s', async (_label, authorization, challenge) => {
+    const response = await fetch(`${system.url}/api/calendly/connection`, {
+      headers: authorization ? { authorization } : {},
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe(challenge);
+    expect(await response.json()).toEqual({ error: 'unauthorized', message: expect.any(String) });
+  });
+
+  it('answers 401 to a token signed with another secret or expired', async () => {
+    const forged = await new SignJWT({ sub: 'user-alice' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('not-the-gateway-secret-but-long-enough-to-sign'));
+    const expired = await system.jwtFor('user-alice', { exp: Math.floor(Date.now() / 1000) - 60 });
+    for (const token of [forged, expired]) {
+      const response = await fetch(`${system.url}/api/meetings`, { headers: { authorization: `Bearer ${token}` } });
+      expect(response.status).toBe(401);
+    }
+  });
+});
+
+describe('personal access token connect', () => {
+  it('connects and shows the connection with its webhook', async () => {
+    const connection = await system.api('/api/calendly/connection', { userId: 'user-bob' });
+    expect(connection.body).toMatchObject({
+      connected: true,
+      calendlyUserUri: bob.uri,
+      kind: 'personal_token',
+      webhook: { state: 'active', signingKeySource: 'subscription' },
+    });
+  });
+
+  it.each([
+    ['a token Calendly refuses', { token: 'definitely-not-a-token' }, 400, 'token_rejected'],
+    ['no token', { notToken: 1 }, 400, 'invalid_request'],
+    ['a token with spaces', { token: 'a b' }, 400, 'invalid_request'],
+  ])('refuses %s', async (_label, body, status, error) => {
+    const answer = await system.api('/api/calendly/token', { userId: 'user-dave', method: 'POST', body });
+    expect(answer).toMatchObject({ status, body: { error } });
+    expect((await system.api('/api/calendly/connection', { userId: 'user-dave' })).body.connected).toBe(false);
+  });
+
+  it('refuses a body that is not JSON', async () => {
+    const answer = await system.api('/api/calendly/token', {
+      userId: 'user-dave',
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(answer).toMatchObject({ status: 415, body: { error: 'unsupported_media_type' } });
+  });
+});
+
+describe('one user never reaches another', () => {
+  let aliceMeetingId: string;
+  let bobDelivery: DeliveryAttempt;
+
+  beforeAll(async () => {
+    await system.book(alice, 1);
+    await system.book(alice, 2);
+    await system.book(bob, 3);
+    bobDelivery = await system.waitForAttempt(
+      (a) => a.status === 200 && a.event === 'invitee.created' && JSON.parse(a.body).created_by === bob.uri,
+    );
+    const meetings = await eventually(async () => {
+      const page = await system.api('/api/meetings', { userId: 'user-alice' });
+      const list = page.body.meetings as { id: string }[];
+      return list.length === 2 ? list : undefined;
+    });
+    aliceMeetingId = meetings[0]!.id;
+  }, 120_000);
+
+  it("lists only the user's own meetings, newest first, in pages", async () => {
+    const first = await system.api('/api/meetings?limit=1', { userId: 'user-alice' });
+    expect(first.status).toBe(200);
+    const [newest] = first.body.meetings as { id: string; startTime: string; status: string }[];
+    expect(newest).toMatchObject({ status: 'active', startTime: '2031-01-01T02:00:00.000Z' });
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    const second = await system.api(
+      `/api/meetings?limit=1&cursor=${encodeURIComponent(String(first.body.nextCursor))}`,
+      {
+        userId: 'user-alice',
+      },
+    );
+    expect((second.body.meetings as { startTime: string }[]).map((m) => m.startTime)).toEqual([
+      '2031-01-01T01:00:00.000Z',
+    ]);
+    const bobs = await eventually(async () => {
+      const page = await system.api('/api/meetings', { userId: 'user-bob' });
+      const list = page.body.meetings as { id: string }[];
+      return list.length === 1 ? list : undefined;
+    });
+    expect(bobs.map((m) => m.id)).not.toContain(aliceMeetingId);
+  });
+
+  it('filters by time and status and refuses bad filters', async () => {
+    const window = await system.api('/api/meetings?from=2031-01-01T01:30:00Z&to=2031-01-01T03:00:00Z&status=active', {
+      userId: 'user-alice',
+    });
+    expect((window.body.meetings as { startTime: string }[]).map((m) => m.startTime)).toEqual([
+      '2031-01-01T02:00:00.000Z',
+    ]);
+    const canceled = await system.api('/api/meetings?status=canceled', { userId: 'user-alice' });
+    expect(canceled.body.meetings).toEqual([]);
+    const bad = await system.api('/api/meetings?from=soon', { userId: 'user-alice' });
+    expect(bad).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+  });
+
+  it("answers 404 for another user's meeting, exactly as for one that does not exist", async () => {
+    expect((await system.api(`/api/meetings/${aliceMeetingId}`, { userId: 'user-alice' })).status).toBe(200);
+    const theirs = await system.api(`/api/meetings/${aliceMeetingId}`, { userId: 'user-bob' });
+    const missing = await system.api('/api/meetings/no-such-meeting', { userId: 'user-bob' });
+    expect(theirs).toMatchObject({ status: 404, body: { error: 'not_found', message: 'no such meeting' } });
+    expect(missing.body).toEqual(theirs.body);
+  });
+
+  it("refuses with 403 a delivery signed with the shared application key but sent to another user's URL", async () => {
+    const aliceDelivery = await system.waitForAttempt(
+      (a) => a.status === 200 && JSON.parse(a.body).created_by === alice.uri,
+    );
+    const { collection } = await system.simCall<{ collection: { callback_url: string }[] }>(
+      `/_sim/webhook_subscriptions?user=${encodeURIComponent(carol.uri)}&state=active`,
+    );
+    const before = (await system.storedEvents()).length;
+    const response = await system.replay(aliceDelivery, { path: new URL(collection[0]!.callback_url).pathname });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ error: 'payload_not_for_this_hook' });
+    expect((await system.storedEvents()).length).toBe(before);
+  });
+
+  it("disconnects only the caller: their webhook and credentials go, everyone else's stay", async () => {
+    const gone = await system.api('/api/calendly/connection', { userId: 'user-bob', method: 'DELETE' });
+    expect(gone.status).toBe(204);
+    expect((await system.api('/api/calendly/connection', { userId: 'user-bob' })).body).toMatchObject({
+      connected: false,
+      webhook: null,
+    });
+    const alices = await system.api('/api/calendly/connection', { userId: 'user-alice' });
+    expect(alices.body).toMatchObject({ connected: true, calendlyUserUri: alice.uri, webhook: { state: 'active' } });
+    const { collection } = await system.simCall<{ collection: { user: string }[] }>(
+      '/_sim/webhook_subscriptions?state=active',
+    );
+    expect(collection.map((s) => s.user).sort()).toEqual([alice.uri, carol.uri].sort());
+
+    // A late delivery to the removed hook is refused and not stored.
+    const before = (await system.storedEvents()).length;
+    const late = await system.replay(bobDelivery);
+    expect(late.status).toBe(404);
+    expect((await system.storedEvents()).length).toBe(before);
+    // Disconnecting again is harmless.
+    expect((await system.api('/api/calendly/connection', { userId: 'user-bob', method: 'DELETE' })).status).toBe(204);
+  });
+});
+
+test('is ready while subscription and NATS answer', async () => {
+  const response = await fetch(`${system.url}/readyz`);
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual({
+    ready: true,
+    checks: { shutdown: 'running', nats: 'up', subscription: 'serving' },
+  });
+});
