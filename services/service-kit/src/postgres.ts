@@ -76,7 +76,12 @@ export async function migrate(options: { url: string; schema: string; dir: strin
         debug: () => undefined,
         info: () => undefined,
         warn: (message: string) => options.log.warn({ schema: options.schema }, message),
-        error: (message: string) => options.log.error({ schema: options.schema }, message),
+        // Our files are numbered 0001_, 0002_...: node-pg-migrate orders them by that number but
+        // reports each as a timestamp it cannot read, which is noise, not an error.
+        error: (message: string) =>
+          /^Can't determine timestamp for \d+$/.test(message)
+            ? undefined
+            : options.log.error({ schema: options.schema }, message),
       },
     });
     const names = applied.map((migration) => migration.name);
