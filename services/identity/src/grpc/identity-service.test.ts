@@ -11,6 +11,7 @@ import {
   failureOf,
   identityEnv,
   isActiveAtCalendly,
+  metricSum,
   newSealingKey,
   openStoredSecrets,
   redirectUri,
@@ -249,11 +250,33 @@ describe('one connection per user, one user per Calendly account', () => {
     expect(byPat).toMatchObject({ code: GrpcStatus.ALREADY_EXISTS, reason: 'CALENDLY_ACCOUNT_TAKEN' });
     expect(byPat.details).toContain('already connected to another user');
     expect(byPat.details).not.toContain('owner-a');
+    const revokedBefore = await metricSum([app.ports.metrics], 'calendly_requests_total', { operation: 'revokeToken' });
     const byOAuth = await failureOf(connectWithOAuth('intruder-c', simUser));
     expect(byOAuth).toMatchObject({ code: GrpcStatus.ALREADY_EXISTS, reason: 'CALENDLY_ACCOUNT_TAKEN' });
+    // The refused grant is revoked at once (refresh and access token) rather than left valid at Calendly.
+    expect(
+      (await metricSum([app.ports.metrics], 'calendly_requests_total', { operation: 'revokeToken', status: '200' })) -
+        revokedBefore,
+    ).toBe(2);
     for (const userId of ['intruder-b', 'intruder-c'])
       expect(await failureOf(identity.getConnection({ userId }))).toMatchObject({ code: GrpcStatus.NOT_FOUND });
     expect((await identity.getConnection({ userId: 'owner-a' })).connection!.calendlyUserUri).toBe(simUser.uri);
+  });
+
+  it('lets exactly one of two users finishing a connect to the same account at once have it', async () => {
+    const simUser = await newSimUser();
+    const grants = await Promise.all(
+      ['racer-a', 'racer-b'].map(async (userId) => {
+        const begun = await identity.beginConnect({ userId, redirectUri });
+        const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
+        secrets.add(code).add(state);
+        return { state, code };
+      }),
+    );
+    const outcomes = await Promise.allSettled(grants.map((grant) => identity.completeConnect(grant)));
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    const [refused] = outcomes.filter((outcome) => outcome.status === 'rejected');
+    expect((refused as PromiseRejectedResult).reason).toMatchObject({ code: GrpcStatus.ALREADY_EXISTS });
   });
 
   it('replaces a user’s connection on reconnect and revokes the old tokens at Calendly', async () => {
