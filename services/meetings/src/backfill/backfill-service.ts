@@ -45,7 +45,7 @@ export interface Backfill {
 }
 
 const pageSize = 100;
-const maxWindowMs = 400 * 24 * 3_600_000;
+const maxWindowMs = 5 * 366 * 24 * 3_600_000;
 
 export function createBackfill(deps: {
   log: Logger;
@@ -97,7 +97,7 @@ export function createBackfill(deps: {
     if (windowStart.getTime() >= windowEnd.getTime())
       throw new BackfillRejectedError('window_start must be before window_end');
     if (windowEnd.getTime() - windowStart.getTime() > maxWindowMs)
-      throw new BackfillRejectedError('the window is longer than 400 days');
+      throw new BackfillRejectedError('the window is longer than 5 years');
 
     const token = await deps.tokens.accessToken(request.userId);
     const calendlyUser = token.calendlyUserUri || request.calendlyUserUri;

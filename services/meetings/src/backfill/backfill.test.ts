@@ -10,6 +10,7 @@ import {
   allMeetings,
   createTestWorld,
   eventually,
+  readDeadLetters,
   startMeetings,
   type RunningMeetings,
   type TestWorld,
@@ -131,12 +132,7 @@ async function requestBackfill(userId: string, user: SimUser | undefined, from: 
   return request;
 }
 
-async function backfillsCompleted(): Promise<number> {
-  const line = (await meetings.metrics())
-    .split('\n')
-    .find((text) => text.startsWith('meetings_backfills_total{') && text.includes('outcome="completed"'));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
+const backfillsCompleted = () => meetings.counter('meetings_backfills_total', 'outcome="completed"');
 
 describe('backfill', () => {
   it('fills the gap left while a hook was down, through the same path as deliveries', async () => {
@@ -221,16 +217,10 @@ describe('backfill', () => {
       '2026-07-02T00:00:00Z',
     );
     const letter = await eventually(
-      async () => {
-        const info = await world.jsm.streams.info(world.names.deadLetterStream);
-        for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-          const stored = await world.jsm.streams.getMessage(world.names.deadLetterStream, { seq });
-          const candidate = eventsV1.DeadLetter.decode(stored.data);
-          if (eventsV1.BackfillRequested.decode(candidate.originalData).requestId === request.requestId)
-            return candidate;
-        }
-        return undefined;
-      },
+      async () =>
+        (await readDeadLetters(world)).find(
+          (candidate) => eventsV1.BackfillRequested.decode(candidate.originalData).requestId === request.requestId,
+        ),
       { what: 'the dead letter' },
     );
     expect(letter.reason).toBe('the user has no Calendly connection');

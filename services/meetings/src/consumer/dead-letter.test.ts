@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { eventsV1 } from '@calsync/proto';
+import { Client } from 'pg';
 import { fakeCalendlyAccount, toCalendlyEvent } from '../testing/calendly-fixtures';
 import {
   allMeetings,
   createTestWorld,
   eventually,
   inboxReaches,
+  readDeadLetters,
   startMeetings,
   type RunningMeetings,
   type TestWorld,
@@ -21,15 +23,7 @@ afterAll(async () => {
   await world?.close();
 });
 
-async function deadLetters(): Promise<eventsV1.DeadLetter[]> {
-  const info = await world.jsm.streams.info(world.names.deadLetterStream);
-  const letters: eventsV1.DeadLetter[] = [];
-  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-    const stored = await world.jsm.streams.getMessage(world.names.deadLetterStream, { seq });
-    letters.push(eventsV1.DeadLetter.decode(stored.data));
-  }
-  return letters;
-}
+const deadLetters = () => readDeadLetters(world);
 
 function eventOf(letter: eventsV1.DeadLetter): eventsV1.CalendlyEvent {
   return eventsV1.CalendlyEvent.decode(letter.originalData);
@@ -45,13 +39,6 @@ async function withMeetings(
   } finally {
     await meetings.stop();
   }
-}
-
-async function deadLetteredCount(meetings: RunningMeetings, cause: string): Promise<number> {
-  const line = (await meetings.metrics())
-    .split('\n')
-    .find((text) => text.startsWith('meetings_dead_lettered_total{') && text.includes(`cause="${cause}"`));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 describe('dead letters', () => {
@@ -102,7 +89,7 @@ describe('dead letters', () => {
       expect((await allMeetings(meetings.client, userId)).map((meeting) => meeting.scheduledEventUri).sort()).toEqual(
         good.map((booking) => booking.event.uri).sort(),
       );
-      expect(await deadLetteredCount(meetings, 'permanent')).toBe(3);
+      expect(await meetings.counter('meetings_dead_lettered_total', 'cause="permanent"')).toBe(3);
       const consumer = await world.jsm.consumers.info(world.names.eventsStream, 'meetings');
       expect(consumer.num_pending + consumer.num_ack_pending).toBe(0);
     });
@@ -138,7 +125,7 @@ describe('dead letters', () => {
         expect(eventOf(letter).userId).toBe(cursed);
         const { rows } = await world.sql.query('SELECT 1 FROM meetings WHERE user_id = $1', [cursed]);
         expect(rows).toEqual([]);
-        expect(await deadLetteredCount(meetings, 'exhausted')).toBe(1);
+        expect(await meetings.counter('meetings_dead_lettered_total', 'cause="exhausted"')).toBe(1);
         expect(meetings.lines.filter((line) => line.includes('message failed; will retry'))).toHaveLength(2);
       } finally {
         await world.sql.query('DROP TRIGGER refuse_cursed ON invitees; DROP FUNCTION refuse_cursed();');
@@ -174,6 +161,49 @@ describe('dead letters', () => {
   });
 });
 
+describe('outages', () => {
+  async function admin(sql: string): Promise<void> {
+    const client = new Client({ connectionString: process.env.CALSYNC_TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('holds a message through a database outage without spending its deliveries', async () => {
+    await withMeetings({ CONSUMER_MAX_DELIVER: '2', CONSUMER_ACK_WAIT_MS: '800' }, async (meetings) => {
+      const cal = fakeCalendlyAccount();
+      const userId = `user-${randomUUID()}`;
+      const before = (await deadLetters()).length;
+      const database = world.db.name;
+      // The service's connections are cut and new ones refused; the test keeps its own.
+      await world.sql.query('SELECT 1');
+      await admin(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS false`);
+      try {
+        await admin(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database}' AND application_name = 'meetings'`,
+        );
+        await world.publish(userId, cal.user.uri, cal.book({ start: '2026-06-25T10:00:00Z' }).delivery);
+        await eventually(
+          async () => meetings.lines.some((line) => line.includes('pausing: a dependency')) || undefined,
+          {
+            what: 'the consumer to pause',
+          },
+        );
+        // Longer than every delivery the message has would last if each attempt were spent.
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+      } finally {
+        await admin(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS true`);
+      }
+      await inboxReaches(world, [userId], 1);
+      expect(await deadLetters()).toHaveLength(before);
+      expect(meetings.lines.some((line) => line.includes('"msg":"resuming"'))).toBe(true);
+    });
+  });
+});
+
 describe('several instances', () => {
   it('share one durable consumer and apply every delivery exactly once', async () => {
     // A world of its own: nothing published by the tests above reaches these instances.
@@ -195,12 +225,7 @@ describe('several instances', () => {
         ),
       );
       await inboxReaches(shared, [userId], total, 20_000);
-      const applied = async (meetings: RunningMeetings) => {
-        const line = (await meetings.metrics())
-          .split('\n')
-          .find((text) => text.startsWith('meetings_events_applied_total{'));
-        return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-      };
+      const applied = (meetings: RunningMeetings) => meetings.counter('meetings_events_applied_total');
       const [byFirst, bySecond] = [await applied(first), await applied(second)];
       expect(byFirst).toBeGreaterThan(0);
       expect(bySecond).toBeGreaterThan(0);

@@ -65,6 +65,7 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
   let running: Promise<void> | undefined;
   let advisories: { unsubscribe(): void } | undefined;
   let wake: (() => void) | undefined;
+  let intakePaused = false;
 
   const backoffFor = (deliveryCount: number) =>
     backoffMs[Math.min(Math.max(deliveryCount - 1, 0), backoffMs.length - 1)] ?? 1_000;
@@ -104,6 +105,12 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
   /** Keeps a message while our own dependencies are down, so an outage costs it no delivery. */
   async function holdUntilHealthy(msg: JsMsg): Promise<void> {
     workerLog.warn({ seq: msg.info.streamSequence }, 'pausing: a dependency is unavailable');
+    // Stop pulling: JetStream only redelivers (and counts deliveries) to pull requests, so
+    // messages not yet in hand keep their deliveries for when we are back.
+    if (!intakePaused) {
+      intakePaused = true;
+      messages?.stop();
+    }
     while (!stopping && !(await options.healthy().catch(() => false))) {
       msg.working();
       await sleep(healthPollMs);
@@ -157,10 +164,11 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
           if (stopping) msg.nak();
           else await process(msg);
         }
-        if (!stopping) {
+        if (!stopping && !intakePaused) {
           workerLog.warn('message stream ended; consuming again');
           await sleep(retryConsumeMs);
         }
+        intakePaused = false;
       } catch (error) {
         if (stopping) break;
         workerLog.error({ err: error }, 'consuming failed; retrying');

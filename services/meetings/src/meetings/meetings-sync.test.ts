@@ -16,6 +16,7 @@ import {
   eventually,
   inboxReaches,
   startMeetings,
+  sumSamples,
   type RunningMeetings,
   type TestWorld,
 } from '../testing/harness';
@@ -314,13 +315,12 @@ describe('meetings from Calendly deliveries', () => {
     const cancel = cal.cancel(booking.invitee, { cancelerType: 'host', reason: 'Moved office' });
     await deliverInOrder(userId, cal, [booking.delivery, cancel]);
     const before = await allMeetings(meetings.client, userId);
-    const duplicatesBefore = metricValue(await meetings.metrics(), 'meetings_events_duplicates_total');
+    const duplicatesBefore = await meetings.counter('meetings_events_duplicates_total');
 
     await new Promise((resolve) => setTimeout(resolve, gatewayDuplicateWindowMs + 200));
     await publishAll(userId, cal, [booking.delivery, cancel]);
     await eventually(
-      async () =>
-        metricValue(await meetings.metrics(), 'meetings_events_duplicates_total') >= duplicatesBefore + 2 || undefined,
+      async () => (await meetings.counter('meetings_events_duplicates_total')) >= duplicatesBefore + 2 || undefined,
       { what: 'two duplicates counted' },
     );
     expect(await allMeetings(meetings.client, userId)).toEqual(before);
@@ -455,7 +455,7 @@ describe('ListMeetings and GetMeeting', () => {
 describe('operations', () => {
   it('reports applied deliveries, duplicates and consumer lag as metrics', async () => {
     const text = await meetings.metrics();
-    expect(metricValue(text, 'meetings_events_applied_total')).toBeGreaterThan(0);
+    expect(sumSamples(text, 'meetings_events_applied_total')).toBeGreaterThan(0);
     expect(text).toMatch(/meetings_consumer_pending_messages\{[^}]*consumer="events"[^}]*\} 0/);
     expect(text).toMatch(/meetings_consumer_ack_pending_messages\{[^}]*consumer="events"/);
     expect(text).toContain('meetings_dead_lettered_total');
@@ -471,11 +471,3 @@ describe('operations', () => {
     expect(deadLetters.config.subjects).toEqual([world.names.deadLetterSubjects]);
   });
 });
-
-/** The sum of a counter's samples across its labels. */
-function metricValue(text: string, name: string): number {
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
-}

@@ -114,6 +114,8 @@ export interface RunningMeetings {
   config: Config;
   lines: string[];
   metrics(): Promise<string>;
+  /** The sum of a counter's samples, over those whose labels contain `label` when given. */
+  counter(name: string, label?: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -125,12 +127,14 @@ export async function startMeetings(
   const { log, lines } = captureLogger('meetings', config.LOG_LEVEL);
   const app = await start(config, { log });
   const client = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${app.ports.grpc}`);
+  const metrics = async () => (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text();
   return {
     app,
     client,
     config,
     lines,
-    metrics: async () => (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text(),
+    metrics,
+    counter: async (name, label) => sumSamples(await metrics(), name, label),
     async stop() {
       client.close();
       await app.stop();
@@ -190,4 +194,24 @@ export async function allMeetings(client: MeetingsClient, userId: string): Promi
 export function comparable(meeting: meetingsV1.Meeting): Omit<meetingsV1.Meeting, 'id' | 'userId'> {
   const { id: _id, userId: _userId, ...rest } = meeting;
   return rest;
+}
+
+/** The sum of a metric's samples in Prometheus text, over those whose labels contain `label`. */
+export function sumSamples(text: string, name: string, label?: string): number {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .filter((line) => label === undefined || line.slice(0, line.lastIndexOf(' ')).includes(label))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+/** Every message in the world's dead-letter stream, oldest first. */
+export async function readDeadLetters(world: TestWorld): Promise<eventsV1.DeadLetter[]> {
+  const info = await world.jsm.streams.info(world.names.deadLetterStream);
+  const letters: eventsV1.DeadLetter[] = [];
+  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+    const stored = await world.jsm.streams.getMessage(world.names.deadLetterStream, { seq });
+    letters.push(eventsV1.DeadLetter.decode(stored.data));
+  }
+  return letters;
 }
