@@ -135,7 +135,8 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
     return { clientId: options.clientId, clientSecret: options.clientSecret };
   };
 
-  async function attempt(request: Request): Promise<Answer> {
+  /** The URL and fetch options of a request: built once, sent on every attempt. */
+  function prepare(request: Request): { url: URL; init: RequestInit } {
     const url = new URL(bases[request.base] + request.path);
     for (const [key, value] of Object.entries(request.query ?? {}))
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
@@ -153,9 +154,12 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
       headers['content-type'] = 'application/json';
       body = JSON.stringify(request.json);
     }
-    const signal = AbortSignal.timeout(timeoutMs);
     // A redirect is never part of Calendly's API; following one could carry the token elsewhere.
-    const response = await fetch(url, { method: request.method, headers, body, signal, redirect: 'manual' });
+    return { url, init: { method: request.method, headers, body, redirect: 'manual' } };
+  }
+
+  async function attempt(operation: string, prepared: { url: URL; init: RequestInit }): Promise<Answer> {
+    const response = await fetch(prepared.url, { ...prepared.init, signal: AbortSignal.timeout(timeoutMs) });
     const text = await response.text();
     let parsed: unknown = undefined;
     if (text.length > 0) {
@@ -165,24 +169,23 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
         parsed = undefined;
       }
     }
-    if (response.status >= 200 && response.status < 300 && text.length > 0 && parsed === undefined)
-      throw new CalendlyError({ operation: request.operation, failure: 'invalid_response', status: response.status });
-    if (response.status >= 300) throw httpError(request.operation, response, parsed);
+    if (response.status >= 300) throw httpError(operation, response, parsed);
+    if (text.length > 0 && parsed === undefined)
+      throw new CalendlyError({ operation, failure: 'invalid_response', status: response.status });
     return { status: response.status, body: parsed };
   }
 
   async function send(request: Request, accept: (status: number) => boolean = () => false): Promise<Answer> {
+    const prepared = prepare(request);
     for (let attemptNo = 0; ; attemptNo++) {
       const started = process.hrtime.bigint();
-      let outcome: string;
       try {
-        const answer = await attempt(request);
-        outcome = String(answer.status);
-        observe(request.operation, outcome, started);
+        const answer = await attempt(request.operation, prepared);
+        observe(request.operation, String(answer.status), started);
         return answer;
       } catch (caught) {
-        const error = asCalendlyError(request.operation, caught);
-        outcome = error.failure === 'http' || error.status > 0 ? String(error.status) : error.failure;
+        const error = classify(request.operation, caught);
+        const outcome = error.failure === 'http' ? String(error.status) : error.failure;
         observe(request.operation, outcome, started);
         if (error.failure === 'http' && accept(error.status)) return { status: error.status, body: undefined };
         const delayMs = retryDelay(request, error, attemptNo);
@@ -490,7 +493,8 @@ export function retryAfterSeconds(headers: Headers): number | undefined {
   return undefined;
 }
 
-function asCalendlyError(operation: string, error: unknown): CalendlyError {
+/** What went wrong with one attempt, as a CalendlyError; anything that is not a failed call is rethrown. */
+function classify(operation: string, error: unknown): CalendlyError {
   if (error instanceof CalendlyError) return error;
   const name = (error as { name?: string } | undefined)?.name;
   if (name === 'TimeoutError' || name === 'AbortError')

@@ -140,7 +140,7 @@ export function createConnections(deps: {
     if (outcome === 'taken') {
       // The refused grant would otherwise stay valid at Calendly with nobody holding it.
       if (tokens.kind === 'oauth')
-        await revokeQuietly(userId, [tokens.refreshToken!, tokens.accessToken].filter(Boolean));
+        await revokeQuietly(userId, [tokens.refreshToken!, tokens.accessToken]);
       log.info(
         { userId, calendlyUserUri: tokens.calendlyUserUri },
         'calendly account already connected to another user',
