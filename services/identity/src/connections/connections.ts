@@ -139,8 +139,7 @@ export function createConnections(deps: {
     }
     if (outcome === 'taken') {
       // The refused grant would otherwise stay valid at Calendly with nobody holding it.
-      if (tokens.kind === 'oauth')
-        await revokeQuietly(userId, [tokens.refreshToken!, tokens.accessToken]);
+      if (tokens.kind === 'oauth') await revokeQuietly(userId, [tokens.refreshToken!, tokens.accessToken]);
       log.info(
         { userId, calendlyUserUri: tokens.calendlyUserUri },
         'calendly account already connected to another user',
