@@ -3,7 +3,7 @@ import { service as healthService } from 'grpc-health-check';
 import { meetingsV1 } from '@calsync/proto';
 import { GrpcError, reasonOf } from './errors';
 import { createGrpcClient } from './grpc-client';
-import { bindService, createGrpcServer, type GrpcServer } from './grpc-server';
+import { bindService, createGrpcServer, livenessHealthName, type GrpcServer } from './grpc-server';
 import { createMetricsRegistry } from './metrics';
 import { captureLogger } from './testing/log-capture';
 
@@ -75,6 +75,7 @@ describe('createGrpcServer', () => {
   it('answers NOT_SERVING until its dependencies are up', async () => {
     expect(await checkHealth(port)).toBe('NOT_SERVING');
     expect(await checkHealth(port, 'calsync.meetings.v1.MeetingsService')).toBe('NOT_SERVING');
+    expect(await checkHealth(port, livenessHealthName)).toBe('SERVING');
     server.setServing(true);
     expect(await checkHealth(port)).toBe('SERVING');
     expect(await checkHealth(port, 'calsync.meetings.v1.MeetingsService')).toBe('SERVING');
@@ -127,6 +128,7 @@ describe('createGrpcServer', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const stopped = server.stop();
     expect(await checkHealth(port)).toBe('NOT_SERVING');
+    expect(await checkHealth(port, livenessHealthName)).toBe('SERVING');
     releaseSlowCall();
     await expect(slow).resolves.toMatchObject({ meeting: { id: 'slow' } });
     await stopped;

@@ -95,6 +95,12 @@ function observabilityInterceptor(log: Logger, registry: Registry): grpc.ServerI
   };
 }
 
+/**
+ * The grpc.health.v1 service name for liveness: SERVING for as long as the process serves at all,
+ * so a liveness probe does not restart a pod that is only waiting for Postgres or NATS.
+ */
+export const livenessHealthName = 'liveness';
+
 export interface GrpcServer {
   /** Binds and starts serving; resolves the bound port. Health stays NOT_SERVING until setServing(true). */
   start(): Promise<number>;
@@ -121,9 +127,10 @@ export function createGrpcServer(options: {
     'grpc.keepalive_permit_without_calls': 1,
   });
   const serviceNames = options.services.map((binding) => binding.name);
-  const health = new HealthImplementation(
-    Object.fromEntries(['', ...serviceNames].map((name) => [name, 'NOT_SERVING' as const])),
-  );
+  const health = new HealthImplementation({
+    ...Object.fromEntries(['', ...serviceNames].map((name) => [name, 'NOT_SERVING' as const])),
+    [livenessHealthName]: 'SERVING',
+  });
   health.addToServer(server);
   const descriptors = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
   new ReflectionService(descriptors).addToServer(server);

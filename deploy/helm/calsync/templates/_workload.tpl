@@ -148,6 +148,10 @@ capabilities:
   {{- if $facts.grpcPort }}
   grpc:
     port: {{ $facts.grpcPort }}
+    {{- if eq $kind "liveness" }}
+    # Stays SERVING while the service waits for Postgres or NATS: an outage must not restart pods.
+    service: liveness
+    {{- end }}
   {{- else if eq ($facts.probe | default "") "tcp" }}
   tcpSocket:
     port: http
