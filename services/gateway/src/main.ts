@@ -89,7 +89,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       audience: config.AUTH_JWT_AUDIENCE,
     });
     const intake = createDeliveryIntake({
-      verifier: createSubscriptionVerifier(subscription, config.VERIFY_TIMEOUT_MS),
+      verifier: createSubscriptionVerifier({ client: subscription, timeoutMs: config.VERIFY_TIMEOUT_MS, registry }),
       publisher: createEventPublisher({ nc, names, timeoutMs: config.PUBLISH_TIMEOUT_MS, registry }),
     });
     const connections = createConnectionService({ identity, subscription, redirectUri: oauthRedirectUri(config) });

@@ -68,6 +68,27 @@ describe('a genuine delivery', () => {
       .find((l) => l.requestId === 'calendly-retry-7' && l.msg === 'delivery stored');
     expect(line).toMatchObject({ traceId, duplicate: true, userId: 'user-alice' });
   });
+
+  it('counts deliveries by outcome and times verification and publishing', async () => {
+    const metrics = await (await fetch(`${system.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? NaN);
+    expect(
+      value(
+        /http_requests_total\{route="\/webhooks\/calendly\/:hookId",method="POST",status="200",outcome="stored",service="gateway"\} (\d+)/,
+      ),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      value(
+        /http_requests_total\{route="\/webhooks\/calendly\/:hookId",method="POST",status="200",outcome="duplicate",service="gateway"\} (\d+)/,
+      ),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      value(/gateway_publish_duration_seconds_count\{service="gateway",outcome="duplicate"\} (\d+)/),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      value(/gateway_verify_duration_seconds_count\{service="gateway",outcome="verified"\} (\d+)/),
+    ).toBeGreaterThanOrEqual(5);
+  });
 });
 
 describe('deliveries that must not be stored', () => {

@@ -1,4 +1,11 @@
-import { GrpcStatus, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import {
+  GrpcStatus,
+  Histogram,
+  latencyBuckets,
+  reasonOf,
+  type PromiseClient,
+  type Registry,
+} from '@calsync/service-kit';
 import { subscriptionV1 } from '@calsync/proto';
 import { DeliveryRejected, DependencyUnavailable, type DeliveryVerifier, type RejectionKind } from './delivery-intake';
 import { callMetadata } from '../upstream/call-metadata';
@@ -80,9 +87,22 @@ export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | D
 }
 
 /** VerifyAndResolveUser over gRPC, with its own deadline, carrying the request id and trace context. */
-export function createSubscriptionVerifier(client: SubscriptionClient, timeoutMs: number): DeliveryVerifier {
+export function createSubscriptionVerifier(options: {
+  client: SubscriptionClient;
+  timeoutMs: number;
+  registry: Registry;
+}): DeliveryVerifier {
+  const { client, timeoutMs } = options;
+  const duration = new Histogram({
+    name: 'gateway_verify_duration_seconds',
+    help: 'VerifyAndResolveUser as the gateway sees it, by outcome (verified, rejected, unavailable)',
+    labelNames: ['outcome'],
+    buckets: latencyBuckets,
+    registers: [options.registry],
+  });
   return {
     async verify(request, context) {
+      const stop = duration.startTimer();
       try {
         const response = await client.verifyAndResolveUser(request, {
           timeoutMs,
@@ -92,6 +112,7 @@ export function createSubscriptionVerifier(client: SubscriptionClient, timeoutMs
           // Publishing without a delivery key would defeat de-duplication: better Calendly retries.
           throw new DependencyUnavailable('subscription', 'subscription answered without a user or delivery key');
         }
+        stop({ outcome: 'verified' });
         return {
           userId: response.userId,
           calendlyUserUri: response.calendlyUserUri,
@@ -101,8 +122,9 @@ export function createSubscriptionVerifier(client: SubscriptionClient, timeoutMs
           ...(response.eventCreatedAt ? { eventCreatedAt: response.eventCreatedAt } : {}),
         };
       } catch (error) {
-        if (error instanceof DependencyUnavailable) throw error;
-        throw verifyErrorToDeliveryError(error);
+        const failure = error instanceof DependencyUnavailable ? error : verifyErrorToDeliveryError(error);
+        stop({ outcome: failure instanceof DeliveryRejected ? 'rejected' : 'unavailable' });
+        throw failure;
       }
     },
   };

@@ -1,0 +1,378 @@
+// Measures the delivery path gateway -> subscription (VerifyAndResolveUser over gRPC) ->
+// JetStream (publish acknowledged) with 10,000 connected users, beside a bare Koa route that
+// reads the body and answers 200, in the same run on the same machine. The gateway and the
+// subscription service run as their built processes with production settings (log level info);
+// the 10,000 users' webhook rows (each with its own sealed signing key) are seeded straight into
+// a bench database through the subscription service's repository. The load generator signs
+// every delivery as Calendly does, with the user's key and a fresh timestamp, and keeps
+// `--concurrency` requests in flight over keep-alive connections for `--seconds`.
+//
+//   node scripts/bench/ingress/index.mjs [--users 10000] [--seconds 15] [--warmup-seconds 3]
+//        [--concurrency 32] [--database-url postgres://...] [--nats-url nats://...]
+//
+// Postgres and NATS come from the options, else CALSYNC_TEST_DATABASE_URL / CALSYNC_TEST_NATS_URL,
+// else they are started locally (scripts/lib/local-infra.cjs). Everything listens on 127.0.0.1;
+// the bench database and stream are removed at the end. Needs the services built:
+//   npx tsc -p services/subscription/tsconfig.build.json && npx tsc -p services/gateway/tsconfig.build.json
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const { Pool: HttpPool } = require('undici');
+const { Client } = require('pg');
+const { connect } = require('nats');
+const kit = require('@calsync/service-kit');
+const { migrationsDir } = require('@calsync/subscription');
+const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks/webhook-repository');
+const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
+const { callbackUrlOf, newHookId, newSigningKey } = require('@calsync/subscription/dist/webhooks/webhook-secrets');
+const { freePort, startEmbeddedPostgres, startLocalNats } = require(join(root, 'scripts/lib/local-infra.cjs'));
+
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '10000' },
+    seconds: { type: 'string', default: '15' },
+    'warmup-seconds': { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '32' },
+    'database-url': { type: 'string' },
+    'nats-url': { type: 'string' },
+  },
+});
+const userCount = Number(values.users);
+const seconds = Number(values.seconds);
+const warmupSeconds = Number(values['warmup-seconds']);
+const concurrency = Number(values.concurrency);
+if (![userCount, seconds, warmupSeconds, concurrency].every((n) => Number.isFinite(n) && n >= 0) || seconds > 120) {
+  throw new Error('--users, --seconds (at most 120), --warmup-seconds and --concurrency must be numbers');
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'calsync-bench-ingress-'));
+const cleanups = [];
+const log = kit.createLogger({ service: 'bench', level: 'warn' });
+const say = (message) => process.stderr.write(`${message}\n`);
+
+/** Runs `node <entry>` with its log in a file (so reading it costs the bench nothing) until it logs `ready`. */
+async function startProcess(name, entry, env) {
+  const logFile = join(workDir, `${name}.log`);
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [entry], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ready = readFileSync(logFile, 'utf8')
+      .split('\n')
+      .map((line) => {
+        try {
+          return JSON.parse(line);
+        } catch {
+          return undefined;
+        }
+      })
+      .find((line) => line?.msg === 'ready');
+    if (ready) return { pid: child.pid, ready, logFile };
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`${name} did not get ready:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** CPU seconds a process has used so far (user + system), from /proc. */
+function cpuSecondsOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Calendly's invitee.created envelope for one of the user's bookings (about 2 KB, like the real one). */
+function deliveryBody(user, n) {
+  const now = new Date().toISOString();
+  const event = `https://api.calendly.com/scheduled_events/${randomUUID()}`;
+  return JSON.stringify({
+    event: 'invitee.created',
+    created_at: now,
+    created_by: user.calendlyUserUri,
+    payload: {
+      uri: `${event}/invitees/${randomUUID()}`,
+      email: `invitee${n}@example.test`,
+      name: `Bench Invitee ${n}`,
+      first_name: 'Bench',
+      last_name: `Invitee ${n}`,
+      status: 'active',
+      timezone: 'Europe/Paris',
+      event,
+      questions_and_answers: [
+        { question: 'What would you like to discuss?', answer: 'The ingress bench', position: 0 },
+      ],
+      tracking: { utm_campaign: null, utm_source: 'bench', utm_medium: null, utm_content: null, utm_term: null },
+      rescheduled: false,
+      old_invitee: null,
+      new_invitee: null,
+      cancel_url: `https://calendly.com/cancellations/${randomUUID()}`,
+      reschedule_url: `https://calendly.com/reschedulings/${randomUUID()}`,
+      no_show: null,
+      created_at: now,
+      updated_at: now,
+      scheduled_event: {
+        uri: event,
+        name: '30 Minute Meeting',
+        status: 'active',
+        start_time: '2031-01-01T10:00:00.000000Z',
+        end_time: '2031-01-01T10:30:00.000000Z',
+        event_type: 'https://api.calendly.com/event_types/BENCH',
+        location: { type: 'zoom', join_url: 'https://zoom.example/j/1', status: 'pushed' },
+        invitees_counter: { total: 1, active: 1, limit: 1 },
+        event_memberships: [{ user: user.calendlyUserUri, user_email: user.email, user_name: user.userId }],
+        event_guests: [],
+        created_at: now,
+        updated_at: now,
+      },
+    },
+  });
+}
+
+let sent = 0;
+/** The next delivery for `user`, signed now with the user's key as Calendly signs. */
+function nextDelivery(user) {
+  const body = deliveryBody(user, (sent += 1));
+  const t = Math.floor(Date.now() / 1000);
+  const v1 = createHmac('sha256', user.signingKey).update(`${t}.`).update(body).digest('hex');
+  return { path: `/webhooks/calendly/${user.hookId}`, body, signature: `t=${t},v1=${v1}` };
+}
+
+/**
+ * Keeps `concurrency` deliveries in flight against `origin` until `more()` says stop; records
+ * each one's latency and answer.
+ */
+async function load({ origin, more, pick, pids }) {
+  const pool = new HttpPool(origin, { connections: concurrency, pipelining: 1 });
+  const latencies = [];
+  const answers = {};
+  let errors = 0;
+  const cpuBefore = pids.map(cpuSecondsOf);
+  const started = performance.now();
+  const worker = async () => {
+    while (more()) {
+      const delivery = nextDelivery(pick());
+      const t0 = performance.now();
+      try {
+        const response = await pool.request({
+          path: delivery.path,
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json; charset=utf-8',
+            'calendly-webhook-signature': delivery.signature,
+          },
+          body: delivery.body,
+        });
+        const text = await response.body.text();
+        latencies.push(performance.now() - t0);
+        const answer = response.statusCode === 200 ? JSON.parse(text).status : String(response.statusCode);
+        answers[answer] = (answers[answer] ?? 0) + 1;
+      } catch {
+        errors += 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = pids.map((pid, i) => cpuSecondsOf(pid) - cpuBefore[i]).reduce((a, b) => a + b, 0);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const round = (n) => (n === null ? null : Math.round(n * 100) / 100);
+  return {
+    requests: latencies.length,
+    answers,
+    transportErrors: errors,
+    seconds: round(elapsed),
+    perSecond: Math.round(latencies.length / elapsed),
+    p50Ms: round(percentile(latencies, 50)),
+    p99Ms: round(percentile(latencies, 99)),
+    serverCpuMsPerRequest: round((cpu * 1000) / Math.max(1, latencies.length)),
+  };
+}
+
+/** Warm up, then measure for `seconds`, drawing users at random. */
+async function measure(origin, users, pids) {
+  const random = () => users[Math.floor(Math.random() * users.length)];
+  const until = (s) => {
+    const end = performance.now() + s * 1000;
+    return () => performance.now() < end;
+  };
+  if (warmupSeconds > 0) await load({ origin, more: until(warmupSeconds), pick: random, pids });
+  return load({ origin, more: until(seconds), pick: random, pids });
+}
+
+try {
+  // Infrastructure: given, or started here.
+  let serverUrl = values['database-url'] ?? process.env.CALSYNC_TEST_DATABASE_URL;
+  if (!serverUrl) {
+    const postgres = await startEmbeddedPostgres({ dir: join(workDir, 'postgres') });
+    cleanups.push(postgres.stop);
+    serverUrl = postgres.url;
+  }
+  let natsUrl = values['nats-url'] ?? process.env.CALSYNC_TEST_NATS_URL;
+  if (!natsUrl) {
+    const nats = await startLocalNats({ dir: join(workDir, 'nats') });
+    cleanups.push(nats.stop);
+    natsUrl = nats.url;
+  }
+  const databaseName = `calsync_bench_ingress_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${databaseName}`);
+  await admin.end();
+  cleanups.push(async () => {
+    const client = new Client({ connectionString: serverUrl });
+    await client.connect();
+    await client.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
+    await client.end();
+  });
+  const databaseUrl = Object.assign(new URL(serverUrl), { pathname: `/${databaseName}` }).toString();
+  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const names = kit.natsNames(prefix);
+  cleanups.push(async () => {
+    const nc = await connect({ servers: natsUrl });
+    const jsm = await nc.jetstreamManager();
+    for (const stream of [names.eventsStream, names.backfillStream]) await jsm.streams.delete(stream).catch(() => {});
+    await nc.close();
+  });
+
+  // 10,000 connected users: one active per-user webhook each, with its own sealed signing key.
+  const gatewayPort = await freePort();
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const sealingKey = randomBytes(32);
+  const sealer = kit.createSealer({ keys: new Map([['bench', sealingKey]]), activeKeyId: 'bench' });
+  await kit.migrate({ url: databaseUrl, schema: 'subscription', dir: migrationsDir, log });
+  const pool = kit.createPool({ url: databaseUrl, schema: 'subscription', log });
+  const users = [];
+  const rows = [];
+  for (let i = 0; i < userCount; i += 1) {
+    const hookId = newHookId();
+    const signingKey = newSigningKey();
+    const calendlyUserUri = `https://api.calendly.com/users/BENCH${String(i).padStart(6, '0')}`;
+    users.push({ userId: `bench-user-${i}`, hookId, signingKey, calendlyUserUri, email: `host${i}@example.test` });
+    rows.push({
+      hookId,
+      userId: `bench-user-${i}`,
+      calendlyUserUri,
+      calendlyOrganizationUri: `https://api.calendly.com/organizations/BENCHORG${i % 100}`,
+      calendlySubscriptionUri: `https://api.calendly.com/webhook_subscriptions/${randomUUID()}`,
+      callbackUrl: callbackUrlOf(gatewayUrl, hookId),
+      events: ['invitee.created', 'invitee.canceled', 'invitee_no_show.created', 'invitee_no_show.deleted'],
+      state: 'active',
+      signingKeySource: 'subscription',
+      signingKeySealed: sealer.seal(signingKey, signingKeyContext(hookId)),
+      lastVerifiedAt: new Date(),
+    });
+  }
+  const seedStarted = performance.now();
+  await createWebhookRepository(pool).insertMany(rows);
+  const seedSeconds = (performance.now() - seedStarted) / 1000;
+  await pool.end();
+  say(`seeded ${userCount} users in ${seedSeconds.toFixed(1)} s`);
+
+  const common = { NATS_URL: natsUrl, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'info' };
+  const subscription = await startProcess('subscription', join(root, 'services/subscription/dist/main.js'), {
+    ...common,
+    DATABASE_URL: databaseUrl,
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: '0',
+    METRICS_PORT: '0',
+    SEALING_KEYS: `bench=${sealingKey.toString('base64')}`,
+    SEALING_ACTIVE_KEY_ID: 'bench',
+    // Nothing on the delivery path calls identity or Calendly.
+    IDENTITY_ADDR: '127.0.0.1:1',
+    CALENDLY_API_URL: 'http://127.0.0.1:1',
+    CALENDLY_AUTH_URL: 'http://127.0.0.1:1',
+    PUBLIC_BASE_URL: gatewayUrl,
+    RECONCILE_INTERVAL_SECONDS: '0',
+  });
+  const gateway = await startProcess('gateway', join(root, 'services/gateway/dist/main.js'), {
+    ...common,
+    HTTP_HOST: '127.0.0.1',
+    HTTP_PORT: String(gatewayPort),
+    PUBLIC_BASE_URL: gatewayUrl,
+    APP_URL: `${gatewayUrl}/`,
+    IDENTITY_ADDR: '127.0.0.1:1',
+    SUBSCRIPTION_ADDR: `127.0.0.1:${subscription.ready.grpcPort}`,
+    MEETINGS_ADDR: '127.0.0.1:1',
+    AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
+  });
+  const bare = await startProcess('bare-koa', join(root, 'scripts/bench/ingress/bare-koa.cjs'), {});
+
+  say(`bare Koa route: ${warmupSeconds} s warm-up, ${seconds} s measured`);
+  const bareResult = await measure(`http://127.0.0.1:${bare.ready.httpPort}`, users, [bare.pid]);
+
+  // Every hook once, in order: the first delivery of each user loads its hook (and opens its key).
+  say(`gateway: one delivery for each of ${userCount} users (cold hooks)`);
+  let next = 0;
+  const cold = await load({
+    origin: gatewayUrl,
+    more: () => next < users.length,
+    pick: () => users[next++],
+    pids: [gateway.pid, subscription.pid],
+  });
+  say(`gateway: ${warmupSeconds} s warm-up, ${seconds} s measured`);
+  const gatewayResult = await measure(gatewayUrl, users, [gateway.pid, subscription.pid]);
+
+  const nc = await connect({ servers: natsUrl });
+  const info = await (await nc.jetstreamManager()).streams.info(names.eventsStream);
+  await nc.close();
+  const storedAnswers = [cold, gatewayResult].reduce((sum, r) => sum + (r.answers.stored ?? 0), 0);
+
+  console.log(
+    JSON.stringify(
+      {
+        users: userCount,
+        concurrency,
+        seedSeconds: Math.round(seedSeconds * 10) / 10,
+        bareKoa: bareResult,
+        gatewayColdHooks: cold,
+        gateway: gatewayResult,
+        gatewayToBareThroughput: Math.round((gatewayResult.perSecond / bareResult.perSecond) * 1000) / 1000,
+        gatewayToBareP50: Math.round((gatewayResult.p50Ms / bareResult.p50Ms) * 10) / 10,
+        gatewayToBareP99: Math.round((gatewayResult.p99Ms / bareResult.p99Ms) * 10) / 10,
+        // Warm-up deliveries are stored too, so the stream holds at least what was answered "stored".
+        streamMessages: info.state.messages,
+        storedAnswersMeasured: storedAnswers,
+        measured:
+          'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest counts the gateway and subscription processes (or the bare server), not NATS or Postgres',
+        loadAverageAfter: loadavg().map((n) => Number(n.toFixed(2))),
+        cores: (await import('node:os')).cpus().length,
+        node: process.version,
+      },
+      null,
+      2,
+    ),
+  );
+  const failed = [bareResult, cold, gatewayResult].some(
+    (r) => r.transportErrors > 0 || Object.keys(r.answers).some((a) => !['stored', 'duplicate'].includes(a)),
+  );
+  process.exitCode = failed || info.state.messages < storedAnswers ? 1 : 0;
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => say(`cleanup: ${error}`));
+  rmSync(workDir, { recursive: true, force: true });
+}
