@@ -119,13 +119,19 @@ export function controlRoutes(deps: {
     ctx.body = controlSubscription(subscription, keySource(subscription));
   });
 
+  const deliveriesQuery = z
+    .object({
+      subscription: z.string().min(1).optional(),
+      outcome: z.enum(['delivered', 'failed']).optional(),
+      event: z.string().min(1).optional(),
+      after: z.coerce.number().int().min(0).optional(),
+      limit: z.coerce.number().int().min(1).optional(),
+    })
+    .strict();
+
   router.get('/deliveries', (ctx) => {
-    const query = queryOf(ctx);
-    if (query.outcome !== undefined && query.outcome !== 'delivered' && query.outcome !== 'failed') {
-      throw invalidArgument([{ parameter: 'outcome', message: 'must be delivered or failed' }]);
-    }
     ctx.body = {
-      collection: delivery.attempts({ subscription: query.subscription, outcome: query.outcome, event: query.event }),
+      collection: delivery.attempts(parseInput(deliveriesQuery, queryOf(ctx))),
       pending: delivery.pending(),
     };
   });

@@ -24,12 +24,18 @@ export interface DeliveryAttempt {
   response_body: string | null;
   started_at: string;
   duration_ms: number;
+  /** After a failure: the back-off before the next attempt, or null when this was the last. */
+  next_attempt_in_ms: number | null;
 }
 
 export interface DeliveryFilter {
   subscription?: string;
   outcome?: string;
   event?: string;
+  /** Only attempts with a greater id (for polling). */
+  after?: number;
+  /** Only the newest this many. */
+  limit?: number;
 }
 
 /** Sends webhooks as Calendly does: signed, retried with back-off, the subscription disabled when retries run out. */
@@ -133,6 +139,12 @@ export function createDeliveryEngine(deps: {
         headers,
         body: message.body,
       });
+      const length = Number(response.headers['content-length']);
+      // The common case (a short answer with a length) is read in one go; anything else is streamed and capped.
+      if (Number.isFinite(length) && length <= responseExcerptBytes) {
+        const text = await response.body.text();
+        return { status: response.statusCode, error: null, responseBody: text };
+      }
       const chunks: Buffer[] = [];
       let kept = 0;
       let read = 0;
@@ -179,6 +191,19 @@ export function createDeliveryEngine(deps: {
         : await send(message, headers);
     const delivered = !injected && result.status !== null && result.status >= 200 && result.status < 300;
     if (message.generation !== generation) return;
+
+    let nextDelay: number | null = null;
+    if (delivered) subscription.retryStartedAt = null;
+    else {
+      const now = performance.now();
+      message.firstFailureAt ??= now;
+      subscription.retryStartedAt ??= clock.now();
+      const elapsed = now - message.firstFailureAt;
+      const { baseMs, factor, windowMs } = settings.retry;
+      // The last attempt falls on the window's end; one failing after it disables the subscription.
+      if (elapsed < windowMs)
+        nextDelay = Math.max(0, Math.min(baseMs * factor ** (message.attempts - 1), windowMs - elapsed));
+    }
     record({
       message: message.id,
       subscription: subscription.uri,
@@ -194,6 +219,7 @@ export function createDeliveryEngine(deps: {
       response_body: result.responseBody,
       started_at: calendlyTime(startedAt),
       duration_ms: Math.round((performance.now() - started) * 10) / 10,
+      next_attempt_in_ms: nextDelay === null ? null : Math.round(nextDelay),
     });
     log.debug(
       {
@@ -205,17 +231,8 @@ export function createDeliveryEngine(deps: {
       },
       'webhook attempt',
     );
-
-    if (delivered) {
-      subscription.retryStartedAt = null;
-      return finish(message);
-    }
-    const now = performance.now();
-    message.firstFailureAt ??= now;
-    subscription.retryStartedAt ??= clock.now();
-    const elapsed = now - message.firstFailureAt;
-    const { baseMs, factor, windowMs } = settings.retry;
-    if (elapsed >= windowMs) {
+    if (delivered) return finish(message);
+    if (nextDelay === null) {
       if (subscription.state === 'active') {
         subscriptions.disable(subscription);
         log.info(
@@ -225,9 +242,7 @@ export function createDeliveryEngine(deps: {
       }
       return finish(message);
     }
-    const failures = message.attempts;
-    const delay = Math.min(baseMs * factor ** (failures - 1), windowMs - elapsed);
-    schedule(() => void attempt(message), Math.max(0, delay));
+    schedule(() => void attempt(message), nextDelay);
   };
 
   const finish = (message: Message) => {
@@ -256,14 +271,16 @@ export function createDeliveryEngine(deps: {
     },
 
     attempts(filter) {
-      return log_.filter(
+      const matching = log_.filter(
         (entry) =>
           (filter.subscription === undefined ||
             entry.subscription === filter.subscription ||
             entry.subscription.endsWith(`/${filter.subscription}`)) &&
           (filter.outcome === undefined || entry.outcome === filter.outcome) &&
-          (filter.event === undefined || entry.event === filter.event),
+          (filter.event === undefined || entry.event === filter.event) &&
+          (filter.after === undefined || entry.id > filter.after),
       );
+      return filter.limit === undefined ? matching : matching.slice(-filter.limit);
     },
 
     pending: () => live.size,

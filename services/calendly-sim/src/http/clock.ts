@@ -15,5 +15,6 @@ export function createClock(): Clock {
 
 /** Calendly writes timestamps with microseconds: `2026-01-02T03:04:05.678000Z`. */
 export function calendlyTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, -1)}000Z`;
 }

@@ -315,28 +315,19 @@ export function createOAuthServer(deps: {
       const grant = access?.grant ?? refresh?.grant;
       const user = grant ? users.get(grant.userUuid) : undefined;
       if (!grant || !user || grant.revoked) return { active: false };
+      const common = {
+        active: true,
+        scope: grant.scopes.join(' '),
+        client_id: grant.clientId,
+        owner: user.uri,
+        organization: user.organization.uri,
+      };
       if (access && !access.revoked && now < access.expiresAt) {
-        return {
-          active: true,
-          scope: grant.scopes.join(' '),
-          client_id: grant.clientId,
-          token_type: 'Bearer',
-          exp: Math.floor(access.expiresAt / 1000),
-          iat: Math.floor(access.issuedAt / 1000),
-          owner: user.uri,
-          organization: user.organization.uri,
-        };
+        const times = { exp: Math.floor(access.expiresAt / 1000), iat: Math.floor(access.issuedAt / 1000) };
+        return { ...common, token_type: 'Bearer', ...times };
       }
       if (refresh && refresh.state === 'active') {
-        return {
-          active: true,
-          scope: grant.scopes.join(' '),
-          client_id: grant.clientId,
-          token_type: 'refresh_token',
-          iat: Math.floor(refresh.issuedAt / 1000),
-          owner: user.uri,
-          organization: user.organization.uri,
-        };
+        return { ...common, token_type: 'refresh_token', iat: Math.floor(refresh.issuedAt / 1000) };
       }
       return { active: false };
     },
