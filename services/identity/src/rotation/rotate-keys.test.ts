@@ -14,6 +14,7 @@ import {
   redirectUri,
   runCommand,
   sealerFor,
+  sleep,
   withDatabase,
   type SimUser,
 } from '../testing/harness';
@@ -107,6 +108,8 @@ describe('key rotation', () => {
         } catch (error) {
           failures.push(error);
         }
+        // Steady traffic, not a busy loop: the machine's cores are shared with the command under test.
+        await sleep(5);
       }
     });
     rotating = true;
