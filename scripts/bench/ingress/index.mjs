@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -361,7 +361,7 @@ try {
         measured:
           'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest counts the gateway and subscription processes (or the bare server), not NATS or Postgres',
         loadAverageAfter: loadavg().map((n) => Number(n.toFixed(2))),
-        cores: (await import('node:os')).cpus().length,
+        cores: cpus().length,
         node: process.version,
       },
       null,

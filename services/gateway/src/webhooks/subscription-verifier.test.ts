@@ -35,6 +35,9 @@ describe('verifyErrorToDeliveryError', () => {
   });
 
   it('lets the status code decide even when the reason is missing or unknown', () => {
+    const odd = Object.assign(received(GrpcStatus.UNAUTHENTICATED), { metadata: new Metadata() });
+    odd.metadata.set('calsync-reason', 'toString');
+    expect(verifyErrorToDeliveryError(odd)).toMatchObject({ kind: 'unauthenticated', code: 'invalid_signature' });
     expect(verifyErrorToDeliveryError(received(GrpcStatus.UNAUTHENTICATED))).toMatchObject({
       kind: 'unauthenticated',
       code: 'invalid_signature',

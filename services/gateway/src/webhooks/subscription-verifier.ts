@@ -12,43 +12,35 @@ import { callMetadata } from '../upstream/call-metadata';
 
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
 
-const Failure = subscriptionV1.VerifyFailure;
-
 /** The caller-facing code and message for each VerifyFailure the subscription service names. */
-const failureCodes: Record<string, { code: string; message: string }> = {
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_HOOK_NOT_FOUND)]: {
+const failureCodes: Partial<Record<keyof typeof subscriptionV1.VerifyFailure, { code: string; message: string }>> = {
+  VERIFY_FAILURE_HOOK_NOT_FOUND: {
     code: 'unknown_hook',
     message: 'no active webhook subscription has this callback URL',
   },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_SIGNATURE_MISSING)]: {
+  VERIFY_FAILURE_SIGNATURE_MISSING: {
     code: 'signature_missing',
     message: 'the Calendly-Webhook-Signature header is missing',
   },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_SIGNATURE_MALFORMED)]: {
+  VERIFY_FAILURE_SIGNATURE_MALFORMED: {
     code: 'signature_malformed',
     message: 'the Calendly-Webhook-Signature header is malformed',
   },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_SIGNATURE_MISMATCH)]: {
-    code: 'signature_mismatch',
-    message: 'the signature does not match the body',
-  },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_TIMESTAMP_STALE)]: {
-    code: 'signature_expired',
-    message: 'the signature timestamp is too old',
-  },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE)]: {
+  VERIFY_FAILURE_SIGNATURE_MISMATCH: { code: 'signature_mismatch', message: 'the signature does not match the body' },
+  VERIFY_FAILURE_TIMESTAMP_STALE: { code: 'signature_expired', message: 'the signature timestamp is too old' },
+  VERIFY_FAILURE_TIMESTAMP_IN_FUTURE: {
     code: 'signature_from_future',
     message: 'the signature timestamp is in the future',
   },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_PAYLOAD_MALFORMED)]: {
+  VERIFY_FAILURE_PAYLOAD_MALFORMED: {
     code: 'malformed_payload',
     message: 'the delivery is not a Calendly webhook envelope',
   },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_PAYLOAD_OTHER_USER)]: {
+  VERIFY_FAILURE_PAYLOAD_OTHER_USER: {
     code: 'payload_not_for_this_hook',
     message: "the delivery does not belong to this subscription's user",
   },
-  [subscriptionV1.verifyFailureToJSON(Failure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED)]: {
+  VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED: {
     code: 'event_not_subscribed',
     message: 'this subscription does not carry this event',
   },
@@ -82,7 +74,8 @@ export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | D
     return new DependencyUnavailable('subscription', `subscription could not verify the delivery (${name})`, error);
   }
   const reason = reasonOf(error);
-  const described = (reason && failureCodes[reason]) || defaultCodeByKind[kind];
+  const known = reason !== undefined && Object.hasOwn(failureCodes, reason);
+  const described = (known && failureCodes[reason as keyof typeof failureCodes]) || defaultCodeByKind[kind];
   return new DeliveryRejected(kind, described.code, described.message);
 }
 
