@@ -86,6 +86,10 @@ export interface GatewaySystem {
     attempt: DeliveryAttempt,
     options?: { path?: string; headers?: Record<string, string>; body?: string },
   ): Promise<Response>;
+  /** Stops the subscription service (the gateway keeps running). */
+  stopSubscription(): Promise<void>;
+  /** Starts the subscription service again on the same port and database. */
+  startSubscription(): Promise<void>;
   /** Every event in the gateway's stream. */
   storedEvents(): Promise<StoredEvent[]>;
   stop(): Promise<void>;
@@ -150,18 +154,19 @@ export async function startGatewaySystem(
     );
     stops.push(() => identity.stop());
     const identityAddr = `127.0.0.1:${identity.ports.grpc}`;
-    const subscription = await startSubscription(
-      loadSubscriptionConfig({
-        ...common,
-        ...grpc,
-        ...calendly,
-        IDENTITY_ADDR: identityAddr,
-        PUBLIC_BASE_URL: url,
-        CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
-        RECONCILE_INTERVAL_SECONDS: '0',
-      }),
-      { log: quiet },
-    );
+    // A fixed port, so a test can stop subscription and start it again where the gateway looks.
+    const subscriptionPort = await localInfra.freePort();
+    const subscriptionConfig = loadSubscriptionConfig({
+      ...common,
+      ...grpc,
+      ...calendly,
+      GRPC_PORT: String(subscriptionPort),
+      IDENTITY_ADDR: identityAddr,
+      PUBLIC_BASE_URL: url,
+      CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
+      RECONCILE_INTERVAL_SECONDS: '0',
+    });
+    let subscription = await startSubscription(subscriptionConfig, { log: quiet });
     stops.push(() => subscription.stop());
     const meetings = await startMeetings(
       loadMeetingsConfig({ ...common, ...grpc, ...calendly, IDENTITY_ADDR: identityAddr }),
@@ -180,7 +185,7 @@ export async function startGatewaySystem(
         APP_URL: appUrl,
         DEMO_DIR: demoDir,
         IDENTITY_ADDR: identityAddr,
-        SUBSCRIPTION_ADDR: `127.0.0.1:${subscription.ports.grpc}`,
+        SUBSCRIPTION_ADDR: `127.0.0.1:${subscriptionPort}`,
         MEETINGS_ADDR: `127.0.0.1:${meetings.ports.grpc}`,
         AUTH_JWT_SECRET: jwtSecret,
         SHUTDOWN_TIMEOUT_MS: '5000',
@@ -326,6 +331,10 @@ export async function startGatewaySystem(
           });
         }
         return events;
+      },
+      stopSubscription: () => subscription.stop(),
+      async startSubscription() {
+        subscription = await startSubscription(subscriptionConfig, { log: quiet });
       },
       stop: stopAll,
     };

@@ -61,3 +61,20 @@ test('with NATS stopped the gateway answers 503, stores nothing, and recovers by
   const stored = await system.storedEvents();
   expect(stored.map(({ event }) => event.payload.toString())).toEqual([before.body, during.body]);
 }, 120_000);
+
+test('with subscription stopped the gateway answers 503, stores nothing, and recovers when it is back', async () => {
+  const delivery = await system.withheldDelivery(alice, 3);
+  await system.stopSubscription();
+  const refused = await system.replay(delivery);
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect(await refused.json()).toEqual({ error: 'subscription_unavailable', message: expect.any(String) });
+  expect(await readiness()).toMatchObject({ status: 503, body: { checks: { subscription: 'not_serving' } } });
+  expect((await system.storedEvents()).some(({ event }) => event.payload.toString() === delivery.body)).toBe(false);
+
+  await system.startSubscription();
+  await eventually(async () => ((await readiness()).status === 200 ? true : undefined));
+  const retried = await system.replay(delivery);
+  expect(retried.status).toBe(200);
+  expect(await retried.json()).toEqual({ status: 'stored' });
+}, 120_000);
