@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { createCalendlyClient } from '@calsync/calendly-client';
 import {
   connectNats,
@@ -20,6 +19,7 @@ import { loadSubscriptionConfig, type SubscriptionConfig } from './config';
 import { subscriptionService } from './grpc/subscription-service';
 import { createIdentityConnections } from './identity/connections';
 import { createSubscriptionMetrics } from './metrics';
+import { migrationsDir } from './migrations';
 import { createReconciler } from './reconcile/reconciler';
 import { createSubscriptions } from './subscriptions/subscriptions';
 import { createVerifier } from './verify/verifier';
@@ -27,8 +27,6 @@ import { createDeliveryRecorder } from './webhooks/delivery-recorder';
 import { createHookCache } from './webhooks/hook-cache';
 import { createHookLoader } from './webhooks/hook-loader';
 import { createWebhookRepository } from './webhooks/webhook-repository';
-
-export const migrationsDir = join(__dirname, '..', 'migrations');
 
 export interface SubscriptionApp {
   stop(): Promise<void>;

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import { createLogger, createPool, createSealer, migrate } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { importLegacyWebhooks, legacyRecordSchema, type LegacyRecord } from '../legacy/legacy-webhooks';
-import { migrationsDir } from '../main';
+import { migrationsDir } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 
 /**

@@ -3,7 +3,7 @@ import { createLogger, createPool, migrate } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { createIdentityConnections } from '../identity/connections';
 import { retireLegacyWebhooks } from '../legacy/legacy-webhooks';
-import { migrationsDir } from '../main';
+import { migrationsDir } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
-import { migrationsDir } from '../main';
+import { migrationsDir } from '../migrations';
 import { createHookCache, type HookCache } from './hook-cache';
 import { createHookLoader, signingKeyContext } from './hook-loader';
 import { createWebhookRepository, type NewWebhook, type WebhookRepository } from './webhook-repository';
