@@ -56,8 +56,6 @@ interface Message {
   subscription: Subscription;
   event: string;
   body: string;
-  origin: string;
-  path: string;
   attempts: number;
   firstFailureAt?: number;
 }
@@ -133,8 +131,8 @@ export function createDeliveryEngine(deps: {
   ): Promise<{ status: number | null; error: string | null; responseBody: string | null }> => {
     try {
       const response = await currentAgent().request({
-        origin: message.origin,
-        path: message.path,
+        origin: message.subscription.callbackOrigin,
+        path: message.subscription.callbackPath,
         method: 'POST',
         headers,
         body: message.body,
@@ -251,15 +249,12 @@ export function createDeliveryEngine(deps: {
 
   return {
     deliver(subscription, event, body, after) {
-      const url = new URL(subscription.callbackUrl);
       const message: Message = {
         id: (messageSeq += 1),
         generation,
         subscription,
         event,
         body,
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
         attempts: 0,
       };
       live.add(message);

@@ -31,6 +31,9 @@ export interface Subscription {
   uuid: string;
   uri: string;
   callbackUrl: string;
+  /** The callback URL split once for the delivery agent. */
+  callbackOrigin: string;
+  callbackPath: string;
   events: WebhookEvent[];
   scope: 'user' | 'organization';
   organization: Organization;
@@ -182,10 +185,13 @@ export function createSubscriptionRegistry(deps: {
 
       const uuid = newUuid();
       const now = clock.now();
+      const callback = new URL(url as string);
       const subscription: Subscription = {
         uuid,
         uri: `${baseUrl}/webhook_subscriptions/${uuid}`,
         callbackUrl: url as string,
+        callbackOrigin: callback.origin,
+        callbackPath: `${callback.pathname}${callback.search}`,
         events: wanted,
         scope: scope as 'user' | 'organization',
         organization: org,
