@@ -120,16 +120,17 @@ for (const file of files) {
               assert.ok(probe, `${container.name}: no ${kind}`);
               if (ports.has('grpc')) {
                 assert.equal(probe.grpc?.port, ports.get('grpc'), `${container.name}: ${kind} is not a gRPC probe`);
-              } else if (probe.tcpSocket) {
-                // The simulator has no health route; a listening socket is all it can show.
-                assert.equal(component(deployment), 'calendly-sim', `${container.name}: ${kind} only checks a socket`);
-                assert.ok(ports.has(probe.tcpSocket.port), `${container.name}: ${kind} probes an undeclared port`);
+                // Liveness must not restart a pod that only waits for Postgres or NATS.
+                if (kind === 'livenessProbe') assert.equal(probe.grpc.service, 'liveness');
+                else assert.equal(probe.grpc.service, undefined, `${container.name}: ${kind} must ask overall health`);
               } else {
                 assert.ok(probe.httpGet, `${container.name}: ${kind} is not an HTTP probe`);
                 assert.ok(ports.has(probe.httpGet.port), `${container.name}: ${kind} probes an undeclared port`);
               }
             }
-            if (container.readinessProbe.httpGet) assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+            // The simulator's one health route is /_sim/healthz; every other HTTP server has /readyz.
+            const readinessPath = component(deployment) === 'calendly-sim' ? '/_sim/healthz' : '/readyz';
+            if (container.readinessProbe.httpGet) assert.equal(container.readinessProbe.httpGet.path, readinessPath);
           }
         });
 

@@ -111,7 +111,7 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
       userRoutes({ baseUrl, users, guard }),
       subscriptionRoutes({ subscriptions, guard }),
       scheduledEventRoutes({ baseUrl, ledger, guard }),
-      controlRoutes({ users, subscriptions, ledger, delivery, faults, clock, settings, reset }),
+      controlRoutes({ users, subscriptions, ledger, delivery, faults, clock, settings, oauth, reset }),
     ],
   });
   const callback = app.callback();

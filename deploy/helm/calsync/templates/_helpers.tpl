@@ -60,8 +60,8 @@ calsync.io/role: server
 {{/*
 Ports and wiring of every service. database: owns a Postgres schema (migrations); nats: talks to
 JetStream; sealing: seals secrets at rest; calendly: calls Calendly (or the simulator); calls: gRPC
-services it calls; portVariable: the variable naming an HTTP server's port; probe: tcp when it
-has no health route; dev: only deployed with dev.enabled.
+services it calls; portVariable: the variable naming an HTTP server's port; healthPath: the one
+health route of a server without /healthz and /readyz; dev: only deployed with dev.enabled.
 */}}
 {{- define "calsync.topology" -}}
 identity:
@@ -95,7 +95,7 @@ gateway:
 calendly-sim:
   httpPort: 8081
   portVariable: SIM_PORT
-  probe: tcp
+  healthPath: /_sim/healthz
   dev: true
   calls: []
 {{- end }}

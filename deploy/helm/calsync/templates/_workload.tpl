@@ -152,12 +152,9 @@ capabilities:
     # Stays SERVING while the service waits for Postgres or NATS: an outage must not restart pods.
     service: liveness
     {{- end }}
-  {{- else if eq ($facts.probe | default "") "tcp" }}
-  tcpSocket:
-    port: http
   {{- else }}
   httpGet:
-    path: {{ ternary "/readyz" "/healthz" (eq $kind "readiness") }}
+    path: {{ $facts.healthPath | default (ternary "/readyz" "/healthz" (eq $kind "readiness")) }}
     port: http
   {{- end }}
   {{- toYaml (index $probes $kind) | nindent 2 }}

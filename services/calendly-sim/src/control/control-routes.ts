@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import type { BookingLedger } from '../bookings/booking-ledger';
 import type { DeliveryEngine } from '../delivery/delivery-engine';
+import type { OAuthServer } from '../oauth/oauth-server';
 import { faultsSchema, type Faults } from '../faults/faults';
 import type { Clock } from '../http/clock';
 import { invalidArgument, notFound } from '../http/errors';
@@ -56,6 +57,7 @@ export function controlRoutes(deps: {
   faults: Faults;
   clock: Clock;
   settings: SimulatorSettings;
+  oauth: OAuthServer;
   reset(): void;
 }): Router {
   const { users, subscriptions, ledger, delivery, faults, clock, settings } = deps;
@@ -165,6 +167,16 @@ export function controlRoutes(deps: {
     faults.clear();
     clock.offsetMs = 0;
     ctx.status = 204;
+  });
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { ok: true };
+  });
+
+  router.get('/token_requests', (ctx) => {
+    const user = users.find(String(queryOf(ctx).user ?? ''));
+    if (!user) throw invalidArgument([{ parameter: 'user', message: 'names no simulated user' }]);
+    ctx.body = { user: user.uri, ...deps.oauth.tokenRequestsOf(user.uuid) };
   });
 
   router.get('/settings', (ctx) => {

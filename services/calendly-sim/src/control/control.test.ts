@@ -169,3 +169,18 @@ test('runs as a process: SIM_* settings, logs ready with httpPort, stops on SIGT
   });
   await expect(broken).rejects.toThrow(/SIM_PORT/);
 });
+
+test('the control API answers cross-origin pages (the demo page) while Calendly routes do not', async () => {
+  const preflight = await fetch(`${harness.sim.url}/_sim/bookings`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://127.0.0.1:8080', 'access-control-request-method': 'POST' },
+  });
+  expect(preflight.status).toBe(204);
+  expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+  expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type');
+  const health = await fetch(`${harness.sim.url}/_sim/healthz`, { headers: { origin: 'http://127.0.0.1:8080' } });
+  expect(health.status).toBe(200);
+  expect(health.headers.get('access-control-allow-origin')).toBe('*');
+  const calendly = await fetch(`${harness.sim.url}/users/me`, { headers: { origin: 'http://127.0.0.1:8080' } });
+  expect(calendly.headers.get('access-control-allow-origin')).toBeNull();
+});

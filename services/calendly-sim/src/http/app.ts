@@ -51,6 +51,18 @@ export function createApp(deps: { log: Logger; faults: Faults; routers: Router[]
     }
   });
 
+  // The control API is called from pages on other origins (the local demo page, a platform's
+  // own test UI); Calendly's routes are not, so only /_sim/ answers cross-origin requests.
+  app.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/_sim/') && ctx.path !== '/_sim') return next();
+    ctx.set('Access-Control-Allow-Origin', '*');
+    if (ctx.method !== 'OPTIONS') return next();
+    ctx.set('Access-Control-Allow-Methods', 'GET, POST, DELETE');
+    ctx.set('Access-Control-Allow-Headers', 'content-type');
+    ctx.set('Access-Control-Max-Age', '600');
+    ctx.status = 204;
+  });
+
   app.use(
     bodyParser({
       enableTypes: ['json', 'form'],

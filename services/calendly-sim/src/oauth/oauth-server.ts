@@ -57,6 +57,8 @@ export interface OAuthServer {
   introspect(credentials: ClientCredentials): Record<string, unknown>;
   /** The principal behind a bearer token, or 401 in Calendly's words. */
   authenticate(bearer: string | undefined): Principal;
+  /** Token requests (code exchanges and refreshes) made for a user, allowed or refused: tests count refreshes with it. */
+  tokenRequestsOf(userUuid: string): { authorization_code: number; refresh_token: number };
   clear(): void;
 }
 
@@ -127,6 +129,13 @@ export function createOAuthServer(deps: {
     }
   };
 
+  const tokenRequestCounts = new Map<string, { authorization_code: number; refresh_token: number }>();
+  const countTokenRequest = (userUuid: string, grant: 'authorization_code' | 'refresh_token'): void => {
+    const counts = tokenRequestCounts.get(userUuid) ?? { authorization_code: 0, refresh_token: 0 };
+    counts[grant] += 1;
+    tokenRequestCounts.set(userUuid, counts);
+  };
+
   const limitTokenRequests = (userUuid: string): void => {
     const decision = deps.tokenLimiter.take(`token:${userUuid}`, settings.tokenRequestsPerUserPerMinute);
     if (!decision.allowed) {
@@ -180,6 +189,7 @@ export function createOAuthServer(deps: {
     if (!code || code.used || code.clientId !== clientId || clock.now() >= code.expiresAt) {
       throw new OAuthError(400, 'invalid_grant', invalidGrantText);
     }
+    countTokenRequest(code.userUuid, 'authorization_code');
     limitTokenRequests(code.userUuid);
     if (form.redirect_uri !== code.redirectUri) throw new OAuthError(400, 'invalid_grant', invalidGrantText);
     if (code.challenge !== undefined) {
@@ -209,6 +219,7 @@ export function createOAuthServer(deps: {
     if (!form.refresh_token) throw new OAuthError(400, 'invalid_request', 'refresh_token is required.');
     const record = refreshTokens.get(form.refresh_token);
     if (!record) throw new OAuthError(400, 'invalid_grant', invalidGrantText);
+    countTokenRequest(record.grant.userUuid, 'refresh_token');
     limitTokenRequests(record.grant.userUuid);
     if (record.state !== 'active' || record.grant.revoked || record.grant.clientId !== clientId) {
       throw new OAuthError(400, 'invalid_grant', invalidGrantText);
@@ -344,7 +355,9 @@ export function createOAuthServer(deps: {
       return { user, scopes: new Set(access.grant.scopes), via: 'oauth' };
     },
 
+    tokenRequestsOf: (userUuid) => ({ authorization_code: 0, refresh_token: 0, ...tokenRequestCounts.get(userUuid) }),
     clear() {
+      tokenRequestCounts.clear();
       codes.clear();
       accessTokens.clear();
       refreshTokens.clear();

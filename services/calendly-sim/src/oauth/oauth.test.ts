@@ -167,6 +167,16 @@ test('rotates refresh tokens single-use: reusing the old one fails with 400 inva
   expect(me.status).toBe(200);
 });
 
+test("counts each user's token requests, refused ones included, so tests can count refreshes", async () => {
+  const first = await connectWithOAuth(harness, ann);
+  await exchange({ grant_type: 'refresh_token', refresh_token: first.refresh_token });
+  await exchange({ grant_type: 'refresh_token', refresh_token: first.refresh_token });
+  const counts = await harness.control('GET', `/_sim/token_requests?user=${encodeURIComponent(ann.uri)}`);
+  expect(counts).toEqual({ user: ann.uri, authorization_code: 1, refresh_token: 2 });
+  const unknown = await harness.call('GET', '/_sim/token_requests?user=nobody');
+  expect(unknown.status).toBe(400);
+});
+
 test('access tokens expire after accessTokenTtlSeconds', async () => {
   await harness.control('POST', '/_sim/settings', { accessTokenTtlSeconds: 60 });
   const tokens = await connectWithOAuth(harness, ann);
