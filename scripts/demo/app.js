@@ -216,13 +216,14 @@
   tomorrow.setMinutes(0, 0, 0);
   $('start').value = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
+  const remembered = localStorage.getItem('calsync-demo-user');
+  $('user').value = remembered ?? demo.users[0].id;
+  selectUser($('user').value);
+  // Back from Calendly's consent page: say how the connect went (after the sign-in message).
   const params = new URLSearchParams(window.location.search);
   if (params.get('calendly') === 'connected') status('Calendly connected.');
   if (params.get('calendly') === 'error')
     status(`Calendly connection failed: ${params.get('reason') ?? 'unknown reason'}`);
-  const remembered = localStorage.getItem('calsync-demo-user');
-  $('user').value = remembered ?? demo.users[0].id;
-  selectUser($('user').value);
   pollTimer = setInterval(() => {
     void refreshMeetings();
     void refreshConnection();

@@ -46,6 +46,12 @@ beforeAll(async () => {
   page = await browser.newPage();
 }, 120_000);
 
+afterEach(async () => {
+  // Whatever happened, keep the page as it was last seen: the screenshot explains a failure.
+  mkdirSync(screenshotDir, { recursive: true });
+  await page?.screenshot({ path: join(screenshotDir, 'demo-last.png'), fullPage: true }).catch(() => undefined);
+});
+
 afterAll(async () => {
   await browser?.close();
   await system?.stop();

@@ -8,7 +8,7 @@
 // `--concurrency` requests in flight over keep-alive connections for `--seconds`.
 //
 //   node scripts/bench/ingress/index.mjs [--users 10000] [--seconds 15] [--warmup-seconds 3]
-//        [--concurrency 32] [--database-url postgres://...] [--nats-url nats://...]
+//        [--concurrency 32] [--database-url postgres://...] [--nats-url nats://...] [--cpu-prof DIR]
 //
 // Postgres and NATS come from the options, else CALSYNC_TEST_DATABASE_URL / CALSYNC_TEST_NATS_URL,
 // else they are started locally (scripts/lib/local-infra.cjs). Everything listens on 127.0.0.1;
@@ -30,7 +30,7 @@ const { Pool: HttpPool } = require('undici');
 const { Client } = require('pg');
 const { connect } = require('nats');
 const kit = require('@calsync/service-kit');
-const { migrationsDir } = require('@calsync/subscription');
+const { migrationsDir } = require('@calsync/subscription/dist/migrations');
 const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks/webhook-repository');
 const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
 const { callbackUrlOf, newHookId, newSigningKey } = require('@calsync/subscription/dist/webhooks/webhook-secrets');
@@ -44,6 +44,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     'database-url': { type: 'string' },
     'nats-url': { type: 'string' },
+    // Writes V8 CPU profiles of the gateway and subscription processes into this folder.
+    'cpu-prof': { type: 'string' },
   },
 });
 const userCount = Number(values.users);
@@ -63,7 +65,9 @@ const say = (message) => process.stderr.write(`${message}\n`);
 async function startProcess(name, entry, env) {
   const logFile = join(workDir, `${name}.log`);
   const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [entry], {
+  const profile =
+    values['cpu-prof'] && name !== 'bare-koa' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
+  const child = spawn(process.execPath, [...profile, entry], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', fd, fd],
   });
@@ -171,7 +175,7 @@ async function load({ origin, more, pick, pids }) {
   const latencies = [];
   const answers = {};
   let errors = 0;
-  const cpuBefore = pids.map(cpuSecondsOf);
+  const cpuBefore = pids.map(({ pid }) => cpuSecondsOf(pid));
   const started = performance.now();
   const worker = async () => {
     while (more()) {
@@ -198,7 +202,7 @@ async function load({ origin, more, pick, pids }) {
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - started) / 1000;
-  const cpu = pids.map((pid, i) => cpuSecondsOf(pid) - cpuBefore[i]).reduce((a, b) => a + b, 0);
+  const cpu = pids.map(({ pid }, i) => cpuSecondsOf(pid) - cpuBefore[i]);
   await pool.close();
   latencies.sort((a, b) => a - b);
   const round = (n) => (n === null ? null : Math.round(n * 100) / 100);
@@ -210,7 +214,9 @@ async function load({ origin, more, pick, pids }) {
     perSecond: Math.round(latencies.length / elapsed),
     p50Ms: round(percentile(latencies, 50)),
     p99Ms: round(percentile(latencies, 99)),
-    serverCpuMsPerRequest: round((cpu * 1000) / Math.max(1, latencies.length)),
+    serverCpuMsPerRequest: Object.fromEntries(
+      pids.map(({ name }, i) => [name, round((cpu[i] * 1000) / Math.max(1, latencies.length))]),
+    ),
   };
 }
 
@@ -294,7 +300,11 @@ try {
   await pool.end();
   say(`seeded ${userCount} users in ${seedSeconds.toFixed(1)} s`);
 
-  const common = { NATS_URL: natsUrl, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'info' };
+  const common = {
+    NATS_URL: natsUrl,
+    NATS_SUBJECT_PREFIX: prefix,
+    LOG_LEVEL: 'info',
+  };
   const subscription = await startProcess('subscription', join(root, 'services/subscription/dist/main.js'), {
     ...common,
     DATABASE_URL: databaseUrl,
@@ -324,19 +334,25 @@ try {
   const bare = await startProcess('bare-koa', join(root, 'scripts/bench/ingress/bare-koa.cjs'), {});
 
   say(`bare Koa route: ${warmupSeconds} s warm-up, ${seconds} s measured`);
-  const bareResult = await measure(`http://127.0.0.1:${bare.ready.httpPort}`, users, [bare.pid]);
+  const bareResult = await measure(`http://127.0.0.1:${bare.ready.httpPort}`, users, [
+    { name: 'bareKoa', pid: bare.pid },
+  ]);
 
   // Every hook once, in order: the first delivery of each user loads its hook (and opens its key).
+  const servers = [
+    { name: 'gateway', pid: gateway.pid },
+    { name: 'subscription', pid: subscription.pid },
+  ];
   say(`gateway: one delivery for each of ${userCount} users (cold hooks)`);
   let next = 0;
   const cold = await load({
     origin: gatewayUrl,
     more: () => next < users.length,
     pick: () => users[next++],
-    pids: [gateway.pid, subscription.pid],
+    pids: servers,
   });
   say(`gateway: ${warmupSeconds} s warm-up, ${seconds} s measured`);
-  const gatewayResult = await measure(gatewayUrl, users, [gateway.pid, subscription.pid]);
+  const gatewayResult = await measure(gatewayUrl, users, servers);
 
   const nc = await connect({ servers: natsUrl });
   const info = await (await nc.jetstreamManager()).streams.info(names.eventsStream);
@@ -359,7 +375,7 @@ try {
         streamMessages: info.state.messages,
         storedAnswersMeasured: storedAnswers,
         measured:
-          'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest counts the gateway and subscription processes (or the bare server), not NATS or Postgres',
+          'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest is CPU time per request of each server process (not of NATS or Postgres)',
         loadAverageAfter: loadavg().map((n) => Number(n.toFixed(2))),
         cores: cpus().length,
         node: process.version,

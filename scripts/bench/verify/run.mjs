@@ -1,0 +1,349 @@
+// VerifyAndResolveUser over gRPC at 100, 10,000 and 100,000 subscriptions: calsync's
+// subscription service (O(1) hook lookup, one HMAC) side by side with the seed's approach
+// (read every key, try each), in the same run, on loopback. Prints throughput, p99, the ratios
+// and the command. Build first: `npx tsc -p services/subscription/tsconfig.build.json`.
+//
+//   node scripts/bench/verify/run.mjs
+//
+// Env (all optional): BENCH_DATABASE_URL (a server where a database may be created; default
+// CALSYNC_TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres), BENCH_NATS_URL
+// (default CALSYNC_TEST_NATS_URL or nats://127.0.0.1:4222), BENCH_SIZES (100,10000,100000),
+// BENCH_ROUNDS (3), BENCH_PHASE_MS (4000), BENCH_CONCURRENCY (32), BENCH_SEED_MAX_REQUESTS (100),
+// BENCH_SEED_PHASE_MS (4000), BENCH_WARMUP_MS (3000). Sizes are measured round-robin so
+// background load hits them alike; the seed's requests are capped (at 100,000 one takes seconds).
+import { createHmac, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const subscriptionDist = join(root, 'services', 'subscription', 'dist');
+if (!existsSync(join(subscriptionDist, 'main.js'))) {
+  console.error('build first: npx tsc -p services/subscription/tsconfig.build.json');
+  process.exit(1);
+}
+const kit = require(join(root, 'services', 'service-kit', 'dist', 'index.js'));
+const { spawnService } = require(join(root, 'services', 'service-kit', 'dist', 'testing', 'index.js'));
+const { subscriptionV1 } = require(join(root, 'proto', 'dist', 'src', 'index.js'));
+const { createWebhookRepository } = require(join(subscriptionDist, 'webhooks', 'webhook-repository.js'));
+const { newHookId, newSigningKey } = require(join(subscriptionDist, 'webhooks', 'webhook-secrets.js'));
+const { signingKeyContext } = require(join(subscriptionDist, 'webhooks', 'hook-loader.js'));
+const { migrationsDir } = require(join(subscriptionDist, 'migrations.js'));
+const { Client } = require('pg');
+
+const env = process.env;
+const serverUrl =
+  env.BENCH_DATABASE_URL ?? env.CALSYNC_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const natsUrl = env.BENCH_NATS_URL ?? env.CALSYNC_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const sizes = (env.BENCH_SIZES ?? '100,10000,100000').split(',').map(Number);
+const rounds = Number(env.BENCH_ROUNDS ?? 3);
+const phaseMs = Number(env.BENCH_PHASE_MS ?? 4000);
+const concurrency = Number(env.BENCH_CONCURRENCY ?? 32);
+const seedMaxRequests = Number(env.BENCH_SEED_MAX_REQUESTS ?? 100);
+const seedPhaseMs = Number(env.BENCH_SEED_PHASE_MS ?? 4000);
+const warmupMs = Number(env.BENCH_WARMUP_MS ?? 3000);
+const requestPool = 4_000;
+const log = kit.createLogger({ service: 'bench-verify', level: 'warn' });
+const sealingKey = randomBytes(32);
+const sealingKeys = `bench=${sealingKey.toString('base64')}`;
+const sealer = kit.createSealer({ keys: new Map([['bench', sealingKey]]), activeKeyId: 'bench' });
+const events = ['invitee.created', 'invitee.canceled', 'invitee_no_show.created', 'invitee_no_show.deleted'];
+
+const say = (line) => process.stdout.write(`${line}\n`);
+const userUri = (i) => `https://api.calendly.com/users/BENCH${String(i).padStart(8, '0')}`;
+
+/** A realistic invitee.created delivery for user i (about 1.5 kB, like Calendly's). */
+function deliveryBody(i, n) {
+  const uri = userUri(i);
+  return Buffer.from(
+    JSON.stringify({
+      event: 'invitee.created',
+      created_at: new Date().toISOString(),
+      created_by: uri,
+      payload: {
+        uri: `https://api.calendly.com/scheduled_events/EV${i}/invitees/INV${n}`,
+        email: `invitee${n}@example.com`,
+        name: `Invitee ${n}`,
+        first_name: 'Invitee',
+        last_name: String(n),
+        status: 'active',
+        timezone: 'Europe/Paris',
+        event: `https://api.calendly.com/scheduled_events/EV${i}`,
+        questions_and_answers: [{ question: 'Anything to prepare?', answer: 'The quarterly numbers.', position: 0 }],
+        tracking: {
+          utm_campaign: null,
+          utm_source: 'newsletter',
+          utm_medium: 'email',
+          utm_content: null,
+          utm_term: null,
+          salesforce_uuid: null,
+        },
+        rescheduled: false,
+        old_invitee: null,
+        new_invitee: null,
+        cancel_url: `https://calendly.com/cancellations/INV${n}`,
+        reschedule_url: `https://calendly.com/reschedulings/INV${n}`,
+        no_show: null,
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+        scheduled_event: {
+          uri: `https://api.calendly.com/scheduled_events/EV${i}`,
+          name: '30 Minute Meeting',
+          status: 'active',
+          start_time: '2026-06-01T09:00:00.000000Z',
+          end_time: '2026-06-01T09:30:00.000000Z',
+          event_type: 'https://api.calendly.com/event_types/ET1',
+          location: { type: 'google_conference', join_url: 'https://meet.google.com/abc-defg-hij' },
+          invitees_counter: { total: 1, active: 1, limit: 1 },
+          event_memberships: [{ user: uri, user_email: `host${i}@example.com`, user_name: `Host ${i}` }],
+          event_guests: [],
+          created_at: new Date().toISOString(),
+          updated_at: new Date().toISOString(),
+        },
+      },
+    }),
+  );
+}
+
+function signed(key, i, n) {
+  const rawBody = deliveryBody(i, n);
+  const t = String(Math.floor(Date.now() / 1000));
+  const v1 = createHmac('sha256', key).update(`${t}.`).update(rawBody).digest('hex');
+  return { request: { hookId: '', signatureHeader: `t=${t},v1=${v1}`, rawBody }, userId: `bench-user-${i}` };
+}
+
+/** Seeds `size` hooks into the schema through the service's own repository; returns their ids and keys. */
+async function seed(databaseUrl, schema, size) {
+  await kit.migrate({ url: databaseUrl, schema, dir: migrationsDir, log });
+  const pool = kit.createPool({ url: databaseUrl, schema, max: 2, log });
+  const repository = createWebhookRepository(pool);
+  const hooks = [];
+  try {
+    for (let start = 0; start < size; start += 5_000) {
+      const batch = [];
+      for (let i = start; i < Math.min(size, start + 5_000); i++) {
+        const hookId = newHookId();
+        const key = newSigningKey();
+        hooks.push({ hookId, key });
+        batch.push({
+          hookId,
+          userId: `bench-user-${i}`,
+          calendlyUserUri: userUri(i),
+          calendlyOrganizationUri: 'https://api.calendly.com/organizations/BENCH',
+          calendlySubscriptionUri: `https://api.calendly.com/webhook_subscriptions/${hookId}`,
+          callbackUrl: `https://calsync.bench/webhooks/calendly/${hookId}`,
+          events,
+          state: 'active',
+          signingKeySource: 'subscription',
+          signingKeySealed: sealer.seal(key, signingKeyContext(hookId)),
+        });
+      }
+      await repository.insertMany(batch);
+    }
+  } finally {
+    await pool.end();
+  }
+  return hooks;
+}
+
+/** Requests for random hooks, signed now (valid for the 180 s window). */
+function requestsFor(hooks, count) {
+  const requests = [];
+  for (let n = 0; n < count; n++) {
+    const i = Math.floor(Math.random() * hooks.length);
+    const { request, userId } = signed(hooks[i].key, i, n);
+    requests.push({ request: { ...request, hookId: hooks[i].hookId }, userId });
+  }
+  return requests;
+}
+
+/** How long the service took to load its hooks, from its `hook cache warmed` log line. */
+async function warmedIn(service) {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    for (const line of service.lines) {
+      const entry = JSON.parse(line);
+      if (entry.msg === 'hook cache warmed') return entry.ms;
+    }
+    if (Date.now() > deadline) throw new Error('the service did not warm its hook cache in time');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Sends requests with `workers` in flight until the time or request budget runs out. */
+async function load(client, requests, { durationMs, maxRequests = Infinity, workers }) {
+  const latencies = [];
+  let next = 0;
+  let wrong = 0;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  const worker = async () => {
+    while (performance.now() < deadline && next < maxRequests) {
+      const { request, userId } = requests[next++ % requests.length];
+      const sent = performance.now();
+      try {
+        const answer = await client.verifyAndResolveUser(request, { timeoutMs: 120_000 });
+        if (answer.userId !== userId) wrong += 1;
+      } catch {
+        wrong += 1;
+      }
+      latencies.push(performance.now() - sent);
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  return { latencies, seconds, wrong };
+}
+
+const percentile = (values, p) => {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+};
+const median = (values) => percentile(values, 50);
+const fmt = (value, digits = 0) =>
+  Number.isFinite(value)
+    ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : 'n/a';
+
+async function main() {
+  const databaseName = `calsync_bench_verify_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${databaseName}`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${databaseName}`;
+  const databaseUrl = url.toString();
+  const processes = [];
+  const clients = [];
+  const prefix = `bench${randomBytes(3).toString('hex')}`;
+  const began = performance.now();
+  try {
+    const targets = [];
+    for (const size of sizes) {
+      const schema = `bench_${size}`;
+      const seeding = performance.now();
+      const hooks = await seed(databaseUrl, schema, size);
+      say(`seeded ${fmt(size)} subscriptions in ${fmt((performance.now() - seeding) / 1000, 1)} s`);
+      const common = {
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: schema,
+        SEALING_KEYS: sealingKeys,
+        SEALING_ACTIVE_KEY_ID: 'bench',
+        GRPC_HOST: '127.0.0.1',
+        GRPC_PORT: '0',
+      };
+      const service = await spawnService({
+        entry: join(subscriptionDist, 'main.js'),
+        maxLines: 200,
+        env: {
+          ...common,
+          METRICS_PORT: '0',
+          NATS_URL: natsUrl,
+          NATS_SUBJECT_PREFIX: `${prefix}${size}`,
+          // Never called while verifying: deliveries need neither identity nor Calendly.
+          IDENTITY_ADDR: '127.0.0.1:9',
+          CALENDLY_API_URL: 'http://127.0.0.1:9',
+          PUBLIC_BASE_URL: 'https://calsync.bench',
+          RECONCILE_INTERVAL_SECONDS: '0',
+          LOG_LEVEL: 'info',
+        },
+      });
+      processes.push(service);
+      const seedProcess = await spawnService({
+        entry: join(root, 'scripts', 'bench', 'verify', 'seed-verifier.mjs'),
+        env: common,
+        maxLines: 200,
+      });
+      processes.push(seedProcess);
+      const connect = (port) => {
+        const client = kit.createGrpcClient(subscriptionV1.SubscriptionServiceService, `127.0.0.1:${port}`);
+        clients.push(client);
+        return client;
+      };
+      targets.push({
+        size,
+        hooks,
+        service,
+        calsync: connect(service.ready.grpcPort),
+        seed: connect(seedProcess.ready.grpcPort),
+        results: { calsync: [], calsyncLatencies: [], seed: [], seedLatencies: [], wrong: 0 },
+      });
+    }
+
+    // Each service loads every hook into memory when it starts; wait for that, then give every
+    // server process a few seconds of load so all of them are JIT-warm before anything counts.
+    for (const target of targets) {
+      target.warmedMs = await warmedIn(target.service);
+      const settle = await load(target.calsync, requestsFor(target.hooks, requestPool), {
+        durationMs: warmupMs,
+        workers: concurrency,
+      });
+      target.results.wrong += settle.wrong;
+    }
+
+    for (let round = 1; round <= rounds; round++) {
+      for (const target of targets) {
+        const requests = requestsFor(target.hooks, requestPool);
+        const calsync = await load(target.calsync, requests, { durationMs: phaseMs, workers: concurrency });
+        target.results.calsync.push(calsync.latencies.length / calsync.seconds);
+        target.results.calsyncLatencies.push(...calsync.latencies);
+        const seedRun = await load(target.seed, requests, {
+          durationMs: seedPhaseMs,
+          maxRequests: Math.max(4, Math.ceil(seedMaxRequests / rounds)),
+          workers: 4,
+        });
+        target.results.seed.push(seedRun.latencies.length / seedRun.seconds);
+        target.results.seedLatencies.push(...seedRun.latencies);
+        target.results.wrong += calsync.wrong + seedRun.wrong;
+      }
+      say(`round ${round}/${rounds} done`);
+    }
+
+    say('');
+    say(
+      `VerifyAndResolveUser over gRPC, loopback, ${concurrency} in flight (seed: 4), median of ${rounds} rounds of ${phaseMs} ms`,
+    );
+    say(
+      '| subscriptions | calsync req/s | calsync p99 ms | seed req/s | seed p99 ms | calsync / seed | cache warm-up |',
+    );
+    say('|---:|---:|---:|---:|---:|---:|---:|');
+    for (const target of targets) {
+      const calsync = median(target.results.calsync);
+      const seedRate = median(target.results.seed);
+      say(
+        `| ${fmt(target.size)} | ${fmt(calsync)} | ${fmt(percentile(target.results.calsyncLatencies, 99), 1)} | ${fmt(seedRate, 1)} | ${fmt(percentile(target.results.seedLatencies, 99), 0)} | ${fmt(calsync / seedRate, 0)}x | ${fmt(target.warmedMs / 1000, 1)} s |`,
+      );
+    }
+    const first = targets[0];
+    const last = targets[targets.length - 1];
+    const ratio = median(last.results.calsync) / median(first.results.calsync);
+    say('');
+    say(
+      `calsync throughput at ${fmt(last.size)} / at ${fmt(first.size)}: ${fmt(ratio, 3)} (target: within 10%, i.e. >= 0.900) -> ${ratio >= 0.9 ? 'met' : 'NOT met'}`,
+    );
+    const wrong = targets.reduce((sum, target) => sum + target.results.wrong, 0);
+    say(`wrong or failed answers: ${wrong}`);
+    say(
+      `machine: ${(await import('node:os')).cpus().length} cores, node ${process.version}; took ${fmt((performance.now() - began) / 1000, 0)} s`,
+    );
+    say(`command: node scripts/bench/verify/run.mjs${env.BENCH_SIZES ? ` (BENCH_SIZES=${env.BENCH_SIZES})` : ''}`);
+    if (wrong > 0) process.exitCode = 1;
+  } finally {
+    for (const client of clients) client.close();
+    for (const child of processes) await child.stop();
+    const cleanup = new Client({ connectionString: serverUrl });
+    await cleanup.connect();
+    await cleanup.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
+    await cleanup.end();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
