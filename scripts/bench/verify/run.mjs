@@ -8,18 +8,20 @@
 // Env (all optional): BENCH_DATABASE_URL (a server where a database may be created; default
 // CALSYNC_TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres), BENCH_NATS_URL
 // (default CALSYNC_TEST_NATS_URL or nats://127.0.0.1:4222), BENCH_SIZES (100,10000,100000),
-// BENCH_ROUNDS (3), BENCH_PHASE_MS (4000), BENCH_CONCURRENCY (32), BENCH_SEED_MAX_REQUESTS (100),
+// BENCH_ROUNDS (3), BENCH_PHASE_MS (4000), BENCH_CONCURRENCY (32), BENCH_CLIENT_THREADS (2), BENCH_SEED_MAX_REQUESTS (100),
 // BENCH_SEED_PHASE_MS (4000), BENCH_WARMUP_MS (3000). Sizes are measured round-robin so
 // background load hits them alike; the seed's requests are capped (at 100,000 one takes seconds).
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 const require = createRequire(import.meta.url);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const root = join(benchDir, '..', '..', '..');
 const subscriptionDist = join(root, 'services', 'subscription', 'dist');
 if (!existsSync(join(subscriptionDist, 'main.js'))) {
   console.error('build first: npx tsc -p services/subscription/tsconfig.build.json');
@@ -27,7 +29,6 @@ if (!existsSync(join(subscriptionDist, 'main.js'))) {
 }
 const kit = require(join(root, 'services', 'service-kit', 'dist', 'index.js'));
 const { spawnService } = require(join(root, 'services', 'service-kit', 'dist', 'testing', 'index.js'));
-const { subscriptionV1 } = require(join(root, 'proto', 'dist', 'src', 'index.js'));
 const { createWebhookRepository } = require(join(subscriptionDist, 'webhooks', 'webhook-repository.js'));
 const { newHookId, newSigningKey } = require(join(subscriptionDist, 'webhooks', 'webhook-secrets.js'));
 const { signingKeyContext } = require(join(subscriptionDist, 'webhooks', 'hook-loader.js'));
@@ -42,6 +43,7 @@ const sizes = (env.BENCH_SIZES ?? '100,10000,100000').split(',').map(Number);
 const rounds = Number(env.BENCH_ROUNDS ?? 3);
 const phaseMs = Number(env.BENCH_PHASE_MS ?? 4000);
 const concurrency = Number(env.BENCH_CONCURRENCY ?? 32);
+const clientThreads = Number(env.BENCH_CLIENT_THREADS ?? 2);
 const seedMaxRequests = Number(env.BENCH_SEED_MAX_REQUESTS ?? 100);
 const seedPhaseMs = Number(env.BENCH_SEED_PHASE_MS ?? 4000);
 const warmupMs = Number(env.BENCH_WARMUP_MS ?? 3000);
@@ -173,29 +175,38 @@ async function warmedIn(service) {
   }
 }
 
-/** Sends requests with `workers` in flight until the time or request budget runs out. */
-async function load(client, requests, { durationMs, maxRequests = Infinity, workers }) {
-  const latencies = [];
-  let next = 0;
-  let wrong = 0;
-  const started = performance.now();
-  const deadline = started + durationMs;
-  const worker = async () => {
-    while (performance.now() < deadline && next < maxRequests) {
-      const { request, userId } = requests[next++ % requests.length];
-      const sent = performance.now();
-      try {
-        const answer = await client.verifyAndResolveUser(request, { timeoutMs: 120_000 });
-        if (answer.userId !== userId) wrong += 1;
-      } catch {
-        wrong += 1;
-      }
-      latencies.push(performance.now() - sent);
-    }
+/** Sends requests from `threads` threads with `workers` in flight each, until the time or request budget runs out. */
+async function load(address, requests, { durationMs, maxRequests = Infinity, workers, threads = clientThreads }) {
+  const runs = await Promise.all(
+    Array.from(
+      { length: threads },
+      (_, index) =>
+        new Promise((resolve, reject) => {
+          const worker = new Worker(join(benchDir, 'load-worker.mjs'), {
+            workerData: {
+              address,
+              requests: requests.slice(index).concat(requests.slice(0, index)),
+              durationMs,
+              maxRequests: Math.ceil(maxRequests / threads),
+              workers: Math.max(1, Math.round(workers / threads)),
+            },
+          });
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  return {
+    latencies: runs.flatMap((run) => run.latencies),
+    seconds: Math.max(...runs.map((run) => run.seconds)),
+    wrong: runs.reduce((sum, run) => sum + run.wrong, 0),
   };
-  await Promise.all(Array.from({ length: workers }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  return { latencies, seconds, wrong };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSecondsOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const percentile = (values, p) => {
@@ -219,7 +230,6 @@ async function main() {
   url.pathname = `/${databaseName}`;
   const databaseUrl = url.toString();
   const processes = [];
-  const clients = [];
   const prefix = `bench${randomBytes(3).toString('hex')}`;
   const began = performance.now();
   try {
@@ -260,18 +270,13 @@ async function main() {
         maxLines: 200,
       });
       processes.push(seedProcess);
-      const connect = (port) => {
-        const client = kit.createGrpcClient(subscriptionV1.SubscriptionServiceService, `127.0.0.1:${port}`);
-        clients.push(client);
-        return client;
-      };
       targets.push({
         size,
         hooks,
         service,
-        calsync: connect(service.ready.grpcPort),
-        seed: connect(seedProcess.ready.grpcPort),
-        results: { calsync: [], calsyncLatencies: [], seed: [], seedLatencies: [], wrong: 0 },
+        calsync: `127.0.0.1:${service.ready.grpcPort}`,
+        seed: `127.0.0.1:${seedProcess.ready.grpcPort}`,
+        results: { calsync: [], calsyncLatencies: [], calsyncCpu: [], seed: [], seedLatencies: [], wrong: 0 },
       });
     }
 
@@ -289,13 +294,17 @@ async function main() {
     for (let round = 1; round <= rounds; round++) {
       for (const target of targets) {
         const requests = requestsFor(target.hooks, requestPool);
+        const cpuBefore = cpuSecondsOf(target.service.child.pid);
         const calsync = await load(target.calsync, requests, { durationMs: phaseMs, workers: concurrency });
+        const cpu = cpuSecondsOf(target.service.child.pid) - cpuBefore;
         target.results.calsync.push(calsync.latencies.length / calsync.seconds);
+        target.results.calsyncCpu.push((cpu / calsync.latencies.length) * 1e6);
         target.results.calsyncLatencies.push(...calsync.latencies);
         const seedRun = await load(target.seed, requests, {
           durationMs: seedPhaseMs,
           maxRequests: Math.max(4, Math.ceil(seedMaxRequests / rounds)),
           workers: 4,
+          threads: 1,
         });
         target.results.seed.push(seedRun.latencies.length / seedRun.seconds);
         target.results.seedLatencies.push(...seedRun.latencies);
@@ -306,17 +315,17 @@ async function main() {
 
     say('');
     say(
-      `VerifyAndResolveUser over gRPC, loopback, ${concurrency} in flight (seed: 4), median of ${rounds} rounds of ${phaseMs} ms`,
+      `VerifyAndResolveUser over gRPC, loopback, ${concurrency} in flight from ${clientThreads} client threads (seed: 4 from 1), median of ${rounds} rounds of ${phaseMs} ms`,
     );
     say(
-      '| subscriptions | calsync req/s | calsync p99 ms | seed req/s | seed p99 ms | calsync / seed | cache warm-up |',
+      '| subscriptions | calsync req/s | calsync p99 ms | calsync server CPU per call | seed req/s | seed p99 ms | calsync / seed | cache warm-up |',
     );
-    say('|---:|---:|---:|---:|---:|---:|---:|');
+    say('|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const target of targets) {
       const calsync = median(target.results.calsync);
       const seedRate = median(target.results.seed);
       say(
-        `| ${fmt(target.size)} | ${fmt(calsync)} | ${fmt(percentile(target.results.calsyncLatencies, 99), 1)} | ${fmt(seedRate, 1)} | ${fmt(percentile(target.results.seedLatencies, 99), 0)} | ${fmt(calsync / seedRate, 0)}x | ${fmt(target.warmedMs / 1000, 1)} s |`,
+        `| ${fmt(target.size)} | ${fmt(calsync)} | ${fmt(percentile(target.results.calsyncLatencies, 99), 1)} | ${fmt(median(target.results.calsyncCpu))} µs | ${fmt(seedRate, 1)} | ${fmt(percentile(target.results.seedLatencies, 99), 0)} | ${fmt(calsync / seedRate, 0)}x | ${fmt(target.warmedMs / 1000, 1)} s |`,
       );
     }
     const first = targets[0];
@@ -334,7 +343,6 @@ async function main() {
     say(`command: node scripts/bench/verify/run.mjs${env.BENCH_SIZES ? ` (BENCH_SIZES=${env.BENCH_SIZES})` : ''}`);
     if (wrong > 0) process.exitCode = 1;
   } finally {
-    for (const client of clients) client.close();
     for (const child of processes) await child.stop();
     const cleanup = new Client({ connectionString: serverUrl });
     await cleanup.connect();

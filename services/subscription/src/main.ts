@@ -65,6 +65,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       databaseUrl: config.DATABASE_URL,
       schema: config.DATABASE_SCHEMA,
       load: loader.load,
+      loadPage: loader.loadPage,
       log,
       onLookup: metrics.cacheLookup,
     });

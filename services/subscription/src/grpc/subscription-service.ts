@@ -68,7 +68,8 @@ export function subscriptionService(deps: {
         const verified = await verifier.verify({
           hookId: request.hookId,
           signatureHeader: request.signatureHeader,
-          rawBody: Buffer.from(request.rawBody),
+          // A view, not a copy: the bytes are hashed as they arrived.
+          rawBody: Buffer.from(request.rawBody.buffer, request.rawBody.byteOffset, request.rawBody.byteLength),
         });
         return { ...verified };
       },

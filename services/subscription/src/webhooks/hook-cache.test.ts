@@ -139,3 +139,33 @@ it('serves from Postgres while its listener is down and starts empty when it is 
   await eventually(async () => cache.trusted, 10_000);
   expect((await cache.get(hook.hookId))?.refusing).toBe(true);
 });
+
+it('warms itself with every hook when it starts listening, so the first delivery is a hit', async () => {
+  const fresh = await createTestDatabase('hook_cache_warm');
+  await migrate({ url: fresh.url, schema, dir: migrationsDir, log });
+  const freshPool = createPool({ url: fresh.url, schema, log });
+  try {
+    const freshRepository = createWebhookRepository(freshPool);
+    const seeded = Array.from({ length: 4_500 }, (_, i) => newHook(`u-warm-${i}`));
+    await freshRepository.insertMany(seeded);
+    const loader = createHookLoader(freshRepository, sealer);
+    const cache = createHookCache({
+      databaseUrl: fresh.url,
+      schema,
+      load: loader.load,
+      loadPage: loader.loadPage,
+      log,
+    });
+    caches.push(cache);
+    await cache.start();
+    await eventually(async () => cache.stats().size === seeded.length);
+    expect(await cache.get(seeded[4_321]!.hookId)).toMatchObject({ userId: 'u-warm-4321' });
+    expect(cache.stats()).toMatchObject({ hit: 1, miss: 0 });
+    await freshRepository.update(seeded[0]!.hookId, { state: 'removing' });
+    await eventually(async () => (await cache.get(seeded[0]!.hookId))?.refusing === true);
+    await cache.stop();
+  } finally {
+    await freshPool.end();
+    await fresh.drop();
+  }
+});

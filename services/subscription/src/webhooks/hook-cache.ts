@@ -22,6 +22,13 @@ export interface HookCache {
   get(hookId: string): Promise<CachedHook | undefined>;
   /** Connects the change listener; resolves once the cache is trusted. */
   start(): Promise<void>;
+  /**
+   * Loads every hook, a page at a time, so no delivery after a start pays for a miss. Safe while
+   * serving: a hook that changes while its page is read is left to be loaded on demand.
+   * Resolves the number of hooks loaded (it stops early if the listener is lost). Runs by itself
+   * whenever the listener (re)connects, when `loadPage` is given.
+   */
+  warm(): Promise<number>;
   stop(): Promise<void>;
   /** True while change notifications flow: only then are entries served from memory. */
   readonly trusted: boolean;
@@ -44,6 +51,8 @@ export function createHookCache(options: {
   databaseUrl: string;
   schema: string;
   load: (hookId: string) => Promise<CachedHook | undefined>;
+  /** A page of hooks in id order after `after`, for warm(). */
+  loadPage?: (after: string, limit: number) => Promise<CachedHook[]>;
   log: Logger;
   onLookup?: (lookup: CacheLookup) => void;
 }): HookCache {
@@ -56,6 +65,9 @@ export function createHookCache(options: {
   const counts: Record<CacheLookup, number> = { hit: 0, miss: 0, bypass: 0 };
   let trusted = false;
   let stopped = false;
+  // Bumped whenever everything is forgotten; ids forgotten while a warm page is read are noted.
+  let generation = 0;
+  const warmTrackers = new Set<Set<string>>();
   let client: Client | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let retryDelayMs = 250;
@@ -70,18 +82,21 @@ export function createHookCache(options: {
     absent.delete(hookId);
     const inFlight = loading.get(hookId);
     if (inFlight) inFlight.stale = true;
+    for (const tracker of warmTrackers) tracker.add(hookId);
   };
 
   const clear = () => {
     hooks.clear();
     absent.clear();
     for (const inFlight of loading.values()) inFlight.stale = true;
+    generation += 1;
   };
 
   const remember = (hookId: string, hook: CachedHook | undefined) => {
     if (hook) {
       if (hooks.size >= maxEntries) hooks.delete(hooks.keys().next().value!);
       hooks.set(hookId, hook);
+      absent.delete(hookId);
     } else {
       if (absent.size >= maxAbsent) absent.delete(absent.values().next().value!);
       absent.add(hookId);
@@ -125,6 +140,31 @@ export function createHookCache(options: {
     retryDelayMs = Math.min(retryDelayMs * 2, 5_000);
   };
 
+  async function warm(): Promise<number> {
+    if (!options.loadPage) return 0;
+    const startedIn = generation;
+    let after = '';
+    let loaded = 0;
+    while (trusted && generation === startedIn && hooks.size < maxEntries) {
+      const forgotten = new Set<string>();
+      warmTrackers.add(forgotten);
+      let page: CachedHook[];
+      try {
+        page = await options.loadPage(after, 2_000);
+      } finally {
+        warmTrackers.delete(forgotten);
+      }
+      if (page.length === 0 || !trusted || generation !== startedIn) break;
+      for (const hook of page) {
+        if (forgotten.has(hook.hookId) || hooks.has(hook.hookId) || loading.has(hook.hookId)) continue;
+        remember(hook.hookId, hook);
+        loaded += 1;
+      }
+      after = page.at(-1)!.hookId;
+    }
+    return loaded;
+  }
+
   const listen = async (): Promise<void> => {
     const next = new Client({ connectionString: options.databaseUrl, keepAlive: true, application_name: 'hook-cache' });
     client = next;
@@ -149,6 +189,13 @@ export function createHookCache(options: {
     trusted = true;
     retryDelayMs = 250;
     log.info({ channel }, 'hook cache listening');
+    if (options.loadPage) {
+      const started = Date.now();
+      void warm().then(
+        (hooks) => log.info({ hooks, ms: Date.now() - started }, 'hook cache warmed'),
+        (error: unknown) => log.warn({ err: error }, 'hook cache warm-up failed; hooks load on demand'),
+      );
+    }
   };
 
   return {
@@ -169,6 +216,7 @@ export function createHookCache(options: {
       return load(hookId);
     },
     start: () => listen(),
+    warm,
     async stop() {
       stopped = true;
       clearTimeout(retryTimer);

@@ -28,8 +28,12 @@ export function createHookLoader(
   sealer: Sealer,
 ): LegacyResolver & {
   load(hookId: string): Promise<CachedHook | undefined>;
+  loadPage(after: string, limit: number): Promise<CachedHook[]>;
 } {
   return {
+    async loadPage(after, limit) {
+      return (await repository.listPage(after, limit)).map((row) => toCachedHook(row, sealer));
+    },
     async load(hookId) {
       const row = await repository.findByHookId(hookId);
       // A legacy hook's id never appears in a URL; it is reachable only through created_by.

@@ -130,6 +130,8 @@ export interface WebhookRepository {
   /** Every hook of the user, oldest first. */
   listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
   listLegacy(): Promise<WebhookRow[]>;
+  /** Per-user hooks in id order after `after`: the cache's warm-up pages. */
+  listPage(after: string, limit: number): Promise<WebhookRow[]>;
   insert(hook: NewWebhook): Promise<WebhookRow>;
   insertMany(hooks: NewWebhook[]): Promise<void>;
   update(hookId: string, patch: WebhookPatch): Promise<void>;
@@ -205,6 +207,11 @@ export function createWebhookRepository(db: Db): WebhookRepository {
         [userId],
       ),
     listLegacy: () => many(`SELECT ${columns} FROM webhooks WHERE legacy ORDER BY created_at, hook_id`, []),
+    listPage: (after, limit) =>
+      many(`SELECT ${columns} FROM webhooks WHERE NOT legacy AND hook_id > $1 ORDER BY hook_id LIMIT $2`, [
+        after,
+        limit,
+      ]),
     async insert(hook) {
       const { sql, params } = insertValues([hook]);
       return (await one(sql, params))!;

@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
+import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { migrationsDir } from '../migrations';
+import { signingKeyContext } from './hook-loader';
+import { resealSigningKeys } from './signing-key-reseal';
+import { createWebhookRepository } from './webhook-repository';
+import { newHookId, newSigningKey } from './webhook-secrets';
+
+const { log } = captureLogger('reseal-test', 'silent');
+const oldKey = randomBytes(32);
+const newKey = randomBytes(32);
+const before = createSealer({ keys: new Map([['old', oldKey]]), activeKeyId: 'old' });
+const after = createSealer({
+  keys: new Map([
+    ['old', oldKey],
+    ['new', newKey],
+  ]),
+  activeKeyId: 'new',
+});
+
+let database: TestDatabase;
+let pool: Pool;
+
+beforeAll(async () => {
+  database = await createTestDatabase('reseal');
+  await migrate({ url: database.url, schema: 'subscription', dir: migrationsDir, log });
+  pool = createPool({ url: database.url, schema: 'subscription', log });
+});
+
+afterAll(async () => {
+  await pool.end();
+  await database.drop();
+});
+
+it('re-seals every signing key under the active key, keeping each key and its row binding', async () => {
+  const repository = createWebhookRepository(pool);
+  const keys = new Map<string, string>();
+  const hooks = Array.from({ length: 7 }, (_, i) => {
+    const hookId = newHookId();
+    const key = newSigningKey();
+    keys.set(hookId, key);
+    return {
+      hookId,
+      userId: `u${i}`,
+      calendlyUserUri: `https://api.calendly.com/users/U${i}`,
+      calendlyOrganizationUri: 'https://api.calendly.com/organizations/O',
+      callbackUrl: `https://calsync.test/webhooks/calendly/${hookId}`,
+      events: ['invitee.created'],
+      state: 'active' as const,
+      signingKeySource: 'subscription' as const,
+      signingKeySealed: before.seal(key, signingKeyContext(hookId)),
+    };
+  });
+  await repository.insertMany(hooks);
+
+  expect(await resealSigningKeys({ pool, sealer: after, log, batchSize: 3 })).toEqual({
+    resealed: 7,
+    unreadable: 0,
+    remaining: 0,
+  });
+  for (const hook of hooks) {
+    const row = await repository.findByHookId(hook.hookId);
+    expect(after.keyIdOf(row!.signingKeySealed!)).toBe('new');
+    expect(after.open(row!.signingKeySealed!, signingKeyContext(hook.hookId))).toBe(keys.get(hook.hookId));
+  }
+  expect(await resealSigningKeys({ pool, sealer: after, log })).toEqual({ resealed: 0, unreadable: 0, remaining: 0 });
+});
