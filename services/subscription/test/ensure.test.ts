@@ -3,6 +3,7 @@ import { GrpcStatus, reasonOf } from '@calsync/service-kit';
 import { Client } from 'pg';
 import {
   backfillRequests,
+  disableAtSimulator,
   bookAndReceive,
   hookIdOf,
   simSubscriptions,
@@ -189,8 +190,7 @@ describe('when the answer to a create is lost', () => {
   it('keeps a disabled hook until its replacement exists, then replaces it and asks for a backfill', async () => {
     const user = await h.connectWithToken('ensure-keep');
     const original = (await client.ensureUserWebhook({ userId: 'ensure-keep' })).webhook!;
-    const [atCalendly] = await simSubscriptions(h, user);
-    await h.sim_(`/_sim/webhook_subscriptions/${atCalendly!.uuid}/disable`, { method: 'POST', body: {} });
+    await disableAtSimulator(h, user);
 
     rule = ({ method, path }) => (method === 'POST' && path === '/webhook_subscriptions' ? 'fail' : 'forward');
     const refused = await failure(client.ensureUserWebhook({ userId: 'ensure-keep' }));

@@ -43,6 +43,13 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
+function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -80,11 +87,7 @@ export async function startReceiver(): Promise<Receiver> {
     use(next) {
       client = next;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -335,41 +338,34 @@ export async function startProxy(target: string, rule: ProxyRule): Promise<{ url
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 
+/** A subscription as the simulator's control API shows it. */
+export interface SimSubscription {
+  uri: string;
+  uuid: string;
+  callback_url: string;
+  state: string;
+  scope: string;
+  events: string[];
+  signing_key_source: string;
+}
+
 /** The simulator's view of a user's webhook subscriptions (control API). */
-export async function simSubscriptions(
-  h: Harness,
-  user: SimUser,
-): Promise<
-  {
-    uri: string;
-    uuid: string;
-    callback_url: string;
-    state: string;
-    scope: string;
-    events: string[];
-    signing_key_source: string;
-  }[]
-> {
+export async function simSubscriptions(h: Harness, user: SimUser): Promise<SimSubscription[]> {
   const answer = (await h.sim_(`/_sim/webhook_subscriptions?user=${encodeURIComponent(user.uri)}`)) as {
-    collection: {
-      uri: string;
-      uuid: string;
-      callback_url: string;
-      state: string;
-      scope: string;
-      events: string[];
-      signing_key_source: string;
-    }[];
+    collection: SimSubscription[];
   };
   return answer.collection;
+}
+
+/** Disables the user's (only) subscription at the simulator, as Calendly does after 24 h of failures. */
+export async function disableAtSimulator(h: Harness, user: SimUser): Promise<void> {
+  const [subscription, ...others] = await simSubscriptions(h, user);
+  if (!subscription || others.length > 0) throw new Error('expected exactly one subscription to disable');
+  await h.sim_(`/_sim/webhook_subscriptions/${subscription.uuid}/disable`, { method: 'POST', body: {} });
 }
 
 /** Every BackfillRequested on the test's backfill stream, with its JetStream message id. */

@@ -2,6 +2,7 @@ import { subscriptionV1 } from '@calsync/proto';
 import { reasonOf } from '@calsync/service-kit';
 import {
   backfillRequests,
+  disableAtSimulator,
   book,
   bookAndReceive,
   deliveriesOf,
@@ -34,8 +35,7 @@ async function connectAndEnsure(userId: string) {
 it('restores delivery after Calendly disabled the hook, and asks for the missed window', async () => {
   const { user, webhook } = await connectAndEnsure('rec-disabled');
   expect(await deliveryTo(user, webhook.hookId)).toMatchObject({ outcome: 'ok' });
-  const [atCalendly] = await simSubscriptions(h, user);
-  await h.sim_(`/_sim/webhook_subscriptions/${atCalendly!.uuid}/disable`, { method: 'POST', body: {} });
+  await disableAtSimulator(h, user);
   const disabledAt = Date.now();
 
   // Nothing arrives while it is disabled.
@@ -107,8 +107,7 @@ it('deletes orphans pointing at our callback URL and leaves every other subscrip
 
 it('records why a hook could not be repaired', async () => {
   const { user } = await connectAndEnsure('rec-broken');
-  const [atCalendly] = await simSubscriptions(h, user);
-  await h.sim_(`/_sim/webhook_subscriptions/${atCalendly!.uuid}/disable`, { method: 'POST', body: {} });
+  await disableAtSimulator(h, user);
   await h.sim_('/_sim/faults', { body: { api_errors: { status: 503, count: 50, path: '/webhook_subscriptions' } } });
   try {
     const summary = await h.subscription.reconcile({ userId: 'rec-broken' });
@@ -142,8 +141,7 @@ it('reconciles every user on its interval, and on demand', async () => {
   expect(all.usersChecked).toBeGreaterThanOrEqual(5);
   expect(all.failed).toBe(0);
 
-  const [atCalendly] = await simSubscriptions(h, user);
-  await h.sim_(`/_sim/webhook_subscriptions/${atCalendly!.uuid}/disable`, { method: 'POST', body: {} });
+  await disableAtSimulator(h, user);
   const replica = await h.startReplica({ RECONCILE_INTERVAL_SECONDS: '1', RECONCILE_CONCURRENCY: '2' });
   const replaced = await eventually(async () => {
     const [current] = (await h.subscription.listUserWebhooks({ userId: 'rec-interval' })).webhooks;

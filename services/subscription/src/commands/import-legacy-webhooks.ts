@@ -4,6 +4,7 @@ import { loadCommandConfig } from '../config';
 import { importLegacyWebhooks, legacyRecordSchema, type LegacyRecord } from '../legacy/legacy-webhooks';
 import { migrationsDir } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
+import { runCommand } from './run-command';
 
 /**
  * `npm run import-legacy-webhooks -w services/subscription < seed-webhooks.jsonl`: one JSON object
@@ -53,10 +54,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    createLogger({ service: 'subscription-import-legacy' }).fatal({ err: error }, 'import-legacy-webhooks failed');
-    process.exit(1);
-  },
-);
+runCommand('subscription-import-legacy', main);

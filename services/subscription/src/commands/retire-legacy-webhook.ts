@@ -5,6 +5,7 @@ import { createIdentityConnections } from '../identity/connections';
 import { retireLegacyWebhooks } from '../legacy/legacy-webhooks';
 import { migrationsDir } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
+import { runCommand } from './run-command';
 
 /**
  * `npm run retire-legacy-webhook -w services/subscription`: deletes the seed's subscriptions on
@@ -39,10 +40,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    createLogger({ service: 'subscription-retire-legacy' }).fatal({ err: error }, 'retire-legacy-webhook failed');
-    process.exit(1);
-  },
-);
+runCommand('subscription-retire-legacy', main);

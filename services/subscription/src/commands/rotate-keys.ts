@@ -1,6 +1,7 @@
 import { createLogger, createPool, createSealer } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { resealSigningKeys } from '../webhooks/signing-key-reseal';
+import { runCommand } from './run-command';
 
 /**
  * `npm run rotate-keys -w services/subscription`: re-seals every signing key under
@@ -25,10 +26,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    createLogger({ service: 'subscription-rotate-keys' }).fatal({ err: error }, 'rotate-keys failed');
-    process.exit(1);
-  },
-);
+runCommand('subscription-rotate-keys', main);

@@ -124,15 +124,20 @@ export function createHookCache(options: {
     return entry.promise;
   };
 
-  const lost = (reason: string, error?: unknown) => {
-    if (!trusted && !client) return;
+  /** Stops trusting memory and lets go of the listener connection, whatever state it is in. */
+  const drop = async () => {
     trusted = false;
     clear();
     const old = client;
     client = undefined;
     old?.removeAllListeners();
     old?.on('error', () => undefined);
-    void old?.end().catch(() => undefined);
+    await old?.end().catch(() => undefined);
+  };
+
+  const lost = (reason: string, error?: unknown) => {
+    if (!trusted && !client) return;
+    void drop();
     if (stopped) return;
     log.warn({ err: error, reason, retryInMs: retryDelayMs }, 'hook cache listener lost; serving from postgres');
     retryTimer = setTimeout(() => void listen().catch(() => undefined), retryDelayMs);
@@ -220,13 +225,7 @@ export function createHookCache(options: {
     async stop() {
       stopped = true;
       clearTimeout(retryTimer);
-      trusted = false;
-      clear();
-      const old = client;
-      client = undefined;
-      old?.removeAllListeners();
-      old?.on('error', () => undefined);
-      await old?.end().catch(() => undefined);
+      await drop();
     },
     stats: () => ({ ...counts, size: hooks.size }),
   };
