@@ -1,9 +1,13 @@
 import { GrpcStatus, reasonOf } from '@calsync/service-kit';
+import { Client } from 'pg';
+import { signatureHeaderFor } from '../src/verify/signature';
+import { signingKeyContext } from '../src/webhooks/hook-loader';
 import {
   book as bookAt,
   eventually,
   hookIdOf,
   startHarness,
+  testSealer,
   type Harness,
   type Received,
   type SimUser,
@@ -99,6 +103,37 @@ it('rejects a body changed after signing, and a missing or malformed header, eac
   expect(
     await refusal({ hookId: bobHook, signatureHeader: delivery.signature.replace(',', ', '), rawBody: delivery.body }),
   ).toEqual({ code: GrpcStatus.INVALID_ARGUMENT, reason: 'VERIFY_FAILURE_SIGNATURE_MALFORMED' });
+});
+
+it('refuses a genuine signature over a body that is not an envelope, or over an event not subscribed to', async () => {
+  const db = new Client({ connectionString: h.database.url });
+  await db.connect();
+  const { rows } = await db.query<{ sealed: string }>(
+    'SELECT signing_key_sealed AS sealed FROM subscription.webhooks WHERE hook_id = $1',
+    [bobHook],
+  );
+  await db.end();
+  const key = testSealer.open(rows[0]!.sealed, signingKeyContext(bobHook));
+  const signedRefusal = (body: string) =>
+    refusal({
+      hookId: bobHook,
+      signatureHeader: signatureHeaderFor(key, Math.floor(Date.now() / 1000), body),
+      rawBody: Buffer.from(body),
+    });
+  expect(await signedRefusal('{"event":"invitee.created"}')).toEqual({
+    code: GrpcStatus.INVALID_ARGUMENT,
+    reason: 'VERIFY_FAILURE_PAYLOAD_MALFORMED',
+  });
+  const eventType = JSON.stringify({
+    event: 'routing_form_submission.created',
+    created_at: new Date().toISOString(),
+    created_by: bob.uri,
+    payload: { uri: 'https://api.calendly.com/routing_form_submissions/R1' },
+  });
+  expect(await signedRefusal(eventType)).toEqual({
+    code: GrpcStatus.INVALID_ARGUMENT,
+    reason: 'VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED',
+  });
 });
 
 it('refuses unknown hook ids, well-formed or not, as NOT_FOUND', async () => {
