@@ -65,8 +65,8 @@ describe('a genuine delivery', () => {
     expect(stored?.headers['X-Request-Id']).not.toBe('calendly-retry-7');
     const line = system.gatewayLines
       .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.requestId === 'calendly-retry-7' && l.msg === 'delivery stored');
-    expect(line).toMatchObject({ traceId, duplicate: true, userId: 'user-alice' });
+      .find((l) => l.requestId === 'calendly-retry-7' && l.msg === 'request');
+    expect(line).toMatchObject({ traceId, outcome: 'duplicate', status: 200, userId: 'user-alice' });
   });
 
   it('counts deliveries by outcome and times verification and publishing', async () => {

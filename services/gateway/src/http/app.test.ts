@@ -148,8 +148,13 @@ describe('request ids, errors and logs', () => {
     const mine = lines
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .filter((l) => l.requestId === 'req-123');
-    expect(mine.map((l) => l.msg)).toEqual(['delivery rejected', 'request']);
-    expect(mine[1]).toMatchObject({ route: '/webhooks/calendly/:hookId', status: 400, outcome: 'malformed_json' });
+    expect(mine.map((l) => l.msg)).toEqual(['request']);
+    expect(mine[0]).toMatchObject({
+      route: '/webhooks/calendly/:hookId',
+      status: 400,
+      outcome: 'malformed_json',
+      hookId: 'hook_abc',
+    });
     expect(JSON.stringify(mine)).not.toContain(signature);
   });
 

@@ -14,6 +14,8 @@ export interface GatewayState {
   trace: TraceContext;
   /** Set by handlers that know better than the status (e.g. "duplicate"); a metrics label. */
   outcome?: string;
+  /** Added to the request's one access log line (a delivery's user, event and key...). */
+  logFields?: Record<string, unknown>;
   principal?: Principal;
 }
 
@@ -23,7 +25,8 @@ const quietRoutes = new Set(['/healthz', '/readyz', '/metrics']);
 /**
  * The outermost middleware: gives the request an id (the caller's X-Request-Id when it is
  * sane), continues or starts its W3C trace, a child logger, then counts and times it by
- * route and outcome and writes one access log line. Asks for the connection to close once
+ * route and outcome and writes one access log line (one per request: logging is a real share
+ * of a delivery's cost). Asks for the connection to close once
  * the gateway is stopping, so keep-alive clients move to another replica.
  */
 export function requestContext(options: {
@@ -65,7 +68,14 @@ export function requestContext(options: {
       const outcome = ctx.state.outcome ?? (status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error');
       requests.inc({ route, method: ctx.method, status: String(status), outcome });
       duration.observe({ route, method: ctx.method }, seconds);
-      const fields = { method: ctx.method, route, status, outcome, ms: Math.round(seconds * 1e4) / 10 };
+      const fields = {
+        method: ctx.method,
+        route,
+        status,
+        outcome,
+        ms: Math.round(seconds * 1e4) / 10,
+        ...ctx.state.logFields,
+      };
       if (quietRoutes.has(route)) ctx.state.log.debug(fields, 'request');
       else ctx.state.log.info(fields, 'request');
       options.tracker.leave();

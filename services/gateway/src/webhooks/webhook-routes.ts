@@ -46,22 +46,18 @@ export function webhookRoutes(options: { intake: DeliveryIntake; maxBodyBytes: n
         },
       });
       ctx.state.outcome = accepted.duplicate ? 'duplicate' : 'stored';
-      ctx.state.log.info(
-        {
-          userId: accepted.userId,
-          eventType: accepted.eventType,
-          deliveryKey: accepted.deliveryKey,
-          sequence: accepted.sequence,
-          duplicate: accepted.duplicate,
-        },
-        'delivery stored',
-      );
+      ctx.state.logFields = {
+        userId: accepted.userId,
+        eventType: accepted.eventType,
+        deliveryKey: accepted.deliveryKey,
+        sequence: accepted.sequence,
+      };
       ctx.status = 200;
       ctx.body = { status: accepted.duplicate ? 'duplicate' : 'stored' };
     } catch (error) {
       if (error instanceof DeliveryRejected) {
         ctx.state.outcome = error.code;
-        ctx.state.log.info({ hookId, code: error.code }, 'delivery rejected');
+        ctx.state.logFields = { hookId };
         throw new HttpError(statusByKind[error.kind], error.code, error.message);
       }
       if (error instanceof DependencyUnavailable) {
