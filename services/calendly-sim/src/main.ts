@@ -1,4 +1,4 @@
-import { ConfigError, createLogger, exitOnSignals, loadConfig, type Logger } from '@calsync/service-kit';
+import { createLogger, loadConfig, runService, type Logger } from '@calsync/service-kit';
 import { configSchema, settingsFromConfig, type SimConfig } from './config';
 import { startSimulator } from './simulator';
 
@@ -19,23 +19,9 @@ export async function start(
 }
 
 if (require.main === module) {
-  let config: SimConfig;
-  try {
-    config = loadConfig(configSchema);
-  } catch (error) {
-    const log = createLogger({ service: 'calendly-sim' });
-    log.fatal(
-      { problems: error instanceof ConfigError ? error.problems : undefined, err: error },
-      'invalid configuration',
-    );
-    process.exit(1);
-  }
-  const log = createLogger({ service: 'calendly-sim', level: config.LOG_LEVEL });
-  start(config, log).then(
-    (app) => exitOnSignals(app.stop, log),
-    (error: unknown) => {
-      log.fatal({ err: error }, 'start failed');
-      process.exit(1);
-    },
-  );
+  runService({
+    service: 'calendly-sim',
+    loadConfig: () => loadConfig(configSchema),
+    start: (config, { log }) => start(config, log),
+  });
 }

@@ -8,7 +8,7 @@ import {
   createLogger,
   createMetricsRegistry,
   createStop,
-  exitOnSignals,
+  runService,
   natsIsConnected,
   natsNames,
   type Logger,
@@ -179,20 +179,5 @@ function redeclareStreamOnReconnect(nc: NatsConnection, declare: () => Promise<v
 }
 
 if (require.main === module) {
-  let config: GatewayConfig;
-  const log = createLogger({ service: 'gateway' });
-  try {
-    config = loadGatewayConfig();
-  } catch (error) {
-    log.fatal({ err: error }, 'invalid configuration');
-    process.exit(1);
-  }
-  const configured = createLogger({ service: 'gateway', level: config.LOG_LEVEL });
-  start(config, { log: configured }).then(
-    (gateway) => exitOnSignals(gateway.stop, configured),
-    (error: unknown) => {
-      configured.fatal({ err: error }, 'start failed');
-      process.exit(1);
-    },
-  );
+  runService({ service: 'gateway', loadConfig: loadGatewayConfig, start });
 }

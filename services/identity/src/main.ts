@@ -7,10 +7,11 @@ import {
   createPool,
   createSealer,
   createStop,
-  exitOnSignals,
   migrate,
   pingPostgres,
+  runService,
   startMetricsServer,
+  watchHealth,
   type Logger,
 } from '@calsync/service-kit';
 import { loadConfig, type Config } from './config';
@@ -98,18 +99,12 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
   const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
 
   // Serving only while Postgres answers: without it no call can succeed.
-  let serving: boolean | undefined;
-  const checkHealth = async () => {
-    const healthy = await pingPostgres(pool);
-    if (healthy !== serving) {
-      if (serving !== undefined) log.warn({ serving: healthy }, 'postgres health changed');
-      serving = healthy;
-      grpcServer.setServing(healthy);
-    }
-  };
-  await checkHealth();
-  const healthTimer = setInterval(() => void checkHealth(), healthIntervalMs);
-  healthTimer.unref();
+  const health = await watchHealth({
+    server: grpcServer,
+    check: () => pingPostgres(pool),
+    log,
+    intervalMs: healthIntervalMs,
+  });
   // Expired connect states and token requests older than the rate window are never read again.
   const housekeeping = setInterval(() => {
     Promise.all([pruneExpiredOAuthStates(pool), pruneTokenRequests(pool)]).catch((error: unknown) =>
@@ -122,7 +117,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     log,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
-      { name: 'timers', run: () => (clearInterval(healthTimer), clearInterval(housekeeping)) },
+      { name: 'timers', run: () => (health.stop(), clearInterval(housekeeping)) },
       { name: 'grpc', run: () => grpcServer.stop() },
       { name: 'metrics', run: () => metricsServer.close() },
       { name: 'postgres', run: () => pool.end() },
@@ -133,23 +128,5 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
 }
 
 if (require.main === module) {
-  const config = loadConfig();
-  const log = createLogger({ service: 'identity', level: config.LOG_LEVEL });
-  if (config.MIGRATE_ONLY) {
-    runMigrations(config, log).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.fatal({ err: error }, 'migrations failed');
-        process.exit(1);
-      },
-    );
-  } else {
-    start(config, { log }).then(
-      (app) => exitOnSignals(app.stop, log),
-      (error: unknown) => {
-        log.fatal({ err: error }, 'start failed');
-        process.exit(1);
-      },
-    );
-  }
+  runService({ service: 'identity', loadConfig, migrate: runMigrations, start });
 }

@@ -7,12 +7,13 @@ import {
   createMetricsRegistry,
   createPool,
   createStop,
-  exitOnSignals,
   migrate,
   natsIsConnected,
   natsNames,
   pingPostgres,
+  runService,
   startMetricsServer,
+  watchHealth,
   type Logger,
   type NatsConnection,
   type Pool,
@@ -131,11 +132,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     await eventsWorker.start();
     await backfillWorker.start();
 
-    grpc.setServing(await healthy());
-    const healthTimer = setInterval(() => {
-      void healthy().then(grpc.setServing, () => grpc.setServing(false));
-    }, healthCheckMs);
-    healthTimer.unref();
+    const health = await watchHealth({ server: grpc, check: healthy, log, intervalMs: healthCheckMs });
 
     const stop = createStop({
       log,
@@ -144,7 +141,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
         {
           name: 'health',
           run: () => {
-            clearInterval(healthTimer);
+            health.stop();
             grpc.setServing(false);
           },
         },
@@ -166,20 +163,5 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
 }
 
 if (require.main === module) {
-  const bootLog = createLogger({ service: 'meetings' });
-  let config: Config;
-  try {
-    config = loadMeetingsConfig();
-  } catch (error) {
-    bootLog.fatal({ err: error }, 'configuration invalid');
-    process.exit(1);
-  }
-  const log = createLogger({ service: 'meetings', level: config.LOG_LEVEL });
-  const run = config.MIGRATE_ONLY
-    ? migrateMeetings(config, log).then(() => process.exit(0))
-    : start(config, { log }).then((app) => exitOnSignals(app.stop, log));
-  run.catch((error: unknown) => {
-    log.fatal({ err: error }, 'start failed');
-    process.exit(1);
-  });
+  runService({ service: 'meetings', loadConfig: loadMeetingsConfig, migrate: migrateMeetings, start });
 }

@@ -174,3 +174,27 @@ export function createGrpcServer(options: {
     });
   }
 }
+
+/**
+ * Keeps a server's health in step with its dependencies: checks now, then every `intervalMs`,
+ * and logs each change. A check that throws counts as unhealthy.
+ */
+export async function watchHealth(options: {
+  server: Pick<GrpcServer, 'setServing'>;
+  check(): Promise<boolean>;
+  log: Logger;
+  intervalMs?: number;
+}): Promise<{ stop(): void }> {
+  let serving: boolean | undefined;
+  const update = async () => {
+    const healthy = await options.check().catch(() => false);
+    if (healthy === serving) return;
+    if (serving !== undefined) options.log.warn({ serving: healthy }, 'dependency health changed');
+    serving = healthy;
+    options.server.setServing(healthy);
+  };
+  await update();
+  const timer = setInterval(() => void update(), options.intervalMs ?? 5_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

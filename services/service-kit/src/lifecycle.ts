@@ -1,4 +1,4 @@
-import type { Logger } from './logger';
+import { createLogger, type Logger } from './logger';
 
 /** One step of an ordered shutdown. */
 export interface ShutdownStep {
@@ -38,6 +38,13 @@ export function createStop(options: { log: Logger; timeoutMs: number; steps: Shu
   };
 }
 
+/** Exits once the logger has written what it holds (pino buffers when stdout is a pipe). */
+function exitAfterFlush(log: Logger, code: number): void {
+  const exit = () => process.exit(code);
+  setTimeout(exit, 1_000).unref();
+  log.flush(exit);
+}
+
 /** Calls `stop` on SIGTERM or SIGINT, then exits; a second signal exits at once. */
 export function exitOnSignals(stop: () => Promise<void>, log: Logger): void {
   let signalled = false;
@@ -46,13 +53,47 @@ export function exitOnSignals(stop: () => Promise<void>, log: Logger): void {
     signalled = true;
     log.info({ signal }, 'shutting down');
     stop().then(
-      () => process.exit(0),
+      () => exitAfterFlush(log, 0),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exitAfterFlush(log, 1);
       },
     );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/**
+ * The body of a service's main.ts when run directly: loads the configuration (a bad one is
+ * logged, naming the variables, and exits 1), then either applies the migrations and exits
+ * (MIGRATE_ONLY, for a Kubernetes migration Job or init container) or starts the service and
+ * stops it on SIGTERM/SIGINT.
+ */
+export function runService<C extends { LOG_LEVEL: string; MIGRATE_ONLY?: boolean }>(options: {
+  service: string;
+  loadConfig(): C;
+  migrate?(config: C, log: Logger): Promise<unknown>;
+  start(config: C, options: { log: Logger }): Promise<{ stop(): Promise<void> }>;
+}): void {
+  let config: C;
+  try {
+    config = options.loadConfig();
+  } catch (error) {
+    const bootLog = createLogger({ service: options.service });
+    bootLog.fatal({ err: error }, 'configuration invalid');
+    return exitAfterFlush(bootLog, 1);
+  }
+  const log = createLogger({ service: options.service, level: config.LOG_LEVEL });
+  const migrateOnly = config.MIGRATE_ONLY && options.migrate;
+  const run = migrateOnly
+    ? migrateOnly(config, log).then(() => {
+        log.info('migrations applied');
+        exitAfterFlush(log, 0);
+      })
+    : options.start(config, { log }).then((app) => exitOnSignals(app.stop, log));
+  run.catch((error: unknown) => {
+    log.fatal({ err: error }, migrateOnly ? 'migrations failed' : 'start failed');
+    exitAfterFlush(log, 1);
+  });
 }

@@ -7,10 +7,12 @@ import {
   createPool,
   createSealer,
   createStop,
-  exitOnSignals,
   migrate,
   natsNames,
+  pingPostgres,
+  runService,
   startMetricsServer,
+  watchHealth,
   type Logger,
   type ShutdownStep,
 } from '@calsync/service-kit';
@@ -132,7 +134,10 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
     opened.splice(1, 0, { name: 'metrics', run: () => metricsServer.close() });
 
-    grpcServer.setServing(true);
+    // Verification needs the hook cache, whose invalidations come through Postgres: serving only
+    // while Postgres answers.
+    const health = await watchHealth({ server: grpcServer, check: () => pingPostgres(pool), log });
+    opened.unshift({ name: 'health', run: () => health.stop() });
     reconciler.start();
     log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
     return {
@@ -146,23 +151,11 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
 }
 
 if (require.main === module) {
-  const config = loadSubscriptionConfig();
-  const log = createLogger({ service: 'subscription', level: config.LOG_LEVEL });
-  if (config.MIGRATE_ONLY) {
-    migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log }).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.fatal({ err: error }, 'migration failed');
-        process.exit(1);
-      },
-    );
-  } else {
-    start(config, { log }).then(
-      (app) => exitOnSignals(app.stop, log),
-      (error: unknown) => {
-        log.fatal({ err: error }, 'start failed');
-        process.exit(1);
-      },
-    );
-  }
+  runService({
+    service: 'subscription',
+    loadConfig: loadSubscriptionConfig,
+    migrate: (config, log) =>
+      migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log }),
+    start,
+  });
 }
