@@ -187,7 +187,7 @@ async function diagnostics(): Promise<string> {
 /** `eventually`, with the system's diagnostics added to the final failure. */
 async function settles(check: () => Promise<void>, timeoutMs: number): Promise<void> {
   try {
-    await eventually(check, timeoutMs, 1_000);
+    await eventually(check, { timeoutMs, intervalMs: 1_000 });
   } catch (error) {
     (error as Error).message += `\n\n${await diagnostics()}`;
     throw error;
@@ -269,13 +269,9 @@ test('each user gets bookings, cancellations, reschedules, no-shows and a group 
     groupMeeting.invitees.set(second.invitee.uri, { status: 'canceled' });
   });
 
-  await eventually(
-    async () => {
-      for (const user of users) await assertExactlyOwnMeetings(user);
-    },
-    120_000,
-    1_000,
-  );
+  await settles(async () => {
+    for (const user of users) await assertExactlyOwnMeetings(user);
+  }, 120_000);
 }, 400_000);
 
 test("a user cannot read another user's meeting by id", async () => {
@@ -313,13 +309,9 @@ test(`${disconnectCount} users disconnect: their subscriptions are gone at the s
     });
     expectMeeting(user, booking, 'active').invitees.set(booking.invitee.uri, { status: 'active' });
   });
-  await eventually(
-    async () => {
-      for (const user of staying) await assertExactlyOwnMeetings(user);
-    },
-    60_000,
-    1_000,
-  );
+  await settles(async () => {
+    for (const user of staying) await assertExactlyOwnMeetings(user);
+  }, 60_000);
 }, 300_000);
 
 test('a subscription disabled at the simulator is recreated by reconcile, and what was booked meanwhile is backfilled', async () => {
@@ -347,8 +339,7 @@ test('a subscription disabled at the simulator is recreated by reconcile, and wh
       expect(replacement).toBeDefined();
       expect(replacement!.uuid).not.toBe(subscription.uuid);
     },
-    60_000,
-    500,
+    { timeoutMs: 60_000, intervalMs: 500 },
   );
   await settles(() => assertExactlyOwnMeetings(user), 60_000);
 

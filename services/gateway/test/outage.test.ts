@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, localInfra, startGatewaySystem, type GatewaySystem, type SimUser } from './harness';
+import { waitFor, localInfra, startGatewaySystem, type GatewaySystem, type SimUser } from './harness';
 
 // The gateway gets a nats-server of its own, stopped and started again on the same port and
 // store directory, as a NATS restart in production would be.
@@ -35,7 +35,7 @@ test('with NATS stopped the gateway answers 503, stores nothing, and recovers by
   expect((await readiness()).status).toBe(200);
 
   await nats.stop();
-  await eventually(async () => ((await readiness()).body.checks.nats === 'down' ? true : undefined));
+  await waitFor(async () => ((await readiness()).body.checks.nats === 'down' ? true : undefined));
   expect(await readiness()).toEqual({
     status: 503,
     body: { ready: false, checks: { shutdown: 'running', nats: 'down', subscription: 'serving' } },
@@ -50,7 +50,7 @@ test('with NATS stopped the gateway answers 503, stores nothing, and recovers by
   }
 
   nats = await localInfra.startLocalNats({ dir: storeDir, port: natsPort });
-  await eventually(async () => ((await readiness()).status === 200 ? true : undefined));
+  await waitFor(async () => ((await readiness()).status === 200 ? true : undefined));
 
   // Calendly's retry is the first time this delivery is stored: nothing was kept from the 503s.
   const retried = await system.replay(during);
@@ -73,7 +73,7 @@ test('with subscription stopped the gateway answers 503, stores nothing, and rec
   expect((await system.storedEvents()).some(({ event }) => event.payload.toString() === delivery.body)).toBe(false);
 
   await system.startSubscription();
-  await eventually(async () => ((await readiness()).status === 200 ? true : undefined));
+  await waitFor(async () => ((await readiness()).status === 200 ? true : undefined));
   const retried = await system.replay(delivery);
   expect(retried.status).toBe(200);
   expect(await retried.json()).toEqual({ status: 'stored' });

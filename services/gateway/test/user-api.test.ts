@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import { eventually, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
+import { waitFor, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
 
 let system: GatewaySystem;
 let alice: SimUser;
@@ -163,7 +163,7 @@ describe('one user never reaches another', () => {
     bobDelivery = await system.waitForAttempt(
       (a) => a.status === 200 && a.event === 'invitee.created' && JSON.parse(a.body).created_by === bob.uri,
     );
-    const meetings = await eventually(async () => {
+    const meetings = await waitFor(async () => {
       const page = await system.api('/api/meetings', { userId: 'user-alice' });
       const list = page.body.meetings as { id: string }[];
       return list.length === 2 ? list : undefined;
@@ -186,7 +186,7 @@ describe('one user never reaches another', () => {
     expect((second.body.meetings as { startTime: string }[]).map((m) => m.startTime)).toEqual([
       '2031-01-01T01:00:00.000Z',
     ]);
-    const bobs = await eventually(async () => {
+    const bobs = await waitFor(async () => {
       const page = await system.api('/api/meetings', { userId: 'user-bob' });
       const list = page.body.meetings as { id: string }[];
       return list.length === 1 ? list : undefined;

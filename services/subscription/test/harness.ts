@@ -12,6 +12,7 @@ import {
   createTestDatabase,
   testNatsUrl,
   testSubjectPrefix,
+  waitFor,
   type TestDatabase,
 } from '@calsync/service-kit/testing';
 import { loadSubscriptionConfig } from '../src/config';
@@ -249,20 +250,6 @@ export async function startHarness(
   };
 }
 
-/** A promise that resolves once `check` returns a value, polling; rejects after the timeout. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 let slot = 0;
 
 /** Books a meeting with the user at the simulator (which then fires invitee.created to their hooks). */
@@ -287,7 +274,7 @@ export function deliveriesOf(h: Harness, booking: { invitee: { uri: string } }):
 /** Books a meeting with the user and waits for its delivery to the hook. */
 export async function bookAndReceive(h: Harness, user: SimUser, hookId: string, invitee?: string): Promise<Received> {
   const booking = await book(h, user, invitee);
-  return eventually(() => deliveriesOf(h, booking).find((entry) => entry.hookId === hookId));
+  return waitFor(() => deliveriesOf(h, booking).find((entry) => entry.hookId === hookId));
 }
 
 /** The hook id at the end of a callback URL. */
@@ -388,3 +375,5 @@ export async function backfillRequests(h: Harness): Promise<(eventsV1.BackfillRe
     await nc.close();
   }
 }
+
+export { waitFor };

@@ -8,7 +8,7 @@ import { createWebhookRepository } from '../src/webhooks/webhook-repository';
 import {
   book,
   deliveriesOf,
-  eventually,
+  waitFor,
   simSubscriptions,
   startHarness,
   testSealer,
@@ -39,7 +39,7 @@ async function deliveriesOfBooking(
   count: number,
   filter: (entry: Received) => boolean,
 ) {
-  return eventually(() => {
+  return waitFor(() => {
     const found = deliveriesOf(h, booking).filter(filter);
     return found.length >= count ? found.slice(0, count) : undefined;
   });

@@ -6,7 +6,7 @@ import {
   book,
   bookAndReceive,
   deliveriesOf,
-  eventually,
+  waitFor,
   hookIdOf,
   simSubscriptions,
   startHarness,
@@ -143,7 +143,7 @@ it('reconciles every user on its interval, and on demand', async () => {
 
   await disableAtSimulator(h, user);
   const replica = await h.startReplica({ RECONCILE_INTERVAL_SECONDS: '1', RECONCILE_CONCURRENCY: '2' });
-  const replaced = await eventually(async () => {
+  const replaced = await waitFor(async () => {
     const [current] = (await h.subscription.listUserWebhooks({ userId: 'rec-interval' })).webhooks;
     return current && current.hookId !== webhook.hookId && current.state === WebhookState.WEBHOOK_STATE_ACTIVE
       ? current

@@ -4,7 +4,7 @@ import { signatureHeaderFor } from '../src/verify/signature';
 import { signingKeyContext } from '../src/webhooks/hook-loader';
 import {
   book as bookAt,
-  eventually,
+  waitFor,
   hookIdOf,
   startHarness,
   testSealer,
@@ -23,7 +23,7 @@ const book = (user: SimUser, invitee?: string) => bookAt(h, user, invitee);
 
 /** The delivery of this booking to this hook (retries of earlier refused ones arrive too). */
 async function nextDelivery(hookId: string, booking: { invitee: { uri: string } }): Promise<Received> {
-  return eventually(() =>
+  return waitFor(() =>
     h.receiver.received.find((entry) => entry.hookId === hookId && entry.body.includes(booking.invitee.uri)),
   );
 }
@@ -196,9 +196,9 @@ it('counts verifications by outcome and cache lookups in its metrics', async () 
 it('records when a hook last verified a delivery, without a write per delivery', async () => {
   const [webhook] = (await h.subscription.listUserWebhooks({ userId: 'user-alice' })).webhooks;
   expect(webhook!.hookId).toBe(aliceHook);
-  await eventually(
+  await waitFor(
     async () => (await h.subscription.listUserWebhooks({ userId: 'user-alice' })).webhooks[0]!.lastDeliveryAt,
-    12_000,
+    { timeoutMs: 12_000 },
   );
   expect(hookIdOf(webhook!.callbackUrl)).toBe(aliceHook);
 });

@@ -254,7 +254,7 @@ test('failed deliveries are retried with growing back-off and the subscription e
     });
     expect(got.body.resource.state).toBe('disabled');
     expect(got.body.resource.retry_started_at).toEqual(expect.any(String));
-  }, 5_000);
+  });
   const attempts = receiver.at('/failing');
   for (const a of attempts) {
     expect(a.raw).toBe(attempts[0]!.raw);
@@ -333,7 +333,9 @@ test('other messages are still sent while one is being retried', async () => {
   });
   const a = await book(bob, 'Retried One');
   const b = await book(bob, 'Prompt Two');
-  await eventually(() => expect(envelopes('/mixed').map((e) => e.payload.uri)).toContain(b.invitee.uri), 800);
+  await eventually(() => expect(envelopes('/mixed').map((e) => e.payload.uri)).toContain(b.invitee.uri), {
+    timeoutMs: 800,
+  });
   await settled();
   expect(
     envelopes('/mixed')

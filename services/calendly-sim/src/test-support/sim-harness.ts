@@ -145,19 +145,6 @@ export function pkcePair(): { verifier: string; challenge: string } {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
-/** Polls until `check` stops throwing. */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-  }
-}
-
 export const devClient = { id: 'calsync-dev-client', secret: 'calsync-dev-secret' };
 
 /** The whole authorization-code dance for one user: authorize (auto-approved), then token. */
@@ -188,3 +175,5 @@ export function slot(hoursFromNow: number, minutes = 30) {
   const start = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 + hoursFromNow * 3_600_000);
   return { start_time: start.toISOString(), end_time: new Date(start.getTime() + minutes * 60_000).toISOString() };
 }
+
+export { eventually } from '@calsync/service-kit/testing';

@@ -9,7 +9,7 @@ import type { Delivery } from '../testing/calendly-fixtures';
 import {
   allMeetings,
   createTestWorld,
-  eventually,
+  waitFor,
   readDeadLetters,
   startMeetings,
   type RunningMeetings,
@@ -141,7 +141,7 @@ describe('backfill', () => {
     // Delivered before the hook went down.
     const early = await book(user, 'Early Bird', '2026-07-01T09:00:00Z');
     await world.publish(userId, user.uri, createdDelivery(user, early));
-    await eventually(async () => (await allMeetings(meetings.client, userId)).length === 1 || undefined);
+    await waitFor(async () => (await allMeetings(meetings.client, userId)).length === 1 || undefined);
 
     // While it was down: the early meeting is canceled, two more are booked, one of them rescheduled,
     // and a group event fills up. None of it reaches us.
@@ -164,7 +164,7 @@ describe('backfill', () => {
 
     const before = await backfillsCompleted();
     await requestBackfill(userId, user, '2026-06-30T00:00:00Z', '2026-07-31T00:00:00Z');
-    await eventually(async () => (await backfillsCompleted()) > before || undefined, {
+    await waitFor(async () => (await backfillsCompleted()) > before || undefined, {
       what: 'the backfill',
       timeoutMs: 15_000,
     });
@@ -203,7 +203,7 @@ describe('backfill', () => {
     // A second backfill of the same window finds nothing new to change.
     const completed = await backfillsCompleted();
     await requestBackfill(userId, user, '2026-06-30T00:00:00Z', '2026-07-31T00:00:00Z');
-    await eventually(async () => (await backfillsCompleted()) > completed || undefined, {
+    await waitFor(async () => (await backfillsCompleted()) > completed || undefined, {
       what: 'the second backfill',
     });
     expect(await allMeetings(meetings.client, userId)).toEqual(list);
@@ -216,7 +216,7 @@ describe('backfill', () => {
       '2026-07-01T00:00:00Z',
       '2026-07-02T00:00:00Z',
     );
-    const letter = await eventually(
+    const letter = await waitFor(
       async () =>
         (await readDeadLetters(world)).find(
           (candidate) => eventsV1.BackfillRequested.decode(candidate.originalData).requestId === request.requestId,

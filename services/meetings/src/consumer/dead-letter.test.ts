@@ -5,7 +5,7 @@ import { fakeCalendlyAccount, toCalendlyEvent } from '../testing/calendly-fixtur
 import {
   allMeetings,
   createTestWorld,
-  eventually,
+  waitFor,
   inboxReaches,
   readDeadLetters,
   startMeetings,
@@ -73,7 +73,7 @@ describe('dead letters', () => {
       for (const booking of good) await world.publish(userId, cal.user.uri, booking.delivery);
 
       await inboxReaches(world, [userId], 2);
-      const letters = await eventually(async () => {
+      const letters = await waitFor(async () => {
         const found = await deadLetters();
         return found.length === 3 ? found : undefined;
       });
@@ -119,7 +119,7 @@ describe('dead letters', () => {
         // The others are in while the failing one still waits for its next attempt.
         expect(await deadLetters()).toHaveLength(before);
 
-        const letter = await eventually(async () => (await deadLetters())[before], { what: 'the dead letter' });
+        const letter = await waitFor(async () => (await deadLetters())[before], { what: 'the dead letter' });
         expect(letter.deliveries).toBe(3);
         expect(letter.reason).toMatch(/^failed 3 deliveries; last error: invitee refused for this test/);
         expect(eventOf(letter).userId).toBe(cursed);
@@ -145,7 +145,7 @@ describe('dead letters', () => {
         await blocker.query('BEGIN');
         await blocker.query('LOCK TABLE meetings IN ACCESS EXCLUSIVE MODE');
         await world.publish(userId, cal.user.uri, booking.delivery);
-        const letter = await eventually(async () => (await deadLetters())[before], {
+        const letter = await waitFor(async () => (await deadLetters())[before], {
           what: 'the dead letter',
           timeoutMs: 15_000,
         });
@@ -186,12 +186,9 @@ describe('outages', () => {
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database}' AND application_name = 'meetings'`,
         );
         await world.publish(userId, cal.user.uri, cal.book({ start: '2026-06-25T10:00:00Z' }).delivery);
-        await eventually(
-          async () => meetings.lines.some((line) => line.includes('pausing: a dependency')) || undefined,
-          {
-            what: 'the consumer to pause',
-          },
-        );
+        await waitFor(async () => meetings.lines.some((line) => line.includes('pausing: a dependency')) || undefined, {
+          what: 'the consumer to pause',
+        });
         // Longer than every delivery the message has would last if each attempt were spent.
         await new Promise((resolve) => setTimeout(resolve, 2_500));
       } finally {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { spawnService } from '@calsync/service-kit/testing';
 import { fakeCalendlyAccount, type Delivery } from '../testing/calendly-fixtures';
-import { createTestWorld, eventually, inboxReaches, type TestWorld } from '../testing/harness';
+import { createTestWorld, waitFor, inboxReaches, type TestWorld } from '../testing/harness';
 
 // The real process, built by `npm test` (or `npx tsc -p services/meetings/tsconfig.build.json`).
 const entry = join(__dirname, '..', '..', 'dist', 'main.js');
@@ -61,7 +61,7 @@ it('loses and duplicates nothing when a consumer process is killed mid-batch and
   const second = await spawnService({ entry, env });
   try {
     await inboxReaches(world, [userId], deliveries.length, 30_000);
-    await eventually(
+    await waitFor(
       async () => {
         const info = await world.jsm.consumers.info(world.names.eventsStream, 'meetings');
         return info.num_pending === 0 && info.num_ack_pending === 0;

@@ -13,7 +13,7 @@ import {
   allMeetings,
   comparable,
   createTestWorld,
-  eventually,
+  waitFor,
   inboxReaches,
   startMeetings,
   sumSamples,
@@ -319,7 +319,7 @@ describe('meetings from Calendly deliveries', () => {
 
     await new Promise((resolve) => setTimeout(resolve, gatewayDuplicateWindowMs + 200));
     await publishAll(userId, cal, [booking.delivery, cancel]);
-    await eventually(
+    await waitFor(
       async () => (await meetings.counter('meetings_events_duplicates_total')) >= duplicatesBefore + 2 || undefined,
       { what: 'two duplicates counted' },
     );

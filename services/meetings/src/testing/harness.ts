@@ -5,6 +5,7 @@ import {
   createTestDatabase,
   testNatsUrl,
   testSubjectPrefix,
+  waitFor,
   type TestDatabase,
 } from '@calsync/service-kit/testing';
 import {
@@ -142,31 +143,9 @@ export async function startMeetings(
   };
 }
 
-/** Polls until `check` returns a value (not undefined/false) or the time is up. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | false>,
-  options: { timeoutMs?: number; what?: string } = {},
-): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${options.what ?? 'a condition'}${lastError ? `: ${String(lastError)}` : ''}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Resolves once the inbox of these users holds `count` delivery keys. */
 export function inboxReaches(world: TestWorld, userIds: string[], count: number, timeoutMs = 10_000): Promise<true> {
-  return eventually(
+  return waitFor(
     async () => {
       const { rows } = await world.sql.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM inbox WHERE user_id = ANY($1)',
@@ -215,3 +194,5 @@ export async function readDeadLetters(world: TestWorld): Promise<eventsV1.DeadLe
   }
   return letters;
 }
+
+export { waitFor };

@@ -2,3 +2,4 @@ export * from './infra';
 export * from './log-capture';
 export * from './process';
 export * from './health';
+export * from './polling';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { captureLogger, createTestDatabase, waitFor, type TestDatabase } from '@calsync/service-kit/testing';
 import { migrationsDir } from '../migrations';
 import { createHookCache, type HookCache } from './hook-cache';
 import { createHookLoader, signingKeyContext } from './hook-loader';
@@ -38,14 +38,6 @@ async function startCache(): Promise<HookCache> {
   caches.push(cache);
   await cache.start();
   return cache;
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 beforeAll(async () => {
@@ -86,8 +78,8 @@ it('every replica refuses a hook as soon as another marks it removed or deletes 
   await createWebhookRepository(pool).markUserRemoving('u-removed');
   await repository.delete([deleted.hookId]);
   for (const cache of [replicaA, replicaB]) {
-    await eventually(async () => (await cache.get(removed.hookId))?.refusing === true);
-    await eventually(async () => (await cache.get(deleted.hookId)) === undefined);
+    await waitFor(async () => (await cache.get(removed.hookId))?.refusing === true);
+    await waitFor(async () => (await cache.get(deleted.hookId)) === undefined);
   }
 });
 
@@ -98,7 +90,7 @@ it('remembers an unknown id, and forgets that once the hook is created', async (
   expect(await cache.get(hook.hookId)).toBeUndefined();
   expect(cache.stats()).toMatchObject({ miss: 1, hit: 1 });
   await repository.insert(hook);
-  await eventually(async () => (await cache.get(hook.hookId)) !== undefined);
+  await waitFor(async () => (await cache.get(hook.hookId)) !== undefined);
 });
 
 it('does not notify for bookkeeping writes, so deliveries do not empty the caches', async () => {
@@ -115,7 +107,7 @@ it('does not notify for bookkeeping writes, so deliveries do not empty the cache
     await repository.update(hook.hookId, { lastVerifiedAt: new Date(), lastError: 'x', downSince: new Date() });
     // Notifications arrive in commit order: once the marker's is heard, anything earlier was too.
     await repository.update(marker.hookId, { state: 'disabled' });
-    await eventually(async () => heard.includes(marker.hookId));
+    await waitFor(async () => heard.includes(marker.hookId));
     expect(heard).toEqual([marker.hookId]);
   } finally {
     await listener.end();
@@ -131,12 +123,12 @@ it('serves from Postgres while its listener is down and starts empty when it is 
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hook-cache' AND datname = $1",
     [database.name],
   );
-  await eventually(async () => !cache.trusted);
+  await waitFor(async () => !cache.trusted);
   // Changed while nobody listened: must not be answered from the old memory.
   await repository.update(hook.hookId, { state: 'removing' });
   expect((await cache.get(hook.hookId))?.refusing).toBe(true);
   expect(cache.stats().bypass).toBeGreaterThan(0);
-  await eventually(async () => cache.trusted, 10_000);
+  await waitFor(async () => cache.trusted, { timeoutMs: 10_000 });
   expect((await cache.get(hook.hookId))?.refusing).toBe(true);
 });
 
@@ -158,11 +150,11 @@ it('warms itself with every hook when it starts listening, so the first delivery
     });
     caches.push(cache);
     await cache.start();
-    await eventually(async () => cache.stats().size === seeded.length);
+    await waitFor(async () => cache.stats().size === seeded.length);
     expect(await cache.get(seeded[4_321]!.hookId)).toMatchObject({ userId: 'u-warm-4321' });
     expect(cache.stats()).toMatchObject({ hit: 1, miss: 0 });
     await freshRepository.update(seeded[0]!.hookId, { state: 'removing' });
-    await eventually(async () => (await cache.get(seeded[0]!.hookId))?.refusing === true);
+    await waitFor(async () => (await cache.get(seeded[0]!.hookId))?.refusing === true);
     await cache.stop();
   } finally {
     await freshPool.end();
