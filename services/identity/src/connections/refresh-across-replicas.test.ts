@@ -78,6 +78,14 @@ describe('refresh across replicas', () => {
     expect(await isActiveAtCalendly(sim, before.refresh_token!)).toBe(false);
     expect(await isActiveAtCalendly(sim, after.refresh_token!)).toBe(true);
 
+    // Counted at the simulator itself: one code exchange, then exactly one refresh.
+    const counted = await simControl<{ authorization_code: number; refresh_token: number }>(
+      sim,
+      'GET',
+      `/token_requests?user=${encodeURIComponent(simUser.uri)}`,
+    );
+    expect(counted).toMatchObject({ authorization_code: 1, refresh_token: 1 });
+
     // Both processes together sent Calendly one refresh, and one refresh succeeded.
     const ports = replicas.map((replica) => Number(replica.ready.metricsPort));
     expect(await metricSum(ports, 'calendly_requests_total', { operation: 'refreshToken' })).toBe(1);
