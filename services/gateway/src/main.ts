@@ -61,6 +61,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       maxAgeSeconds: config.EVENTS_STREAM_MAX_AGE_SECONDS,
       maxBytes: config.EVENTS_STREAM_MAX_BYTES,
       duplicateWindowSeconds: config.EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS,
+      replicas: config.NATS_STREAM_REPLICAS,
     };
     await ensureEventsStream(nc, names, limits);
     redeclareStreamOnReconnect(nc, () => ensureEventsStream(nc, names, limits), log);

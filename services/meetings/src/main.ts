@@ -62,6 +62,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       durableName: config.CONSUMER_DURABLE_NAME,
       maxDeliver: config.CONSUMER_MAX_DELIVER,
       ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
+      streamReplicas: config.NATS_STREAM_REPLICAS,
     });
 
     const registry = createMetricsRegistry('meetings');

@@ -91,6 +91,8 @@ export const postgresEnv = (schema: string) => ({
 /** Variables of a service that talks to NATS JetStream. */
 export const natsEnv = {
   NATS_URL: env.string(),
+  /** Copies of each stream calsync declares: 1 on a single server, 3 on a NATS cluster. */
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   NATS_SUBJECT_PREFIX: z
     .string()
     .regex(/^[a-z][a-z0-9_-]{0,30}$/, 'must be a short lower-case token')

@@ -32,6 +32,9 @@ export function createGrpcClient<D extends Definition>(
 ): PromiseClient<D> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
     'grpc.keepalive_time_ms': 30_000,
+    // Spread calls over every address the name resolves to (a headless Kubernetes Service answers
+    // one per ready pod), instead of pinning them all to the first.
+    'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     ...options.channelOptions,
   });
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;

@@ -33,6 +33,17 @@ describe('ensureStream and ensureConsumer', () => {
     expect(consumers.map((c) => [c.name, c.config.max_deliver])).toEqual([['meetings', 7]]);
   });
 
+  it('leaves an existing stream alone when asked only to create it', async () => {
+    const jsm = await nc.jetstreamManager();
+    const config = { name: names.backfillStream, subjects: [names.backfillSubject], max_msgs: 10 };
+    expect(await ensureStream(jsm, config, { onlyCreate: true })).toBe('created');
+    expect(await ensureStream(jsm, { ...config, max_msgs: 99 }, { onlyCreate: true })).toBe('existed');
+    expect((await jsm.streams.info(names.backfillStream)).config.max_msgs).toBe(10);
+    expect(await ensureStream(jsm, { ...config, max_msgs: 99 })).toBe('updated');
+    expect((await jsm.streams.info(names.backfillStream)).config.max_msgs).toBe(99);
+    await jsm.streams.delete(names.backfillStream);
+  });
+
   it('gives every prefix its own streams and subjects', () => {
     const a = natsNames('alpha');
     const b = natsNames('beta');

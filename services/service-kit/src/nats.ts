@@ -34,21 +34,30 @@ export function natsIsConnected(nc: NatsConnection): boolean {
   );
 }
 
-/** Declares a stream, or brings an existing one's settings up to date. Idempotent. */
+/**
+ * Declares a stream, or brings an existing one's settings up to date. Idempotent. With
+ * `onlyCreate`, an existing stream is left exactly as its owner configured it (for a consumer
+ * that must not depend on its publisher starting first).
+ */
 export async function ensureStream(
   jsm: JetStreamManager,
   config: Partial<StreamConfig> & { name: string; subjects: string[] },
-): Promise<void> {
+  options: { onlyCreate?: boolean } = {},
+): Promise<'created' | 'updated' | 'existed'> {
   try {
     const existing = await jsm.streams.info(config.name);
+    if (options.onlyCreate) return 'existed';
     await jsm.streams.update(config.name, { ...existing.config, ...config });
+    return 'updated';
   } catch (error) {
     if (!isNotFound(error)) throw error;
     try {
       await jsm.streams.add(config);
+      return 'created';
     } catch (addError) {
       // Another replica declared it between our look and our add.
       if (!/already in use|already exists/i.test(String(addError))) throw addError;
+      return 'existed';
     }
   }
 }

@@ -58,7 +58,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     const nc = await connectNats({ url: config.NATS_URL, name: 'subscription', log });
     opened.unshift({ name: 'nats', run: () => nc.drain() });
     const names = natsNames(config.NATS_SUBJECT_PREFIX);
-    await declareBackfillStream(await nc.jetstreamManager(), names);
+    await declareBackfillStream(await nc.jetstreamManager(), names, config.NATS_STREAM_REPLICAS);
     const backfill = createBackfillPublisher({ js: nc.jetstream(), names });
 
     const repository = createWebhookRepository(pool);

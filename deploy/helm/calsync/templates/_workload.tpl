@@ -19,6 +19,7 @@ for the variables only it reads.
 {{- if $facts.nats }}
 {{- $_ := set $computed "NATS_URL" (include "calsync.natsUrl" $root) }}
 {{- $_ := set $computed "NATS_SUBJECT_PREFIX" $root.Values.natsSubjectPrefix }}
+{{- $_ := set $computed "NATS_STREAM_REPLICAS" $root.Values.natsStreamReplicas }}
 {{- end }}
 {{- if and $facts.sealing $root.Values.sealing.activeKeyId }}
 {{- $_ := set $computed "SEALING_ACTIVE_KEY_ID" $root.Values.sealing.activeKeyId }}
@@ -290,6 +291,11 @@ metadata:
     {{- include "calsync.componentLabels" $ctx | nindent 4 }}
 spec:
   type: ClusterIP
+  {{- if $facts.grpcPort }}
+  # Headless: DNS answers every ready pod, and the callers' gRPC clients balance round-robin
+  # over them (a ClusterIP would pin each long-lived HTTP/2 connection to one pod).
+  clusterIP: None
+  {{- end }}
   selector:
     {{- include "calsync.serverSelector" $ctx | nindent 4 }}
   ports:

@@ -24,6 +24,8 @@ export interface EventsStreamLimits {
   /** -1: unlimited. */
   maxBytes: number;
   duplicateWindowSeconds: number;
+  /** Copies of the stream on a NATS cluster. */
+  replicas: number;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function ensureEventsStream(
     max_age: nanos(limits.maxAgeSeconds * 1000),
     max_bytes: limits.maxBytes,
     duplicate_window: nanos(limits.duplicateWindowSeconds * 1000),
+    num_replicas: limits.replicas,
   });
 }
 

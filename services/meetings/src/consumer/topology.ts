@@ -1,43 +1,19 @@
 import { ensureConsumer, ensureStream, type JetStreamManager, type NatsNames } from '@calsync/service-kit';
-import { AckPolicy, DeliverPolicy, nanos, StorageType, type StreamConfig } from 'nats';
+import { AckPolicy, DeliverPolicy, nanos, StorageType } from 'nats';
 
 /** The settings every declarer of calsync's streams uses, so whoever starts first makes the same stream. */
-const streamDefaults = { storage: StorageType.File, duplicate_window: nanos(2 * 60_000) };
-
-function isStreamNotFound(error: unknown): boolean {
-  const value = error as { code?: string | number; api_error?: { err_code?: number } } | undefined;
-  return value?.api_error?.err_code === 10059 || String(value?.code) === '404';
-}
-
-/**
- * Creates a stream another service publishes to when it does not exist yet, and otherwise
- * leaves it exactly as its owner configured it (retention, limits, replicas are theirs).
- */
-export async function ensureStreamExists(
-  jsm: JetStreamManager,
-  config: Partial<StreamConfig> & { name: string; subjects: string[] },
-): Promise<'created' | 'existed'> {
-  try {
-    await jsm.streams.info(config.name);
-    return 'existed';
-  } catch (error) {
-    if (!isStreamNotFound(error)) throw error;
-  }
-  try {
-    await jsm.streams.add(config);
-    return 'created';
-  } catch (error) {
-    // The owner (or another replica) created it between our look and our add.
-    if (/already in use|already exists/i.test(String(error))) return 'existed';
-    throw error;
-  }
-}
+const streamDefaults = (replicas: number) => ({
+  storage: StorageType.File,
+  duplicate_window: nanos(2 * 60_000),
+  num_replicas: replicas,
+});
 
 export interface TopologyOptions {
   names: NatsNames;
   durableName: string;
   maxDeliver: number;
   ackWaitMs: number;
+  streamReplicas: number;
 }
 
 /** The backfill consumer's durable name, derived so one variable names both. */
@@ -51,9 +27,12 @@ export const backfillDurableName = (durableName: string) => `${durableName}-back
  */
 export async function declareTopology(jsm: JetStreamManager, options: TopologyOptions): Promise<void> {
   const { names } = options;
-  await ensureStreamExists(jsm, { name: names.eventsStream, subjects: [names.eventsSubjects], ...streamDefaults });
-  await ensureStreamExists(jsm, { name: names.backfillStream, subjects: [names.backfillSubject], ...streamDefaults });
-  await ensureStream(jsm, { name: names.deadLetterStream, subjects: [names.deadLetterSubjects], ...streamDefaults });
+  // The events and backfill streams belong to their publishers: created here only when missing.
+  const defaults = streamDefaults(options.streamReplicas);
+  const onlyCreate = { onlyCreate: true };
+  await ensureStream(jsm, { name: names.eventsStream, subjects: [names.eventsSubjects], ...defaults }, onlyCreate);
+  await ensureStream(jsm, { name: names.backfillStream, subjects: [names.backfillSubject], ...defaults }, onlyCreate);
+  await ensureStream(jsm, { name: names.deadLetterStream, subjects: [names.deadLetterSubjects], ...defaults });
   const consumer = {
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,

@@ -18,9 +18,10 @@ export interface BackfillPublisher {
 }
 
 /** The backfill stream: this service publishes on it, so it declares it (idempotently) at start. */
-export async function declareBackfillStream(jsm: JetStreamManager, names: NatsNames): Promise<void> {
+export async function declareBackfillStream(jsm: JetStreamManager, names: NatsNames, replicas = 1): Promise<void> {
   await ensureStream(jsm, {
     name: names.backfillStream,
+    num_replicas: replicas,
     subjects: [names.backfillSubject],
     // A request only matters until meetings has caught up; two weeks covers a long outage of it.
     max_age: 14 * 24 * 3600 * 1e9,
