@@ -35,6 +35,8 @@ export const configSchema = z.object({
   CONSUMER_BATCH_SIZE: env.int(50, 1).pipe(z.number().max(1000, 'must be at most 1000')),
   /** How long a delivered message may stay unacknowledged before JetStream hands it to another instance. */
   CONSUMER_ACK_WAIT_MS: env.int(30_000, 500),
+  /** Days an applied delivery key is kept to recognise a redelivery; 0 keeps them for ever. */
+  INBOX_RETENTION_DAYS: env.int(30, 0),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -28,6 +28,7 @@ import { backfillDurableName, declareTopology } from './consumer/topology';
 import { createMeetingQueries } from './meetings/meeting-queries';
 import { createMeetingsApplier } from './meetings/meetings-applier';
 import { meetingsGrpcService } from './meetings/meetings-grpc';
+import { startInboxRetention } from './inbox/inbox-retention';
 import { createMeetingsMetrics } from './metrics';
 
 export interface MeetingsApp {
@@ -134,6 +135,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     await backfillWorker.start();
 
     const health = await watchHealth({ server: grpc, check: healthy, log, intervalMs: healthCheckMs });
+    const inboxRetention = startInboxRetention({ pool: db, retentionDays: config.INBOX_RETENTION_DAYS, log });
 
     const stop = createStop({
       log,
@@ -143,6 +145,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
           name: 'health',
           run: () => {
             health.stop();
+            inboxRetention.stop();
             grpc.setServing(false);
           },
         },
