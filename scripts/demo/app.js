@@ -7,6 +7,7 @@
   const status = (message) => ($('status').textContent = message);
   let current = null;
   let pollTimer = null;
+  let lastMeetings = null;
 
   async function gateway(path, options = {}) {
     const response = await fetch(`${demo.gateway}${path}`, {
@@ -118,6 +119,12 @@
     try {
       const page = await gateway('/api/meetings?limit=50');
       const meetings = page.meetings ?? [];
+      // Once a webhook has changed what the user sees, stop saying we are waiting for it.
+      const signature = JSON.stringify(meetings);
+      if (signature !== lastMeetings && $('status').textContent.includes('waiting for the webhook')) {
+        status('Webhook received: meetings updated.');
+      }
+      lastMeetings = signature;
       const body = $('meetings');
       if (meetings.length === 0) {
         const row = document.createElement('tr');
