@@ -278,6 +278,12 @@ export async function bookAndReceive(h: Harness, user: SimUser, hookId: string, 
 }
 
 /** The hook id at the end of a callback URL. */
+/** Why the service refuses any delivery to this hook (e.g. VERIFY_FAILURE_HOOK_NOT_FOUND once it is removed). */
+export async function refusalOf(h: Harness, hookId: string): Promise<string | undefined> {
+  const request = { hookId, signatureHeader: 't=1,v1=' + '0'.repeat(64), rawBody: Buffer.from('{}') };
+  return reasonOf(await h.subscription.verifyAndResolveUser(request).catch((error: unknown) => error));
+}
+
 export const hookIdOf = (callbackUrl: string) => callbackUrl.slice(callbackUrl.lastIndexOf('/') + 1);
 
 /** What a proxy does with one request: pass it on, or answer itself after (or instead of) passing it on. */
