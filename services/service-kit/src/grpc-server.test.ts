@@ -6,6 +6,7 @@ import { createGrpcClient } from './grpc-client';
 import { bindService, createGrpcServer, livenessHealthName, type GrpcServer } from './grpc-server';
 import { createMetricsRegistry } from './metrics';
 import { captureLogger } from './testing/log-capture';
+import { reflectedServices } from './testing/reflection';
 
 const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
 type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
@@ -101,25 +102,11 @@ describe('createGrpcServer', () => {
     expect(lines.some((line) => line.includes('"code":"NOT_FOUND"'))).toBe(true);
   });
 
-  it('offers server reflection for calsync services', async () => {
-    const reflection = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    try {
-      const call = reflection.makeBidiStreamRequest(
-        '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
-        (value: Buffer) => value,
-        (bytes: Buffer) => bytes,
-      );
-      // ServerReflectionRequest { list_services: "*" } = field 7, string "*".
-      call.write(Buffer.from([0x3a, 0x01, 0x2a]));
-      const response = await new Promise<Buffer>((resolve, reject) => {
-        call.once('data', resolve);
-        call.once('error', reject);
-      });
-      call.end();
-      expect(response.toString('latin1')).toContain('calsync.meetings.v1.MeetingsService');
-    } finally {
-      reflection.close();
-    }
+  it('lists only its own services and health in reflection', async () => {
+    expect(await reflectedServices(`127.0.0.1:${port}`)).toEqual([
+      'calsync.meetings.v1.MeetingsService',
+      'grpc.health.v1.Health',
+    ]);
   });
 
   it('turns NOT_SERVING from the first moment of shutdown while in-flight calls finish', async () => {

@@ -95,6 +95,19 @@ function observabilityInterceptor(log: Logger, registry: Registry): grpc.ServerI
   };
 }
 
+const healthServiceName = 'grpc.health.v1.Health';
+
+let descriptors: protoLoader.PackageDefinition | undefined;
+
+/** calsync's contracts and grpc.health.v1, loaded once per process. */
+function reflectedDescriptors(): protoLoader.PackageDefinition {
+  descriptors ??= {
+    ...protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath)),
+    ...protoLoader.loadSync(require.resolve('grpc-health-check/proto/health/v1/health.proto')),
+  };
+  return descriptors;
+}
+
 /**
  * The grpc.health.v1 service name for liveness: SERVING for as long as the process serves at all,
  * so a liveness probe does not restart a pod that is only waiting for Postgres or NATS.
@@ -132,8 +145,8 @@ export function createGrpcServer(options: {
     [livenessHealthName]: 'SERVING',
   });
   health.addToServer(server);
-  const descriptors = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
-  new ReflectionService(descriptors).addToServer(server);
+  // Reflection tells a caller what this port serves, and nothing about the services next door.
+  new ReflectionService(reflectedDescriptors(), { services: [...serviceNames, healthServiceName] }).addToServer(server);
   for (const binding of options.services) server.addService(binding.definition, binding.implementation);
 
   let stopping: Promise<void> | undefined;

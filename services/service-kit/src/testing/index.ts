@@ -3,3 +3,4 @@ export * from './log-capture';
 export * from './process';
 export * from './health';
 export * from './polling';
+export * from './reflection';
