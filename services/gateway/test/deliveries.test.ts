@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
+import { rawRequest, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
 
 let system: GatewaySystem;
 let alice: SimUser;
@@ -175,6 +175,73 @@ describe('deliveries that must not be stored', () => {
       expect(JSON.parse(attempt.response_body!)).toEqual({ error, message: expect.any(String) });
       await system.simCall('/_sim/faults', undefined, 'DELETE');
     }
+  });
+});
+
+describe('trace headers from outside are untrusted input', () => {
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const traceparent = `00-${traceId}-00f067aa0ba902b7-01`;
+  // Each of these is a byte or a shape W3C Trace Context forbids; some are also bytes gRPC metadata refuses.
+  const junk: [string, Record<string, string>][] = [
+    ['a non-ASCII tracestate (latin1)', { traceparent, tracestate: 'vendor=caf\u00e9' }],
+    [
+      'a non-ASCII tracestate (UTF-8 bytes)',
+      { traceparent, tracestate: Buffer.from('vendor=café').toString('latin1') },
+    ],
+    ['a tab inside tracestate', { traceparent, tracestate: 'vendor=a\tb' }],
+    ['an upper-case tracestate key', { traceparent, tracestate: 'Vendor=abc' }],
+    ['a non-ASCII traceparent', { traceparent: `cc-${traceId}-00f067aa0ba902b7-01-caf\u00e9`, tracestate: 'a=b' }],
+    ['a traceparent with a tab', { traceparent: `00-${traceId}-00f067aa0ba\t902b7-01` }],
+  ];
+  const forged = (headers: Record<string, string>) =>
+    rawRequest(`${system.url}${new URL(first.url).pathname}`, {
+      method: 'POST',
+      headers: {
+        ...first.headers,
+        'calendly-webhook-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}`,
+        ...headers,
+      },
+      body: first.body,
+    });
+
+  it.each(junk)('refuses a forged delivery with %s as 401, never as a retryable 5xx', async (_label, headers) => {
+    const before = (await system.storedEvents()).length;
+    const response = await forged(headers);
+    expect({ status: response.status, body: JSON.parse(response.body) }).toEqual({
+      status: 401,
+      body: { error: 'signature_mismatch', message: expect.any(String) },
+    });
+    expect(response.headers['retry-after']).toBeUndefined();
+    expect((await system.storedEvents()).length).toBe(before);
+  });
+
+  it('stores a genuine delivery with a junk tracestate: the trace goes on, the tracestate is dropped', async () => {
+    const attempt = await system.withheldDelivery(alice, 6);
+    const response = await rawRequest(`${system.url}${new URL(attempt.url).pathname}`, {
+      method: 'POST',
+      headers: { ...attempt.headers, traceparent, tracestate: 'vendor=caf\u00e9' },
+      body: attempt.body,
+    });
+    expect({ status: response.status, body: JSON.parse(response.body) }).toEqual({
+      status: 200,
+      body: { status: 'stored' },
+    });
+    const stored = (await system.storedEvents()).find(({ event }) => event.payload.toString() === attempt.body);
+    expect(stored?.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    expect(stored?.headers.tracestate).toBeUndefined();
+  });
+
+  it('passes a valid tracestate on with the trace', async () => {
+    const attempt = await system.withheldDelivery(alice, 7);
+    const tracestate = 'congo=t61rcWkgMzE,tenant@vendor=00f067aa0ba902b7';
+    const response = await rawRequest(`${system.url}${new URL(attempt.url).pathname}`, {
+      method: 'POST',
+      headers: { ...attempt.headers, traceparent, tracestate },
+      body: attempt.body,
+    });
+    expect(response.status).toBe(200);
+    const stored = (await system.storedEvents()).find(({ event }) => event.payload.toString() === attempt.body);
+    expect(stored?.headers.tracestate).toBe(tracestate);
   });
 });
 

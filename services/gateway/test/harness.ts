@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -343,6 +344,40 @@ export async function startGatewaySystem(
     await stopAll();
     throw error;
   }
+}
+
+/**
+ * One HTTP request through node:http, whose header values may carry any byte a client can put
+ * on the wire (a string's characters are sent as latin1 bytes), unlike fetch, which refuses some.
+ */
+export function rawRequest(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const body = init.body === undefined ? undefined : Buffer.from(init.body);
+    const outgoing = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: init.method ?? 'GET',
+        headers: {
+          ...Object.fromEntries(Object.entries(init.headers ?? {}).filter(([name]) => !/^content-length$/i.test(name))),
+          ...(body ? { 'content-length': String(body.length) } : {}),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
 }
 
 export { waitFor } from '@calsync/service-kit/testing';

@@ -1,5 +1,12 @@
 import { SignJWT } from 'jose';
-import { waitFor, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
+import {
+  rawRequest,
+  waitFor,
+  startGatewaySystem,
+  type DeliveryAttempt,
+  type GatewaySystem,
+  type SimUser,
+} from './harness';
 
 let system: GatewaySystem;
 let alice: SimUser;
@@ -117,6 +124,27 @@ describe('signed-in users only', () => {
     for (const token of [forged, expired]) {
       const response = await fetch(`${system.url}/api/meetings`, { headers: { authorization: `Bearer ${token}` } });
       expect(response.status).toBe(401);
+    }
+  });
+});
+
+describe('correlation headers from outside', () => {
+  it.each([
+    ['a non-ASCII tracestate', { tracestate: 'vendor=caf\u00e9' }],
+    ['a tab inside tracestate', { tracestate: 'vendor=a\tb' }],
+    ['a UTF-8 tracestate', { tracestate: Buffer.from('vendor=café').toString('latin1') }],
+    ['a non-ASCII request id', { 'x-request-id': 'caf\u00e9' }],
+  ])('never turn a user route into a 5xx: %s', async (_label, trace) => {
+    const headers = {
+      authorization: `Bearer ${await system.jwtFor('user-bob')}`,
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      ...trace,
+    };
+    for (const path of ['/api/calendly/connection', '/api/meetings', '/api/calendly/connect']) {
+      const response = await rawRequest(`${system.url}${path}`, {
+        headers: { ...headers, accept: 'application/json' },
+      });
+      expect({ path, status: response.status }).toEqual({ path, status: 200 });
     }
   });
 });
