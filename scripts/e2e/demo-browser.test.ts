@@ -9,8 +9,8 @@ import { bootSystem, rootDir, type RunningSystem } from './system-harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { copyDemoPage, writeDemoConfig } = require('../lib/demo.cjs') as typeof import('../lib/demo.cjs');
-
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { chromiumPath } = require('../lib/prerequisites.cjs') as typeof import('../lib/prerequisites.cjs');
 const screenshotDir = join(rootDir, 'test-results');
 
 let system: RunningSystem;

@@ -11,4 +11,9 @@ function signDevJwt(sub, secret, ttlSeconds = 7 * 24 * 3600) {
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 
-module.exports = { signDevJwt };
+/** The secret `npm run dev` gives the gateway: AUTH_JWT_SECRET, else a fixed dev-only value. */
+function devJwtSecret() {
+  return process.env.AUTH_JWT_SECRET || 'calsync-dev-jwt-secret-change-me';
+}
+
+module.exports = { devJwtSecret, signDevJwt };

@@ -1,1 +1,2 @@
 export function signDevJwt(sub: string, secret: string, ttlSeconds?: number): string;
+export function devJwtSecret(): string;

@@ -20,6 +20,15 @@ async function freePort() {
   });
 }
 
+/** True when something already listens on host:port (so a server of ours could not bind it). */
+async function portInUse(port, host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (error) => (error.code === 'EADDRINUSE' ? resolve(true) : reject(error)));
+    server.listen(port, host, () => server.close(() => resolve(false)));
+  });
+}
+
 /** Resolves once host:port accepts TCP connections, or rejects after timeoutMs. */
 async function waitForPort(port, host = '127.0.0.1', timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -124,11 +133,18 @@ async function startContainers() {
   const { GenericContainer, Wait } = await import('testcontainers');
   const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
   const postgres = await new PostgreSqlContainer('postgres:16-alpine').start();
-  const nats = await new GenericContainer('nats:2.10-alpine')
-    .withCommand(['-js'])
-    .withExposedPorts(4222)
-    .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
-    .start();
+  let nats;
+  try {
+    nats = await new GenericContainer('nats:2.10-alpine')
+      .withCommand(['-js'])
+      .withExposedPorts(4222)
+      .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+      .start();
+  } catch (error) {
+    // The caller falls back to local servers: leave no Postgres container behind.
+    await postgres.stop().catch(() => undefined);
+    throw error;
+  }
   return {
     postgresUrl: postgres.getConnectionUri(),
     natsUrl: `nats://${nats.getHost()}:${nats.getMappedPort(4222)}`,
@@ -140,6 +156,7 @@ async function startContainers() {
 
 module.exports = {
   freePort,
+  portInUse,
   waitForPort,
   dockerAvailable,
   startEmbeddedPostgres,

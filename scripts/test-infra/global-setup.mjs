@@ -14,10 +14,18 @@ export default async function globalSetup() {
   const needPostgres = !process.env.CALSYNC_TEST_DATABASE_URL;
   const needNats = !process.env.CALSYNC_TEST_NATS_URL;
   if ((needPostgres || needNats) && (await dockerAvailable())) {
-    const containers = await startContainers();
-    stops.push(containers.stop);
-    process.env.CALSYNC_TEST_DATABASE_URL ??= containers.postgresUrl;
-    process.env.CALSYNC_TEST_NATS_URL ??= containers.natsUrl;
+    try {
+      const containers = await startContainers();
+      stops.push(containers.stop);
+      process.env.CALSYNC_TEST_DATABASE_URL ??= containers.postgresUrl;
+      process.env.CALSYNC_TEST_NATS_URL ??= containers.natsUrl;
+    } catch (error) {
+      // A daemon that answers but has no registry (offline, a proxy, a locked-down CI) is common.
+      const reason = String(error?.message ?? error).split('\n')[0];
+      process.stderr.write(
+        `\nDocker answers but could not start the test containers (${reason}); using a local Postgres and nats-server instead.\n`,
+      );
+    }
   }
   const dir = join(tmpdir(), `calsync-test-${process.pid}`);
   if (!process.env.CALSYNC_TEST_DATABASE_URL) {
