@@ -180,6 +180,33 @@ describe('personal access token connect', () => {
   });
 });
 
+const zeroId = '00000000-0000-4000-8000-000000000000';
+const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+describe('meeting filters and cursors', () => {
+  it.each([
+    [
+      'a cursor with an impossible time',
+      `cursor=${cursorOf({ t: '2026-13-45T99:99:99.000000Z', id: zeroId })}`,
+      'cursor',
+    ],
+    ['a cursor on February 30th', `cursor=${cursorOf({ t: '2026-02-30T00:00:00.000000Z', id: zeroId })}`, 'cursor'],
+    ['a cursor whose id is no UUID', `cursor=${cursorOf({ t: '2026-01-01T00:00:00.000000Z', id: 'x' })}`, 'cursor'],
+    ['a cursor that is not base64 JSON', 'cursor=%25%25%25', 'cursor'],
+    ['"from" on February 30th', 'from=2026-02-30T00:00:00Z', 'from'],
+    ['"to" at hour 24', 'to=2026-01-01T24:00:00Z', 'to'],
+    ['"from" in year 0', 'from=0000-01-01T00:00:00Z', 'from'],
+    ['"to" with an offset of 25 hours', 'to=2026-01-01T00:00:00+25:00', 'to'],
+    ['"limit" zero', 'limit=0', 'limit'],
+    ['"status" twice', 'status=active&status=canceled', 'status'],
+    ['an unknown parameter', 'page=2', 'page'],
+  ])('answers 400 naming the parameter for %s', async (_label, query, name) => {
+    const answer = await system.api(`/api/meetings?${query}`, { userId: 'user-alice' });
+    expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+    expect(String(answer.body.message)).toContain(`"${name}"`);
+  });
+});
+
 describe('one user never reaches another', () => {
   let aliceMeetingId: string;
   let bobDelivery: DeliveryAttempt;

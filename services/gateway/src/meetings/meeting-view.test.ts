@@ -10,7 +10,6 @@ describe('listQuery', () => {
         status: 'canceled',
         limit: '50',
         cursor: 'abc',
-        userId: 'someone-else',
       }),
     ).toEqual({
       userId: 'user-1',
@@ -38,6 +37,10 @@ describe('listQuery', () => {
     [{ limit: '1.5' }, /limit/],
     [{ status: ['active', 'canceled'] }, /once/],
     [{ cursor: 'x'.repeat(2000) }, /cursor/],
+    [{ userId: 'someone-else' }, /unknown parameter "userId"/],
+    [{ from: '2026-02-30' }, /"from"/],
+    [{ to: '2026-01-01T00:00:60Z' }, /"to"/],
+    [{ from: '0000-12-31T23:00:00+02:00' }, /"from" must be in the years/],
   ])('refuses %p with 400', (query, message) => {
     expect(() => listQuery('user-1', query)).toThrow(
       expect.objectContaining({ status: 400, message: expect.stringMatching(message) }),

@@ -1,4 +1,5 @@
 import { meetingsV1 } from '@calsync/proto';
+import { z } from 'zod';
 import { HttpError } from '../http/http-error';
 
 const iso = (date: Date | undefined) => (date ? date.toISOString() : null);
@@ -61,48 +62,58 @@ export function meetingView(meeting: meetingsV1.Meeting) {
   };
 }
 
-const isoTimestamp = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+// A date, or a date-time with seconds and Z or an offset, every field in range (no February 30th,
+// no hour 24), and a year Postgres can store.
+const timestamp = z
+  .union([z.iso.date(), z.iso.datetime({ offset: true })], {
+    error: 'must be an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T09:00:00Z',
+  })
+  .transform((value) => new Date(value))
+  .refine((date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999, 'must be in the years 1 to 9999');
 
-/** The ListMeetings filters of `?from&to&status&limit&cursor` (for the given user); 400 on a bad value. */
+const listParameters = z
+  .strictObject({
+    from: timestamp.optional(),
+    to: timestamp.optional(),
+    status: z.enum(['active', 'canceled'], { error: 'must be active or canceled' }).optional(),
+    limit: z
+      .string()
+      .regex(/^(100|[1-9]\d?)$/, 'must be a whole number from 1 to 100')
+      .transform(Number)
+      .optional(),
+    // Opaque: meetings parses every field of it and names the one that is wrong.
+    cursor: z.string().max(1024, 'is not one this API gave out').optional(),
+  })
+  .refine(({ from, to }) => !from || !to || from.getTime() < to.getTime(), {
+    path: ['from'],
+    message: 'must be before "to"',
+  });
+
+/** The ListMeetings filters of `?from&to&status&limit&cursor` (for the given user); 400 naming a bad parameter. */
 export function listQuery(
   userId: string,
   query: Record<string, string | string[] | undefined>,
 ): meetingsV1.ListMeetingsRequest {
-  const single = (name: string): string | undefined => {
-    const value = query[name];
+  const present = Object.fromEntries(Object.entries(query).filter(([, value]) => value !== undefined && value !== ''));
+  for (const [name, value] of Object.entries(present)) {
     if (Array.isArray(value)) throw new HttpError(400, 'invalid_request', `"${name}" may be given once`);
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const time = (name: string): Date | undefined => {
-    const value = single(name);
-    if (value === undefined) return undefined;
-    const date = new Date(value);
-    if (!isoTimestamp.test(value) || Number.isNaN(date.getTime())) {
-      throw new HttpError(400, 'invalid_request', `"${name}" must be an ISO 8601 timestamp`);
-    }
-    return date;
-  };
-  const from = time('from');
-  const to = time('to');
-  if (from && to && from.getTime() >= to.getTime()) {
-    throw new HttpError(400, 'invalid_request', '"from" must be before "to"');
   }
-  const statusName = single('status');
-  const status =
-    statusName === undefined ? meetingsV1.MeetingStatus.MEETING_STATUS_UNSPECIFIED : statusFilters[statusName];
-  if (status === undefined) throw new HttpError(400, 'invalid_request', '"status" must be active or canceled');
-  const limit = single('limit');
-  if (limit !== undefined && !/^(100|[1-9]\d?)$/.test(limit)) {
-    throw new HttpError(400, 'invalid_request', '"limit" must be a whole number from 1 to 100');
+  const parsed = listParameters.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown parameter ${issue.keys.map((key) => `"${key}"`).join(', ')} (known: from, to, status, limit, cursor)`
+        : `"${String(issue.path[0])}" ${issue.message}`;
+    throw new HttpError(400, 'invalid_request', message);
   }
-  const cursor = single('cursor') ?? '';
-  if (cursor.length > 1024) throw new HttpError(400, 'invalid_request', '"cursor" is not one this API gave out');
+  const { from, to, status, limit, cursor } = parsed.data;
   return {
     userId,
     ...(from ? { from } : {}),
     ...(to ? { to } : {}),
-    status,
-    pageSize: limit === undefined ? 0 : Number(limit),
-    cursor,
+    status: status ? statusFilters[status] : meetingsV1.MeetingStatus.MEETING_STATUS_UNSPECIFIED,
+    pageSize: limit ?? 0,
+    cursor: cursor ?? '',
   };
 }

@@ -1,4 +1,5 @@
 import type { Pool } from '@calsync/service-kit';
+import { z } from 'zod';
 
 /** A read request the caller got wrong (bad page size, cursor or window). */
 export class InvalidQueryError extends Error {
@@ -69,7 +70,17 @@ export interface MeetingQueries {
 const defaultPageSize = 20;
 const maxPageSize = 100;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const cursorTimePattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const firstYear = 1;
+const lastYear = 9999;
+const storableYear = (date: Date) => date.getUTCFullYear() >= firstYear && date.getUTCFullYear() <= lastYear;
+
+// Exactly what encodeCursor writes: every field present, valid and in range, nothing else.
+const cursorSchema = z.strictObject({
+  t: z.iso
+    .datetime({ precision: 6, error: 'must be a UTC time like 2026-01-31T09:00:00.000000Z' })
+    .refine((value) => storableYear(new Date(value)), `must be in the years ${firstYear} to ${lastYear}`),
+  id: z.guid({ error: 'must be a meeting id (a UUID)' }),
+});
 
 // Microsecond text, so a cursor lands exactly between two meetings however close their starts.
 const startKey = `to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
@@ -141,19 +152,28 @@ function encodeCursor(startKeyValue: string, id: string): string {
 }
 
 function decodeCursor(cursor: string): { t: string; id: string } {
+  let value: unknown;
   try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown; id?: unknown };
-    if (
-      typeof value.t === 'string' &&
-      cursorTimePattern.test(value.t) &&
-      typeof value.id === 'string' &&
-      uuidPattern.test(value.id)
-    )
-      return { t: value.t, id: value.id };
+    if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new Error('not base64url');
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    // falls through to the error below
+    throw new InvalidQueryError('"cursor" is not one this service handed out');
   }
-  throw new InvalidQueryError('cursor is not one this service handed out');
+  const parsed = cursorSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    throw new InvalidQueryError(`"cursor" has an unknown field "${issue.keys[0]}"`);
+  }
+  if (issue.path.length === 0) throw new InvalidQueryError('"cursor" is not one this service handed out');
+  throw new InvalidQueryError(`"cursor" field "${String(issue.path[0])}" ${issue.message}`);
+}
+
+/** A time bound of the window: a real date in the years Postgres stores. */
+function checkBound(name: 'from' | 'to', date: Date | undefined): void {
+  if (date !== undefined && (Number.isNaN(date.getTime()) || !storableYear(date))) {
+    throw new InvalidQueryError(`"${name}" must be a time in the years ${firstYear} to ${lastYear}`);
+  }
 }
 
 export function createMeetingQueries(deps: { pool: Pool }): MeetingQueries {
@@ -226,6 +246,8 @@ export function createMeetingQueries(deps: { pool: Pool }): MeetingQueries {
       const pageSize = query.pageSize === 0 ? defaultPageSize : query.pageSize;
       if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
         throw new InvalidQueryError(`page_size must be between 1 and ${maxPageSize}`);
+      checkBound('from', query.from);
+      checkBound('to', query.to);
       if (query.from && query.to && query.from.getTime() >= query.to.getTime())
         throw new InvalidQueryError('from must be before to');
 

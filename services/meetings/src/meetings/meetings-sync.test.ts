@@ -444,6 +444,39 @@ describe('ListMeetings and GetMeeting', () => {
     await expect(meetings.client.getMeeting({ userId, id: 'nope' })).rejects.toMatchObject(invalid);
   });
 
+  const invalid = () => ({ code: GrpcStatus.INVALID_ARGUMENT });
+  it('parses every field of a cursor and of the window before the database sees it', async () => {
+    const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const id = '00000000-0000-4000-8000-000000000000';
+    const list = (overrides: Partial<meetingsV1.ListMeetingsRequest>) =>
+      meetings.client.listMeetings({ userId, pageSize: 10, cursor: '', status: 0, ...overrides });
+    for (const [cursor, field] of [
+      [cursorOf({ t: '2026-13-45T99:99:99.000000Z', id }), 't'],
+      [cursorOf({ t: '2026-02-30T00:00:00.000000Z', id }), 't'],
+      [cursorOf({ t: '2026-01-01T24:00:00.000000Z', id }), 't'],
+      [cursorOf({ t: '0000-01-01T00:00:00.000000Z', id }), 't'],
+      [cursorOf({ t: '2026-01-01T00:00:00.000000Z', id: 'zzzzzzzz-0000-4000-8000-000000000000' }), 'id'],
+      [cursorOf({ t: '2026-01-01T00:00:00.000000Z' }), 'id'],
+      [cursorOf({ t: '2026-01-01T00:00:00.000000Z', id, extra: 1 }), 'extra'],
+      [cursorOf(['2026-01-01T00:00:00.000000Z', id]), 'cursor'],
+      ['%%%', 'cursor'],
+    ] as const) {
+      const refusal = await list({ cursor }).then(
+        () => undefined,
+        (error: { code: number; details: string }) => error,
+      );
+      expect({ cursor, code: refusal?.code, details: refusal?.details }).toEqual({
+        cursor,
+        code: GrpcStatus.INVALID_ARGUMENT,
+        details: expect.stringContaining(
+          field === 'cursor' ? '"cursor" is not' : field === 'extra' ? 'unknown field "extra"' : `field "${field}"`,
+        ),
+      });
+    }
+    await expect(list({ from: new Date(8.64e15) })).rejects.toMatchObject(invalid());
+    await expect(list({ to: new Date('0000-06-01T00:00:00Z') })).rejects.toMatchObject(invalid());
+  });
+
   it('shows another user nothing of this user’s meetings', async () => {
     const stranger = newUser();
     expect(
