@@ -86,6 +86,19 @@ describe('OAuth connect', () => {
     expect(await back('error=access_denied&state=x')).toBe('?calendly=error&reason=access_denied');
     expect(await back('state=only')).toBe('?calendly=error&reason=invalid_callback');
     expect(await back('code=made-up&state=made-up')).toBe('?calendly=error&reason=state_invalid');
+    // Each is an answer, not a fault: one line at info, and no stack trace.
+    const failures = system.gatewayLines
+      .map((line) => JSON.parse(line) as { msg: string; level: string; reason: string; err?: unknown })
+      .filter((entry) => entry.msg === 'calendly connect failed');
+    expect(failures.map(({ level, reason }) => ({ level, reason }))).toEqual(
+      expect.arrayContaining([
+        { level: 'info', reason: 'access_denied' },
+        { level: 'info', reason: 'invalid_callback' },
+        { level: 'info', reason: 'state_invalid' },
+      ]),
+    );
+    const refused = failures.find((entry) => entry.reason === 'state_invalid')!;
+    expect(refused.err).toEqual({ type: 'Error', message: expect.any(String), code: 'FAILED_PRECONDITION' });
   });
 
   it('refuses to complete the same callback twice', async () => {

@@ -1,3 +1,5 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import { GrpcError } from './errors';
 import { captureLogger } from './testing/log-capture';
 
 describe('logger', () => {
@@ -27,5 +29,39 @@ describe('logger', () => {
     }
     expect(line).toContain('user-7');
     expect(line).toContain('[redacted]');
+  });
+
+  it('logs an expected refusal as one line without a stack trace', () => {
+    const { log, lines } = captureLogger();
+    // What a grpc-js client throws when the server refuses: an Error with code, details, metadata.
+    const refused = Object.assign(new Error('16 UNAUTHENTICATED: the token was refused'), {
+      code: status.UNAUTHENTICATED,
+      details: 'the token was refused',
+      metadata: new Metadata(),
+    });
+    log.warn({ err: refused }, 'connect refused');
+    log.info({ err: new GrpcError(status.NOT_FOUND, 'no such meeting') }, 'lookup refused');
+    log.info({ err: Object.assign(new Error('Calendly answered 401'), { status: 401 }) }, 'calendly refused');
+
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).not.toContain('stack');
+    expect(JSON.parse(lines[0]!).err).toEqual({
+      type: 'Error',
+      message: '16 UNAUTHENTICATED: the token was refused',
+      code: 'UNAUTHENTICATED',
+    });
+    expect(JSON.parse(lines[1]!).err).toEqual({ type: 'GrpcError', message: 'no such meeting', code: 'NOT_FOUND' });
+    expect(JSON.parse(lines[2]!).err).toEqual({ type: 'Error', message: 'Calendly answered 401', status: 401 });
+  });
+
+  it('keeps the stack and cause of what nobody expected', () => {
+    const { log, lines } = captureLogger();
+    const broken = Object.assign(new Error('13 INTERNAL: internal error'), { code: status.INTERNAL });
+    log.error({ err: new Error('request failed', { cause: broken }) }, 'request failed');
+    log.error({ err: Object.assign(new Error('upstream 502'), { status: 502 }) }, 'upstream failed');
+    const [first, second] = lines.map((line) => JSON.parse(line).err);
+    expect(first.stack).toContain('logger.test');
+    expect(first.message).toBe('request failed: 13 INTERNAL: internal error');
+    expect(second.stack).toContain('upstream 502');
   });
 });

@@ -1,3 +1,4 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
@@ -31,6 +32,47 @@ export const redactedPaths: string[] = secretFields.flatMap((field) => {
   return [field, `*${joined}`, `*.*${joined}`];
 });
 
+/**
+ * gRPC codes a server answers on purpose (the caller's input, rights or state), as opposed to
+ * INTERNAL, UNKNOWN, DATA_LOSS, UNAVAILABLE or DEADLINE_EXCEEDED, which say something broke.
+ */
+const refusalCodes = new Set([
+  grpcStatus.CANCELLED,
+  grpcStatus.INVALID_ARGUMENT,
+  grpcStatus.NOT_FOUND,
+  grpcStatus.ALREADY_EXISTS,
+  grpcStatus.PERMISSION_DENIED,
+  grpcStatus.RESOURCE_EXHAUSTED,
+  grpcStatus.FAILED_PRECONDITION,
+  grpcStatus.ABORTED,
+  grpcStatus.OUT_OF_RANGE,
+  grpcStatus.UNAUTHENTICATED,
+]);
+
+/**
+ * True for an error that is an answer, not a fault: a gRPC refusal, or an HTTP 4xx (ours or
+ * Calendly's). Its stack only says where the answer was read, so the log line leaves it out.
+ */
+export function isExpectedRefusal(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, status } = error as { code?: unknown; status?: unknown };
+  if (typeof code === 'number' && refusalCodes.has(code)) return true;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/** `err` in a log line: an expected refusal as one short object, anything else with its stack and causes. */
+export function serializeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  if (!isExpectedRefusal(error)) return pino.stdSerializers.err(error);
+  const { code, status } = error as { code?: unknown; status?: unknown };
+  return {
+    type: error.name,
+    message: error.message,
+    ...(typeof code === 'number' ? { code: grpcStatus[code] ?? code } : {}),
+    ...(typeof status === 'number' ? { status } : {}),
+  };
+}
+
 /** The service's one logger: JSON lines, secrets redacted. Create once in main and pass down. */
 export function createLogger(options: {
   service: string;
@@ -41,6 +83,7 @@ export function createLogger(options: {
     level: options.level ?? 'info',
     base: { service: options.service },
     redact: { paths: redactedPaths, censor: '[redacted]' },
+    serializers: { err: serializeError },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };

@@ -54,7 +54,9 @@ export function connectionRoutes(options: {
     };
     const fail = (reason: string, error?: unknown) => {
       ctx.state.outcome = `error_${reason}`;
-      ctx.state.log.warn({ reason, err: error }, 'calendly connect failed');
+      // A person declining, or an old or reused link, is an answer; only a failure on our side warns.
+      const level = failedOnOurSide.has(reason) ? 'warn' : 'info';
+      ctx.state.log[level]({ reason, err: error }, 'calendly connect failed');
       backToApp({ calendly: 'error', reason });
     };
     const { code, state, error } = ctx.query;
@@ -117,6 +119,9 @@ export function connectionRoutes(options: {
 
   return router;
 }
+
+/** The callback reasons that mean something of ours broke, rather than the person or Calendly said no. */
+const failedOnOurSide = new Set(['unavailable', 'internal', 'webhook_unavailable', 'webhook_failed']);
 
 /** A short, stable reason for the app's URL (never a message from below). */
 function callbackReason(failure: ConnectStepFailed): string {
