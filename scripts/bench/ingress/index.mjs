@@ -30,6 +30,8 @@ const { Pool: HttpPool } = require('undici');
 const { Client } = require('pg');
 const { connect } = require('nats');
 const kit = require('@calsync/service-kit');
+const { subscribedEvents } = require('@calsync/calendly-client');
+const { inviteeCreatedBody } = require('@calsync/calendly-client/testing');
 const { migrationsDir } = require('@calsync/subscription/dist/migrations');
 const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks/webhook-repository');
 const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
@@ -110,57 +112,9 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Calendly's invitee.created envelope for one of the user's bookings (about 2 KB, like the real one). */
-function deliveryBody(user, n) {
-  const now = new Date().toISOString();
-  const event = `https://api.calendly.com/scheduled_events/${randomUUID()}`;
-  return JSON.stringify({
-    event: 'invitee.created',
-    created_at: now,
-    created_by: user.calendlyUserUri,
-    payload: {
-      uri: `${event}/invitees/${randomUUID()}`,
-      email: `invitee${n}@example.test`,
-      name: `Bench Invitee ${n}`,
-      first_name: 'Bench',
-      last_name: `Invitee ${n}`,
-      status: 'active',
-      timezone: 'Europe/Paris',
-      event,
-      questions_and_answers: [
-        { question: 'What would you like to discuss?', answer: 'The ingress bench', position: 0 },
-      ],
-      tracking: { utm_campaign: null, utm_source: 'bench', utm_medium: null, utm_content: null, utm_term: null },
-      rescheduled: false,
-      old_invitee: null,
-      new_invitee: null,
-      cancel_url: `https://calendly.com/cancellations/${randomUUID()}`,
-      reschedule_url: `https://calendly.com/reschedulings/${randomUUID()}`,
-      no_show: null,
-      created_at: now,
-      updated_at: now,
-      scheduled_event: {
-        uri: event,
-        name: '30 Minute Meeting',
-        status: 'active',
-        start_time: '2031-01-01T10:00:00.000000Z',
-        end_time: '2031-01-01T10:30:00.000000Z',
-        event_type: 'https://api.calendly.com/event_types/BENCH',
-        location: { type: 'zoom', join_url: 'https://zoom.example/j/1', status: 'pushed' },
-        invitees_counter: { total: 1, active: 1, limit: 1 },
-        event_memberships: [{ user: user.calendlyUserUri, user_email: user.email, user_name: user.userId }],
-        event_guests: [],
-        created_at: now,
-        updated_at: now,
-      },
-    },
-  });
-}
-
-let sent = 0;
 /** The next delivery for `user`, signed now with the user's key as Calendly signs. */
 function nextDelivery(user) {
-  const body = deliveryBody(user, (sent += 1));
+  const body = inviteeCreatedBody({ uri: user.calendlyUserUri, email: user.email, name: user.userId });
   const t = Math.floor(Date.now() / 1000);
   const v1 = createHmac('sha256', user.signingKey).update(`${t}.`).update(body).digest('hex');
   return { path: `/webhooks/calendly/${user.hookId}`, body, signature: `t=${t},v1=${v1}` };
@@ -287,7 +241,7 @@ try {
       calendlyOrganizationUri: `https://api.calendly.com/organizations/BENCHORG${i % 100}`,
       calendlySubscriptionUri: `https://api.calendly.com/webhook_subscriptions/${randomUUID()}`,
       callbackUrl: callbackUrlOf(gatewayUrl, hookId),
-      events: ['invitee.created', 'invitee.canceled', 'invitee_no_show.created', 'invitee_no_show.deleted'],
+      events: [...subscribedEvents],
       state: 'active',
       signingKeySource: 'subscription',
       signingKeySealed: sealer.seal(signingKey, signingKeyContext(hookId)),

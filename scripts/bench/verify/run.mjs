@@ -52,66 +52,18 @@ const log = kit.createLogger({ service: 'bench-verify', level: 'warn' });
 const sealingKey = randomBytes(32);
 const sealingKeys = `bench=${sealingKey.toString('base64')}`;
 const sealer = kit.createSealer({ keys: new Map([['bench', sealingKey]]), activeKeyId: 'bench' });
-const events = ['invitee.created', 'invitee.canceled', 'invitee_no_show.created', 'invitee_no_show.deleted'];
+const { subscribedEvents } = require('@calsync/calendly-client');
+const { inviteeCreatedBody } = require('@calsync/calendly-client/testing');
+const events = [...subscribedEvents];
 
 const say = (line) => process.stdout.write(`${line}\n`);
 const userUri = (i) => `https://api.calendly.com/users/BENCH${String(i).padStart(8, '0')}`;
 
-/** A realistic invitee.created delivery for user i (about 1.5 kB, like Calendly's). */
-function deliveryBody(i, n) {
-  const uri = userUri(i);
-  return Buffer.from(
-    JSON.stringify({
-      event: 'invitee.created',
-      created_at: new Date().toISOString(),
-      created_by: uri,
-      payload: {
-        uri: `https://api.calendly.com/scheduled_events/EV${i}/invitees/INV${n}`,
-        email: `invitee${n}@example.com`,
-        name: `Invitee ${n}`,
-        first_name: 'Invitee',
-        last_name: String(n),
-        status: 'active',
-        timezone: 'Europe/Paris',
-        event: `https://api.calendly.com/scheduled_events/EV${i}`,
-        questions_and_answers: [{ question: 'Anything to prepare?', answer: 'The quarterly numbers.', position: 0 }],
-        tracking: {
-          utm_campaign: null,
-          utm_source: 'newsletter',
-          utm_medium: 'email',
-          utm_content: null,
-          utm_term: null,
-          salesforce_uuid: null,
-        },
-        rescheduled: false,
-        old_invitee: null,
-        new_invitee: null,
-        cancel_url: `https://calendly.com/cancellations/INV${n}`,
-        reschedule_url: `https://calendly.com/reschedulings/INV${n}`,
-        no_show: null,
-        created_at: new Date().toISOString(),
-        updated_at: new Date().toISOString(),
-        scheduled_event: {
-          uri: `https://api.calendly.com/scheduled_events/EV${i}`,
-          name: '30 Minute Meeting',
-          status: 'active',
-          start_time: '2026-06-01T09:00:00.000000Z',
-          end_time: '2026-06-01T09:30:00.000000Z',
-          event_type: 'https://api.calendly.com/event_types/ET1',
-          location: { type: 'google_conference', join_url: 'https://meet.google.com/abc-defg-hij' },
-          invitees_counter: { total: 1, active: 1, limit: 1 },
-          event_memberships: [{ user: uri, user_email: `host${i}@example.com`, user_name: `Host ${i}` }],
-          event_guests: [],
-          created_at: new Date().toISOString(),
-          updated_at: new Date().toISOString(),
-        },
-      },
-    }),
-  );
-}
+/** A realistic invitee.created delivery for user i (about 2 kB, like Calendly's). */
+const deliveryBody = (i) => inviteeCreatedBody({ uri: userUri(i), email: `host${i}@example.com`, name: `Host ${i}` });
 
-function signed(key, i, n) {
-  const rawBody = deliveryBody(i, n);
+function signed(key, i) {
+  const rawBody = deliveryBody(i);
   const t = String(Math.floor(Date.now() / 1000));
   const v1 = createHmac('sha256', key).update(`${t}.`).update(rawBody).digest('hex');
   return { request: { hookId: '', signatureHeader: `t=${t},v1=${v1}`, rawBody }, userId: `bench-user-${i}` };
@@ -156,7 +108,7 @@ function requestsFor(hooks, count) {
   const requests = [];
   for (let n = 0; n < count; n++) {
     const i = Math.floor(Math.random() * hooks.length);
-    const { request, userId } = signed(hooks[i].key, i, n);
+    const { request, userId } = signed(hooks[i].key, i);
     requests.push({ request: { ...request, hookId: hooks[i].hookId }, userId });
   }
   return requests;

@@ -12,3 +12,4 @@ export type {
   WebhookScope,
   WebhookSubscription,
 } from './types';
+export * from './webhooks';

@@ -1,3 +1,4 @@
+import { subscribedEvents } from '@calsync/calendly-client';
 import { subscriptionV1 } from '@calsync/proto';
 import {
   backfillRequests,
@@ -75,6 +76,38 @@ it('recreates a subscription deleted at Calendly behind our back', async () => {
   const [replacement] = (await h.subscription.listUserWebhooks({ userId: 'rec-missing' })).webhooks;
   expect(replacement!.hookId).not.toBe(webhook.hookId);
   expect(await deliveryTo(user, replacement!.hookId)).toMatchObject({ outcome: 'ok' });
+});
+
+it('moves a hook created before an event was supported onto one subscribed to every event', async () => {
+  const { user, webhook } = await connectAndEnsure('rec-outdated');
+  // The hook as an older calsync created it: the same callback URL, without the no-show events.
+  await h.sim_(`/webhook_subscriptions/${webhook.calendlySubscriptionUri.split('/').pop()}`, {
+    method: 'DELETE',
+    token: user.personal_access_token,
+  });
+  await h.sim_('/webhook_subscriptions', {
+    token: user.personal_access_token,
+    body: {
+      url: webhook.callbackUrl,
+      events: ['invitee.created', 'invitee.canceled'],
+      organization: user.organization,
+      user: user.uri,
+      scope: 'user',
+    },
+  });
+
+  const summary = await h.subscription.reconcile({ userId: 'rec-outdated' });
+  expect(summary).toMatchObject({ recreated: 1, backfillsRequested: 0, failed: 0 });
+  const { webhooks } = await h.subscription.listUserWebhooks({ userId: 'rec-outdated' });
+  expect(webhooks).toHaveLength(1);
+  expect(webhooks[0]!.hookId).not.toBe(webhook.hookId);
+  expect((await simSubscriptions(h, user)).map((s) => [hookIdOf(s.callback_url), [...s.events].sort()])).toEqual([
+    [webhooks[0]!.hookId, [...subscribedEvents].sort()],
+  ]);
+  expect(await deliveryTo(user, webhooks[0]!.hookId)).toMatchObject({ outcome: 'ok', userId: 'rec-outdated' });
+
+  // A hook with every event is left as it is.
+  expect(await h.subscription.reconcile({ userId: 'rec-outdated' })).toMatchObject({ recreated: 0, failed: 0 });
 });
 
 it('deletes orphans pointing at our callback URL and leaves every other subscription alone', async () => {

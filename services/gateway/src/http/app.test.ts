@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inviteeCreatedBody } from '@calsync/calendly-client/testing';
 import { createMetricsRegistry } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
 import { healthRoutes } from '../health/health-routes';
@@ -89,11 +90,7 @@ beforeEach(() => {
 });
 
 const signature = `t=${Math.floor(Date.now() / 1000)},v1=${'a'.repeat(64)}`;
-const envelope = JSON.stringify({
-  event: 'invitee.created',
-  created_at: '2026-01-01T00:00:00Z',
-  payload: { uri: 'x' },
-});
+const envelope = inviteeCreatedBody({ uri: 'https://api.calendly.com/users/U1', email: 'u1@example.test', name: 'U1' });
 
 function deliver(body: string | Buffer, headers: Record<string, string> = {}, path = '/webhooks/calendly/hook_abc') {
   return fetch(`${plain.url}${path}`, {

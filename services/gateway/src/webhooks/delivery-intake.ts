@@ -1,3 +1,4 @@
+import { parseWebhookEnvelope } from '@calsync/calendly-client';
 import { eventsV1 } from '@calsync/proto';
 
 /** Why a delivery is refused for good: Calendly must not be told it was stored. */
@@ -137,22 +138,15 @@ function unlessExpected(dependency: DependencyUnavailable['dependency']) {
   };
 }
 
-/** Calendly's envelope is `{event, created_at, created_by, payload}`; anything else is not a delivery. */
+/** Only Calendly's envelope is a delivery; the rule is the contract module's, the same subscription applies. */
 function checkEnvelope(rawBody: Buffer): void {
-  let envelope: unknown;
-  try {
-    envelope = JSON.parse(rawBody.toString('utf8'));
-  } catch {
+  const parsed = parseWebhookEnvelope(rawBody);
+  if (parsed.ok) return;
+  if (parsed.problem === 'not_json')
     throw new DeliveryRejected('malformed', 'malformed_json', 'the request body is not valid JSON');
-  }
-  if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
-    throw new DeliveryRejected('malformed', 'malformed_payload', 'the request body must be a JSON object');
-  }
-  const { event, payload } = envelope as { event?: unknown; payload?: unknown };
-  if (typeof event !== 'string' || event.length === 0) {
-    throw new DeliveryRejected('malformed', 'malformed_payload', 'the envelope has no "event"');
-  }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw new DeliveryRejected('malformed', 'malformed_payload', 'the envelope has no "payload" object');
-  }
+  throw new DeliveryRejected(
+    'malformed',
+    'malformed_payload',
+    `the request body is not a Calendly webhook envelope: ${parsed.detail}`,
+  );
 }

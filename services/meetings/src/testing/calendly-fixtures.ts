@@ -1,4 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { deliveryKeyOf as contractDeliveryKeyOf } from '@calsync/calendly-client';
+import { inviteeResource, webhookEnvelope, type ScheduledEventFields } from '@calsync/calendly-client/testing';
 import { eventsV1 } from '@calsync/proto';
 
 // A small model of one Calendly account that produces webhook bodies as shared/CALENDLY.md
@@ -84,67 +86,28 @@ export function fakeCalendlyAccount(options: { name?: string; email?: string; cl
     return micros(clock, tick);
   };
 
-  const snapshotEvent = (event: EventState) => ({
+  const eventFields = (event: EventState): ScheduledEventFields => ({
     uri: event.uri,
     name: event.name,
     status: event.status,
-    start_time: event.startTime,
-    end_time: event.endTime,
-    event_type: event.eventTypeUri,
+    startTime: event.startTime,
+    endTime: event.endTime,
+    eventTypeUri: event.eventTypeUri,
     location: event.location,
-    invitees_counter: {
+    counter: {
       total: event.invitees.length,
       active: event.invitees.filter((invitee) => invitee.status === 'active').length,
       limit: event.limit,
     },
-    created_at: event.createdAt,
-    updated_at: event.updatedAt,
-    event_memberships: [{ user: user.uri, user_email: user.email, user_name: user.name }],
-    event_guests: [],
-    ...(event.cancellation ? { cancellation: event.cancellation } : {}),
+    hosts: [user],
+    cancellation: event.cancellation,
+    createdAt: event.createdAt,
+    updatedAt: event.updatedAt,
   });
-
-  const snapshotInvitee = (invitee: InviteeState) => {
-    const [first, ...rest] = invitee.name.split(' ');
-    return {
-      uri: invitee.uri,
-      email: invitee.email,
-      name: invitee.name,
-      first_name: first ?? null,
-      last_name: rest.join(' ') || null,
-      status: invitee.status,
-      timezone: invitee.timezone,
-      event: invitee.event.uri,
-      questions_and_answers: invitee.answers,
-      tracking: {
-        utm_campaign: null,
-        utm_source: null,
-        utm_medium: null,
-        utm_content: null,
-        utm_term: null,
-        salesforce_uuid: null,
-      },
-      rescheduled: invitee.rescheduled,
-      old_invitee: invitee.oldInvitee,
-      new_invitee: invitee.newInvitee,
-      cancel_url: `https://calendly.com/cancellations/${invitee.uuid}`,
-      reschedule_url: `https://calendly.com/reschedulings/${invitee.uuid}`,
-      routing_form_submission: null,
-      payment: null,
-      no_show: invitee.noShow,
-      reconfirmation: null,
-      scheduling_method: null,
-      invitee_scheduled_by: null,
-      ...(invitee.cancellation ? { cancellation: invitee.cancellation } : {}),
-      created_at: invitee.createdAt,
-      updated_at: invitee.updatedAt,
-      scheduled_event: snapshotEvent(invitee.event),
-    };
-  };
 
   const deliver = (eventType: string, invitee: InviteeState, subjectUri = invitee.uri): Delivery => {
     const createdAt = now();
-    const body = { event: eventType, created_at: createdAt, created_by: user.uri, payload: snapshotInvitee(invitee) };
+    const body = webhookEnvelope(eventType, createdAt, user.uri, inviteeResource(invitee, eventFields(invitee.event)));
     return { eventType, createdAt, subjectUri, body: Buffer.from(JSON.stringify(body)) };
   };
 
@@ -268,7 +231,7 @@ export function fakeCalendlyAccount(options: { name?: string; email?: string; cl
     eventTypeCreated(): Delivery {
       const createdAt = now();
       const uri = `${api}/event_types/${randomUUID()}`;
-      const body = { event: 'event_type.created', created_at: createdAt, created_by: user.uri, payload: { uri } };
+      const body = webhookEnvelope('event_type.created', createdAt, user.uri, { uri });
       return { eventType: 'event_type.created', createdAt, subjectUri: uri, body: Buffer.from(JSON.stringify(body)) };
     },
   };
@@ -276,11 +239,13 @@ export function fakeCalendlyAccount(options: { name?: string; email?: string; cl
 
 export type FakeCalendlyAccount = ReturnType<typeof fakeCalendlyAccount>;
 
-/** The gateway's delivery key (subscription's deliveryKeyOf): user, event, subject URI, created_at. */
+/** The key the gateway publishes this delivery under for `userId`. */
 export function deliveryKeyOf(userId: string, delivery: Delivery): string {
-  return createHash('sha256')
-    .update([userId, delivery.eventType, delivery.subjectUri, delivery.createdAt].join('\n'))
-    .digest('hex');
+  return contractDeliveryKeyOf(userId, {
+    event: delivery.eventType,
+    subjectUri: delivery.subjectUri,
+    createdAtText: delivery.createdAt,
+  });
 }
 
 /** The CalendlyEvent the gateway publishes for a verified delivery to `userId`. */

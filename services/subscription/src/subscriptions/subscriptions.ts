@@ -1,5 +1,5 @@
 import type { CalendlyClient, WebhookSubscription } from '@calsync/calendly-client';
-import { CalendlyError } from '@calsync/calendly-client';
+import { CalendlyError, coversSubscribedEvents, subscribedEvents } from '@calsync/calendly-client';
 import { GrpcError, GrpcStatus, hasCode, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
 import type { BackfillPublisher } from '../backfill/backfill-publisher';
 import type { CalendlyGrant, Connections } from '../identity/connections';
@@ -12,14 +12,6 @@ import {
 } from '../webhooks/webhook-repository';
 import { callbackUrlOf, hookIdOfCallbackUrl, newHookId, newSigningKey } from '../webhooks/webhook-secrets';
 import { withUserLock } from './user-lock';
-
-/** The events of a user-scoped subscription: everything that changes a user's meetings. */
-export const userScopeEvents = [
-  'invitee.created',
-  'invitee.canceled',
-  'invitee_no_show.created',
-  'invitee_no_show.deleted',
-] as const;
 
 export type CalendlyWebhooks = Pick<
   CalendlyClient,
@@ -72,7 +64,8 @@ const maxLeftoverAttempts = 20;
 interface Assessed {
   row: WebhookRow;
   remote: WebhookSubscription | undefined;
-  health: 'active' | 'disabled' | 'missing';
+  /** `outdated`: active, but without an event calsync subscribes to today (Calendly has no update). */
+  health: 'active' | 'outdated' | 'disabled' | 'missing';
 }
 
 /** A create that failed, with the row that was made for it. */
@@ -176,7 +169,7 @@ export function createSubscriptions(deps: {
         calendlyUserUri: grant.calendlyUserUri,
         calendlyOrganizationUri: grant.calendlyOrganizationUri,
         callbackUrl: callbackUrlOf(settings.publicBaseUrl, hookId),
-        events: [...userScopeEvents],
+        events: [...subscribedEvents],
         state: 'pending',
         signingKeySource,
         signingKeySealed: signingKey ? deps.sealer.seal(signingKey, signingKeyContext(hookId)) : null,
@@ -346,11 +339,14 @@ export function createSubscriptions(deps: {
       // The callback URL carries the hook id, so it identifies our subscription even when the
       // create's answer (and with it the URI) was lost.
       const match = row.calendlyUserUri === grant.calendlyUserUri ? byCallback.get(row.callbackUrl) : undefined;
-      return {
-        row,
-        remote: match,
-        health: !match ? 'missing' : match.state === 'active' ? 'active' : 'disabled',
-      };
+      const health: Assessed['health'] = !match
+        ? 'missing'
+        : match.state !== 'active'
+          ? 'disabled'
+          : coversSubscribedEvents(match.events)
+            ? 'active'
+            : 'outdated';
+      return { row, remote: match, health };
     });
     const claimed = new Set(assessed.flatMap((entry) => (entry.remote ? [entry.remote.uri] : [])));
     for (const orphan of ours.filter((subscription) => !claimed.has(subscription.uri))) {
@@ -374,7 +370,13 @@ export function createSubscriptions(deps: {
     } else {
       const downSince = now();
       try {
-        keep = await provision(repo, userId, grant, gapStartOf(assessed));
+        // An outdated hook still delivers what it has: only hooks that stopped leave a gap.
+        keep = await provision(
+          repo,
+          userId,
+          grant,
+          gapStartOf(assessed.filter((entry) => entry.health !== 'outdated')),
+        );
       } catch (error) {
         if (!(error instanceof ProvisionError)) throw error;
         // Earlier attempts that never reached Calendly are superseded by this one's row, which
@@ -384,8 +386,8 @@ export function createSubscriptions(deps: {
         for (const entry of assessed) {
           if (deadAttempts.includes(entry)) continue;
           await repo.update(entry.row.hookId, {
-            state: entry.health,
-            downSince: entry.row.downSince ?? downSince,
+            state: entry.health === 'outdated' ? 'active' : entry.health,
+            downSince: entry.health === 'outdated' ? entry.row.downSince : (entry.row.downSince ?? downSince),
             lastError: error.grpc.message,
           });
         }

@@ -1,8 +1,8 @@
 import { GrpcError, GrpcStatus, type Logger } from '@calsync/service-kit';
 import { subscriptionV1 } from '@calsync/proto';
+import { creatorOf, deliveryKeyOf, parseWebhookEnvelope, type WebhookEnvelope } from '@calsync/calendly-client';
 import type { CachedHook, HookCache } from '../webhooks/hook-cache';
 import { isWellFormedHookId } from '../webhooks/webhook-secrets';
-import { belongsTo, creatorOf, deliveryKeyOf, parseEnvelope } from './payload';
 import { parseSignatureHeader, signatureMatches } from './signature';
 
 const { VerifyFailure } = subscriptionV1;
@@ -117,8 +117,9 @@ export function createVerifier(options: {
       }
       if (!signatureMatches(key, signature, rawBody)) return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH);
 
-      const envelope = parseEnvelope(rawBody);
-      if (!envelope) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED);
+      const parsed = parseWebhookEnvelope(rawBody);
+      if (!parsed.ok) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED);
+      const { envelope } = parsed;
       if (!hook.events.has(envelope.event)) return refuse(VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED);
 
       let owner: { userId: string; calendlyUserUri: string } | undefined = hook;
@@ -126,7 +127,7 @@ export function createVerifier(options: {
         // One subscription for the whole organization: the delivery belongs to whichever
         // connected user hosts the event, found through an index on the Calendly user URI.
         owner = undefined;
-        for (const member of envelope.memberUris) {
+        for (const member of envelope.hostUris) {
           owner = await options.legacy.userOfCalendlyUser(member);
           if (owner) break;
         }
@@ -147,4 +148,9 @@ export function createVerifier(options: {
       };
     },
   };
+}
+
+/** True when the delivery concerns this Calendly user: they created the subscription or host the event. */
+function belongsTo(envelope: WebhookEnvelope, calendlyUserUri: string): boolean {
+  return envelope.createdBy === calendlyUserUri || envelope.hostUris.includes(calendlyUserUri);
 }

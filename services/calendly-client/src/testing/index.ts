@@ -1,0 +1,9 @@
+export {
+  inviteeCreatedBody,
+  inviteeResource,
+  scheduledEventResource,
+  webhookEnvelope,
+  type Host,
+  type InviteeFields,
+  type ScheduledEventFields,
+} from './webhook-payloads';
