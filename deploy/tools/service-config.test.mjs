@@ -4,6 +4,7 @@
 // Secrets come from the rendered Secret; a Secret the operator manages is stood in for by
 // well-formed values. Needs the services built (.ci/run builds before it runs the chart checks).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
@@ -22,7 +23,8 @@ const operatorSecret = {
   SEALING_KEYS: `k1=${Buffer.alloc(32, 1).toString('base64')},k2=${Buffer.alloc(32, 2).toString('base64')}`,
   CALENDLY_CLIENT_SECRET: 'client-secret',
   CALENDLY_WEBHOOK_SIGNING_KEY: 'application-signing-key',
-  AUTH_JWT_SECRET: 'a-jwt-secret-of-at-least-thirty-two-characters',
+  // Made at run time: the gateway refuses in production any secret written in the repository.
+  AUTH_JWT_SECRET: randomBytes(36).toString('base64'),
 };
 
 /** The service's config loaders: every exported load*Config, or the kit's loader over configSchema. */
@@ -56,7 +58,8 @@ for (const file of files) {
 
   /** The environment a container starts with, or a refusal the kubelet would give. */
   function environmentOf(container) {
-    const env = {};
+    // What deploy/Dockerfile sets; the chart overrides it only for dev clusters.
+    const env = { NODE_ENV: 'production' };
     for (const variable of container.env ?? []) {
       if (!variable.valueFrom) {
         env[variable.name] = variable.value;

@@ -1,2 +1,3 @@
 export function signDevJwt(sub: string, secret: string, ttlSeconds?: number): string;
 export function devJwtSecret(): string;
+export const devJwtTtlSeconds: number;

@@ -4,6 +4,7 @@
 'use strict';
 const { randomBytes } = require('node:crypto');
 const { join } = require('node:path');
+const { devJwtTtlSeconds } = require('./dev-jwt.cjs');
 const { freePort } = require('./local-infra.cjs');
 
 /** Fresh secrets for one run: nothing here is ever a production value. */
@@ -113,6 +114,7 @@ async function startSystem({
       SUBSCRIPTION_ADDR: `${host}:${subscription.ready.grpcPort}`,
       MEETINGS_ADDR: `${host}:${meetings.ready.grpcPort}`,
       AUTH_JWT_SECRET: secrets.jwtSecret,
+      AUTH_JWT_MAX_AGE_SECONDS: String(devJwtTtlSeconds),
       ...(demoDir ? { DEMO_DIR: demoDir } : {}),
     });
     return {

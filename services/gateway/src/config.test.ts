@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ConfigError } from '@calsync/service-kit';
 import { loadGatewayConfig, oauthRedirectUri } from './config';
 
@@ -57,6 +58,37 @@ describe('gateway configuration', () => {
       'https://idp.example/jwks.json',
     );
     expect(problems({ ...base, AUTH_JWT_SECRET: 'short' }).AUTH_JWT_SECRET).toMatch(/32 characters/);
+  });
+
+  describe('in production (NODE_ENV=production)', () => {
+    const production = { ...base, NODE_ENV: 'production' };
+    // Made here: any secret written in the repository is published, and refused.
+    const strongSecret = randomBytes(36).toString('base64');
+
+    it.each([
+      ['the development default of npm run dev and values-dev.yaml', 'calsync-dev-jwt-secret-change-me', /published/],
+      ['the stand-in of the chart checks', 'a-jwt-secret-of-at-least-thirty-two-characters', /published/],
+      ['32 times the letter a', 'a'.repeat(32), /entropy/],
+      ['a keyboard walk', 'qwertyuiopasdfghjklzxcvbnm1234567890', /entropy/],
+      ['a sequence', 'abcdefghijklmnopqrstuvwxyz0123456789', /entropy/],
+    ])('refuses to start with %s as AUTH_JWT_SECRET, saying why', (_label, secret, reason) => {
+      expect(problems({ ...production, AUTH_JWT_SECRET: secret }).AUTH_JWT_SECRET).toMatch(reason);
+    });
+
+    it('starts with a random secret', () => {
+      expect(loadGatewayConfig({ ...production, AUTH_JWT_SECRET: strongSecret }).AUTH_JWT_SECRET).toBe(strongSecret);
+    });
+
+    it('lets development and tests use the published development secret', () => {
+      const development = { ...base, NODE_ENV: 'development', AUTH_JWT_SECRET: 'calsync-dev-jwt-secret-change-me' };
+      expect(loadGatewayConfig(development).AUTH_JWT_SECRET).toBe('calsync-dev-jwt-secret-change-me');
+    });
+  });
+
+  it('bounds the age of tokens: an hour unless AUTH_JWT_MAX_AGE_SECONDS says otherwise', () => {
+    expect(loadGatewayConfig(base).AUTH_JWT_MAX_AGE_SECONDS).toBe(3600);
+    expect(loadGatewayConfig({ ...base, AUTH_JWT_MAX_AGE_SECONDS: '300' }).AUTH_JWT_MAX_AGE_SECONDS).toBe(300);
+    expect(problems({ ...base, AUTH_JWT_MAX_AGE_SECONDS: '0' }).AUTH_JWT_MAX_AGE_SECONDS).toBeDefined();
   });
 
   it('refuses addresses, origins and stream limits that cannot work', () => {

@@ -1,5 +1,6 @@
 import { commonEnv, env, loadConfig, natsEnv } from '@calsync/service-kit';
 import { z } from 'zod';
+import { productionJwtSecretProblem } from './auth/jwt-secret-policy';
 
 const hostPort = () =>
   z
@@ -63,6 +64,10 @@ const schema = z
     ) as z.ZodType<string | undefined>,
     AUTH_JWKS_URL: optionalUrl(),
     AUTH_JWT_ISSUER: optionalString(),
+    /** Tokens issued (`iat`) longer ago than this are refused, whatever their `exp` says. */
+    AUTH_JWT_MAX_AGE_SECONDS: env.int(3600, 1),
+    /** `production` (the container image's) holds AUTH_JWT_SECRET to the production rules. */
+    NODE_ENV: optionalString(),
     AUTH_JWT_AUDIENCE: list(),
     /** NATS refuses messages over its max_payload (1 MiB by default): the body must fit in one with its envelope. */
     WEBHOOK_MAX_BODY_BYTES: env.int(512 * 1024, 1024),
@@ -88,6 +93,13 @@ const schema = z
           ? 'set only one of AUTH_JWT_SECRET and AUTH_JWKS_URL'
           : 'is required (or AUTH_JWKS_URL)',
       });
+    }
+    const secretProblem =
+      value.NODE_ENV === 'production' && value.AUTH_JWT_SECRET
+        ? productionJwtSecretProblem(value.AUTH_JWT_SECRET)
+        : undefined;
+    if (secretProblem) {
+      ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: `${secretProblem} (NODE_ENV=production)` });
     }
     if (value.EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS > value.EVENTS_STREAM_MAX_AGE_SECONDS) {
       ctx.addIssue({

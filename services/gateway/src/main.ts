@@ -88,6 +88,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       ...(config.AUTH_JWKS_URL ? { jwksUrl: config.AUTH_JWKS_URL } : {}),
       ...(config.AUTH_JWT_ISSUER ? { issuer: config.AUTH_JWT_ISSUER } : {}),
       audience: config.AUTH_JWT_AUDIENCE,
+      maxTokenAgeSeconds: config.AUTH_JWT_MAX_AGE_SECONDS,
     });
     const intake = createDeliveryIntake({
       verifier: createSubscriptionVerifier({ client: subscription, timeoutMs: config.VERIFY_TIMEOUT_MS, registry }),

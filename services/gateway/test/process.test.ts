@@ -45,3 +45,20 @@ test('refuses to start without its configuration, naming what is missing', async
   expect(code).toBe(1);
   expect(output).toContain('AUTH_JWT_SECRET');
 });
+
+test('refuses to start in production with a secret published in this repository, and says why', async () => {
+  const child = spawn(process.execPath, [entry], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...env(0),
+      NODE_ENV: 'production',
+      AUTH_JWT_SECRET: 'calsync-dev-jwt-secret-change-me',
+    },
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(code).toBe(1);
+  expect(output).toMatch(/AUTH_JWT_SECRET: .*published/);
+  expect(output).not.toContain('calsync-dev-jwt-secret-change-me');
+});

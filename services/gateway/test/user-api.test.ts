@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import {
+  jwtSecret,
   rawRequest,
   waitFor,
   startGatewaySystem,
@@ -134,7 +135,15 @@ describe('signed-in users only', () => {
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode('not-the-gateway-secret-but-long-enough-to-sign'));
     const expired = await system.jwtFor('user-alice', { exp: Math.floor(Date.now() / 1000) - 60 });
-    for (const token of [forged, expired]) {
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT({ sub: 'user-alice', ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode(jwtSecret));
+    const now = Math.floor(Date.now() / 1000);
+    const withoutExp = await signed({ iat: now });
+    const tooOld = await signed({ iat: now - 2 * 3600, exp: now + 3600 });
+    const notYet = await signed({ iat: now, nbf: now + 600, exp: now + 900 });
+    for (const token of [forged, expired, withoutExp, tooOld, notYet]) {
       const response = await fetch(`${system.url}/api/meetings`, { headers: { authorization: `Bearer ${token}` } });
       expect(response.status).toBe(401);
     }

@@ -22,7 +22,42 @@ async function refusal(promise: Promise<unknown>): Promise<AuthError> {
 }
 
 describe('JWT verification with an HS256 secret', () => {
-  const verify = createJwtVerifier({ secret });
+  const verify = createJwtVerifier({ secret, maxTokenAgeSeconds: 3600 });
+  const now = () => Math.floor(Date.now() / 1000);
+  const signed = (claims: Record<string, unknown>) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+
+  it('refuses a token without "exp", however fresh', async () => {
+    const error = await refusal(verify(await signed({ sub: 'user-1', iat: now() })));
+    expect(error).toMatchObject({ kind: 'invalid', message: 'the token has no "exp" claim' });
+  });
+
+  it('refuses a token without "iat": its age could not be bounded', async () => {
+    const error = await refusal(verify(await signed({ sub: 'user-1', exp: now() + 60 })));
+    expect(error).toMatchObject({ kind: 'invalid', message: 'the token has no "iat" claim' });
+  });
+
+  it('refuses a token issued longer ago than the maximum age, even when "exp" is far away', async () => {
+    const error = await refusal(verify(await signed({ sub: 'user-1', iat: now() - 3700, exp: now() + 86_400 })));
+    expect(error).toMatchObject({ kind: 'invalid', message: 'the token has expired' });
+  });
+
+  it('refuses a token issued in the future', async () => {
+    const error = await refusal(verify(await signed({ sub: 'user-1', iat: now() + 600, exp: now() + 1200 })));
+    expect(error.kind).toBe('invalid');
+  });
+
+  it('honours "nbf": refused before it, accepted after it', async () => {
+    const early = await refusal(
+      verify(await signed({ sub: 'user-1', iat: now(), nbf: now() + 600, exp: now() + 900 })),
+    );
+    expect(early).toMatchObject({ kind: 'invalid', message: 'the token is not valid yet' });
+    await expect(verify(await signed({ sub: 'user-1', iat: now(), nbf: now() - 1, exp: now() + 60 }))).resolves.toEqual(
+      {
+        userId: 'user-1',
+      },
+    );
+  });
 
   it('accepts a valid token and names its sub as the user', async () => {
     await expect(verify(await hs256({ sub: 'user-1' }))).resolves.toEqual({ userId: 'user-1' });
@@ -56,7 +91,12 @@ describe('JWT verification with an HS256 secret', () => {
   });
 
   it('checks issuer and audience when configured', async () => {
-    const strict = createJwtVerifier({ secret, issuer: 'https://platform.example', audience: ['calsync'] });
+    const strict = createJwtVerifier({
+      secret,
+      maxTokenAgeSeconds: 3600,
+      issuer: 'https://platform.example',
+      audience: ['calsync'],
+    });
     const good = await hs256({ sub: 'u', iss: 'https://platform.example', aud: 'calsync' });
     await expect(strict(good)).resolves.toEqual({ userId: 'u' });
     const wrongIssuer = await refusal(strict(await hs256({ sub: 'u', iss: 'https://evil.example', aud: 'calsync' })));
@@ -100,7 +140,7 @@ describe('JWT verification with a JWKS URL', () => {
       .sign(privateKey);
 
   it('accepts a token signed by a published key, fetching the key set once', async () => {
-    const verify = createJwtVerifier({ jwksUrl });
+    const verify = createJwtVerifier({ jwksUrl, maxTokenAgeSeconds: 3600 });
     const before = requests;
     await expect(verify(await rs256({ sub: 'user-9' }))).resolves.toEqual({ userId: 'user-9' });
     await expect(verify(await rs256({ sub: 'user-9' }))).resolves.toEqual({ userId: 'user-9' });
@@ -108,7 +148,7 @@ describe('JWT verification with a JWKS URL', () => {
   });
 
   it('refuses an HS256 token even when its secret is the public key material', async () => {
-    const verify = createJwtVerifier({ jwksUrl });
+    const verify = createJwtVerifier({ jwksUrl, maxTokenAgeSeconds: 3600 });
     const forged = await new SignJWT({ sub: 'user-9' })
       .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
       .setExpirationTime('5m')
@@ -122,7 +162,7 @@ describe('JWT verification with a JWKS URL', () => {
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .setExpirationTime('5m')
       .sign(other.privateKey);
-    expect((await refusal(createJwtVerifier({ jwksUrl })(token))).kind).toBe('invalid');
+    expect((await refusal(createJwtVerifier({ jwksUrl, maxTokenAgeSeconds: 3600 })(token))).kind).toBe('invalid');
   });
 
   it('answers unavailable, not invalid, when the key set cannot be fetched', async () => {
@@ -130,7 +170,7 @@ describe('JWT verification with a JWKS URL', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const verify = createJwtVerifier({ jwksUrl: `http://127.0.0.1:${port}/jwks.json` });
+    const verify = createJwtVerifier({ jwksUrl: `http://127.0.0.1:${port}/jwks.json`, maxTokenAgeSeconds: 3600 });
     expect((await refusal(verify(await rs256({ sub: 'user-9' })))).kind).toBe('unavailable');
   });
 });

@@ -19,6 +19,8 @@ export interface JwtVerifierOptions {
   jwksUrl?: string;
   issuer?: string;
   audience?: string[];
+  /** Tokens issued longer ago than this are refused; `iat` and `exp` are therefore required. */
+  maxTokenAgeSeconds: number;
   clockToleranceSeconds?: number;
 }
 
@@ -35,14 +37,19 @@ const jwksAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'E
 
 /**
  * Verifies platform JWTs with jose: HS256 with a shared secret, or the keys at a JWKS URL
- * (fetched lazily, cached, refetched when an unknown `kid` appears). Issuer and audience are
- * checked when configured; `sub` is the platform user id.
+ * (fetched lazily, cached, refetched when an unknown `kid` appears). `exp` and `iat` are
+ * required, the token's age is bounded, `nbf` is honoured; issuer and audience are checked when
+ * configured; `sub` is the platform user id.
  */
 export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   if (!options.secret === !options.jwksUrl) throw new Error('configure exactly one of secret and jwksUrl');
   const verifyOptions: JWTVerifyOptions = {
     algorithms: options.secret ? ['HS256'] : jwksAlgorithms,
     clockTolerance: options.clockToleranceSeconds ?? 5,
+    // A token without exp would be valid for ever; maxTokenAge makes jose require iat too
+    // (and refuse one issued in the future). nbf, when present, is always checked.
+    requiredClaims: ['exp', 'iat'],
+    maxTokenAge: options.maxTokenAgeSeconds,
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience && options.audience.length > 0 ? { audience: options.audience } : {}),
   };
@@ -71,6 +78,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
 function toAuthError(error: unknown): AuthError {
   if (error instanceof errors.JWTExpired) return new AuthError('invalid', 'the token has expired');
   if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.reason === 'missing') return new AuthError('invalid', `the token has no "${error.claim}" claim`);
+    if (error.claim === 'nbf') return new AuthError('invalid', 'the token is not valid yet');
     return new AuthError('invalid', `the token's "${error.claim}" claim is not accepted`);
   }
   if (
