@@ -4,3 +4,4 @@ export * as subscriptionV1 from '../gen/calsync/subscription/v1/subscription';
 export * as meetingsV1 from '../gen/calsync/meetings/v1/meetings';
 export * as eventsV1 from '../gen/calsync/events/v1/events';
 export { descriptorSetPath } from './descriptor';
+export { verifyFailureAnswerOf, verifyFailureAnswers, type VerifyFailureAnswer } from './verify-failures';

@@ -128,7 +128,7 @@ describe('deliveries that must not be stored', () => {
     [
       'a garbled signature header',
       (a: DeliveryAttempt) => system.replay(a, { headers: { 'calendly-webhook-signature': 'v1=nothex' } }),
-      400,
+      401,
       'signature_malformed',
     ],
     [

@@ -32,13 +32,15 @@ export interface ServiceBinding {
 
 /**
  * Binds a ts-proto service definition to async handlers. A thrown GrpcError becomes its status
- * (with its reason); anything else becomes INTERNAL without leaking the message to the caller.
+ * (with its reason); `toGrpcError`, the service's one table of domain errors, maps the rest it
+ * knows; anything else becomes INTERNAL without leaking the message to the caller.
  */
 export function bindService<D extends Definition>(
   name: string,
   definition: D,
   implementation: UnaryImplementation<D>,
   log: Logger,
+  options: { toGrpcError?: (error: unknown) => GrpcError | undefined } = {},
 ): ServiceBinding {
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of Object.keys(definition) as (keyof D & string)[]) {
@@ -50,7 +52,8 @@ export function bindService<D extends Definition>(
       handle(call.request, call).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          if (error instanceof GrpcError) return callback(error.toServiceError());
+          const mapped = error instanceof GrpcError ? error : options.toGrpcError?.(error);
+          if (mapped) return callback(mapped.toServiceError());
           log.error({ err: error, method: definition[method]!.path }, 'handler failed');
           callback({ code: grpc.status.INTERNAL, details: 'internal error' });
         },

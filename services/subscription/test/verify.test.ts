@@ -102,7 +102,7 @@ it('rejects a body changed after signing, and a missing or malformed header, eac
   });
   expect(
     await refusal({ hookId: bobHook, signatureHeader: delivery.signature.replace(',', ', '), rawBody: delivery.body }),
-  ).toEqual({ code: GrpcStatus.INVALID_ARGUMENT, reason: 'VERIFY_FAILURE_SIGNATURE_MALFORMED' });
+  ).toEqual({ code: GrpcStatus.UNAUTHENTICATED, reason: 'VERIFY_FAILURE_SIGNATURE_MALFORMED' });
 });
 
 it('refuses a genuine signature over a body that is not an envelope, or over an event not subscribed to', async () => {
@@ -131,7 +131,7 @@ it('refuses a genuine signature over a body that is not an envelope, or over an 
     payload: { uri: 'https://api.calendly.com/routing_form_submissions/R1' },
   });
   expect(await signedRefusal(eventType)).toEqual({
-    code: GrpcStatus.INVALID_ARGUMENT,
+    code: GrpcStatus.PERMISSION_DENIED,
     reason: 'VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED',
   });
 });

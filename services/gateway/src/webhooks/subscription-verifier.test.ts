@@ -1,8 +1,9 @@
 import { Metadata } from '@grpc/grpc-js';
 import { GrpcError, GrpcStatus } from '@calsync/service-kit';
-import { subscriptionV1 } from '@calsync/proto';
+import { subscriptionV1, verifyFailureAnswers } from '@calsync/proto';
 import { DeliveryRejected, DependencyUnavailable } from './delivery-intake';
 import { verifyErrorToDeliveryError } from './subscription-verifier';
+import { statusByKind } from './webhook-routes';
 
 /** The error grpc-js hands a client for a GrpcError thrown by a calsync handler. */
 function received(code: GrpcStatus, reason?: subscriptionV1.VerifyFailure) {
@@ -15,24 +16,22 @@ function received(code: GrpcStatus, reason?: subscriptionV1.VerifyFailure) {
   return Object.assign(new Error('refused'), { code, details: 'refused', metadata: metadata ?? new Metadata() });
 }
 
-const F = subscriptionV1.VerifyFailure;
-
 describe('verifyErrorToDeliveryError', () => {
-  it.each([
-    [GrpcStatus.NOT_FOUND, F.VERIFY_FAILURE_HOOK_NOT_FOUND, 'unknown_hook', 'unknown_hook'],
-    [GrpcStatus.UNAUTHENTICATED, F.VERIFY_FAILURE_SIGNATURE_MISMATCH, 'unauthenticated', 'signature_mismatch'],
-    [GrpcStatus.UNAUTHENTICATED, F.VERIFY_FAILURE_SIGNATURE_MISSING, 'unauthenticated', 'signature_missing'],
-    [GrpcStatus.UNAUTHENTICATED, F.VERIFY_FAILURE_SIGNATURE_MALFORMED, 'unauthenticated', 'signature_malformed'],
-    [GrpcStatus.UNAUTHENTICATED, F.VERIFY_FAILURE_TIMESTAMP_STALE, 'unauthenticated', 'signature_expired'],
-    [GrpcStatus.UNAUTHENTICATED, F.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE, 'unauthenticated', 'signature_from_future'],
-    [GrpcStatus.PERMISSION_DENIED, F.VERIFY_FAILURE_PAYLOAD_OTHER_USER, 'forbidden', 'payload_not_for_this_hook'],
-    [GrpcStatus.PERMISSION_DENIED, F.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED, 'forbidden', 'event_not_subscribed'],
-    [GrpcStatus.INVALID_ARGUMENT, F.VERIFY_FAILURE_PAYLOAD_MALFORMED, 'malformed', 'malformed_payload'],
-  ])('refuses for good on %s with reason %s', (code, reason, kind, errorCode) => {
-    const mapped = verifyErrorToDeliveryError(received(code, reason));
-    expect(mapped).toBeInstanceOf(DeliveryRejected);
-    expect(mapped).toMatchObject({ kind, code: errorCode });
-  });
+  // The consumer's side of docs/errors.md: each refusal as subscription sends it (the producer's
+  // side is tested in subscription) reaches Calendly with the table's HTTP status and code.
+  it.each(Object.entries(verifyFailureAnswers))(
+    'refuses VerifyFailure %s for good as the table says',
+    (value, answer) => {
+      const reason = subscriptionV1.verifyFailureToJSON(Number(value));
+      const mapped = verifyErrorToDeliveryError(
+        received(answer.grpc as number as GrpcStatus, Number(value) as subscriptionV1.VerifyFailure),
+      );
+      expect(mapped).toBeInstanceOf(DeliveryRejected);
+      expect(mapped).toMatchObject({ code: answer.code, message: answer.message });
+      expect(statusByKind[(mapped as DeliveryRejected).kind]).toBe(answer.http);
+      expect(reason).toMatch(/^VERIFY_FAILURE_/);
+    },
+  );
 
   it('lets the status code decide even when the reason is missing or unknown', () => {
     const odd = Object.assign(received(GrpcStatus.UNAUTHENTICATED), { metadata: new Metadata() });

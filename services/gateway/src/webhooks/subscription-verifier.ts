@@ -6,45 +6,11 @@ import {
   type PromiseClient,
   type Registry,
 } from '@calsync/service-kit';
-import { subscriptionV1 } from '@calsync/proto';
+import { subscriptionV1, verifyFailureAnswerOf } from '@calsync/proto';
 import { DeliveryRejected, DependencyUnavailable, type DeliveryVerifier, type RejectionKind } from './delivery-intake';
 import { callMetadata } from '../upstream/call-metadata';
 
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
-
-/** The caller-facing code and message for each VerifyFailure the subscription service names. */
-const failureCodes: Partial<Record<keyof typeof subscriptionV1.VerifyFailure, { code: string; message: string }>> = {
-  VERIFY_FAILURE_HOOK_NOT_FOUND: {
-    code: 'unknown_hook',
-    message: 'no active webhook subscription has this callback URL',
-  },
-  VERIFY_FAILURE_SIGNATURE_MISSING: {
-    code: 'signature_missing',
-    message: 'the Calendly-Webhook-Signature header is missing',
-  },
-  VERIFY_FAILURE_SIGNATURE_MALFORMED: {
-    code: 'signature_malformed',
-    message: 'the Calendly-Webhook-Signature header is malformed',
-  },
-  VERIFY_FAILURE_SIGNATURE_MISMATCH: { code: 'signature_mismatch', message: 'the signature does not match the body' },
-  VERIFY_FAILURE_TIMESTAMP_STALE: { code: 'signature_expired', message: 'the signature timestamp is too old' },
-  VERIFY_FAILURE_TIMESTAMP_IN_FUTURE: {
-    code: 'signature_from_future',
-    message: 'the signature timestamp is in the future',
-  },
-  VERIFY_FAILURE_PAYLOAD_MALFORMED: {
-    code: 'malformed_payload',
-    message: 'the delivery is not a Calendly webhook envelope',
-  },
-  VERIFY_FAILURE_PAYLOAD_OTHER_USER: {
-    code: 'payload_not_for_this_hook',
-    message: "the delivery does not belong to this subscription's user",
-  },
-  VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED: {
-    code: 'event_not_subscribed',
-    message: 'this subscription does not carry this event',
-  },
-};
 
 const kindByStatus: Partial<Record<GrpcStatus, RejectionKind>> = {
   [GrpcStatus.NOT_FOUND]: 'unknown_hook',
@@ -54,16 +20,17 @@ const kindByStatus: Partial<Record<GrpcStatus, RejectionKind>> = {
 };
 
 const defaultCodeByKind: Record<RejectionKind, { code: string; message: string }> = {
-  unknown_hook: failureCodes.VERIFY_FAILURE_HOOK_NOT_FOUND!,
+  unknown_hook: verifyFailureAnswerOf('VERIFY_FAILURE_HOOK_NOT_FOUND')!,
   unauthenticated: { code: 'invalid_signature', message: 'the delivery signature is not valid' },
   forbidden: { code: 'forbidden', message: 'this delivery is not accepted on this callback URL' },
-  malformed: failureCodes.VERIFY_FAILURE_PAYLOAD_MALFORMED!,
+  malformed: verifyFailureAnswerOf('VERIFY_FAILURE_PAYLOAD_MALFORMED')!,
 };
 
 /**
  * Turns a failed VerifyAndResolveUser into what the delivery deserves: the status code decides
  * whether it is refused for good (NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED,
- * INVALID_ARGUMENT) and the `calsync-reason` names why. Anything else means the subscription
+ * INVALID_ARGUMENT) and the `calsync-reason` names why, per the one table in @calsync/proto
+ * (docs/errors.md). Anything else means the subscription
  * service could not give an answer, so Calendly should retry.
  */
 export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | DependencyUnavailable {
@@ -73,9 +40,7 @@ export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | D
     const name = typeof code === 'number' ? (GrpcStatus[code] ?? String(code)) : 'no status';
     return new DependencyUnavailable('subscription', `subscription could not verify the delivery (${name})`, error);
   }
-  const reason = reasonOf(error);
-  const known = reason !== undefined && Object.hasOwn(failureCodes, reason);
-  const described = (known && failureCodes[reason as keyof typeof failureCodes]) || defaultCodeByKind[kind];
+  const described = verifyFailureAnswerOf(reasonOf(error)) ?? defaultCodeByKind[kind];
   return new DeliveryRejected(kind, described.code, described.message);
 }
 

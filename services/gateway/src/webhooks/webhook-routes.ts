@@ -5,7 +5,8 @@ import { readRawBody, requireJsonContentType } from '../http/raw-body';
 import type { GatewayState } from '../http/request-context';
 import { DeliveryRejected, DependencyUnavailable, type DeliveryIntake, type RejectionKind } from './delivery-intake';
 
-const statusByKind: Record<RejectionKind, number> = {
+/** The HTTP answer for each kind of refusal; verifyFailureAnswers in @calsync/proto agrees (tested). */
+export const statusByKind: Record<RejectionKind, number> = {
   malformed: 400,
   unauthenticated: 401,
   // The signature is genuine but this hook may not carry the payload (another user's event,

@@ -1,8 +1,8 @@
-import { subscriptionV1 } from '@calsync/proto';
+import { subscriptionV1, verifyFailureAnswers } from '@calsync/proto';
 import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
-import type { Verifier } from '../verify/verifier';
+import { DeliveryRefused, type Verifier } from '../verify/verifier';
 import type { WebhookRow } from '../webhooks/webhook-repository';
 
 const { WebhookState, SigningKeySource } = subscriptionV1;
@@ -42,6 +42,16 @@ export function toWebhook(row: WebhookRow): subscriptionV1.Webhook {
 
 const maxBodyBytes = 1024 * 1024;
 
+/** The subscription service's domain errors as gRPC statuses; a refused delivery per docs/errors.md. */
+export function toGrpcError(error: unknown): GrpcError | undefined {
+  if (error instanceof DeliveryRefused) {
+    const answer = verifyFailureAnswers[error.failure as keyof typeof verifyFailureAnswers];
+    const reason = subscriptionV1.verifyFailureToJSON(error.failure);
+    return answer ? new GrpcError(answer.grpc, answer.message, reason) : new GrpcError(GrpcStatus.INTERNAL, 'refused');
+  }
+  return undefined;
+}
+
 /** The SubscriptionService gRPC adapter: validates, calls the domain, maps to the contract. */
 export function subscriptionService(deps: {
   subscriptions: Subscriptions;
@@ -60,11 +70,7 @@ export function subscriptionService(deps: {
       },
       async verifyAndResolveUser(request) {
         if (request.rawBody.length > maxBodyBytes)
-          throw new GrpcError(
-            GrpcStatus.INVALID_ARGUMENT,
-            'the body is larger than any Calendly delivery',
-            'VERIFY_FAILURE_PAYLOAD_MALFORMED',
-          );
+          throw new DeliveryRefused(subscriptionV1.VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED);
         const verified = await verifier.verify({
           hookId: request.hookId,
           signatureHeader: request.signatureHeader,
@@ -86,5 +92,6 @@ export function subscriptionService(deps: {
       },
     },
     deps.log,
+    { toGrpcError },
   );
 }

@@ -1,4 +1,4 @@
-import { GrpcError, GrpcStatus, type Logger } from '@calsync/service-kit';
+import type { Logger } from '@calsync/service-kit';
 import { subscriptionV1 } from '@calsync/proto';
 import { creatorOf, deliveryKeyOf, parseWebhookEnvelope, type WebhookEnvelope } from '@calsync/calendly-client';
 import type { CachedHook, HookCache } from '../webhooks/hook-cache';
@@ -32,36 +32,12 @@ export interface LegacyResolver {
   userOfCalendlyUser(calendlyUserUri: string): Promise<{ userId: string; calendlyUserUri: string } | undefined>;
 }
 
-const codes: Record<VerifyFailureValue, GrpcStatus> = {
-  [VerifyFailure.VERIFY_FAILURE_UNSPECIFIED]: GrpcStatus.INTERNAL,
-  [VerifyFailure.VERIFY_FAILURE_HOOK_NOT_FOUND]: GrpcStatus.NOT_FOUND,
-  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING]: GrpcStatus.UNAUTHENTICATED,
-  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED]: GrpcStatus.INVALID_ARGUMENT,
-  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH]: GrpcStatus.UNAUTHENTICATED,
-  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE]: GrpcStatus.UNAUTHENTICATED,
-  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE]: GrpcStatus.UNAUTHENTICATED,
-  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED]: GrpcStatus.INVALID_ARGUMENT,
-  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER]: GrpcStatus.PERMISSION_DENIED,
-  [VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED]: GrpcStatus.INVALID_ARGUMENT,
-  [VerifyFailure.UNRECOGNIZED]: GrpcStatus.INTERNAL,
-};
-
-const messages: Partial<Record<VerifyFailureValue, string>> = {
-  [VerifyFailure.VERIFY_FAILURE_HOOK_NOT_FOUND]: 'unknown or removed webhook',
-  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING]: 'the Calendly-Webhook-Signature header is missing',
-  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED]:
-    'the Calendly-Webhook-Signature header is not t=<unix seconds>,v1=<hex>[,v1=<hex>]',
-  [VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH]: 'the signature does not match',
-  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE]: 'the signature timestamp is too old',
-  [VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE]: 'the signature timestamp is in the future',
-  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED]: 'the body is not a Calendly webhook envelope',
-  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER]: "the delivery does not concern this webhook's user",
-  [VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED]: 'this webhook is not subscribed to the event',
-};
-
-/** Thrown for a refused delivery: the gRPC status for the failure, with its VerifyFailure name as reason. */
-export function verifyFailure(failure: VerifyFailureValue): GrpcError {
-  return new GrpcError(codes[failure], messages[failure] ?? 'refused', subscriptionV1.verifyFailureToJSON(failure));
+/** A delivery refused for good, and why; the gRPC adapter turns it into its status. */
+export class DeliveryRefused extends Error {
+  constructor(readonly failure: VerifyFailureValue) {
+    super(`delivery refused: ${subscriptionV1.verifyFailureToJSON(failure)}`);
+    this.name = 'DeliveryRefused';
+  }
 }
 
 /**
@@ -87,7 +63,7 @@ export function createVerifier(options: {
 
   const refuse = (failure: VerifyFailureValue): never => {
     options.onOutcome?.(subscriptionV1.verifyFailureToJSON(failure) as VerifyOutcome);
-    throw verifyFailure(failure);
+    throw new DeliveryRefused(failure);
   };
 
   const findHook = async (hookId: string, rawBody: Buffer): Promise<CachedHook | undefined> => {
