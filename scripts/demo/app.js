@@ -1,16 +1,98 @@
 // The calsync demo: one page, no framework. Talks to the gateway as a signed-in user and to the
 // Calendly simulator's control API as "the outside world" (invitees booking and canceling).
+// Every state says in words what happened and what to do next: never a raw code, never silence.
 (() => {
   'use strict';
   const demo = window.CALSYNC_DEMO;
   const $ = (id) => document.getElementById(id);
-  const status = (message) => ($('status').textContent = message);
+  /** `tone`: 'info' (default), 'error' (something to act on) or 'down' (calsync cannot be reached). */
+  const status = (message, tone = 'info') => {
+    $('status').textContent = message;
+    $('status').dataset.tone = tone;
+  };
   let current = null;
+  let connected = false;
   let pollTimer = null;
   let lastMeetings = null;
+  /** Set while a change at Calendly should come back as a webhook: { since, what }. */
+  let awaiting = null;
+  /** Which system the last failed call could not reach, so its recovery can be announced. */
+  let unreachable = null;
+  const webhookPatienceMs = 10_000;
+
+  /** A failed call, with the gateway's stable code kept for choosing the words. */
+  class DemoError extends Error {
+    constructor(message, { code, status: httpStatus, down } = {}) {
+      super(message);
+      this.code = code;
+      this.status = httpStatus;
+      this.down = down;
+    }
+  }
+
+  // What each refusal means for the person at this page, and what they can do about it.
+  const advice = {
+    token_rejected:
+      "Calendly did not accept that token. Press \u201cUse the simulator's token\u201d to fill in this user's own token, then \u201cConnect with token\u201d.",
+    account_in_use:
+      'That Calendly account is already connected to another demo user. Sign in as that user and press \u201cDisconnect\u201d first, or connect this user\u2019s own account.',
+    webhook_not_allowed:
+      'Calendly would not create a webhook for this account (free plans cannot have webhooks), so calsync cannot keep it in sync. Use a Standard-plan account.',
+    unauthorized:
+      'calsync did not accept this page\u2019s sign-in token. Reload the page; if `npm run dev` was restarted with another AUTH_JWT_SECRET, use the tokens it printed.',
+    invalid_request: null,
+    conflict: null,
+  };
+  const unavailableAdvice =
+    'calsync is starting, or one of its services is down. This page retries every second; `npm run dev` shows which service is not ready.';
+  // The reasons the OAuth callback sends the browser back with (?calendly=error&reason=...).
+  const connectAdvice = {
+    access_denied:
+      'You denied access on Calendly\u2019s consent page, so nothing was connected. Press \u201cConnect with Calendly\u201d to try again.',
+    state_invalid:
+      'That connect link had expired or was already used, so nothing was connected. Press \u201cConnect with Calendly\u201d again.',
+    code_rejected: 'Calendly did not accept the authorization. Press \u201cConnect with Calendly\u201d again.',
+    invalid_callback:
+      'Calendly sent the browser back without an authorization. Press \u201cConnect with Calendly\u201d again.',
+    account_in_use: advice.account_in_use,
+    webhook_not_allowed: advice.webhook_not_allowed,
+    unavailable: `Connecting could not finish: ${unavailableAdvice}`,
+    webhook_unavailable: `Connected, but the webhook could not be created yet: ${unavailableAdvice}`,
+    webhook_failed:
+      'Connected, but creating the webhook failed; `npm run dev` shows why. Disconnect and connect again.',
+    internal:
+      'Connecting failed inside calsync; `npm run dev` shows why. Press \u201cConnect with Calendly\u201d again.',
+  };
+
+  /** The words for a failed call: advice for known refusals, the server's own safe message otherwise. */
+  function explain(error, doing) {
+    if (error.down) return error.message;
+    if (error.status === 503) return `${doing ? `Could not ${doing}: ` : ''}${unavailableAdvice}`;
+    const words = advice[error.code] ?? error.message;
+    return doing ? `Could not ${doing}: ${words}` : words;
+  }
+
+  async function call(system, url, options) {
+    try {
+      const response = await fetch(url, options);
+      if (unreachable === system) {
+        unreachable = null;
+        status(`${system === 'calsync' ? 'calsync' : 'The Calendly simulator'} answers again.`);
+      }
+      return response;
+    } catch {
+      // fetch rejects only when nothing answered: the server is not running (or not reachable).
+      unreachable = system;
+      const where = system === 'calsync' ? `calsync at ${demo.gateway}` : `the Calendly simulator at ${demo.simulator}`;
+      throw new DemoError(
+        `Cannot reach ${where}. Is \`npm run dev\` still running? Start it again; this page retries every second.`,
+        { down: true },
+      );
+    }
+  }
 
   async function gateway(path, options = {}) {
-    const response = await fetch(`${demo.gateway}${path}`, {
+    const response = await call('calsync', `${demo.gateway}${path}`, {
       ...options,
       headers: {
         authorization: `Bearer ${current.token}`,
@@ -20,18 +102,27 @@
       },
     });
     const body = response.status === 204 ? null : await response.json().catch(() => null);
-    if (!response.ok) throw new Error(body?.message ?? `${response.status} ${response.statusText}`);
+    if (!response.ok) {
+      throw new DemoError(body?.message ?? `calsync answered ${response.status} ${response.statusText}`, {
+        code: body?.error,
+        status: response.status,
+      });
+    }
     return body;
   }
 
   async function simulator(path, method, body) {
-    const response = await fetch(`${demo.simulator}${path}`, {
+    const response = await call('simulator', `${demo.simulator}${path}`, {
       method,
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
     const result = await response.json().catch(() => null);
-    if (!response.ok) throw new Error(result?.message ?? `${response.status} ${response.statusText}`);
+    if (!response.ok) {
+      throw new DemoError(result?.message ?? `the simulator answered ${response.status} ${response.statusText}`, {
+        status: response.status,
+      });
+    }
     return result;
   }
 
@@ -48,6 +139,16 @@
     return [dt, dd];
   }
 
+  /** Enables exactly what makes sense: connect while not connected, disconnect and booking while connected. */
+  function showConnected(isConnected) {
+    connected = isConnected;
+    $('disconnect').disabled = !isConnected;
+    $('connect-oauth').disabled = isConnected;
+    for (const control of $('connect-pat').elements) control.disabled = isConnected;
+    for (const control of $('book').elements) control.disabled = !isConnected;
+    $('book-hint').hidden = isConnected;
+  }
+
   async function refreshConnection() {
     const list = $('connection');
     try {
@@ -60,16 +161,31 @@
         rows.push(fact('Webhook', connection.webhook?.state ?? 'none', true));
       }
       list.replaceChildren(...rows.flat());
-      $('disconnect').disabled = !connection.connected;
-      $('connect-oauth').disabled = connection.connected;
+      showConnected(connection.connected);
     } catch (error) {
-      list.replaceChildren(...fact('Error', error.message));
+      list.replaceChildren(...fact('Connected', error.down ? 'unknown: calsync cannot be reached' : 'unknown'));
+      // Nothing here can work until calsync answers again; the next answer enables what fits.
+      if (error.down)
+        for (const control of document.querySelectorAll('main button, main input')) control.disabled = true;
+      status(explain(error), error.down ? 'down' : 'error');
     }
   }
 
   function when(meeting) {
     const start = meeting.startTime ?? meeting.start_time;
     return start ? new Date(start).toLocaleString() : '';
+  }
+
+  /** Asks Calendly (the simulator) for a change and waits, visibly and not for ever, for its webhook. */
+  function changeAtCalendly(what, request) {
+    return request().then(
+      () => {
+        awaiting = { since: Date.now(), what };
+        status(`${what} at Calendly; waiting for the webhook...`);
+        void refreshMeetings();
+      },
+      (error) => status(explain(error, what.toLowerCase()), error.down ? 'down' : 'error'),
+    );
   }
 
   function inviteeCell(invitee) {
@@ -81,37 +197,71 @@
     }`;
     if (canceled) label.className = 'canceled';
     wrapper.append(label);
-    if (!canceled) {
-      const action = (text, handler) => {
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.textContent = text;
-        button.setAttribute('aria-label', `${text} ${invitee.name}`);
-        button.addEventListener('click', () => handler().then(refreshMeetings, (error) => status(error.message)));
-        wrapper.append(' ', button);
-      };
-      action('Cancel', () =>
-        simulator('/_sim/invitees/cancel', 'POST', {
-          invitee: invitee.uri,
-          reason: 'Canceled from the demo',
-          canceler_type: 'invitee',
-        }).then(() => status(`Canceled ${invitee.name}'s booking at Calendly; waiting for the webhook...`)),
-      );
-      action('Reschedule +1 day', () => {
-        const meeting = invitee.meeting;
-        const start = new Date(new Date(meeting.startTime ?? meeting.start_time).getTime() + 86_400_000);
-        const end = new Date(start.getTime() + 30 * 60_000);
-        return simulator('/_sim/invitees/reschedule', 'POST', {
-          invitee: invitee.uri,
-          start_time: start.toISOString(),
-          end_time: end.toISOString(),
-        }).then(() => status(`Rescheduled ${invitee.name}; waiting for the webhooks...`));
+    // Without a connection no webhook would bring the change back: offer no action that would look broken.
+    if (canceled || !connected) return wrapper;
+    const action = (text, what, request) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = text;
+      button.setAttribute('aria-label', `${text} ${invitee.name}`);
+      button.addEventListener('click', () => changeAtCalendly(what, request));
+      wrapper.append(' ', button);
+    };
+    action('Cancel', `Canceled ${invitee.name}'s booking`, () =>
+      simulator('/_sim/invitees/cancel', 'POST', {
+        invitee: invitee.uri,
+        reason: 'Canceled from the demo',
+        canceler_type: 'invitee',
+      }),
+    );
+    action('Reschedule +1 day', `Rescheduled ${invitee.name}`, () => {
+      const meeting = invitee.meeting;
+      const start = new Date(new Date(meeting.startTime ?? meeting.start_time).getTime() + 86_400_000);
+      const end = new Date(start.getTime() + 30 * 60_000);
+      return simulator('/_sim/invitees/reschedule', 'POST', {
+        invitee: invitee.uri,
+        start_time: start.toISOString(),
+        end_time: end.toISOString(),
       });
-      action(invitee.noShow ? 'Undo no-show' : 'Mark no-show', () =>
-        simulator('/_sim/invitees/no_show', invitee.noShow ? 'DELETE' : 'POST', { invitee: invitee.uri }),
-      );
-    }
+    });
+    action(
+      invitee.noShow ? 'Undo no-show' : 'Mark no-show',
+      invitee.noShow ? `Undid ${invitee.name}'s no-show` : `Marked ${invitee.name} as a no-show`,
+      () => simulator('/_sim/invitees/no_show', invitee.noShow ? 'DELETE' : 'POST', { invitee: invitee.uri }),
+    );
     return wrapper;
+  }
+
+  function renderMeetings(meetings) {
+    const body = $('meetings');
+    $('meetings-hint').hidden = connected || meetings.length === 0;
+    if (meetings.length === 0) {
+      const row = document.createElement('tr');
+      const cell = document.createElement('td');
+      cell.colSpan = 4;
+      cell.textContent = connected
+        ? 'No meetings yet: book one above.'
+        : 'No meetings yet: connect Calendly (step 2), then book one.';
+      row.append(cell);
+      body.replaceChildren(row);
+      return;
+    }
+    body.replaceChildren(
+      ...meetings.map((meeting) => {
+        const row = document.createElement('tr');
+        const cells = [when(meeting), meeting.name ?? '', String(meeting.status ?? '').toLowerCase()];
+        for (const text of cells) {
+          const cell = document.createElement('td');
+          cell.textContent = text;
+          row.append(cell);
+        }
+        if (cells[2].includes('cancel')) row.className = 'canceled';
+        const invitees = document.createElement('td');
+        for (const invitee of meeting.invitees ?? []) invitees.append(inviteeCell({ ...invitee, meeting }));
+        row.append(invitees);
+        return row;
+      }),
+    );
   }
 
   async function refreshMeetings() {
@@ -119,37 +269,24 @@
     try {
       const page = await gateway('/api/meetings?limit=50');
       const meetings = page.meetings ?? [];
-      // Once a webhook has changed what the user sees, stop saying we are waiting for it.
-      const signature = JSON.stringify(meetings);
-      if (signature !== lastMeetings && $('status').textContent.includes('waiting for the webhook')) {
+      // Rendered with the connection state it was drawn for, so re-render when either changes.
+      const signature = JSON.stringify([connected, meetings]);
+      if (awaiting && lastMeetings !== null && signature !== lastMeetings) {
+        awaiting = null;
         status('Webhook received: meetings updated.');
+      } else if (awaiting && Date.now() - awaiting.since > webhookPatienceMs) {
+        status(
+          `No webhook has arrived ${Math.round(webhookPatienceMs / 1000)} seconds after: ${awaiting.what}. ` +
+            'Check the webhook state under step 2 (it should be active); `npm run dev` shows each delivery.',
+          'error',
+        );
+        awaiting = null;
       }
+      if (signature === lastMeetings) return;
       lastMeetings = signature;
-      const body = $('meetings');
-      if (meetings.length === 0) {
-        const row = document.createElement('tr');
-        row.innerHTML = '<td colspan="4">No meetings yet.</td>';
-        body.replaceChildren(row);
-        return;
-      }
-      body.replaceChildren(
-        ...meetings.map((meeting) => {
-          const row = document.createElement('tr');
-          const cells = [when(meeting), meeting.name ?? '', String(meeting.status ?? '').toLowerCase()];
-          for (const text of cells) {
-            const cell = document.createElement('td');
-            cell.textContent = text;
-            row.append(cell);
-          }
-          if (cells[2].includes('cancel')) row.className = 'canceled';
-          const invitees = document.createElement('td');
-          for (const invitee of meeting.invitees ?? []) invitees.append(inviteeCell({ ...invitee, meeting }));
-          row.append(invitees);
-          return row;
-        }),
-      );
+      renderMeetings(meetings);
     } catch (error) {
-      status(error.message);
+      status(explain(error), error.down ? 'down' : 'error');
     }
   }
 
@@ -157,9 +294,10 @@
     current = demo.users.find((user) => user.id === id) ?? demo.users[0];
     localStorage.setItem('calsync-demo-user', current.id);
     $('pat').value = '';
+    awaiting = null;
+    lastMeetings = null;
     status(`Signed in as ${current.name}.`);
-    void refreshConnection();
-    void refreshMeetings();
+    void refreshConnection().then(refreshMeetings);
   }
 
   $('user').replaceChildren(
@@ -177,7 +315,7 @@
       const { authorizeUrl } = await gateway('/api/calendly/connect');
       window.location.assign(authorizeUrl);
     } catch (error) {
-      status(error.message);
+      status(explain(error, 'start connecting'), error.down ? 'down' : 'error');
     }
   });
   $('fill-pat').addEventListener('click', () => ($('pat').value = current.calendly.personal_access_token));
@@ -188,52 +326,55 @@
       $('pat').value = '';
       status('Connected with a personal access token.');
     } catch (error) {
-      status(`Could not connect: ${error.message}`);
+      status(explain(error, 'connect'), error.down ? 'down' : 'error');
     }
     await refreshConnection();
   });
   $('disconnect').addEventListener('click', async () => {
     try {
       await gateway('/api/calendly/connection', { method: 'DELETE' });
-      status('Disconnected: the webhook and the credentials are gone.');
+      awaiting = null;
+      status('Disconnected: the webhook and the credentials are gone. Meetings below are no longer kept in sync.');
     } catch (error) {
-      status(error.message);
+      status(explain(error, 'disconnect'), error.down ? 'down' : 'error');
     }
     await refreshConnection();
+    await refreshMeetings();
   });
-  $('book').addEventListener('submit', async (event) => {
+  $('book').addEventListener('submit', (event) => {
     event.preventDefault();
     const start = new Date($('start').value);
     const end = new Date(start.getTime() + 30 * 60_000);
-    try {
-      await simulator('/_sim/bookings', 'POST', {
+    void changeAtCalendly(`Booked ${$('invitee-name').value}`, () =>
+      simulator('/_sim/bookings', 'POST', {
         user: current.calendly.uri,
         invitee: { name: $('invitee-name').value, email: $('invitee-email').value },
         start_time: start.toISOString(),
         end_time: end.toISOString(),
         event_name: '30 Minute Meeting',
-      });
-      status('Booked at Calendly; waiting for the webhook...');
-    } catch (error) {
-      status(`Could not book: ${error.message}`);
-    }
+      }),
+    );
   });
 
   const tomorrow = new Date(Date.now() + 86_400_000);
   tomorrow.setMinutes(0, 0, 0);
   $('start').value = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
+  showConnected(false);
   const remembered = localStorage.getItem('calsync-demo-user');
-  $('user').value = remembered ?? demo.users[0].id;
+  $('user').value = demo.users.some((user) => user.id === remembered) ? remembered : demo.users[0].id;
   selectUser($('user').value);
-  // Back from Calendly's consent page: say how the connect went (after the sign-in message).
+  // Back from Calendly's consent page: say how the connect went (after the sign-in message), once:
+  // the query is dropped from the address so a reload does not say it again.
   const params = new URLSearchParams(window.location.search);
   if (params.get('calendly') === 'connected') status('Calendly connected.');
-  if (params.get('calendly') === 'error')
-    status(`Calendly connection failed: ${params.get('reason') ?? 'unknown reason'}`);
+  if (params.get('calendly') === 'error') {
+    const reason = params.get('reason') ?? '';
+    status(connectAdvice[reason] ?? connectAdvice.internal, 'error');
+  }
+  if (params.has('calendly')) window.history.replaceState(null, '', window.location.pathname);
   pollTimer = setInterval(() => {
-    void refreshMeetings();
-    void refreshConnection();
+    void refreshConnection().then(refreshMeetings);
   }, 1000);
   window.addEventListener('beforeunload', () => clearInterval(pollTimer));
 })();

@@ -15,6 +15,8 @@ export interface RunningSystem {
   jwtSecret: string;
   jwtFor(userId: string): string;
   logLines(): string[];
+  /** Stops one service's process (e.g. 'gateway'), as when it crashes or is shut down alone. */
+  stopService(service: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -44,6 +46,11 @@ export async function bootSystem(options: {
     jwtSecret: system.secrets.jwtSecret,
     jwtFor: (userId) => signDevJwt(userId, system.secrets.jwtSecret),
     logLines: () => lines,
+    stopService: async (service) => {
+      const running = system.processes[service];
+      if (!running) throw new Error(`no service named ${service}`);
+      await running.stop();
+    },
     stop: async () => {
       await system.stop();
       await database.drop();

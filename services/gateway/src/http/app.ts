@@ -41,6 +41,11 @@ export function createApp(options: {
   for (const router of options.routers) root.use(router.routes());
   app.use(root.routes());
   app.use(root.allowedMethods());
-  if (options.demoDir) app.use(mount('/demo', serve(options.demoDir, { index: 'index.html' })));
+  if (options.demoDir) {
+    app.use(mount('/demo', serve(options.demoDir, { index: 'index.html' })));
+    // Browsers ask the origin for /favicon.ico whatever the page says: answer with the demo's icon.
+    const icon = serve(options.demoDir, { index: false });
+    app.use((ctx, next) => (ctx.path === '/favicon.ico' ? icon(ctx, next) : next()));
+  }
   return app;
 }
