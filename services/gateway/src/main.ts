@@ -17,6 +17,7 @@ import {
 import { createJwtVerifier } from './auth/jwt-verifier';
 import { loadGatewayConfig, oauthRedirectUri, type GatewayConfig } from './config';
 import { createConnectionService } from './connections/connection-service';
+import { createConnectCookie } from './connections/connect-cookie';
 import { connectionRoutes } from './connections/connection-routes';
 import { createEventPublisher, ensureEventsStream, type EventsStreamLimits } from './events/event-publisher';
 import { healthRoutes } from './health/health-routes';
@@ -113,7 +114,12 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       routers: [
         healthRoutes({ readiness, registry }),
         webhookRoutes({ intake, maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES }),
-        connectionRoutes({ connections, verify, appUrl: config.APP_URL }),
+        connectionRoutes({
+          connections,
+          verify,
+          appUrl: config.APP_URL,
+          connectCookie: createConnectCookie(config.PUBLIC_BASE_URL),
+        }),
         meetingRoutes({ meetings, verify }),
       ],
     });

@@ -380,4 +380,48 @@ export function rawRequest(
   });
 }
 
+/**
+ * A browser without JavaScript: follows redirects itself and keeps the cookies one origin (the
+ * gateway's) sets, so a test can tell one person's browser from another's.
+ */
+export class Browser {
+  readonly cookies = new Map<string, string>();
+  constructor(private readonly origin: string) {}
+
+  /** GETs `url` and follows redirects until `stopAt` matches a location (or an answer is not a redirect). */
+  async get(
+    url: string,
+    init: { headers?: Record<string, string>; stopAt?: (location: URL) => boolean } = {},
+  ): Promise<{ response: Response; url: URL }> {
+    let next = new URL(url);
+    let headers = init.headers ?? {};
+    for (let hop = 0; hop < 10; hop += 1) {
+      const sameOrigin = next.origin === this.origin;
+      const cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+      const response = await fetch(next, {
+        headers: { ...headers, ...(sameOrigin && cookie ? { cookie } : {}) },
+        redirect: 'manual',
+      });
+      if (sameOrigin) this.keep(response);
+      const location = response.headers.get('location');
+      if (response.status < 300 || response.status >= 400 || !location) return { response, url: next };
+      next = new URL(location, next);
+      if (init.stopAt?.(next)) return { response, url: next };
+      headers = {};
+    }
+    throw new Error(`too many redirects from ${url}`);
+  }
+
+  /** Keeps (or, for Max-Age=0, forgets) what the origin's Set-Cookie headers say. */
+  keep(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair = '', ...attributes] = line.split(';').map((part) => part.trim());
+      const separator = pair.indexOf('=');
+      const name = pair.slice(0, separator);
+      if (attributes.some((attribute) => /^max-age=0$/i.test(attribute))) this.cookies.delete(name);
+      else this.cookies.set(name, pair.slice(separator + 1));
+    }
+  }
+}
+
 export { waitFor } from '@calsync/service-kit/testing';

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { SignJWT } from 'jose';
 import {
+  Browser,
   jwtSecret,
   rawRequest,
   waitFor,
@@ -13,10 +15,14 @@ let system: GatewaySystem;
 let alice: SimUser;
 let bob: SimUser;
 let carol: SimUser;
+let victim: SimUser;
+let spaUser: SimUser;
 
 beforeAll(async () => {
   system = await startGatewaySystem('gwuserapi');
-  [alice, carol] = await Promise.all([system.createSimUser('alice'), system.createSimUser('carol')]);
+  [alice, carol, victim, spaUser] = await Promise.all(
+    ['alice', 'carol', 'victim', 'spa'].map((name) => system.createSimUser(name)),
+  );
   bob = await system.connectWithToken('user-bob');
 }, 120_000);
 
@@ -24,18 +30,30 @@ afterAll(async () => {
   await system?.stop();
 });
 
-/** A browser-like client: no JavaScript, follows every redirect, as a user clicking "connect" would. */
-async function connectWithOAuth(userId: string, calendlyUser: SimUser): Promise<Response> {
-  const start = await fetch(`${system.url}/api/calendly/connect`, {
-    headers: { authorization: `Bearer ${await system.jwtFor(userId)}` },
-    redirect: 'manual',
+/** The authorize URL of a connect `userId` starts in `browser`, approved at the simulator as `calendlyUser`. */
+async function startConnect(browser: Browser, userId: string, calendlyUser: SimUser, accept = 'text/html') {
+  const { response } = await browser.get(`${system.url}/api/calendly/connect`, {
+    headers: { authorization: `Bearer ${await system.jwtFor(userId)}`, accept },
+    stopAt: () => true,
   });
-  expect(start.status).toBe(302);
-  const authorize = new URL(start.headers.get('location')!);
+  const authorize = new URL(
+    accept === 'application/json'
+      ? String(((await response.json()) as { authorizeUrl: string }).authorizeUrl)
+      : response.headers.get('location')!,
+  );
   // The simulator's consent page approves for the Calendly user it is told.
   authorize.searchParams.set('sim_user', calendlyUser.uuid);
-  return fetch(authorize, { redirect: 'follow' });
+  return authorize;
 }
+
+/** A user clicking "connect" and approving at Calendly, all in one browser; resolves where it lands. */
+async function connectWithOAuth(userId: string, calendlyUser: SimUser): Promise<Response> {
+  const browser = new Browser(system.url);
+  const landed = await browser.get((await startConnect(browser, userId, calendlyUser)).toString());
+  return landed.response;
+}
+
+const callbackPath = '/api/calendly/oauth/callback';
 
 describe('OAuth connect', () => {
   it('sends the browser to Calendly with PKCE and our callback, and back to the app connected', async () => {
@@ -71,22 +89,74 @@ describe('OAuth connect', () => {
     });
   });
 
+  it('refuses a callback that arrives in another browser than the one that started the connect, linking nothing', async () => {
+    // Login CSRF: mallory starts a connect for himself and gets the victim to approve his link.
+    const mallorys = new Browser(system.url);
+    const authorize = await startConnect(mallorys, 'user-mallory', victim);
+    const victims = new Browser(system.url);
+    const landed = await victims.get(authorize.toString(), {
+      stopAt: (location) => location.origin === system.url && location.pathname !== callbackPath,
+    });
+    expect(landed.url.toString()).toBe(`${system.appUrl}?calendly=error&reason=browser_mismatch`);
+    expect((await system.api('/api/calendly/connection', { userId: 'user-mallory' })).body.connected).toBe(false);
+    expect(await system.simCall(`/_sim/webhook_subscriptions?user=${encodeURIComponent(victim.uri)}`)).toMatchObject({
+      collection: [],
+    });
+  });
+
+  it('refuses the callback in a browser whose cookie belongs to another connect', async () => {
+    const browser = new Browser(system.url);
+    const mine = await startConnect(browser, 'user-mallory', victim);
+    const other = new Browser(system.url);
+    const theirs = await startConnect(other, 'user-mallory', victim);
+    expect(mine.searchParams.get('state')).not.toBe(theirs.searchParams.get('state'));
+    const landed = await browser.get(theirs.toString(), {
+      stopAt: (location) => location.pathname !== callbackPath && location.origin === system.url,
+    });
+    expect(landed.url.search).toBe('?calendly=error&reason=browser_mismatch');
+    expect((await system.api('/api/calendly/connection', { userId: 'user-mallory' })).body.connected).toBe(false);
+  });
+
+  it('binds the connect with a short-lived HttpOnly SameSite cookie', async () => {
+    const response = await fetch(`${system.url}/api/calendly/connect`, {
+      headers: { authorization: `Bearer ${await system.jwtFor('user-mallory')}` },
+      redirect: 'manual',
+    });
+    const [cookie] = response.headers.getSetCookie();
+    expect(cookie).toMatch(/^calsync-connect=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=(5\d\d|600); HttpOnly; SameSite=Lax$/);
+  });
+
   it('gives a single-page app the authorize URL as JSON instead of a redirect', async () => {
     const answer = await system.api('/api/calendly/connect', { userId: 'user-alice' });
     expect(answer.status).toBe(200);
     expect(String(answer.body.authorizeUrl)).toMatch(new RegExp(`^${system.sim.url}/oauth/authorize\\?`));
     expect(answer.headers.get('cache-control')).toBe('no-store');
+    // The page then navigates to it; the browser that fetched the URL finishes the connect.
+    const browser = new Browser(system.url);
+    const authorize = await startConnect(browser, 'user-spa', spaUser, 'application/json');
+    const landed = await browser.get(authorize.toString());
+    expect(landed.url.toString()).toBe(`${system.appUrl}?calendly=connected`);
+    expect((await system.api('/api/calendly/connection', { userId: 'user-spa' })).body.connected).toBe(true);
+    expect((await system.api('/api/calendly/connection', { userId: 'user-spa', method: 'DELETE' })).status).toBe(204);
   });
 
   it('sends the browser back with a reason when the callback cannot complete', async () => {
-    const back = async (query: string) => {
-      const response = await fetch(`${system.url}/api/calendly/oauth/callback?${query}`, { redirect: 'manual' });
+    const back = async (query: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${system.url}/api/calendly/oauth/callback?${query}`, {
+        redirect: 'manual',
+        headers,
+      });
       expect(response.status).toBe(302);
       return new URL(response.headers.get('location')!).search;
     };
     expect(await back('error=access_denied&state=x')).toBe('?calendly=error&reason=access_denied');
     expect(await back('state=only')).toBe('?calendly=error&reason=invalid_callback');
-    expect(await back('code=made-up&state=made-up')).toBe('?calendly=error&reason=state_invalid');
+    expect(await back('code=made-up&state=made-up')).toBe('?calendly=error&reason=browser_mismatch');
+    // The cookie of a state identity never issued: the browser matches, the state does not.
+    const cookieOfMadeUp = `calsync-connect=${createHash('sha256').update('made-up').digest('base64url')}`;
+    expect(await back('code=made-up&state=made-up', { cookie: cookieOfMadeUp })).toBe(
+      '?calendly=error&reason=state_invalid',
+    );
     // Each is an answer, not a fault: one line at info, and no stack trace.
     const failures = system.gatewayLines
       .map((line) => JSON.parse(line) as { msg: string; level: string; reason: string; err?: unknown })
@@ -102,15 +172,17 @@ describe('OAuth connect', () => {
     expect(refused.err).toEqual({ type: 'Error', message: expect.any(String), code: 'FAILED_PRECONDITION' });
   });
 
-  it('refuses to complete the same callback twice', async () => {
-    const start = await system.api('/api/calendly/connect', { userId: 'user-carol' });
-    const authorize = new URL(String(start.body.authorizeUrl));
-    authorize.searchParams.set('sim_user', carol.uuid);
+  it('refuses to complete the same callback twice, even with its cookie', async () => {
+    const browser = new Browser(system.url);
+    const authorize = await startConnect(browser, 'user-carol', carol);
+    const cookies = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     const toCallback = await fetch(authorize, { redirect: 'manual' });
     const callback = toCallback.headers.get('location')!;
-    const first = await fetch(callback, { redirect: 'manual' });
-    expect(first.headers.get('location')).toBe(`${system.appUrl}?calendly=connected`);
-    const again = await fetch(callback, { redirect: 'manual' });
+    const first = await browser.get(callback, { stopAt: () => true });
+    expect(first.response.headers.get('location')).toBe(`${system.appUrl}?calendly=connected`);
+    // The cookie is spent with the state; replayed by hand, the state itself is refused.
+    expect(browser.cookies.size).toBe(0);
+    const again = await fetch(callback, { redirect: 'manual', headers: { cookie: cookies } });
     expect(again.headers.get('location')).toBe(`${system.appUrl}?calendly=error&reason=state_invalid`);
   });
 });

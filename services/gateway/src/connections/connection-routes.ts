@@ -6,6 +6,7 @@ import { HttpError } from '../http/http-error';
 import { parseJsonObject, readRawBody, requireJsonContentType } from '../http/raw-body';
 import type { GatewayState } from '../http/request-context';
 import { upstreamError } from '../upstream/upstream-error';
+import type { ConnectCookie } from './connect-cookie';
 import { ConnectStepFailed, type CallContext, type ConnectionService } from './connection-service';
 
 const maxTokenBodyBytes = 16 * 1024;
@@ -13,13 +14,16 @@ const maxTokenBodyBytes = 16 * 1024;
 /**
  * The user's Calendly connection: connect (OAuth redirect or personal token), look, disconnect.
  * Every route but the OAuth callback needs the user's JWT; the callback is bound to its user by
- * the single-use state that identity issued to that user.
+ * the single-use state that identity issued to that user, and to the browser that started the
+ * connect by the connect cookie, so an authorize link handed to someone else links nothing.
  */
 export function connectionRoutes(options: {
   connections: ConnectionService;
   verify: JwtVerifier;
   appUrl: string;
+  connectCookie: ConnectCookie;
 }): Router<GatewayState> {
+  const { connectCookie } = options;
   const { connections } = options;
   const router = new Router<GatewayState>();
   const signedIn = requireUser(options.verify);
@@ -30,13 +34,15 @@ export function connectionRoutes(options: {
   });
 
   router.get('/api/calendly/connect', signedIn, async (ctx) => {
-    let authorizeUrl: string;
+    let begun: Awaited<ReturnType<ConnectionService['beginConnect']>>;
     try {
-      authorizeUrl = await connections.beginConnect(userIdOf(ctx.state), context(ctx.state));
+      begun = await connections.beginConnect(userIdOf(ctx.state), context(ctx.state));
     } catch (error) {
       throw upstreamError(error, 'identity');
     }
+    const { authorizeUrl } = begun;
     ctx.set('Cache-Control', 'no-store');
+    ctx.append('Set-Cookie', connectCookie.issue(begun.state, begun.expiresAt));
     // A single-page app cannot follow a redirect from fetch: it asks for JSON and navigates itself.
     if (ctx.accepts('html', 'json') === 'json') {
       ctx.body = { authorizeUrl };
@@ -62,6 +68,10 @@ export function connectionRoutes(options: {
     const { code, state, error } = ctx.query;
     if (error !== undefined) return fail(error === 'access_denied' ? 'access_denied' : 'authorization_failed');
     if (typeof code !== 'string' || typeof state !== 'string' || !code || !state) return fail('invalid_callback');
+    // Checked before identity is asked, so a callback from the wrong browser leaves the state
+    // unspent for the browser that started the connect, and that browser's cookie in place.
+    if (!connectCookie.matches(ctx.cookies.get(connectCookie.name), state)) return fail('browser_mismatch');
+    ctx.append('Set-Cookie', connectCookie.clear());
     try {
       const { userId } = await connections.completeConnect(state, code, context(ctx.state));
       ctx.state.outcome = 'connected';

@@ -48,8 +48,8 @@ export class ConnectStepFailed extends Error {
 }
 
 export interface ConnectionService {
-  /** Calendly's authorize URL for this user (state and PKCE kept by identity). */
-  beginConnect(userId: string, context: CallContext): Promise<string>;
+  /** Calendly's authorize URL for this user, with its single-use state (kept by identity with PKCE). */
+  beginConnect(userId: string, context: CallContext): Promise<{ authorizeUrl: string; state: string; expiresAt: Date }>;
   /** Finishes an OAuth connect for whoever the state was issued to, then makes sure their webhook exists. */
   completeConnect(state: string, code: string, context: CallContext): Promise<{ userId: string }>;
   connectWithToken(userId: string, token: string, context: CallContext): Promise<ConnectionView>;
@@ -88,7 +88,10 @@ export function createConnectionService(deps: {
   return {
     async beginConnect(userId, context) {
       const response = await identity.beginConnect({ userId, redirectUri: deps.redirectUri }, options(context));
-      return response.authorizeUrl;
+      if (!response.authorizeUrl || !response.state || !response.expiresAt) {
+        throw new Error('identity answered BeginConnect without a URL, state or expiry');
+      }
+      return { authorizeUrl: response.authorizeUrl, state: response.state, expiresAt: response.expiresAt };
     },
 
     async completeConnect(state, code, context) {

@@ -212,6 +212,8 @@ describe('CORS', () => {
     expect(response.status).toBe(204);
     expect(response.headers.get('access-control-allow-methods')).toContain('DELETE');
     expect(response.headers.get('access-control-allow-headers')).toContain('Authorization');
+    // A single-page app of the same site keeps the OAuth connect cookie only with credentials.
+    expect(response.headers.get('access-control-allow-credentials')).toBe('true');
   });
 
   it('gives other origins nothing', async () => {

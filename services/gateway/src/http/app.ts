@@ -33,6 +33,9 @@ export function createApp(options: {
       allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
       allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'X-Request-Id', 'traceparent', 'tracestate'],
       exposeHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
+      // A single-page app on another origin of the same site fetches /api/calendly/connect with
+      // credentials, so the browser keeps the connect cookie (only for the listed origins).
+      credentials: true,
       maxAge: 600,
     }),
   );
