@@ -1,4 +1,4 @@
-import { commonEnv, env, loadConfig, natsEnv } from '@calsync/service-kit';
+import { commonEnv, env, eventsStreamDefaults, loadConfig, natsEnv } from '@calsync/service-kit';
 import { z } from 'zod';
 import { productionJwtSecretProblem } from './auth/jwt-secret-policy';
 
@@ -75,11 +75,11 @@ const schema = z
     PUBLISH_TIMEOUT_MS: env.int(5_000, 50),
     /** Deadline of the user API's calls to identity, subscription and meetings (some reach Calendly). */
     UPSTREAM_TIMEOUT_MS: env.int(10_000, 50),
-    EVENTS_STREAM_MAX_AGE_SECONDS: env.int(7 * 24 * 3600, 1),
+    EVENTS_STREAM_MAX_AGE_SECONDS: env.int(eventsStreamDefaults.maxAgeSeconds, 1),
     /** -1: no byte limit (max age still applies). */
-    EVENTS_STREAM_MAX_BYTES: env.int(-1, -1),
+    EVENTS_STREAM_MAX_BYTES: env.int(eventsStreamDefaults.maxBytes, -1),
     /** Calendly retries within seconds to minutes; JetStream drops a repeated msg id inside this window. */
-    EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS: env.int(600, 120),
+    EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS: env.int(eventsStreamDefaults.duplicateWindowSeconds, 120),
     CORS_ORIGINS: origins(),
     /** A folder served at /demo; unset: no /demo route. */
     DEMO_DIR: optionalString(),

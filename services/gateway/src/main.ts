@@ -11,6 +11,7 @@ import {
   runService,
   natsIsConnected,
   natsNames,
+  type EventsStreamLimits,
   type Logger,
   type NatsConnection,
 } from '@calsync/service-kit';
@@ -19,7 +20,7 @@ import { loadGatewayConfig, oauthRedirectUri, type GatewayConfig } from './confi
 import { createConnectionService } from './connections/connection-service';
 import { createConnectCookie } from './connections/connect-cookie';
 import { connectionRoutes } from './connections/connection-routes';
-import { createEventPublisher, ensureEventsStream, type EventsStreamLimits } from './events/event-publisher';
+import { createEventPublisher, ensureEventsStream } from './events/event-publisher';
 import { healthRoutes } from './health/health-routes';
 import { createReadiness } from './health/readiness';
 import { createHealthProbe } from './health/subscription-health';

@@ -6,6 +6,7 @@ export * from './grpc-client';
 export * from './postgres';
 export * from './nats';
 export * from './nats-names';
+export * from './nats-streams';
 export * from './metrics';
 export * from './sealing';
 export * from './lifecycle';

@@ -1,5 +1,7 @@
 import {
   ensureStream,
+  eventsStreamConfig,
+  type EventsStreamLimits,
   Histogram,
   latencyBuckets,
   natsIsConnected,
@@ -8,7 +10,7 @@ import {
   type Registry,
 } from '@calsync/service-kit';
 import { eventsV1 } from '@calsync/proto';
-import { DiscardPolicy, headers, nanos, RetentionPolicy, StorageType } from 'nats';
+import { headers } from 'nats';
 import { DependencyUnavailable, type EventPublisher } from '../webhooks/delivery-intake';
 
 /** NATS header names the gateway sets on every event, beside Nats-Msg-Id. */
@@ -18,39 +20,13 @@ export const eventHeaders = {
   requestId: 'X-Request-Id',
 } as const;
 
-/** Retention settings of the events stream. */
-export interface EventsStreamLimits {
-  maxAgeSeconds: number;
-  /** -1: unlimited. */
-  maxBytes: number;
-  duplicateWindowSeconds: number;
-  /** Copies of the stream on a NATS cluster. */
-  replicas: number;
-}
-
-/**
- * Declares the events stream (idempotent): file storage so a NATS restart keeps what was
- * acknowledged, a duplicate window longer than Calendly's quick retries, and DiscardPolicy.New
- * so a full stream refuses new deliveries (Calendly retries them) instead of silently dropping
- * stored ones.
- */
+/** Declares the events stream (idempotent) with the kit's settings and the configured limits. */
 export async function ensureEventsStream(
   nc: NatsConnection,
   names: NatsNames,
   limits: EventsStreamLimits,
 ): Promise<void> {
-  const jsm = await nc.jetstreamManager();
-  await ensureStream(jsm, {
-    name: names.eventsStream,
-    subjects: [names.eventsSubjects],
-    storage: StorageType.File,
-    retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.New,
-    max_age: nanos(limits.maxAgeSeconds * 1000),
-    max_bytes: limits.maxBytes,
-    duplicate_window: nanos(limits.duplicateWindowSeconds * 1000),
-    num_replicas: limits.replicas,
-  });
+  await ensureStream(await nc.jetstreamManager(), eventsStreamConfig(names, limits));
 }
 
 /**

@@ -1,12 +1,14 @@
-import { ensureConsumer, ensureStream, type JetStreamManager, type NatsNames } from '@calsync/service-kit';
-import { AckPolicy, DeliverPolicy, nanos, StorageType } from 'nats';
-
-/** The settings every declarer of calsync's streams uses, so whoever starts first makes the same stream. */
-const streamDefaults = (replicas: number) => ({
-  storage: StorageType.File,
-  duplicate_window: nanos(2 * 60_000),
-  num_replicas: replicas,
-});
+import {
+  backfillStreamConfig,
+  deadLetterStreamConfig,
+  ensureConsumer,
+  ensureStream,
+  eventsStreamConfig,
+  eventsStreamDefaults,
+  type JetStreamManager,
+  type NatsNames,
+} from '@calsync/service-kit';
+import { AckPolicy, DeliverPolicy, nanos } from 'nats';
 
 export interface TopologyOptions {
   names: NatsNames;
@@ -27,12 +29,13 @@ export const backfillDurableName = (durableName: string) => `${durableName}-back
  */
 export async function declareTopology(jsm: JetStreamManager, options: TopologyOptions): Promise<void> {
   const { names } = options;
-  // The events and backfill streams belong to their publishers: created here only when missing.
-  const defaults = streamDefaults(options.streamReplicas);
+  // The events and backfill streams belong to their publishers: created here only when missing,
+  // with the kit's settings, so whoever starts first makes the same stream.
+  const replicas = options.streamReplicas;
   const onlyCreate = { onlyCreate: true };
-  await ensureStream(jsm, { name: names.eventsStream, subjects: [names.eventsSubjects], ...defaults }, onlyCreate);
-  await ensureStream(jsm, { name: names.backfillStream, subjects: [names.backfillSubject], ...defaults }, onlyCreate);
-  await ensureStream(jsm, { name: names.deadLetterStream, subjects: [names.deadLetterSubjects], ...defaults });
+  await ensureStream(jsm, eventsStreamConfig(names, { ...eventsStreamDefaults, replicas }), onlyCreate);
+  await ensureStream(jsm, backfillStreamConfig(names, replicas), onlyCreate);
+  await ensureStream(jsm, deadLetterStreamConfig(names, replicas));
   const consumer = {
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,

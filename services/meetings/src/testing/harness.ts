@@ -1,5 +1,13 @@
 import { meetingsV1, eventsV1 } from '@calsync/proto';
-import { createGrpcClient, natsNames, type NatsNames, type PromiseClient } from '@calsync/service-kit';
+import {
+  createGrpcClient,
+  duplicateWindowSeconds,
+  eventsStreamConfig,
+  eventsStreamDefaults,
+  natsNames,
+  type NatsNames,
+  type PromiseClient,
+} from '@calsync/service-kit';
 import {
   captureLogger,
   createTestDatabase,
@@ -8,16 +16,7 @@ import {
   waitFor,
   type TestDatabase,
 } from '@calsync/service-kit/testing';
-import {
-  connect,
-  DiscardPolicy,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-} from 'nats';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
 import { Pool } from 'pg';
 import { loadMeetingsConfig, type Config } from '../config';
 import { start, type MeetingsApp } from '../main';
@@ -87,16 +86,15 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
     async publishRaw(subject, data, msgID) {
       await js.publish(subject, data, { msgID });
     },
-    async declareEventsStream(duplicateWindowMs = 120_000) {
-      await jsm.streams.add({
-        name: names.eventsStream,
-        subjects: [names.eventsSubjects],
-        storage: StorageType.File,
-        retention: RetentionPolicy.Limits,
-        discard: DiscardPolicy.New,
-        max_age: nanos(3_600_000),
-        duplicate_window: nanos(duplicateWindowMs),
-      });
+    async declareEventsStream(duplicateWindowMs = duplicateWindowSeconds * 1000) {
+      await jsm.streams.add(
+        eventsStreamConfig(names, {
+          ...eventsStreamDefaults,
+          maxAgeSeconds: 3600,
+          duplicateWindowSeconds: duplicateWindowMs / 1000,
+          replicas: 1,
+        }),
+      );
     },
     async close() {
       for (const stream of [names.eventsStream, names.backfillStream, names.deadLetterStream])

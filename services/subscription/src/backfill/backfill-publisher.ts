@@ -1,5 +1,11 @@
 import { eventsV1 } from '@calsync/proto';
-import { ensureStream, type JetStreamClient, type JetStreamManager, type NatsNames } from '@calsync/service-kit';
+import {
+  backfillStreamConfig,
+  ensureStream,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsNames,
+} from '@calsync/service-kit';
 
 /** A request to fetch a user's meetings for a window from Calendly, because a hook was down. */
 export interface BackfillRequest {
@@ -19,13 +25,7 @@ export interface BackfillPublisher {
 
 /** The backfill stream: this service publishes on it, so it declares it (idempotently) at start. */
 export async function declareBackfillStream(jsm: JetStreamManager, names: NatsNames, replicas = 1): Promise<void> {
-  await ensureStream(jsm, {
-    name: names.backfillStream,
-    num_replicas: replicas,
-    subjects: [names.backfillSubject],
-    // A request only matters until meetings has caught up; two weeks covers a long outage of it.
-    max_age: 14 * 24 * 3600 * 1e9,
-  });
+  await ensureStream(jsm, backfillStreamConfig(names, replicas));
 }
 
 /** Publishes eventsV1.BackfillRequested with the request id as JetStream message id. */
