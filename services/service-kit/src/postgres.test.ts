@@ -96,3 +96,52 @@ describe('inTransaction', () => {
     }
   });
 });
+
+describe('a terminated connection', () => {
+  // A child process, so that an unhandled 'error' event shows as the crash it is in a service.
+  const survive = (body: string) => {
+    const kit = join(__dirname, '..', 'dist', 'index.js');
+    const script = `
+      const kit = require(${JSON.stringify(kit)});
+      const log = kit.createLogger({ service: 'terminate-test', level: 'silent' });
+      const url = process.argv[1];
+      const pool = kit.createPool({ url, schema: 'public', log });
+      const terminate = async (pid) => {
+        const admin = new (require('pg').Client)({ connectionString: url });
+        await admin.connect();
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await admin.end();
+      };
+      const pidOf = async (client) => (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      (async () => { ${body} })().then(
+        async (outcome) => { console.log(JSON.stringify(outcome)); await pool.end(); },
+        (error) => { console.error(error); process.exit(1); });`;
+    return run(process.execPath, ['-e', script, database.url], { timeout: 30_000 }).then(
+      (result) => JSON.parse(result.stdout) as unknown,
+    );
+  };
+
+  it('fails the transaction that held it, without crashing the process, and the pool goes on', async () => {
+    const outcome = await survive(`
+      const failed = await kit.inTransaction(pool, async (client) => {
+        const ended = new Promise((resolve) => client.once('end', resolve));
+        await terminate(await pidOf(client));
+        // Idle between two queries while the server goes away: nothing is listening but us.
+        await ended;
+        await client.query('SELECT 1');
+      }).then(() => 'committed', (error) => 'failed');
+      const after = (await pool.query('SELECT 1 AS one')).rows;
+      return { failed, after };`);
+    expect(outcome).toEqual({ failed: 'failed', after: [{ one: 1 }] });
+  });
+
+  it('lets a dedicated connection end without crashing the process', async () => {
+    const outcome = await survive(`
+      const client = await kit.connectDedicated({ url, applicationName: 'dedicated-test', log });
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      await terminate(await pidOf(client));
+      await ended;
+      return { ended: true, queryable: await client.query('SELECT 1').then(() => true, () => false) };`);
+    expect(outcome).toEqual({ ended: true, queryable: false });
+  });
+});

@@ -1,4 +1,4 @@
-import { Pool, type PoolClient } from 'pg';
+import { Client, Pool, type PoolClient } from 'pg';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from './logger';
 
@@ -27,8 +27,40 @@ export function createPool(options: {
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
-  pool.on('error', (error) => options.log.error({ err: error }, 'idle postgres client failed'));
+  pool.on('error', (error) => options.log.warn({ err: error }, 'idle postgres connection lost'));
+  // pg-pool listens for errors only while a connection sits idle: one checked out (inTransaction,
+  // a held advisory lock) that loses its server would emit 'error' to nobody and crash the
+  // process. The work on it fails by itself; the pool discards the connection when released.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => options.log.warn({ err: error }, 'postgres connection lost'));
+  });
   return pool;
+}
+
+/**
+ * A connection of its own, outside any pool (a LISTEN, a session advisory lock), connected and
+ * with an error listener, so losing the server ends it (its 'end' event) instead of the process.
+ */
+export async function connectDedicated(options: {
+  url: string;
+  applicationName: string;
+  log: Logger;
+}): Promise<Client> {
+  const client = new Client({
+    connectionString: options.url,
+    application_name: options.applicationName,
+    keepAlive: true,
+  });
+  client.on('error', (error) =>
+    options.log.warn({ err: error, connection: options.applicationName }, 'postgres connection lost'),
+  );
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+  return client;
 }
 
 /** Runs `work` in a transaction on one client: commit when it resolves, roll back when it throws. */
@@ -55,10 +87,14 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
  */
 export async function migrate(options: { url: string; schema: string; dir: string; log: Logger }): Promise<string[]> {
   assertSchemaName(options.schema);
-  const lockClient = new Pool({ connectionString: options.url, max: 1 });
-  const client = await lockClient.connect();
+  const lockKey = `calsync-migrations:${options.schema}`;
+  const client = await connectDedicated({
+    url: options.url,
+    applicationName: `${options.schema}-migrations`,
+    log: options.log,
+  });
   try {
-    await client.query('SELECT pg_advisory_lock(hashtext($1))', [`calsync-migrations:${options.schema}`]);
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`);
     const applied = await runner({
       databaseUrl: options.url,
@@ -88,12 +124,26 @@ export async function migrate(options: { url: string; schema: string; dir: strin
     if (names.length > 0) options.log.info({ schema: options.schema, applied: names }, 'migrations applied');
     return names;
   } finally {
-    await client
-      .query('SELECT pg_advisory_unlock(hashtext($1))', [`calsync-migrations:${options.schema}`])
-      .catch(() => undefined);
-    client.release();
-    await lockClient.end();
+    // Ending the session releases the lock.
+    await client.end().catch(() => undefined);
   }
+}
+
+// SQLSTATE classes and codes that mean "the database is not there right now", not "this query is wrong":
+// connection exceptions, admin/crash shutdown, cannot connect now, too many connections.
+const unavailableStates = /^(08...|57P0[123]|53300)$/;
+const unavailableMessages =
+  /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect/;
+const unavailableSocketErrors = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+/** True when `error` says Postgres could not be reached or dropped the connection: worth retrying later. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  // Shapes, not classes: socket errors come from node's own realm, not always this one's Error.
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message, errors } = error as { code?: unknown; message?: unknown; errors?: unknown };
+  if (typeof code === 'string' && (unavailableStates.test(code) || unavailableSocketErrors.has(code))) return true;
+  if (Array.isArray(errors) && errors.some(isDatabaseUnavailable)) return true;
+  return typeof message === 'string' && unavailableMessages.test(message);
 }
 
 /** True when Postgres answers a trivial query. */
