@@ -5,6 +5,7 @@ import { GrpcError, reasonOf } from './errors';
 import { createGrpcClient } from './grpc-client';
 import { bindService, createGrpcServer, livenessHealthName, type GrpcServer } from './grpc-server';
 import { createMetricsRegistry } from './metrics';
+import { createPool } from './postgres';
 import { captureLogger } from './testing/log-capture';
 import { reflectedServices } from './testing/reflection';
 
@@ -35,6 +36,8 @@ describe('createGrpcServer', () => {
   let server: GrpcServer;
   let port: number;
   let releaseSlowCall: () => void = () => undefined;
+  // Nothing listens on port 1: every query is refused, as while Postgres is down.
+  const unreachable = createPool({ url: 'postgres://postgres@127.0.0.1:1/none', schema: 'none', log });
 
   beforeAll(async () => {
     const binding = bindService(
@@ -46,6 +49,7 @@ describe('createGrpcServer', () => {
           if (request.id === 'missing')
             throw new GrpcError(grpc.status.NOT_FOUND, 'no such meeting', 'MEETING_NOT_FOUND');
           if (request.id === 'crash') throw new Error('database password is hunter2');
+          if (request.id === 'database-down') await unreachable.query('SELECT 1');
           return { meeting: { ...meetingsV1.Meeting.fromPartial({ id: request.id, userId: request.userId }) } };
         },
         async listMeetings() {
@@ -69,6 +73,7 @@ describe('createGrpcServer', () => {
   afterAll(async () => {
     releaseSlowCall();
     await server.stop();
+    await unreachable.end();
   });
 
   const client = () => createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`);
@@ -94,6 +99,8 @@ describe('createGrpcServer', () => {
       const crash = await meetings.getMeeting({ userId: 'u1', id: 'crash' }).catch((error: unknown) => error);
       expect((crash as grpc.ServiceError).code).toBe(grpc.status.INTERNAL);
       expect((crash as grpc.ServiceError).details).not.toContain('hunter2');
+      const down = await meetings.getMeeting({ userId: 'u1', id: 'database-down' }).catch((error: unknown) => error);
+      expect((down as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
     } finally {
       meetings.close();
     }

@@ -8,6 +8,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { GrpcError } from './errors';
 import type { Logger } from './logger';
 import { latencyBuckets } from './metrics';
+import { isDatabaseUnavailable } from './postgres';
 
 // `any` because request/response types vary per method; the mapped types below restore them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -33,7 +34,8 @@ export interface ServiceBinding {
 /**
  * Binds a ts-proto service definition to async handlers. A thrown GrpcError becomes its status
  * (with its reason); `toGrpcError`, the service's one table of domain errors, maps the rest it
- * knows; anything else becomes INTERNAL without leaking the message to the caller.
+ * knows; a lost or refused database connection becomes UNAVAILABLE, so the caller retries;
+ * anything else becomes INTERNAL without leaking the message to the caller.
  */
 export function bindService<D extends Definition>(
   name: string,
@@ -54,6 +56,10 @@ export function bindService<D extends Definition>(
         (error: unknown) => {
           const mapped = error instanceof GrpcError ? error : options.toGrpcError?.(error);
           if (mapped) return callback(mapped.toServiceError());
+          if (isDatabaseUnavailable(error)) {
+            log.warn({ err: error, method: definition[method]!.path }, 'database unavailable');
+            return callback({ code: grpc.status.UNAVAILABLE, details: 'database unavailable; try again shortly' });
+          }
           log.error({ err: error, method: definition[method]!.path }, 'handler failed');
           callback({ code: grpc.status.INTERNAL, details: 'internal error' });
         },
