@@ -1,5 +1,7 @@
 import { subscribedEvents } from '@calsync/calendly-client';
 import { subscriptionV1 } from '@calsync/proto';
+import { GrpcStatus } from '@calsync/service-kit';
+import { Client } from 'pg';
 import {
   backfillRequests,
   disableAtSimulator,
@@ -172,4 +174,34 @@ it('reconciles every user on its interval, and on demand', async () => {
   expect(await deliveryTo(user, replaced.hookId)).toMatchObject({ outcome: 'ok' });
   const metrics = await (await fetch(`http://127.0.0.1:${h.app.ports.metrics}/metrics`)).text();
   expect(metrics).toMatch(/subscription_reconcile_results_total\{[^}]*outcome="healthy"/);
+});
+
+it('stops a run whose lock connection is cut, keeps serving, and runs again when asked', async () => {
+  await connectAndEnsure('rec-cut');
+  const admin = new Client({ connectionString: h.database.url });
+  await admin.connect();
+  try {
+    // Slow Calendly keeps the run going long enough to cut its connection halfway.
+    await h.sim_('/_sim/faults', { body: { latency: { api_ms: 500 } } });
+    const run = h.subscription.reconcile({ userId: '' }).then(
+      () => 'finished',
+      (error: unknown) => (error as { code: number }).code,
+    );
+    await waitFor(
+      async () =>
+        (
+          await admin.query<{ pid: number }>(
+            "SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity WHERE application_name = 'reconciler' AND datname = current_database()",
+          )
+        ).rowCount! > 0,
+      { what: 'the run lock connection' },
+    );
+    expect(await run).toBe(GrpcStatus.UNAVAILABLE);
+  } finally {
+    await h.sim_('/_sim/faults', { method: 'DELETE' });
+    await admin.end();
+  }
+  const again = await h.subscription.reconcile({ userId: '' });
+  expect(again.usersChecked).toBeGreaterThanOrEqual(1);
+  expect(again.failed).toBe(0);
 });

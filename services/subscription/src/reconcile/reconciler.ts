@@ -1,5 +1,4 @@
-import { Client } from 'pg';
-import { GrpcError, GrpcStatus, type Logger, type Pool } from '@calsync/service-kit';
+import { connectDedicated, GrpcError, GrpcStatus, type Logger, type Pool } from '@calsync/service-kit';
 import type { SyncOutcome, Subscriptions } from '../subscriptions/subscriptions';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 
@@ -81,17 +80,17 @@ export function createReconciler(options: {
     options.onResult?.(outcome);
   };
 
-  const walk = async (): Promise<ReconcileSummary> => {
+  const walk = async (holdsLock: () => boolean): Promise<ReconcileSummary> => {
     const summary = emptySummary();
     const repository = createWebhookRepository(options.pool);
     let after = '';
-    while (!stopping) {
+    while (!stopping && holdsLock()) {
       const users = await repository.listUserIds(after, pageSize);
       if (users.length === 0) break;
       after = users.at(-1)!;
       let next = 0;
       const worker = async () => {
-        while (!stopping && next < users.length) await reconcileOne(users[next++]!, summary);
+        while (!stopping && holdsLock() && next < users.length) await reconcileOne(users[next++]!, summary);
       };
       await Promise.all(Array.from({ length: Math.min(options.concurrency, users.length) }, worker));
     }
@@ -100,9 +99,12 @@ export function createReconciler(options: {
 
   const runExclusive = async (): Promise<ReconcileSummary> => {
     // A dedicated connection: the run lock must not take one of the workers' pool connections.
-    const client = new Client({ connectionString: options.databaseUrl, application_name: 'reconciler' });
-    client.on('error', (error) => log.warn({ err: error }, 'reconcile lock connection failed'));
-    await client.connect();
+    const client = await connectDedicated({ url: options.databaseUrl, applicationName: 'reconciler', log });
+    // Losing the connection loses the lock: another replica may start a run, so this one stops.
+    let lockHeld = true;
+    client.once('end', () => {
+      lockHeld = false;
+    });
     try {
       const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS locked', [
         ...runLockKey,
@@ -114,7 +116,12 @@ export function createReconciler(options: {
           'RECONCILE_RUNNING',
         );
       const started = process.hrtime.bigint();
-      const summary = await walk();
+      const summary = await walk(() => lockHeld);
+      if (!lockHeld)
+        throw new GrpcError(
+          GrpcStatus.UNAVAILABLE,
+          'the reconcile run lost its lock with its database connection; run it again',
+        );
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       options.onRun?.(seconds);
       log.info({ ...summary, seconds: Math.round(seconds * 10) / 10 }, 'reconcile finished');
