@@ -1,4 +1,5 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
+import { Client } from 'pg';
 import { createPool, GrpcStatus, reasonOf, type Pool } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
 import { createIdentityConnections, type Connections } from '../src/identity/connections';
@@ -170,6 +171,91 @@ it('never tries other keys: an unknown creator is NOT_FOUND and a wrong key a mi
     code: GrpcStatus.NOT_FOUND,
     reason: 'VERIFY_FAILURE_HOOK_NOT_FOUND',
   });
+});
+
+it('answers the legacy URL from the hook cache: a cached hook costs no database query, even with Postgres gone', async () => {
+  const rawBody = Buffer.from(
+    JSON.stringify({
+      event: 'invitee.created',
+      created_at: new Date().toISOString(),
+      created_by: bob.uri,
+      payload: {
+        uri: 'https://api.calendly.com/scheduled_events/E/invitees/cached',
+        scheduled_event: { event_memberships: [{ user: bob.uri }] },
+      },
+    }),
+  );
+  const verify = (key: string) =>
+    h.subscription
+      .verifyAndResolveUser({
+        hookId: '',
+        signatureHeader: signatureHeaderFor(key, Math.floor(Date.now() / 1000), rawBody),
+        rawBody,
+      })
+      .then(
+        (answer) => ({ code: 0, userId: answer.userId }),
+        (error: unknown) => ({ code: (error as { code: number }).code, reason: reasonOf(error) }),
+      );
+  // Once to be sure the hook is in the cache, then with the service cut off from Postgres:
+  // no new connection to its database, and every connection of its pool ended (the cache's
+  // listener, which is how it hears of changes, stays).
+  expect(await verify(bobKey)).toEqual({ code: 0, userId: 'lg-bob' });
+  // Another database of the same server: Postgres will not shut the current one off.
+  const serverUrl = new URL(h.database.url);
+  serverUrl.pathname = '/postgres';
+  const server = new Client({ connectionString: serverUrl.toString() });
+  await server.connect();
+  try {
+    await server.query(`ALTER DATABASE "${h.database.name}" ALLOW_CONNECTIONS false`);
+    await server.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'subscription'",
+      [h.database.name],
+    );
+    expect(await verify(bobKey)).toEqual({ code: 0, userId: 'lg-bob' });
+    // A forgery is refused on the same footing: its signature is checked against the cached key.
+    expect(await verify(orgKey)).toEqual({
+      code: GrpcStatus.UNAUTHENTICATED,
+      reason: 'VERIFY_FAILURE_SIGNATURE_MISMATCH',
+    });
+  } finally {
+    await server.query(`ALTER DATABASE "${h.database.name}" ALLOW_CONNECTIONS true`);
+    await server.end();
+  }
+});
+
+it('forgets a cached legacy hook the moment it changes', async () => {
+  const repository = createWebhookRepository(pool);
+  const row = await repository.findLegacyByCreator(bob.uri);
+  const rawBody = Buffer.from(
+    JSON.stringify({
+      event: 'invitee.created',
+      created_at: new Date().toISOString(),
+      created_by: bob.uri,
+      payload: {
+        uri: 'https://api.calendly.com/scheduled_events/E/invitees/gone',
+        scheduled_event: { event_memberships: [] },
+      },
+    }),
+  );
+  const verify = () =>
+    h.subscription
+      .verifyAndResolveUser({
+        hookId: '',
+        signatureHeader: signatureHeaderFor(bobKey, Math.floor(Date.now() / 1000), rawBody),
+        rawBody,
+      })
+      .then(
+        () => 'ok',
+        (error: unknown) => reasonOf(error),
+      );
+  expect(await verify()).toBe('ok');
+  await repository.update(row!.hookId, { state: 'removing' });
+  try {
+    await waitFor(async () => (await verify()) === 'VERIFY_FAILURE_HOOK_NOT_FOUND');
+  } finally {
+    await repository.update(row!.hookId, { state: 'active' });
+  }
+  await waitFor(async () => (await verify()) === 'ok');
 });
 
 it('retires the legacy subscriptions only once every user has their own webhook', async () => {

@@ -1,11 +1,12 @@
 import type { Logger } from '@calsync/service-kit';
 import { subscriptionV1 } from '@calsync/proto';
 import { creatorOf, deliveryKeyOf, parseWebhookEnvelope, type WebhookEnvelope } from '@calsync/calendly-client';
-import type { CachedHook, HookCache } from '../webhooks/hook-cache';
+import { legacyHookKey, type CachedHook, type HookCache } from '../webhooks/hook-cache';
 import { isWellFormedHookId } from '../webhooks/webhook-secrets';
 import { parseSignatureHeader, signatureMatches } from './signature';
 
 const { VerifyFailure } = subscriptionV1;
+const maxCreatorUriLength = 512;
 type VerifyFailureValue = subscriptionV1.VerifyFailure;
 
 /** A genuine delivery and whose it is. */
@@ -24,10 +25,8 @@ export interface Verifier {
   verify(request: { hookId: string; signatureHeader: string; rawBody: Buffer }): Promise<VerifiedDelivery>;
 }
 
-/** Where a legacy (single URL) delivery is resolved: through indexes, never by trying keys. */
+/** Where an organization-wide legacy delivery finds its user, once its signature is verified. */
 export interface LegacyResolver {
-  /** The legacy subscription created by this Calendly user (the envelope's created_by). */
-  hookCreatedBy(calendlyUserUri: string): Promise<CachedHook | undefined>;
   /** The platform user behind a Calendly user, for organization-scoped legacy deliveries. */
   userOfCalendlyUser(calendlyUserUri: string): Promise<{ userId: string; calendlyUserUri: string } | undefined>;
 }
@@ -41,8 +40,8 @@ export class DeliveryRefused extends Error {
 }
 
 /**
- * VerifyAndResolveUser's logic. The hook comes from an O(1) map (or, for the legacy URL, one
- * index lookup by created_by); the timestamp must sit within the tolerance on either side; one
+ * VerifyAndResolveUser's logic. The hook comes from an O(1) map (for the legacy URL keyed by
+ * created_by); the timestamp must sit within the tolerance on either side; one
  * HMAC with that hook's key is compared in constant time with each v1 value; and the payload
  * must concern the hook's Calendly user, which is what stops a delivery for user A, signed
  * with the application key both share, from being accepted on user B's URL.
@@ -68,8 +67,11 @@ export function createVerifier(options: {
 
   const findHook = async (hookId: string, rawBody: Buffer): Promise<CachedHook | undefined> => {
     if (hookId === '') {
+      // The legacy URL: the seed-era hook its creator made, from the same invalidated cache as
+      // per-user hooks, so an unsigned request costs no database query once the hook is known.
       const creator = creatorOf(rawBody);
-      return creator ? options.legacy.hookCreatedBy(creator) : undefined;
+      // Calendly user URIs are short; a long one would only fill the cache's memory of unknowns.
+      return creator && creator.length <= maxCreatorUriLength ? options.cache.get(legacyHookKey(creator)) : undefined;
     }
     return isWellFormedHookId(hookId) ? options.cache.get(hookId) : undefined;
   };

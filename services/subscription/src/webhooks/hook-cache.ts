@@ -17,9 +17,25 @@ export interface CachedHook {
 
 export type CacheLookup = 'hit' | 'miss' | 'bypass';
 
+const legacyKeyPrefix = 'legacy:';
+
+/**
+ * The cache key of a legacy hook: the legacy URL finds it by its creator (the envelope's
+ * created_by), never by hook id. The webhooks trigger notifies this key when such a row changes.
+ */
+export const legacyHookKey = (creatorUri: string) => `${legacyKeyPrefix}${creatorUri}`;
+
+/** The key a hook is found by: its creator for a legacy hook, else the hook id of its callback path. */
+export const hookCacheKey = (hook: Pick<CachedHook, 'hookId' | 'legacy' | 'calendlyUserUri'>) =>
+  hook.legacy ? legacyHookKey(hook.calendlyUserUri) : hook.hookId;
+
+/** The creator a legacy key names, or undefined for a hook id. */
+export const creatorOfLegacyKey = (key: string) =>
+  key.startsWith(legacyKeyPrefix) ? key.slice(legacyKeyPrefix.length) : undefined;
+
 export interface HookCache {
-  /** The hook, from memory when it is there and the cache can be trusted, else from Postgres. */
-  get(hookId: string): Promise<CachedHook | undefined>;
+  /** The hook by its key (hookCacheKey), from memory when it is there and the cache can be trusted, else from Postgres. */
+  get(key: string): Promise<CachedHook | undefined>;
   /** Connects the change listener; resolves once the cache is trusted. */
   start(): Promise<void>;
   /**
@@ -42,15 +58,16 @@ const maxEntries = 1_000_000;
 const maxAbsent = 10_000;
 
 /**
- * An in-memory map from hook id to hook, backed by Postgres and kept correct across replicas
- * with LISTEN/NOTIFY: the webhooks table notifies `<schema>.webhooks` with the hook id on every
+ * An in-memory map from hook key (hookCacheKey) to hook, backed by Postgres and kept correct across replicas
+ * with LISTEN/NOTIFY: the webhooks table notifies `<schema>.webhooks` with the hook key on every
  * change that matters, and each replica forgets that entry. While the listener is down nothing
  * is served from memory (a change could go unheard); when it is back, the cache starts empty.
  */
 export function createHookCache(options: {
   databaseUrl: string;
   schema: string;
-  load: (hookId: string) => Promise<CachedHook | undefined>;
+  /** Reads the hook a key names (hookCacheKey). */
+  load: (key: string) => Promise<CachedHook | undefined>;
   /** A page of hooks in id order after `after`, for warm(). */
   loadPage?: (after: string, limit: number) => Promise<CachedHook[]>;
   log: Logger;
@@ -77,12 +94,12 @@ export function createHookCache(options: {
     options.onLookup?.(lookup);
   };
 
-  const forget = (hookId: string) => {
-    hooks.delete(hookId);
-    absent.delete(hookId);
-    const inFlight = loading.get(hookId);
+  const forget = (key: string) => {
+    hooks.delete(key);
+    absent.delete(key);
+    const inFlight = loading.get(key);
     if (inFlight) inFlight.stale = true;
-    for (const tracker of warmTrackers) tracker.add(hookId);
+    for (const tracker of warmTrackers) tracker.add(key);
   };
 
   const clear = () => {
@@ -92,35 +109,35 @@ export function createHookCache(options: {
     generation += 1;
   };
 
-  const remember = (hookId: string, hook: CachedHook | undefined) => {
+  const remember = (key: string, hook: CachedHook | undefined) => {
     if (hook) {
       if (hooks.size >= maxEntries) hooks.delete(hooks.keys().next().value!);
-      hooks.set(hookId, hook);
-      absent.delete(hookId);
+      hooks.set(key, hook);
+      absent.delete(key);
     } else {
       if (absent.size >= maxAbsent) absent.delete(absent.values().next().value!);
-      absent.add(hookId);
+      absent.add(key);
     }
   };
 
-  const load = (hookId: string): Promise<CachedHook | undefined> => {
-    const existing = loading.get(hookId);
+  const load = (key: string): Promise<CachedHook | undefined> => {
+    const existing = loading.get(key);
     if (existing) return existing.promise;
     const entry = {
       stale: false,
-      promise: options.load(hookId).then(
+      promise: options.load(key).then(
         (hook) => {
-          loading.delete(hookId);
-          if (trusted && !entry.stale) remember(hookId, hook);
+          loading.delete(key);
+          if (trusted && !entry.stale) remember(key, hook);
           return hook;
         },
         (error: unknown) => {
-          loading.delete(hookId);
+          loading.delete(key);
           throw error;
         },
       ),
     };
-    loading.set(hookId, entry);
+    loading.set(key, entry);
     return entry.promise;
   };
 
@@ -161,8 +178,9 @@ export function createHookCache(options: {
       }
       if (page.length === 0 || !trusted || generation !== startedIn) break;
       for (const hook of page) {
-        if (forgotten.has(hook.hookId) || hooks.has(hook.hookId) || loading.has(hook.hookId)) continue;
-        remember(hook.hookId, hook);
+        const key = hookCacheKey(hook);
+        if (forgotten.has(key) || hooks.has(key) || loading.has(key)) continue;
+        remember(key, hook);
         loaded += 1;
       }
       after = page.at(-1)!.hookId;
@@ -207,18 +225,18 @@ export function createHookCache(options: {
     get trusted() {
       return trusted;
     },
-    async get(hookId) {
+    async get(key) {
       if (!trusted) {
         count('bypass');
-        return options.load(hookId);
+        return options.load(key);
       }
-      const hook = hooks.get(hookId);
-      if (hook || absent.has(hookId)) {
+      const hook = hooks.get(key);
+      if (hook || absent.has(key)) {
         count('hit');
         return hook;
       }
       count('miss');
-      return load(hookId);
+      return load(key);
     },
     start: () => listen(),
     warm,

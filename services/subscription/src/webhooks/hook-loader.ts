@@ -1,6 +1,6 @@
 import type { Sealer } from '@calsync/service-kit';
 import type { LegacyResolver } from '../verify/verifier';
-import type { CachedHook } from './hook-cache';
+import { creatorOfLegacyKey, type CachedHook } from './hook-cache';
 import type { WebhookRepository, WebhookRow } from './webhook-repository';
 
 /** The sealing context of a hook's signing key: a key copied onto another row does not open. */
@@ -22,26 +22,30 @@ export function toCachedHook(row: WebhookRow, sealer: Sealer): CachedHook {
   };
 }
 
-/** Reads hooks for verification: by path id (what the cache loads) and, for the legacy URL, by index. */
+/**
+ * Reads hooks for the cache: by path id, or for the legacy URL by its creator (a legacy key),
+ * through the unique index; and the users behind organization-wide legacy deliveries.
+ */
 export function createHookLoader(
   repository: WebhookRepository,
   sealer: Sealer,
 ): LegacyResolver & {
-  load(hookId: string): Promise<CachedHook | undefined>;
+  load(key: string): Promise<CachedHook | undefined>;
   loadPage(after: string, limit: number): Promise<CachedHook[]>;
 } {
   return {
     async loadPage(after, limit) {
       return (await repository.listPage(after, limit)).map((row) => toCachedHook(row, sealer));
     },
-    async load(hookId) {
-      const row = await repository.findByHookId(hookId);
+    async load(key) {
+      const creator = creatorOfLegacyKey(key);
+      if (creator !== undefined) {
+        const legacy = await repository.findLegacyByCreator(creator);
+        return legacy ? toCachedHook(legacy, sealer) : undefined;
+      }
+      const row = await repository.findByHookId(key);
       // A legacy hook's id never appears in a URL; it is reachable only through created_by.
       return row && !row.legacy ? toCachedHook(row, sealer) : undefined;
-    },
-    async hookCreatedBy(calendlyUserUri) {
-      const row = await repository.findLegacyByCreator(calendlyUserUri);
-      return row ? toCachedHook(row, sealer) : undefined;
     },
     async userOfCalendlyUser(calendlyUserUri) {
       const row = await repository.findUserHookByCalendlyUser(calendlyUserUri);

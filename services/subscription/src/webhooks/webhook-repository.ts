@@ -208,10 +208,7 @@ export function createWebhookRepository(db: Db): WebhookRepository {
       ),
     listLegacy: () => many(`SELECT ${columns} FROM webhooks WHERE legacy ORDER BY created_at, hook_id`, []),
     listPage: (after, limit) =>
-      many(`SELECT ${columns} FROM webhooks WHERE NOT legacy AND hook_id > $1 ORDER BY hook_id LIMIT $2`, [
-        after,
-        limit,
-      ]),
+      many(`SELECT ${columns} FROM webhooks WHERE hook_id > $1 ORDER BY hook_id LIMIT $2`, [after, limit]),
     async insert(hook) {
       const { sql, params } = insertValues([hook]);
       return (await one(sql, params))!;
