@@ -81,8 +81,14 @@ export async function retireLegacyWebhooks(deps: {
     const subscription = row.calendlySubscriptionUri ?? row.hookId;
     try {
       if (row.calendlySubscriptionUri) {
-        // Its creator's token: only they (or an admin) may delete an organization-scoped subscription.
-        const grant = await deps.connections.grantFor(row.userId);
+        // Its creator's token: only they (or an admin) may delete an organization-scoped
+        // subscription. Nobody else's is tried: Calendly answers 404 to a member who may not see
+        // it, which would pass for "already deleted" while it still delivers.
+        const grant = await deps.connections.grantFor(row.userId).catch((error: unknown) => {
+          throw new Error(
+            `its creator ${row.userId} has no working Calendly connection (${error instanceof Error ? error.message : String(error)}); reconnect them, or delete it in Calendly, then run again`,
+          );
+        });
         await deps.calendly.deleteWebhookSubscription(grant.accessToken, row.calendlySubscriptionUri);
       }
       await deps.repository.delete([row.hookId]);

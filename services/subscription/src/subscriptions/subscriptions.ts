@@ -295,6 +295,7 @@ export function createSubscriptions(deps: {
   /** Local cleanup of a user whose connection is gone: refuse their hooks now, delete remotely later. */
   const forgetDisconnected = async (repo: WebhookRepository, userId: string) => {
     const rows = await repo.markUserRemoving(userId);
+    await repo.releaseShared(userId);
     const uris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
     await repo.addLeftovers(userId, uris, 'the user has no Calendly connection');
     await repo.delete(rows.map((row) => row.hookId));
@@ -429,8 +430,10 @@ export function createSubscriptions(deps: {
       requireUserId(userId);
       return withUserLock(deps.pool, userId, async (client) => {
         const repo = createWebhookRepository(client);
-        // Refused by every replica from this commit on, whatever happens at Calendly.
+        // Refused by every replica from this commit on, whatever happens at Calendly. A shared
+        // organization-wide legacy subscription stays for the others; only the user's claim goes.
         const rows = await repo.markUserRemoving(userId);
+        await repo.releaseShared(userId);
         const result: RemoveResult = { removedLocally: 0, deletedRemotely: 0, leftForReconcile: 0 };
         const remoteUris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
         let grant: CalendlyGrant | undefined;

@@ -127,16 +127,22 @@ export interface WebhookRepository {
   findLegacyByCreator(calendlyUserUri: string): Promise<WebhookRow | undefined>;
   /** Any current hook of this Calendly user (own ones first), for routing organization-scoped legacy deliveries. */
   findUserHookByCalendlyUser(calendlyUserUri: string): Promise<WebhookRow | undefined>;
-  /** Every hook of the user, oldest first. */
+  /** Every hook of the user, oldest first (not a shared one they released when they disconnected). */
   listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
   listLegacy(): Promise<WebhookRow[]>;
-  /** Per-user hooks in id order after `after`: the cache's warm-up pages. */
+  /** Every hook (legacy ones too) in id order after `after`: the cache's warm-up pages. */
   listPage(after: string, limit: number): Promise<WebhookRow[]>;
   insert(hook: NewWebhook): Promise<WebhookRow>;
   insertMany(hooks: NewWebhook[]): Promise<void>;
   update(hookId: string, patch: WebhookPatch): Promise<void>;
-  /** Marks every hook of the user `removing` (so every replica refuses them at once) and returns them. */
+  /**
+   * Marks every hook that is the user's alone `removing` (so every replica refuses them at once)
+   * and returns them. A shared hook, an organization-wide legacy subscription, is not theirs
+   * alone: it is left to the retire command.
+   */
   markUserRemoving(userId: string): Promise<WebhookRow[]>;
+  /** Takes a disconnected user's claim off the shared hooks they created; returns how many. */
+  releaseShared(userId: string): Promise<number>;
   delete(hookIds: string[]): Promise<number>;
   /** Records when hooks last verified a delivery; never moves a time backwards. */
   recordDeliveries(deliveries: ReadonlyMap<string, Date>): Promise<void>;
@@ -196,13 +202,13 @@ export function createWebhookRepository(db: Db): WebhookRepository {
     findLegacyByCreator: (uri) => one(`SELECT ${columns} FROM webhooks WHERE legacy AND calendly_user_uri = $1`, [uri]),
     findUserHookByCalendlyUser: (uri) =>
       one(
-        `SELECT ${columns} FROM webhooks WHERE calendly_user_uri = $1 AND state <> 'removing'
+        `SELECT ${columns} FROM webhooks WHERE calendly_user_uri = $1 AND state <> 'removing' AND creator_connected
          ORDER BY legacy, created_at DESC LIMIT 1`,
         [uri],
       ),
     listByUser: (userId, options = {}) =>
       many(
-        `SELECT ${columns} FROM webhooks WHERE user_id = $1 ${options.includeLegacy ? '' : 'AND NOT legacy'}
+        `SELECT ${columns} FROM webhooks WHERE user_id = $1 AND creator_connected ${options.includeLegacy ? '' : 'AND NOT legacy'}
          ORDER BY created_at, hook_id`,
         [userId],
       ),
@@ -232,9 +238,19 @@ export function createWebhookRepository(db: Db): WebhookRepository {
       ]);
     },
     markUserRemoving: (userId) =>
-      many(`UPDATE webhooks SET state = 'removing', updated_at = now() WHERE user_id = $1 RETURNING ${columns}`, [
-        userId,
-      ]),
+      many(
+        `UPDATE webhooks SET state = 'removing', updated_at = now()
+          WHERE user_id = $1 AND NOT (legacy AND scope = 'organization') RETURNING ${columns}`,
+        [userId],
+      ),
+    async releaseShared(userId) {
+      const result = await db.query(
+        `UPDATE webhooks SET creator_connected = false, updated_at = now()
+          WHERE user_id = $1 AND legacy AND scope = 'organization' AND creator_connected`,
+        [userId],
+      );
+      return result.rowCount ?? 0;
+    },
     async delete(hookIds) {
       if (hookIds.length === 0) return 0;
       const result = await db.query('DELETE FROM webhooks WHERE hook_id = ANY($1::text[])', [hookIds]);
@@ -259,7 +275,7 @@ export function createWebhookRepository(db: Db): WebhookRepository {
     async usersWithoutActiveHook(limit) {
       const result = await db.query<{ user_id: string }>(
         `SELECT DISTINCT w.user_id FROM webhooks w
-         WHERE NOT EXISTS (SELECT 1 FROM webhooks a WHERE a.user_id = w.user_id AND NOT a.legacy AND a.state = 'active')
+         WHERE w.creator_connected AND NOT EXISTS (SELECT 1 FROM webhooks a WHERE a.user_id = w.user_id AND NOT a.legacy AND a.state = 'active')
          ORDER BY w.user_id LIMIT $1`,
         [limit],
       );
