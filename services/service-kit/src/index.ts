@@ -4,6 +4,7 @@ export * from './errors';
 export * from './grpc-server';
 export * from './grpc-client';
 export * from './postgres';
+export * from './advisory-locks';
 export * from './nats';
 export * from './nats-names';
 export * from './nats-streams';

@@ -1,5 +1,6 @@
 import { Client, Pool, type PoolClient } from 'pg';
 import { runner } from 'node-pg-migrate';
+import { lockForSession } from './advisory-locks';
 import type { Logger } from './logger';
 
 export type { Pool, PoolClient } from 'pg';
@@ -87,14 +88,13 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
  */
 export async function migrate(options: { url: string; schema: string; dir: string; log: Logger }): Promise<string[]> {
   assertSchemaName(options.schema);
-  const lockKey = `calsync-migrations:${options.schema}`;
   const client = await connectDedicated({
     url: options.url,
     applicationName: `${options.schema}-migrations`,
     log: options.log,
   });
   try {
-    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
+    await lockForSession(client, { namespace: 'calsync.migrations', name: options.schema });
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`);
     const applied = await runner({
       databaseUrl: options.url,

@@ -1,4 +1,4 @@
-import type { PoolClient } from '@calsync/service-kit';
+import { lockForTransaction, type PoolClient } from '@calsync/service-kit';
 
 /** The outcome of asking for one call to Calendly's token endpoint. */
 export type TokenBudget = { allowed: true } | { allowed: false; retryAfterSeconds: number };
@@ -9,7 +9,7 @@ export type TokenBudget = { allowed: true } | { allowed: false; retryAfterSecond
  * advisory lock per user makes the count and the insert one step.
  */
 export async function reserveTokenRequest(client: PoolClient, userId: string, perMinute: number): Promise<TokenBudget> {
-  await client.query("SELECT pg_advisory_xact_lock(hashtext('identity.token_requests'), hashtext($1))", [userId]);
+  await lockForTransaction(client, { namespace: 'identity.token_requests', name: userId });
   await client.query(
     "DELETE FROM token_requests WHERE user_id = $1 AND requested_at <= clock_timestamp() - interval '1 minute'",
     [userId],

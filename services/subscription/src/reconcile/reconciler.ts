@@ -1,4 +1,11 @@
-import { connectDedicated, GrpcError, GrpcStatus, type Logger, type Pool } from '@calsync/service-kit';
+import {
+  connectDedicated,
+  GrpcError,
+  GrpcStatus,
+  tryLockForSession,
+  type Logger,
+  type Pool,
+} from '@calsync/service-kit';
 import type { SyncOutcome, Subscriptions } from '../subscriptions/subscriptions';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 
@@ -24,7 +31,7 @@ export interface Reconciler {
 }
 
 /** The advisory lock that makes one replica at a time walk every user. */
-const runLockKey = [52_002, 0] as const;
+const runLockKey = { namespace: 'subscription.reconcile', name: 'all users' };
 /** Users read per page of the work list. */
 const pageSize = 500;
 
@@ -106,10 +113,7 @@ export function createReconciler(options: {
       lockHeld = false;
     });
     try {
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS locked', [
-        ...runLockKey,
-      ]);
-      if (!rows[0]?.locked)
+      if (!(await tryLockForSession(client, runLockKey)))
         throw new GrpcError(
           GrpcStatus.ABORTED,
           'another replica is reconciling every user right now',
