@@ -187,10 +187,18 @@ for (const file of files) {
       }
     });
 
-    test('deploys the Calendly simulator only with the dev flag', () => {
+    test('deploys the Calendly simulator only with the dev flag, and then the services call it', () => {
       const simulator = objects.filter((object) => component(object) === 'calendly-sim');
-      if (name === 'dev') assert.ok(simulator.some((object) => object.kind === 'Deployment'));
-      else assert.deepEqual(simulator, []);
+      const deployed = simulator.some((object) => object.kind === 'Deployment');
+      const identity = deployments.find((candidate) => component(candidate) === 'identity');
+      const apiUrl = identity.spec.template.spec.containers[0].env.find((e) => e.name === 'CALENDLY_API_URL')?.value;
+      assert.equal(
+        deployed,
+        /calendly-sim/.test(apiUrl ?? ''),
+        `simulator deployed: ${deployed}, Calendly at ${apiUrl}`,
+      );
+      if (name === 'dev') assert.ok(deployed);
+      if (name === 'default' || name === 'production') assert.deepEqual(simulator, []);
     });
 
     if (name === 'production') {

@@ -5,12 +5,12 @@
 // well-formed values. Needs the services built (.ci/run builds before it runs the chart checks).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
+import { environmentOf, renderedObjects, secretsOf } from './rendered.mjs';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const requireFromRepo = createRequire(join(repoDir, 'package.json'));
@@ -42,36 +42,11 @@ function loadersOf(service) {
 
 for (const file of files) {
   const name = basename(file, '.yaml');
-  const objects = parseAllDocuments(readFileSync(file, 'utf8'))
-    .map((document) => document.toJS())
-    .filter(Boolean);
-  const chartSecrets = new Map(
-    objects
-      .filter((object) => object.kind === 'Secret')
-      .map((secret) => [
-        secret.metadata.name,
-        Object.fromEntries(
-          Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString()]),
-        ),
-      ]),
-  );
-
-  /** The environment a container starts with, or a refusal the kubelet would give. */
-  function environmentOf(container) {
-    // What deploy/Dockerfile sets; the chart overrides it only for dev clusters.
-    const env = { NODE_ENV: 'production' };
-    for (const variable of container.env ?? []) {
-      if (!variable.valueFrom) {
-        env[variable.name] = variable.value;
-        continue;
-      }
-      const { name: secretName, key, optional } = variable.valueFrom.secretKeyRef;
-      const data = chartSecrets.get(secretName) ?? operatorSecret;
-      if (data[key] !== undefined) env[variable.name] = data[key];
-      else assert.ok(optional, `${container.name}: Secret ${secretName} has no ${key}; the pod would not start`);
-    }
-    return env;
-  }
+  const objects = renderedObjects(file);
+  const chartSecrets = secretsOf(objects);
+  // NODE_ENV is what deploy/Dockerfile sets; the chart overrides it only for dev clusters.
+  const environment = (container) =>
+    environmentOf(container, (secret) => chartSecrets.get(secret) ?? operatorSecret, { NODE_ENV: 'production' });
 
   describe(`${name} values`, () => {
     const workloads = objects.filter((object) => object.kind === 'Deployment' || object.kind === 'Job');
@@ -84,7 +59,7 @@ for (const file of files) {
       test(`${workload.kind} ${workload.metadata.name}: ${service} accepts its environment`, { skip }, () => {
         const pod = workload.spec.template.spec;
         for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
-          const env = environmentOf(container);
+          const env = environment(container);
           for (const [loader, load] of loadersOf(service)) {
             assert.doesNotThrow(() => load(env), `${container.name} (${loader})`);
           }
