@@ -143,15 +143,7 @@ to AUTH_JWKS_URL, and the operator's Secret may well hold both.
 {{- end }}
 
 {{- define "calsync.natsUrl" -}}
-{{- if .Values.nats.enabled }}
-{{- $name := .Values.nats.fullnameOverride }}
-{{- if not $name }}
-{{- $name = ternary .Release.Name (printf "%s-nats" .Release.Name) (contains "nats" .Release.Name) }}
-{{- end }}
-{{- printf "nats://%s:4222" ($name | trunc 63 | trimSuffix "-") }}
-{{- else }}
-{{- required "externalNats.url is required unless nats.enabled" .Values.externalNats.url }}
-{{- end }}
+{{- required "externalNats.url is required: NATS JetStream is installed separately (deploy/README.md)" .Values.externalNats.url }}
 {{- end }}
 
 {{/* Where the services reach Calendly: the in-cluster simulator in dev, else the configured URLs. */}}

@@ -95,12 +95,6 @@ spec:
       {{- if $np.egress.nats.to }}
       to:
         {{- toYaml $np.egress.nats.to | nindent 8 }}
-      {{- else if $root.Values.nats.enabled }}
-      to:
-        - podSelector:
-            matchLabels:
-              app.kubernetes.io/name: nats
-              app.kubernetes.io/instance: {{ $root.Release.Name }}
       {{- end }}
     {{- end }}
     {{- if and $facts.calendly $root.Values.dev.enabled }}
