@@ -14,9 +14,10 @@ trap engine_release EXIT
 "$deploy_dir/images.sh"
 built=$(date +%s)
 "$deploy_dir/smoke.sh"
+smoked=$(date +%s)
 if [ "$ENGINE" = docker ] || [ "$ENGINE" = podman ]; then
   # What earlier runs left untagged (replaced images, their stages); the tagged images and the
   # shared build stage they came from stay, and are the next run's cache.
   "$ENGINE" image prune --force >/dev/null
 fi
-engine_say "image stage: images $((built - started))s, smoke test $(($(date +%s) - built))s, total $(($(date +%s) - started))s"
+engine_say "image stage: images $((built - started))s, smoke test $((smoked - built))s, pruning $(($(date +%s) - smoked))s, total $(($(date +%s) - started))s"

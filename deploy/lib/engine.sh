@@ -26,6 +26,9 @@ engine_start_private_dockerd() {
   fi
   if docker_answers "$CALSYNC_DOCKER_HOST"; then return 0; fi
   engine_say "starting a private dockerd (data root $CALSYNC_DOCKER_ROOT)"
+  # Interrupted or terminated, the caller still exits through its EXIT trap (engine_release).
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   dockerd --host "$CALSYNC_DOCKER_HOST" --data-root "$CALSYNC_DOCKER_ROOT" \
     --exec-root "$CALSYNC_DOCKER_RUN/exec" --pidfile "$CALSYNC_DOCKER_RUN/dockerd.pid" \
     --iptables=false --ip6tables=false --bridge=none --log-level warn \
