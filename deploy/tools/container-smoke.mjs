@@ -13,7 +13,7 @@
 //
 //   HELM, ENGINE (docker|podman), IMAGE_TAG (default dev), IMAGE_REPOSITORY_PREFIX (default calsync-)
 import { execFile as execFileCallback } from 'node:child_process';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -140,19 +140,37 @@ async function runToCompletion(name, args, deadlineMs) {
   }
 }
 
-/** One probe of the chart's kind (grpc or httpGet), as the kubelet runs it against host-network pods. */
-async function probe(spec, container) {
+/** One probe of the chart's kind (grpc, httpGet, tcpSocket or exec), as the kubelet runs it against host-network pods. */
+async function probe(spec, container, name) {
   const timeoutMs = (spec.timeoutSeconds ?? 1) * 1000;
+  const portOf = (port) =>
+    Number.isInteger(port) ? port : container.ports.find((candidate) => candidate.name === port).containerPort;
+  if (spec.exec) {
+    await run(engine, ['exec', name, ...spec.exec.command], { timeout: timeoutMs });
+    return;
+  }
+  if (spec.tcpSocket) {
+    await new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: portOf(spec.tcpSocket.port), timeout: timeoutMs });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('timeout', () => {
+        socket.destroy();
+        reject(new Error('tcpSocket: timed out'));
+      });
+      socket.once('error', reject);
+    });
+    return;
+  }
   if (spec.grpc) {
     const status = await grpcHealth(`127.0.0.1:${spec.grpc.port}`, spec.grpc.service ?? '');
     if (status !== 'SERVING') throw new Error(`health ${spec.grpc.service ?? "''"}: ${status}`);
     return;
   }
   if (spec.httpGet) {
-    const port = Number.isInteger(spec.httpGet.port)
-      ? spec.httpGet.port
-      : container.ports.find((candidate) => candidate.name === spec.httpGet.port).containerPort;
-    const response = await fetch(`http://127.0.0.1:${port}${spec.httpGet.path}`, {
+    const response = await fetch(`http://127.0.0.1:${portOf(spec.httpGet.port)}${spec.httpGet.path}`, {
       signal: AbortSignal.timeout(timeoutMs),
     });
     if (response.status < 200 || response.status >= 400)
@@ -176,7 +194,7 @@ async function waitReady(name, container) {
     if (!spec) throw new Error(`${container.name} declares no ${kind}`);
     for (;;) {
       try {
-        await probe(spec, container);
+        await probe(spec, container, name);
         break;
       } catch (error) {
         const { status } = await state(name);
