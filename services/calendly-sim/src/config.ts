@@ -8,6 +8,7 @@ export const configSchema = z.object({
   SIM_HOST: z.string().trim().default('0.0.0.0'),
   SIM_PORT: env.port(8081),
   SIM_PUBLIC_URL: env.url().optional(),
+  SIM_STATE_FILE: env.string().optional(),
   SIM_CLIENT_ID: env.string().optional(),
   SIM_CLIENT_SECRET: env.string().optional(),
   SIM_APPLICATION_SIGNING_KEY: env.string().optional(),

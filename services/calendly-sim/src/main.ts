@@ -11,6 +11,7 @@ export async function start(
     port: config.SIM_PORT,
     host: config.SIM_HOST,
     publicUrl: config.SIM_PUBLIC_URL,
+    stateFile: config.SIM_STATE_FILE,
     settings: settingsFromConfig(config),
     log,
   });

@@ -10,6 +10,7 @@ import { createApiGuard } from './http/api-guard';
 import { createApp } from './http/app';
 import { createClock } from './http/clock';
 import { createRateLimiter } from './limits/rate-limiter';
+import { createStateFile } from './state/state-file';
 import { createOAuthServer } from './oauth/oauth-server';
 import { oauthRoutes } from './oauth/oauth-routes';
 import {
@@ -44,7 +45,14 @@ export interface StartOptions {
   log?: Logger;
   /** The base of every resource URI, when clients reach the simulator by another name (a container's service name). */
   publicUrl?: string;
+  /**
+   * Where users, grants, webhook subscriptions and bookings are kept across restarts (`npm run
+   * dev`): loaded at start when present, saved every few seconds and at stop. In memory only when absent.
+   */
+  stateFile?: string;
 }
+
+const stateSaveIntervalMs = 3_000;
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
@@ -89,6 +97,32 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
   const ledger = createBookingLedger({ baseUrl, clock, settings, users, notify });
   const guard = createApiGuard({ oauth, limiter: apiLimiter, settings });
 
+  const durable = { users, oauth, subscriptions, ledger };
+  const stateFile = options.stateFile ? createStateFile(options.stateFile, baseUrl) : undefined;
+  let saveTimer: NodeJS.Timeout | undefined;
+  const save = () => stateFile?.save(durable, clock.offsetMs);
+  if (stateFile) {
+    try {
+      const restored = stateFile.load(durable);
+      if (restored) clock.offsetMs = restored.clockOffsetMs;
+      log.info(
+        { stateFile: options.stateFile, restored: restored !== undefined, users: users.all().length },
+        'state loaded',
+      );
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+    saveTimer = setInterval(() => {
+      try {
+        save();
+      } catch (error) {
+        log.warn({ err: error, stateFile: options.stateFile }, 'saving the simulator state failed; will retry');
+      }
+    }, stateSaveIntervalMs);
+    saveTimer.unref();
+  }
+
   const reset = () => {
     delivery.clear();
     subscriptions.clear();
@@ -131,6 +165,13 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
           }),
       },
       { name: 'delivery', run: () => delivery.close() },
+      {
+        name: 'state',
+        run: async () => {
+          clearInterval(saveTimer);
+          save();
+        },
+      },
     ],
   });
   return {

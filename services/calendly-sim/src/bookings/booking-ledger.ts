@@ -5,6 +5,7 @@ import { newUuid, uuidOf } from '../http/ids';
 import { parseInput } from '../http/validation';
 import type { Principal } from '../oauth/oauth-server';
 import type { SimulatorSettings } from '../settings/settings';
+import { refill, type Durable } from '../state/state-file';
 import { assertValid, pageLink, pageOf, parsePageRequest, type Page } from '../paging/keyset-pager';
 import { isAdmin, type SimUser, type UserDirectory } from '../users/user-directory';
 import type { WebhookEvent } from '../webhooks/subscription-registry';
@@ -71,7 +72,7 @@ const rescheduleSchema = z.object({ invitee: z.string().min(1), start_time: isoT
 const inviteeRefSchema = z.object({ invitee: z.string().min(1) }).strict();
 
 /** Scheduled events and invitees: what the control API changes and what the API reads. */
-export interface BookingLedger {
+export interface BookingLedger extends Durable {
   book(body: unknown): { scheduled_event: unknown; invitee: unknown };
   cancel(body: unknown): { scheduled_event: unknown; invitee: unknown };
   reschedule(body: unknown): { scheduled_event: unknown; invitee: unknown; old_invitee: unknown };
@@ -100,6 +101,7 @@ export function createBookingLedger(deps: {
   const eventTypes = new Map<string, EventType>();
   const eventTypesByHostAndName = new Map<string, EventType>();
   let seq = 0;
+  const collections = { events, invitees, noShows, eventTypes, eventTypesByHostAndName };
 
   const payload = (invitee: Invitee) => inviteeWebhookPayload(invitee, baseUrl);
   const invitee = (inv: Invitee) => inviteeResource(inv, baseUrl);
@@ -498,6 +500,12 @@ export function createBookingLedger(deps: {
       const eventType = eventTypes.get(uuid);
       if (!eventType || eventType.host.organization !== principal.user.organization) throw notFound();
       return eventType;
+    },
+
+    durableState: () => ({ collections, seq }),
+    restoreState(saved) {
+      refill(collections, saved.collections);
+      seq = saved.seq ?? 0;
     },
 
     clear() {

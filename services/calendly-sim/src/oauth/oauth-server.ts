@@ -5,6 +5,7 @@ import { jwtShapedToken, newUuid, opaqueToken } from '../http/ids';
 import type { RateLimiter } from '../limits/rate-limiter';
 import { rateLimitHeaders } from '../limits/rate-limiter';
 import type { SimulatorSettings } from '../settings/settings';
+import { refill, type Durable } from '../state/state-file';
 import type { SimUser, UserDirectory } from '../users/user-directory';
 
 export const allScopes = ['users:read', 'webhooks:read', 'webhooks:write', 'scheduled_events:read'] as const;
@@ -50,7 +51,7 @@ export interface TokenResponse {
   organization: string;
 }
 
-export interface OAuthServer {
+export interface OAuthServer extends Durable {
   authorize(request: AuthorizeRequest): AuthorizeOutcome;
   token(credentials: ClientCredentials): TokenResponse;
   revoke(credentials: ClientCredentials): void;
@@ -120,6 +121,8 @@ export function createOAuthServer(deps: {
   const codes = new Map<string, AuthorizationCode>();
   const accessTokens = new Map<string, AccessToken>();
   const refreshTokens = new Map<string, RefreshToken>();
+  // Grants are reached through their tokens, so these three hold every grant too.
+  const collections = { codes, accessTokens, refreshTokens };
 
   const authenticateClient = (credentials: ClientCredentials): void => {
     const id = credentials.basic?.id ?? credentials.form.client_id;
@@ -356,6 +359,8 @@ export function createOAuthServer(deps: {
     },
 
     tokenRequestsOf: (userUuid) => ({ authorization_code: 0, refresh_token: 0, ...tokenRequestCounts.get(userUuid) }),
+    durableState: () => ({ collections }),
+    restoreState: (saved) => refill(collections, saved.collections),
     clear() {
       tokenRequestCounts.clear();
       codes.clear();

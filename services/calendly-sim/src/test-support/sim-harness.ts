@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startSimulator, type Simulator, type SimulatorSettings } from '../index';
+import { startSimulator, type Simulator, type SimulatorSettings, type StartOptions } from '../index';
 
 /** An HTTP answer as a client sees it. */
 export interface Answer<T = Record<string, unknown>> {
@@ -37,8 +37,11 @@ export interface SimUserView {
   plan: string;
 }
 
-export async function startHarness(settings?: Partial<SimulatorSettings>): Promise<SimHarness> {
-  const sim = await startSimulator({ settings });
+export async function startHarness(
+  settings?: Partial<SimulatorSettings>,
+  start: Pick<StartOptions, 'port' | 'stateFile'> = {},
+): Promise<SimHarness> {
+  const sim = await startSimulator({ settings, ...start });
   const call = async <T>(method: string, path: string, options: CallOptions = {}): Promise<Answer<T>> => {
     const headers: Record<string, string> = {};
     let body: string | undefined;

@@ -2,6 +2,7 @@ import type { Clock } from '../http/clock';
 import { calendlyTime } from '../http/clock';
 import { invalidArgument } from '../http/errors';
 import { jwtShapedToken, newUuid, uuidOf } from '../http/ids';
+import { refill, type Durable } from '../state/state-file';
 
 export type Plan = 'free' | 'standard';
 export type Role = 'owner' | 'admin' | 'user';
@@ -38,7 +39,7 @@ export interface NewUser {
 }
 
 /** Calendly's users and organizations, and each user's personal access token. */
-export interface UserDirectory {
+export interface UserDirectory extends Durable {
   create(input: NewUser): SimUser;
   get(uuid: string): SimUser | undefined;
   /** A user by uuid or user URI. */
@@ -56,6 +57,7 @@ export function createUserDirectory(deps: { baseUrl: string; clock: Clock }): Us
   const organizationsByLabel = new Map<string, Organization>();
   const byPat = new Map<string, SimUser>();
   const slugs = new Set<string>();
+  const collections = { users, organizations, organizationsByLabel, byPat, slugs };
 
   const findOrganization = (reference: string) => {
     const uuid = uuidOf(reference, 'organizations');
@@ -127,6 +129,8 @@ export function createUserDirectory(deps: { baseUrl: string; clock: Clock }): Us
     byPersonalAccessToken: (token) => byPat.get(token),
     all: () => [...users.values()],
     membersOf: (organization) => [...users.values()].filter((user) => user.organization === organization),
+    durableState: () => ({ collections }),
+    restoreState: (saved) => refill(collections, saved.collections),
     clear() {
       users.clear();
       organizations.clear();

@@ -5,6 +5,7 @@ import { newUuid, uuidOf } from '../http/ids';
 import type { Principal } from '../oauth/oauth-server';
 import { assertValid, pageLink, pageOf, parsePageRequest, type Page } from '../paging/keyset-pager';
 import type { SimulatorSettings } from '../settings/settings';
+import { refill, type Durable } from '../state/state-file';
 import { isAdmin, type Organization, type SimUser, type UserDirectory } from '../users/user-directory';
 
 export const webhookEvents = [
@@ -50,7 +51,7 @@ export interface Subscription {
 }
 
 /** Calendly's webhook subscriptions: validation, visibility, paging, and who gets which event. */
-export interface SubscriptionRegistry {
+export interface SubscriptionRegistry extends Durable {
   create(principal: Principal, body: unknown): Subscription;
   list(principal: Principal, query: Record<string, string | undefined>): Page<Subscription>;
   get(principal: Principal, uuid: string): Subscription;
@@ -79,6 +80,7 @@ export function createSubscriptionRegistry(deps: {
   const userScoped = new Map<SimUser, Set<Subscription>>();
   const organizationScoped = new Map<Organization, Set<Subscription>>();
   let seq = 0;
+  const collections = { byUuid, userScoped, organizationScoped };
 
   const indexOf = (subscription: Subscription) =>
     subscription.scope === 'user'
@@ -287,6 +289,12 @@ export function createSubscriptionRegistry(deps: {
       if (settings.oauthSigningKeyMode === 'supplied' && supplied !== undefined)
         return { key: supplied, source: 'supplied' };
       return { key: settings.applicationSigningKey, source: 'application' };
+    },
+
+    durableState: () => ({ collections, seq }),
+    restoreState(saved) {
+      refill(collections, saved.collections);
+      seq = saved.seq ?? 0;
     },
 
     clear() {
