@@ -2,7 +2,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/gen/**', '**/node_modules/**', '**/.turbo/**', 'deploy/**', 'coverage/**'] },
+  {
+    // .calsync-dev/ holds npm run dev's copy of the demo page (and its generated config).
+    ignores: [
+      '**/dist/**',
+      '**/gen/**',
+      '**/node_modules/**',
+      '**/.turbo/**',
+      'deploy/**',
+      'coverage/**',
+      '.calsync-dev/**',
+      '.dev/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
