@@ -383,3 +383,23 @@ export async function backfillRequests(h: Harness): Promise<(eventsV1.BackfillRe
 }
 
 export { waitFor };
+
+/** A subscription on the seed's single URL, made at the simulator the way the seed made it; its URI. */
+export async function createSeedSubscription(
+  h: Harness,
+  user: SimUser,
+  options: { scope: 'user' | 'organization'; signingKey: string; events: string[] },
+): Promise<string> {
+  const created = (await h.sim_('/webhook_subscriptions', {
+    token: user.personal_access_token,
+    body: {
+      url: `${h.receiver.url}/api/calendly/webhook`,
+      events: options.events,
+      organization: user.organization,
+      scope: options.scope,
+      ...(options.scope === 'user' ? { user: user.uri } : {}),
+      signing_key: options.signingKey,
+    },
+  })) as { resource: { uri: string } };
+  return created.resource.uri;
+}

@@ -4,7 +4,16 @@ import { captureLogger } from '@calsync/service-kit/testing';
 import { createIdentityConnections, type Connections } from '../src/identity/connections';
 import { importLegacyWebhooks, retireLegacyWebhooks } from '../src/legacy/legacy-webhooks';
 import { createWebhookRepository } from '../src/webhooks/webhook-repository';
-import { book, deliveriesOf, startHarness, testSealer, waitFor, type Harness, type SimUser } from './harness';
+import {
+  book,
+  createSeedSubscription,
+  deliveriesOf,
+  startHarness,
+  testSealer,
+  waitFor,
+  type Harness,
+  type SimUser,
+} from './harness';
 
 // Three users of one organization on the seed's organization-wide subscription: its creator
 // (an admin) and two members. The creator disconnecting must not cut the others off.
@@ -19,8 +28,6 @@ let admin: SimUser;
 let bob: SimUser;
 let carol: SimUser;
 let organizationSubscription: string;
-
-const legacyUrl = () => `${h.receiver.url}/api/calendly/webhook`;
 
 /** What the legacy URL made of the organization-wide delivery of this booking. */
 async function legacyOutcome(user: SimUser, invitee: string) {
@@ -49,18 +56,11 @@ beforeAll(async () => {
   // The members already have hooks of their own; the organization-wide one carries them too.
   await h.subscription.ensureUserWebhook({ userId: 'sh-bob' });
   await h.subscription.ensureUserWebhook({ userId: 'sh-carol' });
-  organizationSubscription = (
-    (await h.sim_('/webhook_subscriptions', {
-      token: admin.personal_access_token,
-      body: {
-        url: legacyUrl(),
-        events: legacyEvents,
-        organization: admin.organization,
-        scope: 'organization',
-        signing_key: orgKey,
-      },
-    })) as { resource: { uri: string } }
-  ).resource.uri;
+  organizationSubscription = await createSeedSubscription(h, admin, {
+    scope: 'organization',
+    signingKey: orgKey,
+    events: legacyEvents,
+  });
   await importLegacyWebhooks(
     { repository: createWebhookRepository(pool), sealer: testSealer, publicBaseUrl: h.receiver.url },
     [
