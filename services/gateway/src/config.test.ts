@@ -93,6 +93,12 @@ describe('gateway configuration', () => {
 
   it('refuses addresses, origins and stream limits that cannot work', () => {
     expect(problems({ ...base, IDENTITY_ADDR: 'http://identity' }).IDENTITY_ADDR).toMatch(/host:port/);
+    expect(problems({ ...base, SUBSCRIPTION_ADDR: 'sub-1:50052,sub-2:50052' }).SUBSCRIPTION_ADDR).toMatch(
+      /one DNS name/,
+    );
+    expect(loadGatewayConfig({ ...base, SUBSCRIPTION_ADDR: '10.0.0.1:50052,10.0.0.2:50052' }).SUBSCRIPTION_ADDR).toBe(
+      '10.0.0.1:50052,10.0.0.2:50052',
+    );
     expect(problems({ ...base, CORS_ORIGINS: 'https://app.example.com/path' }).CORS_ORIGINS).toMatch(/not an origin/);
     expect(problems({ ...base, EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS: '60' })).toHaveProperty(
       'EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS',

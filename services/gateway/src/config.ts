@@ -1,12 +1,22 @@
-import { commonEnv, env, eventsStreamDefaults, loadConfig, natsEnv } from '@calsync/service-kit';
+import { commonEnv, env, eventsStreamDefaults, grpcTarget, loadConfig, natsEnv } from '@calsync/service-kit';
 import { z } from 'zod';
 import { productionJwtSecretProblem } from './auth/jwt-secret-policy';
 
-const hostPort = () =>
+const hostPortPattern = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/;
+/** `host:port`, or a comma-separated list of `ip:port` that calls are spread over (grpcTarget). */
+const grpcAddress = () =>
   z
     .string()
     .trim()
-    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/, 'must be host:port');
+    .superRefine((value, ctx) => {
+      if (!value.split(',').every((entry) => hostPortPattern.test(entry.trim())))
+        return ctx.addIssue({ code: 'custom', message: 'must be host:port or a comma-separated list of ip:port' });
+      try {
+        grpcTarget(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    });
 
 const optionalString = () =>
   z
@@ -56,9 +66,9 @@ const schema = z
     /** Where the OAuth callback sends the browser back to, with ?calendly=connected|error. */
     APP_URL: env.url(),
     OAUTH_REDIRECT_URI: optionalUrl(),
-    IDENTITY_ADDR: hostPort(),
-    SUBSCRIPTION_ADDR: hostPort(),
-    MEETINGS_ADDR: hostPort(),
+    IDENTITY_ADDR: grpcAddress(),
+    SUBSCRIPTION_ADDR: grpcAddress(),
+    MEETINGS_ADDR: grpcAddress(),
     AUTH_JWT_SECRET: optionalString().pipe(
       z.string().min(32, 'must be at least 32 characters (HS256 needs a strong key)').optional(),
     ) as z.ZodType<string | undefined>,

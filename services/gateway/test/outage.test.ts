@@ -78,3 +78,22 @@ test('with subscription stopped the gateway answers 503, stores nothing, and rec
   expect(retried.status).toBe(200);
   expect(await retried.json()).toEqual({ status: 'stored' });
 }, 120_000);
+
+test("sees subscription back within seconds after an outage longer than gRPC's default back-off grows", async () => {
+  const delivery = await system.withheldDelivery(alice, 4);
+  await system.stopSubscription();
+  // grpc-js's default back-off would by now wait about 16 s between attempts (up to 120 s):
+  // the gateway keeps probing through the outage, as Kubernetes' readiness probe would.
+  const stoppedAt = Date.now();
+  await waitFor(
+    async () => (await readiness()).body.checks.subscription === 'not_serving' && Date.now() - stoppedAt > 30_000,
+    { timeoutMs: 60_000, intervalMs: 500, what: 'a 30 s subscription outage' },
+  );
+  await system.startSubscription();
+  const backAt = Date.now();
+  await waitFor(async () => (await readiness()).status === 200, { timeoutMs: 30_000, intervalMs: 100 });
+  const retried = await system.replay(delivery);
+  expect(retried.status).toBe(200);
+  // The channel retries at most every 2 s (+/-20 % jitter); the rest is one readiness probe.
+  expect(Date.now() - backAt).toBeLessThan(4_000);
+}, 120_000);

@@ -24,14 +24,53 @@ export type PromiseClient<D> = {
   close(): void;
 };
 
-/** Creates a promise-based client for a ts-proto service definition at `address` (host:port). */
+/**
+ * How every calsync client reconnects and notices dead peers. grpc-js's own back-off grows to
+ * 120 s, so a peer back after a long outage went unnoticed for up to two minutes; here it is
+ * retried at most every 2 s (grpc-js adds +/-20 % jitter, so clients do not reconnect in step),
+ * and a keepalive ping unanswered for 5 s drops a connection to a peer that vanished silently.
+ */
+export const reconnectChannelOptions: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 250,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+};
+
+const ipPort = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d+$/;
+
+/**
+ * The channel target for `address`: one `host:port` (or any grpc-js target, e.g. a DNS name of a
+ * headless Service that answers one address per pod), or a comma-separated list of `ip:port`
+ * that calls are spread over.
+ */
+export function grpcTarget(address: string): string {
+  const addresses = address
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  if (addresses.length <= 1) return addresses[0] ?? address;
+  const bad = addresses.find((entry) => !ipPort.test(entry));
+  if (bad)
+    throw new Error(
+      `"${bad}" in the address list "${address}" is not ip:port; for host names give one DNS name that resolves to every replica`,
+    );
+  return `${addresses[0]!.startsWith('[') ? 'ipv6' : 'ipv4'}:${addresses.join(',')}`;
+}
+
+/**
+ * Creates a promise-based client for a ts-proto service definition at `address` (see
+ * grpcTarget): calls go round-robin over every address, and the channel reconnects within
+ * seconds of a peer coming back (reconnectChannelOptions).
+ */
 export function createGrpcClient<D extends Definition>(
   definition: D,
   address: string,
   options: { defaultTimeoutMs?: number; channelOptions?: grpc.ChannelOptions } = {},
 ): PromiseClient<D> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-    'grpc.keepalive_time_ms': 30_000,
+  const client = new grpc.Client(grpcTarget(address), grpc.credentials.createInsecure(), {
+    ...reconnectChannelOptions,
     // Spread calls over every address the name resolves to (a headless Kubernetes Service answers
     // one per ready pod), instead of pinning them all to the first.
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
