@@ -1,3 +1,5 @@
+// First, so OpenTelemetry can instrument what the imports below load (a no-op unless OTLP is configured).
+import './tracing';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';

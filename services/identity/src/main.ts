@@ -1,3 +1,5 @@
+// First, so OpenTelemetry can instrument what the imports below load (a no-op unless OTLP is configured).
+import './tracing';
 import { join } from 'node:path';
 import { createCalendlyClient } from '@calsync/calendly-client';
 import {

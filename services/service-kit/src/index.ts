@@ -11,3 +11,5 @@ export * from './nats-streams';
 export * from './metrics';
 export * from './sealing';
 export * from './lifecycle';
+export * from './message-tracing';
+export { tracingStarted } from './tracing';

@@ -1,4 +1,5 @@
 import { createLogger, type Logger } from './logger';
+import { stopTracing } from './tracing';
 
 /** One step of an ordered shutdown. */
 export interface ShutdownStep {
@@ -38,11 +39,16 @@ export function createStop(options: { log: Logger; timeoutMs: number; steps: Shu
   };
 }
 
-/** Exits once the logger has written what it holds (pino buffers when stdout is a pipe). */
+/**
+ * Exits once the spans still buffered are exported and the logger has written what it holds
+ * (pino buffers when stdout is a pipe), or after a few seconds whatever is left.
+ */
 function exitAfterFlush(log: Logger, code: number): void {
   const exit = () => process.exit(code);
-  setTimeout(exit, 1_000).unref();
-  log.flush(exit);
+  setTimeout(exit, 3_000).unref();
+  stopTracing()
+    .catch((error: unknown) => log.warn({ err: error }, 'could not export the last spans'))
+    .finally(() => log.flush(exit));
 }
 
 /** Calls `stop` on SIGTERM or SIGINT, then exits; a second signal exits at once. */

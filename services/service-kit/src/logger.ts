@@ -1,4 +1,5 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
+import { trace } from '@opentelemetry/api';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
@@ -73,7 +74,17 @@ export function serializeError(error: unknown): unknown {
   };
 }
 
-/** The service's one logger: JSON lines, secrets redacted. Create once in main and pass down. */
+/** The active span's ids, for every log line written inside one; nothing when tracing is off. */
+export function activeTraceFields(): { trace_id?: string; span_id?: string } {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (!spanContext || !trace.isSpanContextValid(spanContext)) return {};
+  return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
+}
+
+/**
+ * The service's one logger: JSON lines, secrets redacted, the trace id on lines written inside
+ * a span. Create once in main and pass down.
+ */
 export function createLogger(options: {
   service: string;
   level?: string;
@@ -86,6 +97,7 @@ export function createLogger(options: {
     serializers: { err: serializeError },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin: activeTraceFields,
   };
   return options.destination ? pino(config, options.destination) : pino(config);
 }

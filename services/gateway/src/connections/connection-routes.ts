@@ -29,8 +29,6 @@ export function connectionRoutes(options: {
   const signedIn = requireUser(options.verify);
   const context = (state: GatewayState): CallContext => ({
     requestId: state.requestId,
-    traceparent: state.trace.traceparent,
-    ...(state.trace.tracestate ? { tracestate: state.trace.tracestate } : {}),
   });
 
   router.get('/api/calendly/connect', signedIn, async (ctx) => {

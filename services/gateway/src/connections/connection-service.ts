@@ -8,8 +8,6 @@ type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServic
 /** Correlation passed to every call made for one request. */
 export interface CallContext {
   requestId: string;
-  traceparent: string;
-  tracestate?: string;
 }
 
 export type WebhookStateName = 'pending' | 'active' | 'disabled' | 'missing' | 'removing' | 'failed' | 'none';

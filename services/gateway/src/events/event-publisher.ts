@@ -5,6 +5,7 @@ import {
   Histogram,
   latencyBuckets,
   natsIsConnected,
+  publishTraced,
   type NatsConnection,
   type NatsNames,
   type Registry,
@@ -13,10 +14,8 @@ import { eventsV1 } from '@calsync/proto';
 import { headers } from 'nats';
 import { DependencyUnavailable, type EventPublisher } from '../webhooks/delivery-intake';
 
-/** NATS header names the gateway sets on every event, beside Nats-Msg-Id. */
+/** NATS header names the gateway sets on every event, beside Nats-Msg-Id and the trace context. */
 export const eventHeaders = {
-  traceparent: 'traceparent',
-  tracestate: 'tracestate',
   requestId: 'X-Request-Id',
 } as const;
 
@@ -53,12 +52,11 @@ export function createEventPublisher(options: {
     async publish(event, context) {
       if (!natsIsConnected(nc)) throw new DependencyUnavailable('nats', 'NATS is not connected');
       const messageHeaders = headers();
-      messageHeaders.set(eventHeaders.traceparent, context.traceparent);
-      if (context.tracestate) messageHeaders.set(eventHeaders.tracestate, context.tracestate);
       messageHeaders.set(eventHeaders.requestId, context.requestId);
       const stop = duration.startTimer();
       try {
-        const ack = await js.publish(
+        const ack = await publishTraced(
+          js,
           names.eventSubject(event.eventType),
           eventsV1.CalendlyEvent.encode(event).finish(),
           {

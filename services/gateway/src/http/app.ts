@@ -8,7 +8,7 @@ import { errorHandler, requestContext, type GatewayState } from './request-conte
 import type { RequestTracker } from './request-tracker';
 
 /**
- * The gateway's Koa application: request id, trace and access log outermost, then JSON errors,
+ * The gateway's Koa application: request id and access log outermost (the trace span, when tracing is on, wraps it all), then JSON errors,
  * CORS for the configured front-end origins, the routers, and the optional demo folder.
  * No body parser: each route reads its own body (webhooks need the raw bytes).
  */

@@ -2,16 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Counter, Histogram, latencyBuckets, type Logger, type Registry } from '@calsync/service-kit';
 import type { Middleware } from 'koa';
 import type { Principal } from '../auth/jwt-verifier';
-import { continueTrace, type TraceContext } from '../trace/trace-context';
 import { HttpError } from './http-error';
 import type { RequestTracker } from './request-tracker';
 
 /** What every request carries through the gateway's middleware. */
 export interface GatewayState {
   requestId: string;
-  /** The request's logger: every line carries requestId and traceId. */
+  /** The request's logger: every line carries requestId (and trace_id when tracing is on). */
   log: Logger;
-  trace: TraceContext;
   /** Set by handlers that know better than the status (e.g. "duplicate"); a metrics label. */
   outcome?: string;
   /** Added to the request's one access log line (a delivery's user, event and key...). */
@@ -24,7 +22,7 @@ const quietRoutes = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * The outermost middleware: gives the request an id (the caller's X-Request-Id when it is
- * sane), continues or starts its W3C trace, a child logger, then counts and times it by
+ * sane), a child logger, then counts and times it by
  * route and outcome and writes one access log line (one per request: logging is a real share
  * of a delivery's cost). Asks for the connection to close once
  * the gateway is stopping, so keep-alive clients move to another replica.
@@ -52,10 +50,8 @@ export function requestContext(options: {
     const started = process.hrtime.bigint();
     const incomingId = ctx.get('X-Request-Id');
     const requestId = requestIdPattern.test(incomingId) ? incomingId : randomUUID();
-    const trace = continueTrace(ctx.get('traceparent') || undefined, ctx.get('tracestate') || undefined);
     ctx.state.requestId = requestId;
-    ctx.state.trace = trace;
-    ctx.state.log = options.log.child({ requestId, traceId: trace.traceId });
+    ctx.state.log = options.log.child({ requestId });
     ctx.set('X-Request-Id', requestId);
     options.tracker.enter();
     try {

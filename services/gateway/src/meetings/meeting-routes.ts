@@ -15,7 +15,7 @@ type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
 export function meetingRoutes(options: { meetings: MeetingsClient; verify: JwtVerifier }): Router<GatewayState> {
   const router = new Router<GatewayState>();
   const signedIn = requireUser(options.verify);
-  const metadata = (state: GatewayState) => callMetadata({ requestId: state.requestId, ...state.trace });
+  const metadata = (state: GatewayState) => callMetadata({ requestId: state.requestId });
 
   router.get('/api/meetings', signedIn, async (ctx) => {
     const request = listQuery(userIdOf(ctx.state), ctx.query);

@@ -1,10 +1,11 @@
 import { Metadata } from '@grpc/grpc-js';
 
-/** gRPC metadata carrying one request's id and W3C trace context to the service it calls. */
-export function callMetadata(context: { requestId: string; traceparent: string; tracestate?: string }): Metadata {
+/**
+ * gRPC metadata carrying one request's id to the service it calls. Trace context is not set
+ * here: OpenTelemetry's gRPC instrumentation adds it to every call when tracing is on.
+ */
+export function callMetadata(context: { requestId: string }): Metadata {
   const metadata = new Metadata();
   metadata.set('x-request-id', context.requestId);
-  metadata.set('traceparent', context.traceparent);
-  if (context.tracestate) metadata.set('tracestate', context.tracestate);
   return metadata;
 }

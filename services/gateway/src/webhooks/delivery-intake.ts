@@ -31,8 +31,6 @@ export class DependencyUnavailable extends Error {
 /** Correlation carried with every downstream call of one delivery. */
 export interface DeliveryContext {
   requestId: string;
-  traceparent: string;
-  tracestate?: string;
 }
 
 /** The subscription service's answer for a genuine delivery. */

@@ -44,7 +44,7 @@ export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | D
   return new DeliveryRejected(kind, described.code, described.message);
 }
 
-/** VerifyAndResolveUser over gRPC, with its own deadline, carrying the request id and trace context. */
+/** VerifyAndResolveUser over gRPC, with its own deadline, carrying the request id. */
 export function createSubscriptionVerifier(options: {
   client: SubscriptionClient;
   timeoutMs: number;

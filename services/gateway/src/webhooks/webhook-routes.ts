@@ -40,11 +40,7 @@ export function webhookRoutes(options: { intake: DeliveryIntake; maxBodyBytes: n
         hookId,
         signatureHeader: ctx.get('Calendly-Webhook-Signature') || undefined,
         rawBody,
-        context: {
-          requestId: ctx.state.requestId,
-          traceparent: ctx.state.trace.traceparent,
-          ...(ctx.state.trace.tracestate ? { tracestate: ctx.state.trace.tracestate } : {}),
-        },
+        context: { requestId: ctx.state.requestId },
       });
       ctx.state.outcome = accepted.duplicate ? 'duplicate' : 'stored';
       ctx.state.logFields = {

@@ -1,5 +1,5 @@
 import { eventsV1 } from '@calsync/proto';
-import type { JetStreamClient, NatsNames } from '@calsync/service-kit';
+import { publishTraced, type JetStreamClient, type NatsNames } from '@calsync/service-kit';
 
 export interface DeadLetterInput {
   stream: string;
@@ -29,7 +29,7 @@ export function createDeadLetters(deps: { js: JetStreamClient; names: NatsNames 
         streamSequence: String(input.streamSequence),
       }).finish();
       // One dead letter per stored message, however many instances or retries try to send it.
-      await deps.js.publish(deps.names.deadLetterSubject(input.originalSubject), message, {
+      await publishTraced(deps.js, deps.names.deadLetterSubject(input.originalSubject), message, {
         msgID: `${input.stream}:${input.streamSequence}`,
       });
     },

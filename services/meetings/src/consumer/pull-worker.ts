@@ -1,4 +1,11 @@
-import type { JetStreamClient, JetStreamManager, JsMsg, Logger, NatsConnection } from '@calsync/service-kit';
+import {
+  processTraced,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type Logger,
+  type NatsConnection,
+} from '@calsync/service-kit';
 import type { ConsumerMessages } from 'nats';
 import type { DeadLetters } from './dead-letters';
 
@@ -162,7 +169,12 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
         for await (const msg of messages) {
           // Messages still buffered when we stop go back at once, for another instance to take.
           if (stopping) msg.nak();
-          else await process(msg);
+          else
+            await processTraced(
+              msg,
+              { 'messaging.nats.stream_sequence': msg.info.streamSequence, 'messaging.consumer.group.name': durable },
+              () => process(msg),
+            );
         }
         if (!stopping && !intakePaused) {
           workerLog.warn('message stream ended; consuming again');

@@ -2,6 +2,7 @@ import { eventsV1 } from '@calsync/proto';
 import {
   backfillStreamConfig,
   ensureStream,
+  publishTraced,
   type JetStreamClient,
   type JetStreamManager,
   type NatsNames,
@@ -41,7 +42,7 @@ export function createBackfillPublisher(options: { js: JetStreamClient; names: N
         reason: request.reason,
         requestedAt: new Date(),
       }).finish();
-      await options.js.publish(options.names.backfillSubject, message, { msgID: request.requestId });
+      await publishTraced(options.js, options.names.backfillSubject, message, { msgID: request.requestId });
     },
   };
 }
