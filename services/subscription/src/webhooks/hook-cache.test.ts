@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, waitFor, type TestDatabase } from '@calsync/service-kit/testing';
 import { migrationsDir } from '../migrations';
-import { createHookCache, type HookCache } from './hook-cache';
+import { createHookCache, legacyHookKey, type HookCache } from './hook-cache';
 import { createHookLoader, signingKeyContext } from './hook-loader';
 import { createWebhookRepository, type NewWebhook, type WebhookRepository } from './webhook-repository';
 import { newHookId, newSigningKey } from './webhook-secrets';
@@ -155,6 +155,48 @@ it('warms itself with every hook when it starts listening, so the first delivery
     expect(cache.stats()).toMatchObject({ hit: 1, miss: 0 });
     await freshRepository.update(seeded[0]!.hookId, { state: 'removing' });
     await waitFor(async () => (await cache.get(seeded[0]!.hookId))?.refusing === true);
+    await cache.stop();
+  } finally {
+    await freshPool.end();
+    await fresh.drop();
+  }
+});
+
+it('once warmed with every hook, answers made-up ids and creators without a query, and still hears of new hooks', async () => {
+  const fresh = await createTestDatabase('hook_cache_complete');
+  await migrate({ url: fresh.url, schema, dir: migrationsDir, log });
+  const freshPool = createPool({ url: fresh.url, schema, log });
+  try {
+    const freshRepository = createWebhookRepository(freshPool);
+    const seeded = Array.from({ length: 3 }, (_, i) => newHook(`u-complete-${i}`));
+    await freshRepository.insertMany(seeded);
+    const loader = createHookLoader(freshRepository, sealer);
+    const loads: string[] = [];
+    const cache = createHookCache({
+      databaseUrl: fresh.url,
+      schema,
+      load: (key) => {
+        loads.push(key);
+        return loader.load(key);
+      },
+      loadPage: loader.loadPage,
+      log,
+    });
+    caches.push(cache);
+    await cache.start();
+    await waitFor(async () => cache.complete);
+    for (let i = 0; i < 50; i += 1) {
+      expect(await cache.get(newHookId())).toBeUndefined();
+      expect(await cache.get(legacyHookKey(`https://api.calendly.com/users/made-up-${i}`))).toBeUndefined();
+    }
+    expect(await cache.get(seeded[1]!.hookId)).toMatchObject({ userId: 'u-complete-1' });
+    expect(loads).toEqual([]);
+
+    // A hook created later is announced, read once, and served.
+    const late = newHook('u-complete-late');
+    await freshRepository.insert(late);
+    await waitFor(async () => (await cache.get(late.hookId))?.userId === 'u-complete-late');
+    expect(loads).toEqual([late.hookId]);
     await cache.stop();
   } finally {
     await freshPool.end();

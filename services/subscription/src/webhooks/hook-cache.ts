@@ -48,6 +48,11 @@ export interface HookCache {
   stop(): Promise<void>;
   /** True while change notifications flow: only then are entries served from memory. */
   readonly trusted: boolean;
+  /**
+   * True once a warm-up has read every row and nothing was evicted since: an unknown key is then
+   * answered from memory too, so made-up hook ids and creators cost no query.
+   */
+  readonly complete: boolean;
   /** Lookups so far by how they were answered. */
   stats(): Record<CacheLookup, number> & { size: number };
 }
@@ -82,6 +87,9 @@ export function createHookCache(options: {
   const counts: Record<CacheLookup, number> = { hit: 0, miss: 0, bypass: 0 };
   let trusted = false;
   let stopped = false;
+  let complete = false;
+  // Keys notified since the running (or last) warm-up began: read again before being trusted.
+  let changedSinceWarm: Set<string> | undefined;
   // Bumped whenever everything is forgotten; ids forgotten while a warm page is read are noted.
   let generation = 0;
   const warmTrackers = new Set<Set<string>>();
@@ -100,6 +108,14 @@ export function createHookCache(options: {
     const inFlight = loading.get(key);
     if (inFlight) inFlight.stale = true;
     for (const tracker of warmTrackers) tracker.add(key);
+    if (changedSinceWarm) {
+      changedSinceWarm.add(key);
+      // Churn beyond this is no longer worth remembering: unknown keys go back to Postgres.
+      if (changedSinceWarm.size > maxAbsent) {
+        complete = false;
+        changedSinceWarm = undefined;
+      }
+    }
   };
 
   const clear = () => {
@@ -107,11 +123,16 @@ export function createHookCache(options: {
     absent.clear();
     for (const inFlight of loading.values()) inFlight.stale = true;
     generation += 1;
+    complete = false;
+    changedSinceWarm = undefined;
   };
 
   const remember = (key: string, hook: CachedHook | undefined) => {
     if (hook) {
-      if (hooks.size >= maxEntries) hooks.delete(hooks.keys().next().value!);
+      if (hooks.size >= maxEntries) {
+        hooks.delete(hooks.keys().next().value!);
+        complete = false;
+      }
       hooks.set(key, hook);
       absent.delete(key);
     } else {
@@ -128,7 +149,10 @@ export function createHookCache(options: {
       promise: options.load(key).then(
         (hook) => {
           loading.delete(key);
-          if (trusted && !entry.stale) remember(key, hook);
+          if (trusted && !entry.stale) {
+            remember(key, hook);
+            changedSinceWarm?.delete(key);
+          }
           return hook;
         },
         (error: unknown) => {
@@ -165,8 +189,11 @@ export function createHookCache(options: {
   async function warm(): Promise<number> {
     if (!options.loadPage) return 0;
     const startedIn = generation;
+    const changed = new Set<string>();
+    changedSinceWarm = changed;
     let after = '';
     let loaded = 0;
+    let readEveryRow = false;
     while (trusted && generation === startedIn && hooks.size < maxEntries) {
       const forgotten = new Set<string>();
       warmTrackers.add(forgotten);
@@ -176,6 +203,7 @@ export function createHookCache(options: {
       } finally {
         warmTrackers.delete(forgotten);
       }
+      if (page.length === 0) readEveryRow = true;
       if (page.length === 0 || !trusted || generation !== startedIn) break;
       for (const hook of page) {
         const key = hookCacheKey(hook);
@@ -185,6 +213,7 @@ export function createHookCache(options: {
       }
       after = page.at(-1)!.hookId;
     }
+    if (readEveryRow && trusted && generation === startedIn && changedSinceWarm === changed) complete = true;
     return loaded;
   }
 
@@ -225,13 +254,16 @@ export function createHookCache(options: {
     get trusted() {
       return trusted;
     },
+    get complete() {
+      return complete;
+    },
     async get(key) {
       if (!trusted) {
         count('bypass');
         return options.load(key);
       }
       const hook = hooks.get(key);
-      if (hook || absent.has(key)) {
+      if (hook || absent.has(key) || (complete && !changedSinceWarm?.has(key))) {
         count('hit');
         return hook;
       }
