@@ -276,8 +276,9 @@
         status('Webhook received: meetings updated.');
       } else if (awaiting && Date.now() - awaiting.since > webhookPatienceMs) {
         status(
-          `No webhook has arrived ${Math.round(webhookPatienceMs / 1000)} seconds after: ${awaiting.what}. ` +
-            'Check the webhook state under step 2 (it should be active); `npm run dev` shows each delivery.',
+          `${awaiting.what} at Calendly, but no webhook has come in ${Math.round(webhookPatienceMs / 1000)} seconds. ` +
+            'Check the webhook state under step 2 (it should be active); the simulator lists its delivery attempts at ' +
+            `${demo.simulator}/_sim/deliveries.`,
           'error',
         );
         awaiting = null;

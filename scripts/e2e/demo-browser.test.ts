@@ -1,8 +1,8 @@
 // A person's path through the demo page, in Debian's Chromium driven by playwright-core: every
 // state says in words what happened and what to do next. Not connected (booking is off and says
 // why), refused (a bad token, a denied consent: words, once), connected (book, watch the meeting
-// arrive, cancel it; also at a phone's 390-px width), disconnected (old meetings offer no
-// actions), and calsync down. Screenshots of each state land in test-results/.
+// arrive, cancel it; also at a phone's 390-px width), a webhook that never comes, disconnected
+// (old meetings offer no actions), and calsync down. Screenshots of each state land in test-results/.
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,30 @@ test('a person connects, books, watches the meeting arrive and cancels it', asyn
   expect(favicon.status).toBe(200);
   expect(notFound).toEqual([]);
 }, 120_000);
+
+test('a webhook that does not come is reported after a while, not waited on for ever', async () => {
+  const alicesCalendlyUri = await page.evaluate<string>('window.CALSYNC_DEMO.users[0].calendly.uri');
+  const hooks = (await (await fetch(`${system.simulator}/_sim/webhook_subscriptions`)).json()) as {
+    collection: { uuid: string; user: string | null; state: string }[];
+  };
+  const hook = hooks.collection.find(
+    (candidate) => candidate.user === alicesCalendlyUri && candidate.state === 'active',
+  );
+  // Calendly loses the next delivery to Alice's webhook (its retry comes 30 s later).
+  const fault = await fetch(`${system.simulator}/_sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ fail_deliveries: { subscription: hook!.uuid, count: 1, mode: 'skip' } }),
+  });
+  expect(fault.status).toBe(200);
+  await page.getByLabel('Invitee name').fill('Lost Lou');
+  await page.getByRole('button', { name: 'Book', exact: true }).click();
+  await expectStatusText('waiting for the webhook');
+  await page.locator('#status', { hasText: 'but no webhook has come in' }).waitFor({ timeout: 30_000 });
+  expect(await statusText()).toContain(`${system.simulator}/_sim/deliveries`);
+  await shoot('demo-no-webhook.png');
+  await page.getByLabel('Invitee name').fill('Ivy Investor');
+}, 60_000);
 
 test('another user connecting with an account already in use is told what to do, not a code', async () => {
   const alicesToken = await page.evaluate<string>('window.CALSYNC_DEMO.users[0].calendly.personal_access_token');
