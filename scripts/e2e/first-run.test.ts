@@ -1,22 +1,24 @@
 // What a newcomer meets before anything runs: `npm run dev` and `npm test` check this machine
 // first and say, one line each, what is missing and how to fix it.
 import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { rootDir } from './system-harness';
 
 interface Outcome {
   code: number | null;
+  stdout: string;
   stderr: string;
 }
 
-function runNode(script: string, env: Record<string, string>): Promise<Outcome> {
+function runNode(script: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      [join(rootDir, script)],
+      [join(rootDir, script), ...args],
       { cwd: rootDir, env: { ...process.env, ...env }, timeout: 30_000 },
-      (_error, _stdout, stderr) => resolve({ code: child.exitCode, stderr }),
+      (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
     );
   });
 }
@@ -59,6 +61,26 @@ describe('npm run dev', () => {
     });
     expect(outcome.code).toBe(1);
     expect(outcome.stderr).toMatch(new RegExp(`port ${taken.port} .*SIM_PORT`));
+  });
+});
+
+describe('npm run dev:token', () => {
+  test('signs a token for any user id with the dev gateway secret', async () => {
+    const outcome = await runNode('scripts/dev-token.mjs', { AUTH_JWT_SECRET: 'a-secret-for-this-test' }, ['dave']);
+    expect(outcome.code).toBe(0);
+    const token = outcome.stdout.trim();
+    const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string };
+    expect(payload.sub).toBe('dave');
+    const [head, body, signature] = token.split('.');
+    expect(createHmac('sha256', 'a-secret-for-this-test').update(`${head}.${body}`).digest('base64url')).toBe(
+      signature,
+    );
+  });
+
+  test('without a user id, says how to call it', async () => {
+    const outcome = await runNode('scripts/dev-token.mjs', {});
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain('usage: npm run dev:token -- <user id>');
   });
 });
 
