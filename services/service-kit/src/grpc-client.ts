@@ -10,14 +10,31 @@ export interface CallOptions {
   metadata?: grpc.Metadata;
 }
 
-/** A client whose every unary method returns a promise and always carries a deadline. */
+/** Options of a server-streaming call: no deadline unless given; `signal` cancels it. */
+export interface StreamCallOptions {
+  timeoutMs?: number;
+  metadata?: grpc.Metadata;
+  signal?: AbortSignal;
+}
+
+/**
+ * A client whose every unary method returns a promise and always carries a deadline, and whose
+ * server-streaming methods return an async iterable of the responses (ending with the call's
+ * error, if any).
+ */
 export type PromiseClient<D> = {
   [K in keyof D]: D[K] extends {
+    responseStream: true;
     requestSerialize(value: infer Req): Buffer;
     responseDeserialize(bytes: Buffer): infer Res;
   }
-    ? (request: Req, options?: CallOptions) => Promise<Res>
-    : never;
+    ? (request: Req, options?: StreamCallOptions) => AsyncIterable<Res>
+    : D[K] extends {
+          requestSerialize(value: infer Req): Buffer;
+          responseDeserialize(bytes: Buffer): infer Res;
+        }
+      ? (request: Req, options?: CallOptions) => Promise<Res>
+      : never;
 } & {
   /** Waits until the channel is connected or the deadline passes. */
   waitForReady(timeoutMs: number): Promise<void>;
@@ -85,6 +102,11 @@ export function createGrpcClient<D extends Definition>(
     close: () => client.close(),
   };
   for (const [name, method] of Object.entries(definition)) {
+    if (method.responseStream) {
+      methods[name] = (request: unknown, callOptions: StreamCallOptions = {}) =>
+        serverStream(client, method, request, callOptions);
+      continue;
+    }
     methods[name] = (request: unknown, callOptions: CallOptions = {}) =>
       new Promise((resolve, reject) => {
         client.makeUnaryRequest(
@@ -99,4 +121,31 @@ export function createGrpcClient<D extends Definition>(
       });
   }
   return methods as PromiseClient<D>;
+}
+
+async function* serverStream(
+  client: grpc.Client,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  method: grpc.MethodDefinition<any, any>,
+  request: unknown,
+  options: StreamCallOptions,
+): AsyncGenerator<unknown> {
+  options.signal?.throwIfAborted();
+  const call = client.makeServerStreamRequest(
+    method.path,
+    method.requestSerialize,
+    method.responseDeserialize,
+    request,
+    options.metadata ?? new grpc.Metadata(),
+    options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs },
+  );
+  const cancel = () => call.cancel();
+  options.signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    for await (const response of call) yield response;
+  } finally {
+    options.signal?.removeEventListener('abort', cancel);
+    // A consumer that stops reading early ends the call too.
+    call.cancel();
+  }
 }

@@ -7,6 +7,7 @@ import { bindService, createGrpcServer, livenessHealthName, type GrpcServer } fr
 import { createMetricsRegistry } from './metrics';
 import { createPool } from './postgres';
 import { captureLogger } from './testing/log-capture';
+import { eventually } from './testing/polling';
 import { reflectedServices } from './testing/reflection';
 
 const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
@@ -38,6 +39,7 @@ describe('createGrpcServer', () => {
   let releaseSlowCall: () => void = () => undefined;
   // Nothing listens on port 1: every query is refused, as while Postgres is down.
   const unreachable = createPool({ url: 'postgres://postgres@127.0.0.1:1/none', schema: 'none', log });
+  let watchCancelled = false;
 
   beforeAll(async () => {
     const binding = bindService(
@@ -54,6 +56,15 @@ describe('createGrpcServer', () => {
         },
         async listMeetings() {
           return { meetings: [], nextCursor: '' };
+        },
+        async watchMeetings(request, stream) {
+          if (request.resumeFrom === 'bad') throw new GrpcError(grpc.status.OUT_OF_RANGE, 'cursor expired; re-list');
+          for (let n = 1; n <= 3; n++) await stream.write({ cursor: `${request.userId}:${n}` });
+          if (request.allUsers) {
+            // Streams until the caller goes away.
+            await new Promise<void>((resolve) => stream.signal.addEventListener('abort', () => resolve()));
+            watchCancelled = true;
+          }
         },
       },
       log,
@@ -107,6 +118,41 @@ describe('createGrpcServer', () => {
     const metrics = await registry.getSingleMetricAsString('grpc_server_handled_total');
     expect(metrics).toContain('method="/calsync.meetings.v1.MeetingsService/GetMeeting",code="NOT_FOUND"');
     expect(lines.some((line) => line.includes('"code":"NOT_FOUND"'))).toBe(true);
+  });
+
+  it('streams server-streaming responses, ends with the thrown status, and sees a caller cancel', async () => {
+    const meetings = client();
+    try {
+      const cursors: string[] = [];
+      for await (const response of meetings.watchMeetings({ userId: 'u1', allUsers: false, resumeFrom: '' }))
+        cursors.push(response.cursor);
+      expect(cursors).toEqual(['u1:1', 'u1:2', 'u1:3']);
+
+      const failing = async () => {
+        for await (const _ of meetings.watchMeetings({ userId: 'u1', allUsers: false, resumeFrom: 'bad' })) void _;
+      };
+      await expect(failing()).rejects.toMatchObject({
+        code: grpc.status.OUT_OF_RANGE,
+        details: 'cursor expired; re-list',
+      });
+
+      const cancel = new AbortController();
+      const seen: string[] = [];
+      const endless = async () => {
+        for await (const response of meetings.watchMeetings(
+          { userId: 'u2', allUsers: true, resumeFrom: '' },
+          { signal: cancel.signal },
+        )) {
+          seen.push(response.cursor);
+          if (seen.length === 3) cancel.abort();
+        }
+      };
+      await expect(endless()).rejects.toMatchObject({ code: grpc.status.CANCELLED });
+      expect(seen).toEqual(['u2:1', 'u2:2', 'u2:3']);
+      await eventually(() => expect(watchCancelled).toBe(true));
+    } finally {
+      meetings.close();
+    }
   });
 
   it('lists only its own services and health in reflection', async () => {

@@ -14,14 +14,31 @@ import { isDatabaseUnavailable } from './postgres';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Definition = Record<string, grpc.MethodDefinition<any, any>>;
 
-/** A unary handler: gets the decoded request, resolves the response or throws (GrpcError for expected failures). */
-type UnaryImplementation<D> = {
+/** What a server-streaming handler writes to: resolves once the message is flushed (back-pressure). */
+export interface ResponseStream<Res> {
+  write(message: Res): Promise<void>;
+  /** Aborted when the caller cancels or goes away. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A handler per method: a unary one gets the decoded request and resolves the response; a
+ * server-streaming one writes to its stream and resolves when the stream is complete. Either
+ * throws (GrpcError for expected failures) to end the call with a status.
+ */
+type ServiceImplementation<D> = {
   [K in keyof D]: D[K] extends {
+    responseStream: true;
     requestDeserialize(bytes: Buffer): infer Req;
     responseSerialize(value: infer Res): Buffer;
   }
-    ? (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>
-    : never;
+    ? (request: Req, stream: ResponseStream<Res>, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>
+    : D[K] extends {
+          requestDeserialize(bytes: Buffer): infer Req;
+          responseSerialize(value: infer Res): Buffer;
+        }
+      ? (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>
+      : never;
 };
 
 /** A gRPC service with its promise-based implementation, ready for createGrpcServer. */
@@ -32,20 +49,71 @@ export interface ServiceBinding {
 }
 
 /**
- * Binds a ts-proto service definition to async handlers. A thrown GrpcError becomes its status
- * (with its reason); `toGrpcError`, the service's one table of domain errors, maps the rest it
- * knows; a lost or refused database connection becomes UNAVAILABLE, so the caller retries;
- * anything else becomes INTERNAL without leaking the message to the caller.
+ * Binds a ts-proto service definition to async handlers (unary and server-streaming). A thrown
+ * GrpcError becomes its status (with its reason); `toGrpcError`, the service's one table of domain
+ * errors, maps the rest it knows; a lost or refused database connection becomes UNAVAILABLE, so
+ * the caller retries; anything else becomes INTERNAL without leaking the message to the caller.
  */
 export function bindService<D extends Definition>(
   name: string,
   definition: D,
-  implementation: UnaryImplementation<D>,
+  implementation: ServiceImplementation<D>,
   log: Logger,
   options: { toGrpcError?: (error: unknown) => GrpcError | undefined } = {},
 ): ServiceBinding {
   const handlers: grpc.UntypedServiceImplementation = {};
+  const toStatus = (error: unknown, method: string): Partial<grpc.ServiceError> => {
+    const mapped = error instanceof GrpcError ? error : options.toGrpcError?.(error);
+    if (mapped) return mapped.toServiceError();
+    if (isDatabaseUnavailable(error)) {
+      log.warn({ err: error, method }, 'database unavailable');
+      return { code: grpc.status.UNAVAILABLE, details: 'database unavailable; try again shortly' };
+    }
+    log.error({ err: error, method }, 'handler failed');
+    return { code: grpc.status.INTERNAL, details: 'internal error' };
+  };
   for (const method of Object.keys(definition) as (keyof D & string)[]) {
+    const path = definition[method]!.path;
+    if (definition[method]!.responseStream) {
+      const handle = implementation[method] as (
+        request: unknown,
+        stream: ResponseStream<unknown>,
+        call: grpc.ServerWritableStream<unknown, unknown>,
+      ) => Promise<void>;
+      handlers[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const cancel = new AbortController();
+        call.on('cancelled', () => cancel.abort());
+        call.on('close', () => cancel.abort());
+        const stream: ResponseStream<unknown> = {
+          signal: cancel.signal,
+          write: (message) =>
+            new Promise<void>((resolve, reject) => {
+              if (cancel.signal.aborted) return reject(new Error('call cancelled'));
+              if (call.write(message)) return resolve();
+              const drained = () => {
+                cancel.signal.removeEventListener('abort', aborted);
+                resolve();
+              };
+              const aborted = () => {
+                call.off('drain', drained);
+                reject(new Error('call cancelled'));
+              };
+              call.once('drain', drained);
+              cancel.signal.addEventListener('abort', aborted, { once: true });
+            }),
+        };
+        handle(call.request, stream, call).then(
+          () => {
+            if (!cancel.signal.aborted) call.end();
+          },
+          (error: unknown) => {
+            if (cancel.signal.aborted) return;
+            call.emit('error', toStatus(error, path));
+          },
+        );
+      };
+      continue;
+    }
     const handle = implementation[method] as (
       request: unknown,
       call: grpc.ServerUnaryCall<unknown, unknown>,
@@ -53,16 +121,7 @@ export function bindService<D extends Definition>(
     handlers[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       handle(call.request, call).then(
         (response) => callback(null, response),
-        (error: unknown) => {
-          const mapped = error instanceof GrpcError ? error : options.toGrpcError?.(error);
-          if (mapped) return callback(mapped.toServiceError());
-          if (isDatabaseUnavailable(error)) {
-            log.warn({ err: error, method: definition[method]!.path }, 'database unavailable');
-            return callback({ code: grpc.status.UNAVAILABLE, details: 'database unavailable; try again shortly' });
-          }
-          log.error({ err: error, method: definition[method]!.path }, 'handler failed');
-          callback({ code: grpc.status.INTERNAL, details: 'internal error' });
-        },
+        (error: unknown) => callback(toStatus(error, path)),
       );
     };
   }

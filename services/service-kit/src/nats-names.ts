@@ -11,6 +11,30 @@ export interface NatsNames {
   deadLetterStream: string;
   deadLetterSubjects: string;
   deadLetterSubject(originalSubject: string): string;
+  /** The change feed: meetings' MeetingChanged events, one subject per platform user. */
+  meetingsChangedStream: string;
+  meetingsChangedSubjects: string;
+  meetingsChangedSubject(userId: string): string;
+}
+
+/**
+ * A platform user id as one subject token. User ids are the platform's own strings, so every
+ * character a subject cannot carry (and `%` itself) is percent-encoded: the mapping is one to
+ * one, and ordinary ids (uuids, `user-42`) read unchanged.
+ */
+export function userSubjectToken(userId: string): string {
+  if (!userId) throw new Error('a user id is required');
+  return Array.from(Buffer.from(userId, 'utf8'))
+    .map((byte) =>
+      (byte >= 0x30 && byte <= 0x39) ||
+      (byte >= 0x41 && byte <= 0x5a) ||
+      (byte >= 0x61 && byte <= 0x7a) ||
+      byte === 0x2d ||
+      byte === 0x5f
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 }
 
 export function natsNames(prefix = 'calsync'): NatsNames {
@@ -25,5 +49,8 @@ export function natsNames(prefix = 'calsync'): NatsNames {
     deadLetterStream: `${streamBase}_DEAD_LETTER`,
     deadLetterSubjects: `${prefix}.dlq.>`,
     deadLetterSubject: (originalSubject) => `${prefix}.dlq.${originalSubject}`,
+    meetingsChangedStream: `${streamBase}_MEETINGS_CHANGED`,
+    meetingsChangedSubjects: `${prefix}.meetings.changed.>`,
+    meetingsChangedSubject: (userId) => `${prefix}.meetings.changed.${userSubjectToken(userId)}`,
   };
 }

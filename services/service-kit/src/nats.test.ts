@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
 import { ensureConsumer, ensureStream } from './nats';
-import { natsNames } from './nats-names';
+import { natsNames, userSubjectToken } from './nats-names';
 import { testNatsUrl, testSubjectPrefix } from './testing/infra';
 
 let nc: NatsConnection;
@@ -50,5 +50,15 @@ describe('ensureStream and ensureConsumer', () => {
     expect(a.eventsStream).not.toBe(b.eventsStream);
     expect(a.eventSubject('invitee.created')).toBe('alpha.calendly.invitee.created');
     expect(a.eventsSubjects).toBe('alpha.calendly.>');
+  });
+
+  it('gives every user one subject token of the change feed, one to one, whatever their id holds', () => {
+    const names = natsNames('alpha');
+    expect(names.meetingsChangedSubject('user-42')).toBe('alpha.meetings.changed.user-42');
+    const ids = ['a.b', 'a%2Eb', 'a*', 'a>', 'a b', 'ü', 'a%b', 'a_b'];
+    const tokens = ids.map(userSubjectToken);
+    expect(new Set(tokens).size).toBe(ids.length);
+    for (const token of tokens) expect(token).toMatch(/^[A-Za-z0-9_%-]+$/);
+    expect(() => userSubjectToken('')).toThrow();
   });
 });
