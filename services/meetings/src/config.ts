@@ -37,6 +37,8 @@ export const configSchema = z.object({
   CONSUMER_ACK_WAIT_MS: env.int(30_000, 500),
   /** Days an applied delivery key is kept to recognise a redelivery; 0 keeps them for ever. */
   INBOX_RETENTION_DAYS: env.int(30, 0),
+  /** Hours the change feed keeps a MeetingChanged: how long a watcher can be away and still resume. */
+  FEED_RETENTION_HOURS: env.int(168, 1),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -26,6 +26,8 @@ import { loadMeetingsConfig, type Config } from './config';
 import { createDeadLetters } from './consumer/dead-letters';
 import { backfillRequestedHandler, calendlyEventHandler, isPermanentFailure } from './consumer/handlers';
 import { createPullWorker } from './consumer/pull-worker';
+import { createChangeFeed, declareFeedStream } from './feed/feed-stream';
+import { createOutboxRelay } from './feed/outbox-relay';
 import { backfillDurableName, declareTopology } from './consumer/topology';
 import { createMeetingQueries } from './meetings/meeting-queries';
 import { createMeetingsApplier } from './meetings/meetings-applier';
@@ -67,6 +69,19 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
       streamReplicas: config.NATS_STREAM_REPLICAS,
     });
+    await declareFeedStream(jsm, names, {
+      retentionHours: config.FEED_RETENTION_HOURS,
+      replicas: config.NATS_STREAM_REPLICAS,
+    });
+    const feed = createChangeFeed({ js, jsm, names });
+    const relay = createOutboxRelay({
+      pool: db,
+      databaseUrl: config.DATABASE_URL,
+      lockName: `${config.DATABASE_SCHEMA}:${config.NATS_SUBJECT_PREFIX}`,
+      publish: feed.publish,
+      log,
+    });
+    const closing = new AbortController();
 
     const registry = createMetricsRegistry('meetings');
     const metrics = createMeetingsMetrics(registry, log);
@@ -123,7 +138,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     metrics.trackLag('backfill', backfillWorker.lag);
 
     const grpc = createGrpcServer({
-      services: [meetingsGrpcService({ queries, log })],
+      services: [meetingsGrpcService({ queries, feed, closing: closing.signal, log })],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
       log,
@@ -135,6 +150,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
     await eventsWorker.start();
     await backfillWorker.start();
+    relay.start();
 
     const health = await watchHealth({ server: grpc, check: healthy, log, intervalMs: healthCheckMs });
     const inboxRetention = startInboxRetention({ pool: db, retentionDays: config.INBOX_RETENTION_DAYS, log });
@@ -149,9 +165,11 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
             health.stop();
             inboxRetention.stop();
             grpc.setServing(false);
+            closing.abort();
           },
         },
         { name: 'consumers', run: async () => void (await Promise.all([eventsWorker.stop(), backfillWorker.stop()])) },
+        { name: 'outbox relay', run: () => relay.stop() },
         { name: 'grpc', run: () => grpc.stop() },
         { name: 'metrics', run: () => metricsServer.close() },
         { name: 'identity client', run: () => identity.close() },

@@ -1,4 +1,4 @@
-import type { Pool } from '@calsync/service-kit';
+import type { Pool, PoolClient } from '@calsync/service-kit';
 import { z } from 'zod';
 
 /** A read request the caller got wrong (bad page size, cursor or window). */
@@ -65,6 +65,8 @@ export interface MeetingQueries {
   list(query: ListQuery): Promise<{ meetings: MeetingRecord[]; nextCursor: string }>;
   /** The user's meeting, or null when it does not exist or is someone else's. */
   get(userId: string, id: string): Promise<MeetingRecord | null>;
+  /** The user's meeting of this Calendly scheduled event, or null. */
+  byScheduledEvent(userId: string, scheduledEventUri: string): Promise<MeetingRecord | null>;
 }
 
 const defaultPageSize = 20;
@@ -176,8 +178,9 @@ function checkBound(name: 'from' | 'to', date: Date | undefined): void {
   }
 }
 
-export function createMeetingQueries(deps: { pool: Pool }): MeetingQueries {
-  const { pool } = deps;
+/** Reads through the pool, or through a transaction's client to see its own writes. */
+export function createMeetingQueries(deps: { pool: Pool | PoolClient }): MeetingQueries {
+  const pool = deps.pool as Pool;
 
   async function inviteesOf(userId: string, meetingIds: string[]): Promise<Map<string, InviteeRecord[]>> {
     const byMeeting = new Map<string, InviteeRecord[]>(meetingIds.map((id) => [id, []]));
@@ -283,6 +286,16 @@ export function createMeetingQueries(deps: { pool: Pool }): MeetingQueries {
       const { rows } = await pool.query<MeetingRow>(
         `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND id = $2`,
         [userId, id],
+      );
+      if (rows.length === 0) return null;
+      const [meeting] = await withInvitees(userId, rows);
+      return meeting ?? null;
+    },
+
+    async byScheduledEvent(userId, scheduledEventUri) {
+      const { rows } = await pool.query<MeetingRow>(
+        `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND scheduled_event_uri = $2`,
+        [userId, scheduledEventUri],
       );
       if (rows.length === 0) return null;
       const [meeting] = await withInvitees(userId, rows);

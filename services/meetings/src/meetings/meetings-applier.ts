@@ -1,5 +1,7 @@
 import { inTransaction, type Logger, type Pool } from '@calsync/service-kit';
 import { parseDelivery, type Delivery, type InviteeChange } from './calendly-payload';
+import { changeKindOf, lockUserChanges, recordChange } from '../feed/meeting-changes';
+import { createMeetingQueries } from './meeting-queries';
 import { meetingWrites } from './meeting-repository';
 import { deriveMeetingStatus } from './meeting-status';
 
@@ -12,7 +14,8 @@ export interface ApplyObserver {
 
 export interface MeetingsApplier {
   /**
-   * Applies one delivery exactly once: its key and its effect commit together or not at all.
+   * Applies one delivery exactly once: its key, its effect and its MeetingChanged event (when it
+   * changed what a reader sees) commit together or not at all.
    * Throws MalformedEventError for a delivery that can never apply; any other error is worth a retry.
    */
   apply(delivery: Delivery): Promise<ApplyOutcome>;
@@ -34,6 +37,9 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         outcome: 'applied',
       });
       if (!fresh) return 'duplicate';
+      await lockUserChanges(client, change.userId);
+      const reads = createMeetingQueries({ pool: client });
+      const before = await reads.byScheduledEvent(change.userId, change.meeting.uri);
       const meetingId = await meetingWrites.upsertMeeting(client, change);
       await meetingWrites.upsertInvitee(client, change, meetingId);
       const { invitee } = change;
@@ -43,6 +49,13 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         await meetingWrites.linkReschedule(client, change.userId, invitee.uri, invitee.newInviteeUri);
       const status = deriveMeetingStatus(await meetingWrites.statusInputs(client, change.userId, meetingId));
       await meetingWrites.setStatus(client, change.userId, meetingId, status);
+      const after = (await reads.get(change.userId, meetingId))!;
+      const kind = changeKindOf(before, after, {
+        eventType: change.eventType,
+        rescheduled: invitee.rescheduled || Boolean(invitee.newInviteeUri),
+      });
+      if (kind)
+        await recordChange(client, { userId: change.userId, kind, meeting: after, eventType: change.eventType });
       return 'applied';
     });
   }

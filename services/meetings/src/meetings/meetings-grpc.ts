@@ -1,52 +1,10 @@
 import { meetingsV1 } from '@calsync/proto';
 import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
-import { InvalidQueryError, type CancellationRecord, type MeetingQueries, type MeetingRecord } from './meeting-queries';
+import { CursorError, type ChangeFeed } from '../feed/feed-stream';
+import { InvalidQueryError, type MeetingQueries } from './meeting-queries';
+import { toMeeting } from './meeting-proto';
 
-const { MeetingStatus, InviteeStatus } = meetingsV1;
-
-function toCancellation(value: CancellationRecord | null): meetingsV1.Cancellation | undefined {
-  if (!value) return undefined;
-  return {
-    canceledBy: value.canceledBy,
-    reason: value.reason,
-    cancelerType: value.cancelerType,
-    canceledAt: value.canceledAt ?? undefined,
-  };
-}
-
-function toMeeting(record: MeetingRecord): meetingsV1.Meeting {
-  return {
-    id: record.id,
-    userId: record.userId,
-    scheduledEventUri: record.scheduledEventUri,
-    name: record.name,
-    eventTypeUri: record.eventTypeUri,
-    status: record.status === 'canceled' ? MeetingStatus.MEETING_STATUS_CANCELED : MeetingStatus.MEETING_STATUS_ACTIVE,
-    startTime: record.startTime,
-    endTime: record.endTime,
-    location: record.location,
-    cancellation: toCancellation(record.cancellation),
-    invitees: record.invitees.map((invitee) => ({
-      uri: invitee.uri,
-      name: invitee.name,
-      email: invitee.email,
-      status:
-        invitee.status === 'canceled' ? InviteeStatus.INVITEE_STATUS_CANCELED : InviteeStatus.INVITEE_STATUS_ACTIVE,
-      timezone: invitee.timezone,
-      answers: invitee.answers,
-      cancellation: toCancellation(invitee.cancellation),
-      rescheduled: invitee.rescheduled,
-      oldInviteeUri: invitee.oldInviteeUri,
-      newInviteeUri: invitee.newInviteeUri,
-      noShow: invitee.noShow,
-      noShowAt: invitee.noShowAt ?? undefined,
-      createdAt: invitee.createdAt ?? undefined,
-      updatedAt: invitee.updatedAt ?? undefined,
-    })),
-    createdAt: record.createdAt ?? undefined,
-    updatedAt: record.updatedAt ?? undefined,
-  };
-}
+const { MeetingStatus } = meetingsV1;
 
 function statusFilter(status: meetingsV1.MeetingStatus): 'active' | 'canceled' | undefined {
   switch (status) {
@@ -70,9 +28,23 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** MeetingsService over gRPC: a thin adapter onto the queries, every call scoped by user_id. */
-export function meetingsGrpcService(deps: { queries: MeetingQueries; log: Logger }): ServiceBinding {
-  const { queries } = deps;
+const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
+  malformed: GrpcStatus.INVALID_ARGUMENT,
+  unknown: GrpcStatus.FAILED_PRECONDITION,
+  expired: GrpcStatus.OUT_OF_RANGE,
+};
+
+/**
+ * MeetingsService over gRPC: a thin adapter onto the queries and the change feed, every call
+ * scoped by user_id. Watches end when `closing` aborts (shutdown), so a drain does not wait on them.
+ */
+export function meetingsGrpcService(deps: {
+  queries: MeetingQueries;
+  feed: ChangeFeed;
+  closing: AbortSignal;
+  log: Logger;
+}): ServiceBinding {
+  const { queries, feed } = deps;
   return bindService(
     'calsync.meetings.v1.MeetingsService',
     meetingsV1.MeetingsServiceService,
@@ -96,6 +68,32 @@ export function meetingsGrpcService(deps: { queries: MeetingQueries; log: Logger
           if (!meeting) throw new GrpcError(GrpcStatus.NOT_FOUND, 'meeting not found');
           return { meeting: toMeeting(meeting) };
         }),
+      async watchMeetings(request, stream) {
+        if (request.allUsers && request.userId)
+          throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'give user_id or all_users, not both');
+        if (!request.allUsers && !request.userId)
+          throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is required (or all_users for every user)');
+        if (request.userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is too long');
+        const signal = AbortSignal.any([stream.signal, deps.closing]);
+        try {
+          for await (const entry of feed.watch({
+            userId: request.allUsers ? undefined : request.userId,
+            resumeFrom: request.resumeFrom,
+            signal,
+          })) {
+            await stream.write({
+              cursor: entry.cursor,
+              change: entry.message ? meetingsV1.MeetingChanged.decode(entry.message) : undefined,
+            });
+          }
+        } catch (error) {
+          if (error instanceof CursorError) throw new GrpcError(cursorCodes[error.kind], error.message);
+          if (signal.aborted) return;
+          throw error;
+        }
+        if (deps.closing.aborted)
+          throw new GrpcError(GrpcStatus.UNAVAILABLE, 'the service is shutting down; resume elsewhere');
+      },
     },
     deps.log,
   );

@@ -97,7 +97,12 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
       );
     },
     async close() {
-      for (const stream of [names.eventsStream, names.backfillStream, names.deadLetterStream])
+      for (const stream of [
+        names.eventsStream,
+        names.backfillStream,
+        names.deadLetterStream,
+        names.meetingsChangedStream,
+      ])
         await jsm.streams.delete(stream).catch(() => undefined);
       await nc.close();
       await sql.end();

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { meetingsV1 } from '@calsync/proto';
+import type { PoolClient } from '@calsync/service-kit';
+import { toMeeting } from '../meetings/meeting-proto';
+import type { MeetingRecord } from '../meetings/meeting-queries';
+
+export type MeetingChangeKind = 'created' | 'updated' | 'canceled' | 'rescheduled' | 'no_show' | 'removed';
+
+/** The Postgres channel the relay listens on; NOTIFY is delivered at commit, so never for a rollback. */
+export const outboxChannel = 'meetings_outbox';
+
+const kinds: Record<MeetingChangeKind, meetingsV1.MeetingChangeKind> = {
+  created: meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_CREATED,
+  updated: meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_UPDATED,
+  canceled: meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_CANCELED,
+  rescheduled: meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_RESCHEDULED,
+  no_show: meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_NO_SHOW,
+  removed: meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_REMOVED,
+};
+
+/**
+ * What a delivery did to a meeting, from the meeting before and after it; null when it changed
+ * nothing anyone can see (a redelivery under another key, an older snapshot, an import of what
+ * is already known), so a change feed consumer hears of each real change exactly once.
+ */
+export function changeKindOf(
+  before: MeetingRecord | null,
+  after: MeetingRecord,
+  cause: { eventType: string; rescheduled: boolean },
+): MeetingChangeKind | null {
+  if (!before) return 'created';
+  if (isDeepStrictEqual(before, after)) return null;
+  if (cause.eventType.startsWith('invitee_no_show.')) return 'no_show';
+  if (before.status === 'active' && after.status === 'canceled') return cause.rescheduled ? 'rescheduled' : 'canceled';
+  return 'updated';
+}
+
+/**
+ * Serialises a user's changes: taken first in every transaction that changes the user's meetings,
+ * so their outbox rows are numbered in the order they commit.
+ */
+export async function lockUserChanges(client: PoolClient, userId: string): Promise<void> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext('meetings-user'), hashtext($1))`, [userId]);
+}
+
+/** Writes the change's MeetingChanged into the outbox on the caller's transaction. */
+export async function recordChange(
+  client: PoolClient,
+  input: { userId: string; kind: MeetingChangeKind; meeting: MeetingRecord; eventType: string; changedAt?: Date },
+): Promise<string> {
+  const changeId = randomUUID();
+  const message = meetingsV1.MeetingChanged.encode({
+    changeId,
+    userId: input.userId,
+    kind: kinds[input.kind],
+    meetingId: input.meeting.id,
+    scheduledEventUri: input.meeting.scheduledEventUri,
+    meeting: input.kind === 'removed' ? undefined : toMeeting(input.meeting),
+    changedAt: input.changedAt ?? new Date(),
+    eventType: input.eventType,
+  }).finish();
+  await client.query('INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3)', [
+    changeId,
+    input.userId,
+    Buffer.from(message),
+  ]);
+  await client.query(`SELECT pg_notify('${outboxChannel}', '')`);
+  return changeId;
+}

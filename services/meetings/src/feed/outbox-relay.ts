@@ -1,0 +1,148 @@
+import { Client } from 'pg';
+import type { Logger, Pool } from '@calsync/service-kit';
+import { outboxChannel } from './meeting-changes';
+
+/** Publishes one change; resolves once the feed stored it. `changeId` is its message id. */
+export type PublishChange = (userId: string, message: Uint8Array, changeId: string) => Promise<void>;
+
+export interface OutboxRelay {
+  start(): void;
+  /** Stops relaying and gives up the relay lock, letting another replica take over. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface OutboxRow {
+  seq: string;
+  change_id: string;
+  user_id: string;
+  message: Buffer;
+}
+
+/**
+ * Moves outbox rows to the change feed. One replica relays at a time (it holds a session
+ * advisory lock on a connection of its own; the others wait for it), woken by NOTIFY at each
+ * commit and by a timer. A user's rows are published one after another in seq order, different
+ * users' side by side; a row is deleted only after the feed acknowledged it. A relay that dies
+ * between the two republishes the row under the same message id, which JetStream's duplicate
+ * window drops, so consumers see every change once.
+ */
+export function createOutboxRelay(deps: {
+  pool: Pool;
+  databaseUrl: string;
+  /** Names the relay's lock, so installations sharing a database do not wait on each other. */
+  lockName: string;
+  publish: PublishChange;
+  log: Logger;
+  pollMs?: number;
+  batchSize?: number;
+  onPublished?: (count: number) => void;
+}): OutboxRelay {
+  const { pool, log } = deps;
+  const pollMs = deps.pollMs ?? 1_000;
+  const batchSize = deps.batchSize ?? 500;
+  let listener: Client | undefined;
+  let leading = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let draining: Promise<void> | undefined;
+  let again = false;
+
+  /** Publishes one batch; true when there may be more waiting. */
+  const relayBatch = async (): Promise<boolean> => {
+    const { rows } = await pool.query<OutboxRow>(
+      'SELECT seq, change_id, user_id, message FROM outbox ORDER BY seq LIMIT $1',
+      [batchSize],
+    );
+    if (rows.length === 0) return false;
+    const byUser = new Map<string, OutboxRow[]>();
+    for (const row of rows) byUser.set(row.user_id, [...(byUser.get(row.user_id) ?? []), row]);
+    const published: string[] = [];
+    let failed = false;
+    await Promise.all(
+      [...byUser.values()].map(async (userRows) => {
+        for (const row of userRows) {
+          try {
+            await deps.publish(row.user_id, row.message, row.change_id);
+            published.push(row.seq);
+          } catch (error) {
+            // The user's later changes wait for this one, so their order holds.
+            failed = true;
+            log.warn({ err: error, seq: row.seq }, 'could not publish a meeting change; will retry');
+            return;
+          }
+        }
+      }),
+    );
+    if (published.length > 0) {
+      await pool.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [published]);
+      deps.onPublished?.(published.length);
+    }
+    return !failed && rows.length === batchSize;
+  };
+
+  const drain = () => {
+    if (!leading || stopped) return;
+    if (draining) {
+      again = true;
+      return;
+    }
+    draining = (async () => {
+      do {
+        again = false;
+        try {
+          while (leading && !stopped && (await relayBatch()));
+        } catch (error) {
+          log.warn({ err: error }, 'outbox relay failed; will retry');
+        }
+      } while (again && leading && !stopped);
+    })().finally(() => {
+      draining = undefined;
+    });
+  };
+
+  const lead = async () => {
+    const client = new Client({ connectionString: deps.databaseUrl, application_name: 'meetings-outbox-relay' });
+    client.on('error', (error) => {
+      log.warn({ err: error }, 'outbox relay connection lost');
+      leading = false;
+      if (listener === client) listener = undefined;
+    });
+    await client.connect();
+    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
+      `calsync-outbox-relay:${deps.lockName}`,
+    ]);
+    if (!rows[0]?.locked || stopped) {
+      await client.end();
+      return;
+    }
+    client.on('notification', drain);
+    await client.query(`LISTEN ${outboxChannel}`);
+    listener = client;
+    leading = true;
+    log.info('relaying the meetings outbox');
+  };
+
+  const tick = async () => {
+    if (stopped) return;
+    if (!listener) await lead().catch((error: unknown) => log.warn({ err: error }, 'outbox relay cannot lead yet'));
+    drain();
+    timer = setTimeout(() => void tick(), pollMs);
+    timer.unref();
+  };
+
+  return {
+    start() {
+      void tick();
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await draining;
+      leading = false;
+      const client = listener;
+      listener = undefined;
+      // Ending the session releases the lock for another replica.
+      await client?.end().catch(() => undefined);
+    },
+  };
+}
