@@ -68,7 +68,13 @@ export default tseslint.config(
     files: ['scripts/demo/**/*.js'],
     languageOptions: {
       sourceType: 'script',
-      globals: { window: 'readonly', document: 'readonly', localStorage: 'readonly', URLSearchParams: 'readonly' },
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        localStorage: 'readonly',
+        URLSearchParams: 'readonly',
+        EventSource: 'readonly',
+      },
     },
   },
   {

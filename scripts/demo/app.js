@@ -14,6 +14,9 @@
   let connected = false;
   let pollTimer = null;
   let lastMeetings = null;
+  let events = null;
+  // The id of the last change each user's page saw, so a new stream resumes right after it.
+  const lastEventIds = new Map();
   /** Set while a change at Calendly should come back as a webhook: { since, what }. */
   let awaiting = null;
   /** Which system the last failed call could not reach, so its recovery can be announced. */
@@ -291,6 +294,38 @@
     }
   }
 
+  // Meetings arrive live as Server-Sent Events. EventSource cannot send an Authorization header,
+  // so the page trades its JWT for a short-lived stream token (POST, with the header) and opens
+  // the stream with that token in the URL; the JWT itself never goes into a URL.
+  async function followChanges() {
+    events?.close();
+    events = null;
+    const user = current;
+    try {
+      const { url } = await gateway('/api/meetings/events/token', { method: 'POST' });
+      if (user !== current) return;
+      const lastEventId = lastEventIds.get(user.id);
+      const source = new EventSource(
+        `${demo.gateway}${url}${lastEventId ? `&lastEventId=${encodeURIComponent(lastEventId)}` : ''}`,
+      );
+      events = source;
+      source.addEventListener('meeting.changed', (event) => {
+        lastEventIds.set(user.id, event.lastEventId);
+        void refreshMeetings();
+      });
+      // The feed could not resume where this page left off: show the meetings as they are now.
+      source.addEventListener('resync', () => void refreshMeetings());
+      source.addEventListener('error', () => {
+        // EventSource retries a dropped connection by itself; one it was refused (an expired
+        // token) it gives up on, so the page gets a new token and resumes from the last id seen.
+        if (source.readyState === EventSource.CLOSED && events === source) setTimeout(() => void followChanges(), 2000);
+      });
+    } catch (error) {
+      status(explain(error, 'follow live changes'), error.down ? 'down' : 'error');
+      setTimeout(() => user === current && void followChanges(), 2000);
+    }
+  }
+
   function selectUser(id) {
     current = demo.users.find((user) => user.id === id) ?? demo.users[0];
     localStorage.setItem('calsync-demo-user', current.id);
@@ -299,6 +334,7 @@
     lastMeetings = null;
     status(`Signed in as ${current.name}.`);
     void refreshConnection().then(refreshMeetings);
+    void followChanges();
   }
 
   $('user').replaceChildren(
@@ -374,8 +410,14 @@
     status(connectAdvice[reason] ?? connectAdvice.internal, 'error');
   }
   if (params.has('calendly')) window.history.replaceState(null, '', window.location.pathname);
+  // Meetings come through the stream; only the connection's own state is looked at every second
+  // (and the meetings once more when a webhook is overdue, to say so).
   pollTimer = setInterval(() => {
-    void refreshConnection().then(refreshMeetings);
+    void refreshConnection();
+    if (awaiting && Date.now() - awaiting.since > webhookPatienceMs) void refreshMeetings();
   }, 1000);
-  window.addEventListener('beforeunload', () => clearInterval(pollTimer));
+  window.addEventListener('beforeunload', () => {
+    clearInterval(pollTimer);
+    events?.close();
+  });
 })();

@@ -79,6 +79,15 @@ const schema = z
     /** `production` (the container image's) holds AUTH_JWT_SECRET to the production rules. */
     NODE_ENV: optionalString(),
     AUTH_JWT_AUDIENCE: list(),
+    /**
+     * Signs the short-lived tokens that open a user's meeting events stream (browsers cannot send a
+     * header with EventSource). Set the same value on every replica; unset, each replica makes its own.
+     */
+    STREAM_TOKEN_SECRET: optionalString().pipe(
+      z.string().min(32, 'must be at least 32 characters').optional(),
+    ) as z.ZodType<string | undefined>,
+    /** How long a stream token may be used to open (or reopen) the stream. */
+    STREAM_TOKEN_TTL_SECONDS: env.int(300, 10).pipe(z.number().max(3600, 'must be at most 3600')),
     /** NATS refuses messages over its max_payload (1 MiB by default): the body must fit in one with its envelope. */
     WEBHOOK_MAX_BODY_BYTES: env.int(512 * 1024, 1024),
     VERIFY_TIMEOUT_MS: env.int(2_000, 50),

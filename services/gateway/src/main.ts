@@ -18,6 +18,7 @@ import {
   type NatsConnection,
 } from '@calsync/service-kit';
 import { createJwtVerifier } from './auth/jwt-verifier';
+import { createStreamTokens } from './auth/stream-token';
 import { loadGatewayConfig, oauthRedirectUri, type GatewayConfig } from './config';
 import { createConnectionService } from './connections/connection-service';
 import { createConnectCookie } from './connections/connect-cookie';
@@ -28,6 +29,7 @@ import { createReadiness } from './health/readiness';
 import { createHealthProbe } from './health/subscription-health';
 import { createApp } from './http/app';
 import { createRequestTracker, type RequestTracker } from './http/request-tracker';
+import { meetingEventsRoutes } from './meetings/meeting-events-routes';
 import { meetingRoutes } from './meetings/meeting-routes';
 import { createDeliveryIntake } from './webhooks/delivery-intake';
 import { createSubscriptionVerifier } from './webhooks/subscription-verifier';
@@ -101,6 +103,11 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
     const connections = createConnectionService({ identity, subscription, redirectUri: oauthRedirectUri(config) });
 
     let stopping = false;
+    const closing = new AbortController();
+    const streamTokens = createStreamTokens({
+      ...(config.STREAM_TOKEN_SECRET ? { secret: config.STREAM_TOKEN_SECRET } : {}),
+      ttlSeconds: config.STREAM_TOKEN_TTL_SECONDS,
+    });
     const tracker = createRequestTracker();
     const readiness = createReadiness({
       stopping: () => stopping,
@@ -123,6 +130,13 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
           appUrl: config.APP_URL,
           connectCookie: createConnectCookie(config.PUBLIC_BASE_URL),
         }),
+        // Before meetingRoutes: /api/meetings/events is not a meeting id.
+        meetingEventsRoutes({
+          meetings,
+          verify,
+          tokens: streamTokens,
+          closing: closing.signal,
+        }),
         meetingRoutes({ meetings, verify }),
       ],
     });
@@ -139,6 +153,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
           name: 'readiness off',
           run: async () => {
             stopping = true;
+            closing.abort();
             await delay(config.SHUTDOWN_DELAY_MS);
           },
         },

@@ -117,3 +117,24 @@ export function listQuery(
     cursor: cursor ?? '',
   };
 }
+
+const changeKinds: Partial<Record<meetingsV1.MeetingChangeKind, string>> = {
+  [meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_CREATED]: 'created',
+  [meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_UPDATED]: 'updated',
+  [meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_CANCELED]: 'canceled',
+  [meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_RESCHEDULED]: 'rescheduled',
+  [meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_NO_SHOW]: 'no_show',
+  [meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_REMOVED]: 'removed',
+};
+
+/** A change-feed event as the user API shows it: what happened, and the meeting after it (null when removed). */
+export function meetingChangeView(change: meetingsV1.MeetingChanged) {
+  return {
+    changeId: change.changeId,
+    kind: changeKinds[change.kind] ?? 'unknown',
+    meetingId: change.meetingId,
+    scheduledEventUri: change.scheduledEventUri,
+    changedAt: iso(change.changedAt),
+    meeting: change.meeting ? meetingView(change.meeting) : null,
+  };
+}
