@@ -243,6 +243,16 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
     }));
   }
 
+  async function oneMeeting(userId: string, key: 'id' | 'scheduled_event_uri', value: string) {
+    const { rows } = await pool.query<MeetingRow>(
+      `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND ${key} = $2`,
+      [userId, value],
+    );
+    if (rows.length === 0) return null;
+    const [meeting] = await withInvitees(userId, rows);
+    return meeting ?? null;
+  }
+
   return {
     async list(query) {
       if (!query.userId) throw new InvalidQueryError('user_id is required');
@@ -280,26 +290,12 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
       };
     },
 
-    async get(userId, id) {
+    get(userId, id) {
       if (!userId) throw new InvalidQueryError('user_id is required');
       if (!uuidPattern.test(id)) throw new InvalidQueryError('id is not a meeting id');
-      const { rows } = await pool.query<MeetingRow>(
-        `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND id = $2`,
-        [userId, id],
-      );
-      if (rows.length === 0) return null;
-      const [meeting] = await withInvitees(userId, rows);
-      return meeting ?? null;
+      return oneMeeting(userId, 'id', id);
     },
 
-    async byScheduledEvent(userId, scheduledEventUri) {
-      const { rows } = await pool.query<MeetingRow>(
-        `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND scheduled_event_uri = $2`,
-        [userId, scheduledEventUri],
-      );
-      if (rows.length === 0) return null;
-      const [meeting] = await withInvitees(userId, rows);
-      return meeting ?? null;
-    },
+    byScheduledEvent: (userId, scheduledEventUri) => oneMeeting(userId, 'scheduled_event_uri', scheduledEventUri),
   };
 }

@@ -276,7 +276,9 @@ describe('meetings from Calendly deliveries', () => {
     await publishAll(ordered, cal, deliveries);
     for (const [index, seed] of seeds.entries())
       await publishAll(shuffledUsers[index]!, cal, shuffled(deliveries, seed));
-    await inboxReaches(world, [ordered, ...shuffledUsers], deliveries.length * (seeds.length + 1));
+    // 96 transactions, each also writing its change-feed event: on a loaded 2-core machine that
+    // takes longer than the default wait, and nothing here is about speed.
+    await inboxReaches(world, [ordered, ...shuffledUsers], deliveries.length * (seeds.length + 1), 60_000);
 
     const expected = byEventUri(await allMeetings(meetings.client, ordered));
     expect(expected.size).toBe(10);
