@@ -52,7 +52,7 @@ export function meetingEventsRoutes(options: {
   router.get('/api/meetings/events', async (ctx) => {
     const userId = await streamUser(ctx, options);
     const resumeFrom = lastEventId(ctx);
-    const metadata = callMetadata({ requestId: ctx.state.requestId, ...ctx.state.trace });
+    const metadata = callMetadata({ requestId: ctx.state.requestId });
     const cancel = new AbortController();
     const signal = AbortSignal.any([cancel.signal, options.closing]);
     const open = async (from: string) => {
