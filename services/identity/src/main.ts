@@ -8,7 +8,7 @@ import {
   createMetricsRegistry,
   createPool,
   createSealer,
-  createStop,
+  startService,
   migrate,
   pingPostgres,
   runService,
@@ -41,92 +41,88 @@ export function runMigrations(config: Config, log: Logger): Promise<string[]> {
 export async function start(config: Config, options: { log?: Logger } = {}): Promise<IdentityApp> {
   const log = options.log ?? createLogger({ service: 'identity', level: config.LOG_LEVEL });
   await runMigrations(config, log);
-  const pool = createPool({
-    url: config.DATABASE_URL,
-    schema: config.DATABASE_SCHEMA,
-    max: config.DATABASE_POOL_MAX,
-    applicationName: 'identity',
-    log,
-  });
-  const registry = createMetricsRegistry('identity');
-  const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
-  const calendly = createCalendlyClient({
-    apiUrl: config.CALENDLY_API_URL,
-    authUrl: config.CALENDLY_AUTH_URL,
-    clientId: config.CALENDLY_CLIENT_ID,
-    clientSecret: config.CALENDLY_CLIENT_SECRET,
-    timeoutMs: config.CALENDLY_TIMEOUT_MS,
-    maxRetries: config.CALENDLY_MAX_RETRIES,
-    maxRetryDelayMs: config.CALENDLY_MAX_RETRY_DELAY_MS,
-    log,
-    registry,
-  });
-  const metrics = createIdentityMetrics({ registry, pool, log });
-  const connections = createConnections({
-    log,
-    pool,
-    sealer,
-    calendly,
-    settings: {
+  return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
+    const pool = createPool({
+      url: config.DATABASE_URL,
+      schema: config.DATABASE_SCHEMA,
+      max: config.DATABASE_POOL_MAX,
+      applicationName: 'identity',
+      log,
+    });
+    opened.closeWith('postgres', () => pool.end());
+    const registry = createMetricsRegistry('identity');
+    const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
+    const calendly = createCalendlyClient({
+      apiUrl: config.CALENDLY_API_URL,
       authUrl: config.CALENDLY_AUTH_URL,
       clientId: config.CALENDLY_CLIENT_ID,
-      scopes: config.CALENDLY_OAUTH_SCOPES,
-      stateTtlSeconds: config.OAUTH_STATE_TTL_SECONDS,
-      tokenRequestsPerMinute: config.TOKEN_REQUESTS_PER_MINUTE,
-    },
-  });
-  const accessTokens = createAccessTokens({
-    log,
-    pool,
-    sealer,
-    calendly,
-    metrics,
-    settings: {
-      defaultMinValiditySeconds: config.ACCESS_TOKEN_MIN_VALIDITY_SECONDS,
-      tokenRequestsPerMinute: config.TOKEN_REQUESTS_PER_MINUTE,
-      refreshLockTimeoutMs: config.REFRESH_LOCK_TIMEOUT_MS,
-    },
-  });
+      clientSecret: config.CALENDLY_CLIENT_SECRET,
+      timeoutMs: config.CALENDLY_TIMEOUT_MS,
+      maxRetries: config.CALENDLY_MAX_RETRIES,
+      maxRetryDelayMs: config.CALENDLY_MAX_RETRY_DELAY_MS,
+      log,
+      registry,
+    });
+    const metrics = createIdentityMetrics({ registry, pool, log });
+    const connections = createConnections({
+      log,
+      pool,
+      sealer,
+      calendly,
+      settings: {
+        authUrl: config.CALENDLY_AUTH_URL,
+        clientId: config.CALENDLY_CLIENT_ID,
+        scopes: config.CALENDLY_OAUTH_SCOPES,
+        stateTtlSeconds: config.OAUTH_STATE_TTL_SECONDS,
+        tokenRequestsPerMinute: config.TOKEN_REQUESTS_PER_MINUTE,
+      },
+    });
+    const accessTokens = createAccessTokens({
+      log,
+      pool,
+      sealer,
+      calendly,
+      metrics,
+      settings: {
+        defaultMinValiditySeconds: config.ACCESS_TOKEN_MIN_VALIDITY_SECONDS,
+        tokenRequestsPerMinute: config.TOKEN_REQUESTS_PER_MINUTE,
+        refreshLockTimeoutMs: config.REFRESH_LOCK_TIMEOUT_MS,
+      },
+    });
 
-  const grpcServer = createGrpcServer({
-    services: [identityService({ connections, accessTokens, log })],
-    host: config.GRPC_HOST,
-    port: config.GRPC_PORT,
-    log,
-    registry,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
-  });
-  const grpcPort = await grpcServer.start();
-  const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    const grpcServer = createGrpcServer({
+      services: [identityService({ connections, accessTokens, log })],
+      host: config.GRPC_HOST,
+      port: config.GRPC_PORT,
+      log,
+      registry,
+      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
+    });
+    const grpcPort = await grpcServer.start();
+    opened.closeWith('grpc', () => grpcServer.stop());
+    const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    opened.closeWith('metrics', () => metricsServer.close());
 
-  // Serving only while Postgres answers: without it no call can succeed.
-  const health = await watchHealth({
-    server: grpcServer,
-    check: () => pingPostgres(pool),
-    log,
-    intervalMs: healthIntervalMs,
-  });
-  // Expired connect states and token requests older than the rate window are never read again.
-  const housekeeping = setInterval(() => {
-    Promise.all([pruneExpiredOAuthStates(pool), pruneTokenRequests(pool)]).catch((error: unknown) =>
-      log.warn({ err: error }, 'housekeeping failed'),
-    );
-  }, housekeepingIntervalMs);
-  housekeeping.unref();
+    // Serving only while Postgres answers: without it no call can succeed.
+    const health = await watchHealth({
+      server: grpcServer,
+      check: () => pingPostgres(pool),
+      log,
+      intervalMs: healthIntervalMs,
+    });
+    // Expired connect states and token requests older than the rate window are never read again.
+    const housekeeping = setInterval(() => {
+      Promise.all([pruneExpiredOAuthStates(pool), pruneTokenRequests(pool)]).catch((error: unknown) =>
+        log.warn({ err: error }, 'housekeeping failed'),
+      );
+    }, housekeepingIntervalMs);
+    housekeeping.unref();
+    opened.closeWith('timers', () => (health.stop(), clearInterval(housekeeping)));
 
-  const stop = createStop({
-    log,
-    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    steps: [
-      { name: 'timers', run: () => (health.stop(), clearInterval(housekeeping)) },
-      { name: 'grpc', run: () => grpcServer.stop() },
-      { name: 'metrics', run: () => metricsServer.close() },
-      { name: 'postgres', run: () => pool.end() },
-    ],
+    log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
+    return { ports: { grpc: grpcPort, metrics: metricsServer.port } };
   });
-  log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
-  return { stop, ports: { grpc: grpcPort, metrics: metricsServer.port } };
 }
 
 if (require.main === module) {

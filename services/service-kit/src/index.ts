@@ -11,5 +11,6 @@ export * from './nats-streams';
 export * from './metrics';
 export * from './sealing';
 export * from './lifecycle';
+export * from './startup';
 export * from './message-tracing';
 export { tracingStarted } from './tracing';
