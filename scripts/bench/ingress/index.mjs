@@ -37,6 +37,7 @@ const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks
 const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
 const { callbackUrlOf, newHookId, newSigningKey } = require('@calsync/subscription/dist/webhooks/webhook-secrets');
 const { freePort, startEmbeddedPostgres, startLocalNats } = require(join(root, 'scripts/lib/local-infra.cjs'));
+const { createCleanup, printBenchHeader } = require(join(root, 'scripts/lib/bench.cjs'));
 
 const { values } = parseArgs({
   options: {
@@ -58,8 +59,10 @@ if (![userCount, seconds, warmupSeconds, concurrency].every((n) => Number.isFini
   throw new Error('--users, --seconds (at most 120), --warmup-seconds and --concurrency must be numbers');
 }
 
+const header = printBenchHeader(root);
 const workDir = mkdtempSync(join(tmpdir(), 'calsync-bench-ingress-'));
-const cleanups = [];
+const cleanups = createCleanup();
+cleanups.add(() => rmSync(workDir, { recursive: true, force: true }));
 const log = kit.createLogger({ service: 'bench', level: 'warn' });
 const say = (message) => process.stderr.write(`${message}\n`);
 
@@ -75,10 +78,12 @@ async function startProcess(name, entry, env) {
   });
   closeSync(fd);
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  cleanups.push(async () => {
+  cleanups.add(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(kill);
     }
   });
   const deadline = Date.now() + 60_000;
@@ -190,13 +195,13 @@ try {
   let serverUrl = values['database-url'] ?? process.env.CALSYNC_TEST_DATABASE_URL;
   if (!serverUrl) {
     const postgres = await startEmbeddedPostgres({ dir: join(workDir, 'postgres') });
-    cleanups.push(postgres.stop);
+    cleanups.add(postgres.stop);
     serverUrl = postgres.url;
   }
   let natsUrl = values['nats-url'] ?? process.env.CALSYNC_TEST_NATS_URL;
   if (!natsUrl) {
     const nats = await startLocalNats({ dir: join(workDir, 'nats') });
-    cleanups.push(nats.stop);
+    cleanups.add(nats.stop);
     natsUrl = nats.url;
   }
   const databaseName = `calsync_bench_ingress_${randomBytes(4).toString('hex')}`;
@@ -204,7 +209,7 @@ try {
   await admin.connect();
   await admin.query(`CREATE DATABASE ${databaseName}`);
   await admin.end();
-  cleanups.push(async () => {
+  cleanups.add(async () => {
     const client = new Client({ connectionString: serverUrl });
     await client.connect();
     await client.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
@@ -213,7 +218,7 @@ try {
   const databaseUrl = Object.assign(new URL(serverUrl), { pathname: `/${databaseName}` }).toString();
   const prefix = `bench${randomBytes(4).toString('hex')}`;
   const names = kit.natsNames(prefix);
-  cleanups.push(async () => {
+  cleanups.add(async () => {
     const nc = await connect({ servers: natsUrl });
     const jsm = await nc.jetstreamManager();
     for (const stream of [names.eventsStream, names.backfillStream]) await jsm.streams.delete(stream).catch(() => {});
@@ -330,6 +335,9 @@ try {
         storedAnswersMeasured: storedAnswers,
         measured:
           'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest is CPU time per request of each server process (not of NATS or Postgres)',
+        command: header.command,
+        machine: header.machine,
+        loadAverageBefore: header.loadAverageBefore,
         loadAverageAfter: loadavg().map((n) => Number(n.toFixed(2))),
         cores: cpus().length,
         node: process.version,
@@ -343,6 +351,5 @@ try {
   );
   process.exitCode = failed || info.state.messages < storedAnswers ? 1 : 0;
 } finally {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => say(`cleanup: ${error}`));
-  rmSync(workDir, { recursive: true, force: true });
+  await cleanups.run();
 }

@@ -19,6 +19,8 @@ import { createWorld } from './world.mjs';
 
 const require = createRequire(import.meta.url);
 const { startSimulator } = require('@calsync/calendly-sim');
+// Everything runs in this process (the world in a worker thread): nothing outlives it.
+require('../../lib/bench.cjs').printBenchHeader(new URL('../../..', import.meta.url).pathname);
 
 const { values } = parseArgs({
   options: {

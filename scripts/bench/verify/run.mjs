@@ -12,7 +12,8 @@
 // BENCH_SEED_PHASE_MS (4000), BENCH_WARMUP_MS (3000). Sizes are measured round-robin so
 // background load hits them alike; the seed's requests are capped (at 100,000 one takes seconds).
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -36,9 +37,11 @@ const { migrationsDir } = require(join(subscriptionDist, 'migrations.js'));
 const { Client } = require('pg');
 
 const env = process.env;
-const serverUrl =
-  env.BENCH_DATABASE_URL ?? env.CALSYNC_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const natsUrl = env.BENCH_NATS_URL ?? env.CALSYNC_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const { startEmbeddedPostgres, startLocalNats } = require(join(root, 'scripts', 'lib', 'local-infra.cjs'));
+const bench = require(join(root, 'scripts', 'lib', 'bench.cjs'));
+// Given, else started here (a fresh clone needs no environment).
+let serverUrl = env.BENCH_DATABASE_URL ?? env.CALSYNC_TEST_DATABASE_URL;
+let natsUrl = env.BENCH_NATS_URL ?? env.CALSYNC_TEST_NATS_URL;
 const sizes = (env.BENCH_SIZES ?? '100,10000,100000').split(',').map(Number);
 const rounds = Number(env.BENCH_ROUNDS ?? 3);
 const phaseMs = Number(env.BENCH_PHASE_MS ?? 4000);
@@ -173,15 +176,36 @@ const fmt = (value, digits = 0) =>
     : 'n/a';
 
 async function main() {
+  bench.printBenchHeader(root);
+  const cleanups = bench.createCleanup();
+  if (!serverUrl || !natsUrl) {
+    const workDir = mkdtempSync(join(tmpdir(), 'calsync-bench-verify-'));
+    cleanups.add(() => rmSync(workDir, { recursive: true, force: true }));
+    if (!serverUrl) {
+      const postgres = await startEmbeddedPostgres({ dir: join(workDir, 'postgres') });
+      cleanups.add(postgres.stop);
+      serverUrl = postgres.url;
+    }
+    if (!natsUrl) {
+      const nats = await startLocalNats({ dir: join(workDir, 'nats') });
+      cleanups.add(nats.stop);
+      natsUrl = nats.url;
+    }
+  }
   const databaseName = `calsync_bench_verify_${randomBytes(4).toString('hex')}`;
   const admin = new Client({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${databaseName}`);
   await admin.end();
+  cleanups.add(async () => {
+    const client = new Client({ connectionString: serverUrl });
+    await client.connect();
+    await client.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
+    await client.end();
+  });
   const url = new URL(serverUrl);
   url.pathname = `/${databaseName}`;
   const databaseUrl = url.toString();
-  const processes = [];
   const prefix = `bench${randomBytes(3).toString('hex')}`;
   const began = performance.now();
   try {
@@ -215,13 +239,13 @@ async function main() {
           LOG_LEVEL: 'info',
         },
       });
-      processes.push(service);
+      cleanups.add(() => service.stop());
       const seedProcess = await spawnService({
         entry: join(root, 'scripts', 'bench', 'verify', 'seed-verifier.mjs'),
         env: common,
         maxLines: 200,
       });
-      processes.push(seedProcess);
+      cleanups.add(() => seedProcess.stop());
       targets.push({
         size,
         hooks,
@@ -295,11 +319,7 @@ async function main() {
     say(`command: node scripts/bench/verify/run.mjs${env.BENCH_SIZES ? ` (BENCH_SIZES=${env.BENCH_SIZES})` : ''}`);
     if (wrong > 0) process.exitCode = 1;
   } finally {
-    for (const child of processes) await child.stop();
-    const cleanup = new Client({ connectionString: serverUrl });
-    await cleanup.connect();
-    await cleanup.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
-    await cleanup.end();
+    await cleanups.run();
   }
 }
 

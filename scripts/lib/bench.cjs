@@ -1,0 +1,63 @@
+// What every bench under scripts/bench shares: the header that says how and where it ran, and
+// one list of things to stop that runs on every way out (done, error, Ctrl-C, SIGTERM), so a
+// failed bench never leaves nats-server, Postgres or a service running.
+'use strict';
+const { cpus, loadavg, totalmem, platform, release } = require('node:os');
+const { relative } = require('node:path');
+
+/** Prints the command as typed, the machine and its load average, to stderr. */
+function printBenchHeader(rootDir) {
+  const script = relative(rootDir, process.argv[1] ?? '');
+  const command = ['node', script, ...process.argv.slice(2)].join(' ');
+  const cores = cpus();
+  const machine = `${cores.length} x ${cores[0]?.model ?? 'unknown cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}, node ${process.version}`;
+  const load = loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ');
+  process.stderr.write(`command: ${command}\nmachine: ${machine}\nload average (1/5/15 min): ${load}\n`);
+  return { command, machine, loadAverageBefore: loadavg().map((n) => Number(n.toFixed(2))) };
+}
+
+/**
+ * A list of stops run last-in first-out, once, however the bench ends: `run()` at the end of
+ * a normal run, or by itself on SIGINT/SIGTERM (then exit 130/143) or an uncaught error (exit 1).
+ */
+function createCleanup(say = (message) => process.stderr.write(`${message}\n`)) {
+  const stops = [];
+  let running;
+  const run = () => {
+    running ??= (async () => {
+      for (const stop of stops.splice(0).reverse())
+        await Promise.resolve()
+          .then(stop)
+          .catch((error) => say(`cleanup: ${error}`));
+    })();
+    return running;
+  };
+  const exitAfterCleanup = (code) => {
+    // A second signal, or a cleanup that hangs, still ends the bench (each service gets 15 s
+    // to stop before it is killed, one after the other).
+    setTimeout(() => process.exit(code), 120_000).unref();
+    void run().finally(() => process.exit(code));
+  };
+  const onSignal = (signal) => {
+    if (running) process.exit(signal === 'SIGINT' ? 130 : 143);
+    say(`${signal}: stopping everything the bench started`);
+    exitAfterCleanup(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const onFatal = (error) => {
+    say(`bench failed: ${error?.stack ?? error}`);
+    exitAfterCleanup(1);
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  return {
+    /** Registers a stop (sync or async). */
+    add: (stop) => stops.push(stop),
+    run,
+  };
+}
+
+module.exports = { printBenchHeader, createCleanup };
