@@ -1,6 +1,7 @@
 /** calsync's contracts, generated from proto/calsync by buf + ts-proto at build time. */
 export * as identityV1 from '../gen/calsync/identity/v1/identity';
 export * as subscriptionV1 from '../gen/calsync/subscription/v1/subscription';
+export * as subscriptionAdminV1 from '../gen/calsync/subscription/v1/subscription_admin';
 export * as meetingsV1 from '../gen/calsync/meetings/v1/meetings';
 export * as eventsV1 from '../gen/calsync/events/v1/events';
 export { descriptorSetPath } from './descriptor';

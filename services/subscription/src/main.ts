@@ -20,7 +20,9 @@ import {
 } from '@calsync/service-kit';
 import { createBackfillPublisher, declareBackfillStream } from './backfill/backfill-publisher';
 import { loadSubscriptionConfig, type SubscriptionConfig } from './config';
+import { subscriptionAdminService } from './grpc/subscription-admin-service';
 import { subscriptionService } from './grpc/subscription-service';
+import { createHookFleet } from './fleet/hook-fleet';
 import { createIdentityConnections } from './identity/connections';
 import { createSubscriptionMetrics } from './metrics';
 import { migrationsDir } from './migrations';
@@ -54,7 +56,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     });
     opened.unshift({ name: 'postgres', run: () => pool.end() });
     const registry = createMetricsRegistry('subscription');
-    const metrics = createSubscriptionMetrics(registry);
+    const metrics = createSubscriptionMetrics(registry, log);
     const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
 
     const nc = await connectNats({ url: config.NATS_URL, name: 'subscription', log });
@@ -76,6 +78,8 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     opened.unshift({ name: 'hook cache', run: () => cache.stop() });
     await cache.start();
     metrics.watchCache(cache);
+    const fleet = createHookFleet({ repository });
+    metrics.watchFleet(fleet);
     const recorder = createDeliveryRecorder({ repository, log });
     recorder.start();
     opened.unshift({ name: 'delivery times', run: () => recorder.stop() });
@@ -123,7 +127,10 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     opened.unshift({ name: 'reconciler', run: () => reconciler.stop() });
 
     const grpcServer = createGrpcServer({
-      services: [subscriptionService({ subscriptions, verifier, reconciler, log })],
+      services: [
+        subscriptionService({ subscriptions, verifier, reconciler, log }),
+        subscriptionAdminService({ fleet, log }),
+      ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
       log,

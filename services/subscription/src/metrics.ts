@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, type Registry } from '@calsync/service-kit';
+import { Counter, Gauge, Histogram, type Logger, type Registry } from '@calsync/service-kit';
 import type { SyncOutcome } from './subscriptions/subscriptions';
 import type { VerifyOutcome } from './verify/verifier';
+import type { HookFleet } from './fleet/hook-fleet';
 import type { CacheLookup, HookCache } from './webhooks/hook-cache';
 
 /** The service's own Prometheus series, on top of the kit's gRPC and process metrics. */
@@ -11,9 +12,11 @@ export interface SubscriptionMetrics {
   reconcileRun(seconds: number): void;
   /** Reports the cache's size and hit ratio at every scrape. */
   watchCache(cache: HookCache): void;
+  /** Reports every user's hooks by state at every scrape (one GROUP BY; never a user label). */
+  watchFleet(fleet: HookFleet): void;
 }
 
-export function createSubscriptionMetrics(registry: Registry): SubscriptionMetrics {
+export function createSubscriptionMetrics(registry: Registry, log: Logger): SubscriptionMetrics {
   const verifications = new Counter({
     name: 'subscription_verifications_total',
     help: 'Deliveries verified, by outcome (ok or the VerifyFailure name)',
@@ -58,6 +61,22 @@ export function createSubscriptionMetrics(registry: Registry): SubscriptionMetri
       if (cache) this.set(cache.stats().size);
     },
   });
+  let fleet: HookFleet | undefined;
+  new Gauge({
+    name: 'subscription_webhooks',
+    help: 'Webhook subscriptions of every user, by state (pending, active, disabled, missing, removing, failed)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      if (!fleet) return;
+      // A scrape while Postgres is down shows the other series rather than failing whole.
+      const counts = await fleet.count().catch((error: unknown) => {
+        log.warn({ err: error }, 'hook count for metrics failed');
+        return new Map<string, number>();
+      });
+      for (const [state, count] of counts) this.set({ state }, count);
+    },
+  });
   return {
     verification: (outcome) => verifications.inc({ outcome }),
     cacheLookup: (result) => lookups.inc({ result }),
@@ -65,6 +84,9 @@ export function createSubscriptionMetrics(registry: Registry): SubscriptionMetri
     reconcileRun: (seconds) => reconcileRuns.observe(seconds),
     watchCache(watched) {
       cache = watched;
+    },
+    watchFleet(watched) {
+      fleet = watched;
     },
   };
 }

@@ -1,5 +1,6 @@
 import { subscriptionV1, verifyFailureAnswers } from '@calsync/proto';
 import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import { FleetQueryInvalid } from '../fleet/hook-fleet';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
 import { DeliveryRefused, type Verifier } from '../verify/verifier';
@@ -7,7 +8,7 @@ import type { WebhookRow } from '../webhooks/webhook-repository';
 
 const { WebhookState, SigningKeySource } = subscriptionV1;
 
-const states: Record<WebhookRow['state'], subscriptionV1.WebhookState> = {
+export const webhookStates: Record<WebhookRow['state'], subscriptionV1.WebhookState> = {
   pending: WebhookState.WEBHOOK_STATE_PENDING,
   active: WebhookState.WEBHOOK_STATE_ACTIVE,
   disabled: WebhookState.WEBHOOK_STATE_DISABLED,
@@ -26,7 +27,7 @@ export function toWebhook(row: WebhookRow): subscriptionV1.Webhook {
     calendlySubscriptionUri: row.calendlySubscriptionUri ?? '',
     callbackUrl: row.callbackUrl,
     events: row.events,
-    state: states[row.state],
+    state: webhookStates[row.state],
     signingKeySource:
       row.signingKeySource === 'subscription'
         ? SigningKeySource.SIGNING_KEY_SOURCE_SUBSCRIPTION
@@ -49,6 +50,7 @@ export function toGrpcError(error: unknown): GrpcError | undefined {
     const reason = subscriptionV1.verifyFailureToJSON(error.failure);
     return answer ? new GrpcError(answer.grpc, answer.message, reason) : new GrpcError(GrpcStatus.INTERNAL, 'refused');
   }
+  if (error instanceof FleetQueryInvalid) return new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
   return undefined;
 }
 

@@ -130,8 +130,13 @@ export interface WebhookRepository {
   /** Every hook of the user, oldest first (not a shared one they released when they disconnected). */
   listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
   listLegacy(): Promise<WebhookRow[]>;
-  /** Every hook (legacy ones too) in id order after `after`: the cache's warm-up pages. */
-  listPage(after: string, limit: number): Promise<WebhookRow[]>;
+  /**
+   * Every hook (legacy ones too) in id order after `after`, optionally only one state's or one
+   * user's: the cache's warm-up pages and the operators' fleet view.
+   */
+  listPage(after: string, limit: number, filter?: { state?: WebhookState; userId?: string }): Promise<WebhookRow[]>;
+  /** How many hooks are in each state (states with none are absent). */
+  countByState(): Promise<Map<WebhookState, number>>;
   insert(hook: NewWebhook): Promise<WebhookRow>;
   insertMany(hooks: NewWebhook[]): Promise<void>;
   update(hookId: string, patch: WebhookPatch): Promise<void>;
@@ -213,8 +218,19 @@ export function createWebhookRepository(db: Db): WebhookRepository {
         [userId],
       ),
     listLegacy: () => many(`SELECT ${columns} FROM webhooks WHERE legacy ORDER BY created_at, hook_id`, []),
-    listPage: (after, limit) =>
-      many(`SELECT ${columns} FROM webhooks WHERE hook_id > $1 ORDER BY hook_id LIMIT $2`, [after, limit]),
+    listPage: (after, limit, filter = {}) =>
+      many(
+        `SELECT ${columns} FROM webhooks
+         WHERE hook_id > $1 AND ($3::text IS NULL OR state = $3) AND ($4::text IS NULL OR user_id = $4)
+         ORDER BY hook_id LIMIT $2`,
+        [after, limit, filter.state ?? null, filter.userId ?? null],
+      ),
+    async countByState() {
+      const { rows } = await db.query<{ state: WebhookState; count: string }>(
+        'SELECT state, count(*) AS count FROM webhooks GROUP BY state',
+      );
+      return new Map(rows.map((row) => [row.state, Number(row.count)]));
+    },
     async insert(hook) {
       const { sql, params } = insertValues([hook]);
       return (await one(sql, params))!;

@@ -1,0 +1,58 @@
+import type { WebhookRepository, WebhookRow, WebhookState } from '../webhooks/webhook-repository';
+
+export const hookStates: readonly WebhookState[] = ['pending', 'active', 'disabled', 'missing', 'removing', 'failed'];
+
+/** A page query that cannot be answered as asked; the message names what is wrong. */
+export class FleetQueryInvalid extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FleetQueryInvalid';
+  }
+}
+
+export interface HookPageQuery {
+  state?: WebhookState;
+  userId?: string;
+  /** 1..500; undefined means 100. */
+  pageSize?: number;
+  /** The previous page's nextCursor. */
+  cursor?: string;
+}
+
+/** Every user's hooks at once, for operators: never on a user's request path. */
+export interface HookFleet {
+  /** One page in hook id order; throws FleetQueryInvalid for a bad page size, cursor or user id. */
+  list(query: HookPageQuery): Promise<{ hooks: WebhookRow[]; nextCursor: string }>;
+  /** Hooks per state, every state present (zero when none). */
+  count(): Promise<Map<WebhookState, number>>;
+}
+
+const maxPageSize = 500;
+const defaultPageSize = 100;
+// Cursors are hook ids, which the schema keeps to this alphabet and length.
+const cursorPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function createHookFleet(deps: { repository: WebhookRepository }): HookFleet {
+  return {
+    async list(query) {
+      const pageSize = query.pageSize ?? defaultPageSize;
+      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
+        throw new FleetQueryInvalid(`page_size must be between 1 and ${maxPageSize}`);
+      const cursor = query.cursor ?? '';
+      if (cursor && !cursorPattern.test(cursor)) throw new FleetQueryInvalid('cursor is not one this API returned');
+      if (query.userId !== undefined && (query.userId.length === 0 || query.userId.length > 200))
+        throw new FleetQueryInvalid('user_id must be 1 to 200 characters');
+      // One more than asked tells whether another page follows without a count.
+      const rows = await deps.repository.listPage(cursor, pageSize + 1, {
+        ...(query.state ? { state: query.state } : {}),
+        ...(query.userId !== undefined ? { userId: query.userId } : {}),
+      });
+      const hooks = rows.slice(0, pageSize);
+      return { hooks, nextCursor: rows.length > pageSize ? hooks[hooks.length - 1]!.hookId : '' };
+    },
+    async count() {
+      const counted = await deps.repository.countByState();
+      return new Map(hookStates.map((state) => [state, counted.get(state) ?? 0]));
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
+import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import type { HookFleet } from '../fleet/hook-fleet';
+import type { WebhookState } from '../webhooks/webhook-repository';
+import { toGrpcError, toWebhook, webhookStates } from './subscription-service';
+
+const stateOf = new Map<subscriptionV1.WebhookState, WebhookState>(
+  Object.entries(webhookStates).map(([name, value]) => [value, name as WebhookState]),
+);
+
+/**
+ * The operators' view of every user's hooks. Served beside SubscriptionService but a service of
+ * its own, so that per-method authorization can allow it to the operator identity alone.
+ */
+export function subscriptionAdminService(deps: { fleet: HookFleet; log: Logger }): ServiceBinding {
+  return bindService(
+    'calsync.subscription.v1.SubscriptionAdminService',
+    subscriptionAdminV1.SubscriptionAdminServiceService,
+    {
+      async listHooks(request) {
+        const { UNRECOGNIZED, WEBHOOK_STATE_UNSPECIFIED } = subscriptionV1.WebhookState;
+        const state = stateOf.get(request.state);
+        if (request.state === UNRECOGNIZED || (request.state !== WEBHOOK_STATE_UNSPECIFIED && !state))
+          throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'state is not a WebhookState');
+        const page = await deps.fleet.list({
+          ...(state ? { state } : {}),
+          ...(request.userId ? { userId: request.userId } : {}),
+          ...(request.pageSize !== 0 ? { pageSize: request.pageSize } : {}),
+          ...(request.cursor ? { cursor: request.cursor } : {}),
+        });
+        return { webhooks: page.hooks.map(toWebhook), nextCursor: page.nextCursor };
+      },
+      async countHooks() {
+        const counts = await deps.fleet.count();
+        return {
+          counts: [...counts].map(([state, count]) => ({ state: webhookStates[state], count })),
+        };
+      },
+    },
+    deps.log,
+    { toGrpcError },
+  );
+}
