@@ -71,6 +71,7 @@ describe('gateway configuration', () => {
       ['32 times the letter a', 'a'.repeat(32), /entropy/],
       ['a keyboard walk', 'qwertyuiopasdfghjklzxcvbnm1234567890', /entropy/],
       ['a sequence', 'abcdefghijklmnopqrstuvwxyz0123456789', /entropy/],
+      ['a guessable beginning, whatever follows', `${'a'.repeat(64)}${'x9Kq2'.repeat(40)}`, /entropy/],
     ])('refuses to start with %s as AUTH_JWT_SECRET, saying why', (_label, secret, reason) => {
       expect(problems({ ...production, AUTH_JWT_SECRET: secret }).AUTH_JWT_SECRET).toMatch(reason);
     });

@@ -17,6 +17,12 @@ const publishedSecretDigests = new Set([
 
 /** zxcvbn's estimate of the guesses needed, as a power of ten: 10^30 is about 100 bits. */
 const minGuessesLog10 = 30;
+/**
+ * zxcvbn's cost grows faster than the length (a 128-character secret takes seconds): only this
+ * much is estimated. 64 random characters are far above the bar, and a secret whose first 64
+ * characters are guessable is refused even if more follows.
+ */
+const maxEstimatedLength = 64;
 
 const digest = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
@@ -43,7 +49,7 @@ let estimator: { check(secret: string): { guessesLog10: number } } | undefined;
 /** Loaded on first use: the dictionaries are large and only production start-up needs them. */
 function estimateGuessesLog10(secret: string): number {
   estimator ??= createEstimator();
-  return estimator.check(secret).guessesLog10;
+  return estimator.check(secret.slice(0, maxEstimatedLength)).guessesLog10;
 }
 
 function createEstimator() {
