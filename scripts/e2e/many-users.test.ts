@@ -80,16 +80,21 @@ async function meetingsOf(user: DemoUser): Promise<MeetingView[]> {
   return all;
 }
 
-/** Connects through the real OAuth redirects: gateway -> simulator consent (auto-approved) -> gateway callback. */
+/** Connects through the real OAuth redirects, as one browser: gateway -> simulator consent (auto-approved) -> gateway callback. */
 async function connectWithOAuth(user: DemoUser) {
-  const { body } = await http<{ authorizeUrl: string }>(`${system.gateway}/api/calendly/connect`, {
+  const { body, headers } = await http<{ authorizeUrl: string }>(`${system.gateway}/api/calendly/connect`, {
     token: user.token,
   });
+  // The browser keeps the connect cookie and brings it back to the callback.
+  const cookie = headers
+    .getSetCookie()
+    .map((line) => line.split(';')[0])
+    .join('; ');
   const authorize = new URL(body.authorizeUrl);
   authorize.searchParams.set('sim_user', user.calendly.uuid);
   const consent = await fetch(authorize, { redirect: 'manual' });
   expect(consent.status).toBe(302);
-  const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual' });
+  const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual', headers: { cookie } });
   expect(callback.status).toBe(302);
   expect(callback.headers.get('location')).toContain('calendly=connected');
 }

@@ -11,6 +11,8 @@ const publishedSecretDigests = new Set([
   '7fbe7186af07d00c4813c49b4595767446103a2f1ce96bcce0c77a92344fa5a6',
   // a-jwt-secret-of-at-least-thirty-two-characters: once the stand-in of deploy/tools/service-config.test.mjs
   '8c61a8513eec332057d999a359a3d990706ca073d72b65539e53a77db8f50d4f',
+  // calsync-smoke-jwt-secret-of-32-characters-or-more: deploy/helm/calsync/ci/smoke-values.yaml
+  'd733e061cf6d5e5808fe949b3df54e33cc77b106ec904b9876d29da5c71e6323',
   // a-test-secret-that-is-long-enough-for-hs256: services/gateway/src/auth/jwt-verifier.test.ts
   'c5be00202e43df4e9f385e814e03b02235e3bf7d19602753ed9dd770e6a8f27f',
 ]);
