@@ -81,4 +81,38 @@ export default tseslint.config(
     files: ['**/*.test.ts', 'scripts/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
+  {
+    // Domain code never imports a transport: gRPC handlers, Koa routes and NATS publishers and
+    // consumers are the adapters, named by their folder or role suffix (CONTRIBUTING.md).
+    files: ['services/{identity,subscription,meetings,gateway}/src/**/*.ts'],
+    ignores: [
+      '**/main.ts',
+      '**/*.test.ts',
+      '**/testing/**',
+      '**/grpc/**',
+      '**/http/**',
+      '**/consumer/**',
+      '**/upstream/**',
+      '**/health/**',
+      '**/*-routes.ts',
+      '**/*-grpc.ts',
+      '**/*-middleware.ts',
+      '**/*-publisher.ts',
+      '**/*-stream.ts',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@grpc/*', 'koa', 'koa-*', '@koa/*', 'nats'],
+              message:
+                'domain code never imports a transport; put this in the service adapter (grpc/, *-routes.ts, consumer/)',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );
