@@ -7,6 +7,9 @@
 // user through the simulator, books, sees the meeting through the gateway, and SIGTERMs every
 // container, each of which must exit 0 within its grace period.
 //
+// Secrets the chart mounts but does not render (the services' gRPC certificates) are issued for
+// the run by a throwaway CA and mounted read-only, as the kubelet mounts a Secret volume.
+//
 // Containers use the host's network, so the chart's fixed ports must be free on this machine;
 // Services' names resolve to 127.0.0.1 in every container. Postgres and NATS are the test ones
 // (CALSYNC_TEST_DATABASE_URL, CALSYNC_TEST_NATS_URL); a fresh database and subject prefix per run.
@@ -14,7 +17,7 @@
 //   HELM, ENGINE (docker|podman), IMAGE_TAG (default dev), IMAGE_REPOSITORY_PREFIX (default calsync-)
 import { execFile as execFileCallback } from 'node:child_process';
 import { connect, createServer } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -98,8 +101,18 @@ function runArguments({ name, pod, container, secrets, hosts, workDir }) {
     } else if (volume?.secret) {
       const data = secrets(volume.secret.secretName);
       if (!data) throw new Error(`${container.name}: Secret ${volume.secret.secretName} is not there to mount`);
+      // As the kubelet writes a Secret volume: root-owned files with the volume's mode, in the
+      // pod's fsGroup, so the service reads them only through that group.
+      const group = pod.securityContext?.fsGroup ?? 0;
       const dir = mkdtempSync(join(workDir, `${mount.name}-`));
-      for (const [key, value] of Object.entries(data)) writeFileSync(join(dir, key), value, { mode: 0o644 });
+      chmodSync(dir, 0o750);
+      chownSync(dir, 0, group);
+      for (const [key, value] of Object.entries(data)) {
+        const file = join(dir, key);
+        writeFileSync(file, value);
+        chmodSync(file, volume.secret.defaultMode ?? 0o644);
+        chownSync(file, 0, group);
+      }
       args.push('--volume', `${dir}:${mount.mountPath}:ro`);
     } else {
       throw new Error(`${container.name}: volume ${mount.name} of a kind this test does not know`);
@@ -206,6 +219,36 @@ async function waitReady(name, container) {
   }
 }
 
+/**
+ * The Secrets an operator provides beside the chart that pods mount: each service's gRPC
+ * certificate (tls.crt, tls.key, ca.crt; common name calsync-<service>), issued here by a
+ * throwaway CA made for this run.
+ */
+async function certificateSecrets(objects, chartSecrets, workDir) {
+  const wanted = new Map();
+  for (const workload of objects.filter((object) => object.kind === 'Deployment' || object.kind === 'Job')) {
+    for (const volume of workload.spec.template.spec.volumes ?? []) {
+      if (volume.secret && !chartSecrets.has(volume.secret.secretName)) {
+        wanted.set(volume.secret.secretName, `calsync-${workload.metadata.labels['app.kubernetes.io/component']}`);
+      }
+    }
+  }
+  if (wanted.size === 0) return new Map();
+  const { createThrowawayCa } = requireFromRepo('@calsync/service-kit/testing');
+  const ca = await createThrowawayCa({ dir: join(workDir, 'ca') });
+  const provided = new Map();
+  for (const [secretName, identity] of wanted) {
+    const files = await ca.files(identity);
+    provided.set(secretName, {
+      'tls.crt': readFileSync(files.certFile, 'utf8'),
+      'tls.key': readFileSync(files.keyFile, 'utf8'),
+      'ca.crt': readFileSync(files.caFile, 'utf8'),
+    });
+  }
+  say(`issued ${provided.size} certificates from a throwaway CA: ${[...wanted.values()].join(', ')}`);
+  return provided;
+}
+
 async function portFree(port) {
   return new Promise((resolve) => {
     const server = createServer()
@@ -236,7 +279,8 @@ async function main() {
   try {
     const objects = await render(database.url, testSubjectPrefix('smoke'), workDir);
     const chartSecrets = secretsOf(objects);
-    const secrets = (name) => chartSecrets.get(name);
+    const providedSecrets = await certificateSecrets(objects, chartSecrets, workDir);
+    const secrets = (name) => chartSecrets.get(name) ?? providedSecrets.get(name);
     const hosts = objects.filter((object) => object.kind === 'Service').map((service) => service.metadata.name);
     const pods = objects
       .filter((object) => object.kind === 'Deployment')
