@@ -5,7 +5,7 @@ import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config'
 import { eventsV1, identityV1, meetingsV1 } from '@calsync/proto';
 import { createGrpcClient, type PromiseClient } from '@calsync/service-kit';
 import { captureLogger, testNatsUrl } from '@calsync/service-kit/testing';
-import type { Delivery } from '../testing/calendly-fixtures';
+import type { Delivery } from '../../test/calendly-fixtures';
 import {
   allMeetings,
   createTestWorld,
@@ -14,7 +14,7 @@ import {
   startMeetings,
   type RunningMeetings,
   type TestWorld,
-} from '../testing/harness';
+} from '../../test/harness';
 
 const { MeetingStatus, InviteeStatus } = meetingsV1;
 

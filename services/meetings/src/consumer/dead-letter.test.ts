@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eventsV1 } from '@calsync/proto';
 import { Client } from 'pg';
-import { fakeCalendlyAccount, toCalendlyEvent } from '../testing/calendly-fixtures';
+import { fakeCalendlyAccount, toCalendlyEvent } from '../../test/calendly-fixtures';
 import {
   allMeetings,
   createTestWorld,
@@ -11,7 +11,7 @@ import {
   startMeetings,
   type RunningMeetings,
   type TestWorld,
-} from '../testing/harness';
+} from '../../test/harness';
 
 let world: TestWorld;
 

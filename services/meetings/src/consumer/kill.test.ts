@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { spawnService } from '@calsync/service-kit/testing';
-import { fakeCalendlyAccount, type Delivery } from '../testing/calendly-fixtures';
-import { createTestWorld, waitFor, inboxReaches, type TestWorld } from '../testing/harness';
+import { fakeCalendlyAccount, type Delivery } from '../../test/calendly-fixtures';
+import { createTestWorld, waitFor, inboxReaches, type TestWorld } from '../../test/harness';
 
 // The real process, built by `npm test` (or `npx tsc -p services/meetings/tsconfig.build.json`).
 const entry = join(__dirname, '..', '..', 'dist', 'main.js');

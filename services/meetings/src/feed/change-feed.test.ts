@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { eventsV1, meetingsV1 } from '@calsync/proto';
 import { createLogger, GrpcStatus } from '@calsync/service-kit';
 import { Pool } from 'pg';
-import { fakeCalendlyAccount, toCalendlyEvent } from '../testing/calendly-fixtures';
+import { fakeCalendlyAccount, toCalendlyEvent } from '../../test/calendly-fixtures';
 import {
   createTestWorld,
   startMeetings,
@@ -10,7 +10,7 @@ import {
   type MeetingsClient,
   type RunningMeetings,
   type TestWorld,
-} from '../testing/harness';
+} from '../../test/harness';
 import { createChangeFeed } from './feed-stream';
 import { createOutboxRelay } from './outbox-relay';
 

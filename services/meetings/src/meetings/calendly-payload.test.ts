@@ -1,4 +1,4 @@
-import { fakeCalendlyAccount, type Delivery as FixtureDelivery } from '../testing/calendly-fixtures';
+import { fakeCalendlyAccount, type Delivery as FixtureDelivery } from '../../test/calendly-fixtures';
 import { MalformedEventError, parseDelivery, type Delivery } from './calendly-payload';
 
 const cal = fakeCalendlyAccount();

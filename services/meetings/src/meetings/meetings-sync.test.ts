@@ -8,7 +8,7 @@ import {
   shuffled,
   type Delivery,
   type FakeCalendlyAccount,
-} from '../testing/calendly-fixtures';
+} from '../../test/calendly-fixtures';
 import {
   allMeetings,
   comparable,
@@ -19,7 +19,7 @@ import {
   sumSamples,
   type RunningMeetings,
   type TestWorld,
-} from '../testing/harness';
+} from '../../test/harness';
 
 const { MeetingStatus, InviteeStatus } = meetingsV1;
 const ACTIVE = MeetingStatus.MEETING_STATUS_ACTIVE;

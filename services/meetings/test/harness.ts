@@ -18,8 +18,8 @@ import {
 } from '@calsync/service-kit/testing';
 import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
 import { Pool } from 'pg';
-import { loadMeetingsConfig, type Config } from '../config';
-import { start, type MeetingsApp } from '../main';
+import { loadMeetingsConfig, type Config } from '../src/config';
+import { start, type MeetingsApp } from '../src/main';
 import { toCalendlyEvent, type Delivery } from './calendly-fixtures';
 
 export type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
