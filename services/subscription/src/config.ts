@@ -43,6 +43,10 @@ const serviceSchema = withActiveSealingKey(
       RECONCILE_CONCURRENCY: env.int(8, 1),
       /** How far past a delivery gap a backfill reaches: meetings booked in the gap may start weeks later. */
       BACKFILL_HORIZON_DAYS: env.int(90, 1),
+      /** How far back the import on connect reaches (meetings that started in the last N days). */
+      IMPORT_PAST_DAYS: env.int(90, 0),
+      /** How far ahead the import on connect reaches: Calendly books at most a couple of years out. */
+      IMPORT_FUTURE_DAYS: env.int(730, 1).pipe(z.number().max(1460, 'must be at most 1460')),
     })
     .superRefine((value, ctx) => {
       // Each reconcile worker holds one connection for its user lock; verification needs some left.

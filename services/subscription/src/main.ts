@@ -112,6 +112,8 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
         applicationSigningKey: config.CALENDLY_WEBHOOK_SIGNING_KEY,
         oauthHonoursSigningKey: config.CALENDLY_OAUTH_HONOURS_SIGNING_KEY,
         backfillHorizonDays: config.BACKFILL_HORIZON_DAYS,
+        importPastDays: config.IMPORT_PAST_DAYS,
+        importFutureDays: config.IMPORT_FUTURE_DAYS,
       },
     });
     const reconciler = createReconciler({

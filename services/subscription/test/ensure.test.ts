@@ -39,6 +39,25 @@ async function failure(call: Promise<unknown>) {
   return { code: error.code, details: error.details, reason: reasonOf(error) };
 }
 
+it('asks meetings to import a connected account once, and again after a disconnect', async () => {
+  const user = await h.connectWithToken('ensure-import');
+  await h.subscription.ensureUserWebhook({ userId: 'ensure-import' });
+  await h.subscription.ensureUserWebhook({ userId: 'ensure-import' });
+  const imports = async () =>
+    (await backfillRequests(h)).filter(
+      (request) => request.userId === 'ensure-import' && request.msgId.startsWith('import:'),
+    );
+  const [first, ...more] = await imports();
+  expect(more).toEqual([]);
+  expect(first).toMatchObject({ calendlyUserUri: user.uri, reason: 'initial import on connect' });
+  const days = (date: Date | undefined) => (date!.getTime() - Date.now()) / 86_400_000;
+  expect(days(first!.windowStart)).toBeCloseTo(-90, 0);
+  expect(days(first!.windowEnd)).toBeCloseTo(730, 0);
+  await h.subscription.removeUserWebhooks({ userId: 'ensure-import' });
+  await h.subscription.ensureUserWebhook({ userId: 'ensure-import' });
+  expect(await imports()).toHaveLength(2);
+});
+
 it('creates one user-scoped subscription with a per-user callback and a key of its own', async () => {
   const user = await h.connectWithToken('ensure-pat');
   const { webhook, created } = await h.subscription.ensureUserWebhook({ userId: 'ensure-pat' });
@@ -210,7 +229,9 @@ describe('when the answer to a create is lost', () => {
     ]);
     const subscriptions = await simSubscriptions(h, user);
     expect(subscriptions.map((s) => [hookIdOf(s.callback_url), s.state])).toEqual([[webhook!.hookId, 'active']]);
-    const backfill = (await backfillRequests(h)).find((request) => request.userId === 'ensure-keep');
+    const backfill = (await backfillRequests(h)).find(
+      (request) => request.userId === 'ensure-keep' && request.msgId.startsWith('backfill:'),
+    );
     expect(backfill).toMatchObject({ calendlyUserUri: user.uri, msgId: `backfill:${webhook!.hookId}` });
     expect(backfill!.windowStart!.getTime()).toBeLessThanOrEqual(original.createdAt!.getTime());
     expect(backfill!.windowEnd!.getTime()).toBeGreaterThan(Date.now());

@@ -58,7 +58,9 @@ it('restores delivery after Calendly disabled the hook, and asks for the missed 
   ]);
   expect(await deliveryTo(user, replacement.hookId)).toMatchObject({ outcome: 'ok', userId: 'rec-disabled' });
 
-  const backfill = (await backfillRequests(h)).find((request) => request.userId === 'rec-disabled');
+  const backfill = (await backfillRequests(h)).find(
+    (request) => request.userId === 'rec-disabled' && request.msgId.startsWith('backfill:'),
+  );
   expect(backfill).toMatchObject({ calendlyUserUri: user.uri, msgId: `backfill:${replacement.hookId}` });
   expect(backfill!.windowStart!.getTime()).toBeLessThanOrEqual(disabledAt);
   expect(backfill!.windowEnd!.getTime()).toBeGreaterThan(Date.now());

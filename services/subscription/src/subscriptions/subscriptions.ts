@@ -1,6 +1,14 @@
 import type { CalendlyClient, WebhookSubscription } from '@calsync/calendly-client';
 import { CalendlyError, coversSubscribedEvents, subscribedEvents } from '@calsync/calendly-client';
-import { GrpcError, GrpcStatus, hasCode, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
+import {
+  GrpcError,
+  GrpcStatus,
+  hasCode,
+  type Logger,
+  type Pool,
+  type PoolClient,
+  type Sealer,
+} from '@calsync/service-kit';
 import type { BackfillPublisher } from '../backfill/backfill-publisher';
 import type { CalendlyGrant, Connections } from '../identity/connections';
 import { signingKeyContext } from '../webhooks/hook-loader';
@@ -54,6 +62,10 @@ export interface SubscriptionSettings {
   oauthHonoursSigningKey: boolean;
   /** How far past a gap a backfill reaches, so meetings booked during it for later dates come too. */
   backfillHorizonDays: number;
+  /** The initial import's window: meetings that started this many days ago... */
+  importPastDays: number;
+  /** ...to this many days ahead. */
+  importFutureDays: number;
 }
 
 /** A backfill starts this long before a gap: no-shows and cancellations of just-past meetings change them too. */
@@ -408,6 +420,40 @@ export function createSubscriptions(deps: {
     return result;
   };
 
+  /**
+   * Asks meetings, once per connected Calendly account, for every meeting Calendly already holds,
+   * through the same backfill (and so the same applier and inbox) as deliveries: a webhook and the
+   * import of the same change never conflict. Before the webhook is made, so a user whose plan
+   * cannot have one still gets their meetings. A failure to publish leaves it for the next Ensure.
+   */
+  const requestInitialImport = async (client: PoolClient, userId: string, grant: CalendlyGrant) => {
+    const { rowCount } = await client.query(
+      'SELECT 1 FROM initial_imports WHERE user_id = $1 AND calendly_user_uri = $2',
+      [userId, grant.calendlyUserUri],
+    );
+    if (rowCount) return;
+    const at = now().getTime();
+    const requestId = `import:${userId}:${grant.calendlyUserUri}:${at}`;
+    try {
+      await deps.backfill.publish({
+        requestId,
+        userId,
+        calendlyUserUri: grant.calendlyUserUri,
+        windowStart: new Date(at - settings.importPastDays * 24 * 3600 * 1000),
+        windowEnd: new Date(at + settings.importFutureDays * 24 * 3600 * 1000),
+        reason: 'initial import on connect',
+      });
+    } catch (error) {
+      log.warn({ err: error, userId }, 'could not request the initial import; the next ensure asks again');
+      return;
+    }
+    await client.query(
+      'INSERT INTO initial_imports (user_id, calendly_user_uri, request_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+      [userId, grant.calendlyUserUri, requestId],
+    );
+    log.info({ userId }, 'initial import requested');
+  };
+
   const grantOrThrow = async (userId: string) => deps.connections.grantFor(userId);
 
   const requireUserId = (userId: string) => {
@@ -418,9 +464,10 @@ export function createSubscriptions(deps: {
     async ensure(userId) {
       requireUserId(userId);
       const grant = await grantOrThrow(userId);
-      const result = await withUserLock(deps.pool, userId, (client) =>
-        syncLocked(createWebhookRepository(client), userId, grant, 'ensure'),
-      );
+      const result = await withUserLock(deps.pool, userId, async (client) => {
+        await requestInitialImport(client, userId, grant);
+        return syncLocked(createWebhookRepository(client), userId, grant, 'ensure');
+      });
       if (result.error || !result.hook) throw result.error ?? new GrpcError(GrpcStatus.INTERNAL, 'no webhook');
       log.info({ userId, hookId: result.hook.hookId, outcome: result.outcome }, 'webhook ensured');
       return { hook: result.hook, created: result.outcome === 'created' || result.outcome === 'recreated' };
@@ -434,6 +481,8 @@ export function createSubscriptions(deps: {
         // organization-wide legacy subscription stays for the others; only the user's claim goes.
         const rows = await repo.markUserRemoving(userId);
         await repo.releaseShared(userId);
+        // Connecting again imports again: what happened meanwhile was never delivered.
+        await client.query('DELETE FROM initial_imports WHERE user_id = $1', [userId]);
         const result: RemoveResult = { removedLocally: 0, deletedRemotely: 0, leftForReconcile: 0 };
         const remoteUris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
         let grant: CalendlyGrant | undefined;
