@@ -91,6 +91,15 @@ export interface GatewaySystem {
   stopSubscription(): Promise<void>;
   /** Starts the subscription service again on the same port and database. */
   startSubscription(): Promise<void>;
+  /**
+   * A second subscription replica (on the same database) and a second gateway whose
+   * SUBSCRIPTION_ADDR lists both replicas, as they would run behind a headless Service.
+   */
+  scaleOut(): Promise<{
+    gatewayUrl: string;
+    /** The metrics port of the first and the second subscription replica. */
+    subscriptionMetricsPorts: [number, number];
+  }>;
   /** Every event in the gateway's stream. */
   storedEvents(): Promise<StoredEvent[]>;
   stop(): Promise<void>;
@@ -176,24 +185,25 @@ export async function startGatewaySystem(
     stops.push(() => meetings.stop());
 
     const gatewayNatsUrl = options.gatewayNatsUrl ?? testNatsUrl();
-    const gateway = await startGateway(
+    const gatewayConfig = (httpPort: number, subscriptionAddr: string) =>
       loadGatewayConfig({
         NATS_URL: gatewayNatsUrl,
         NATS_SUBJECT_PREFIX: prefix,
         HTTP_HOST: '127.0.0.1',
-        HTTP_PORT: String(gatewayPort),
+        HTTP_PORT: String(httpPort),
         PUBLIC_BASE_URL: url,
         APP_URL: appUrl,
         DEMO_DIR: demoDir,
         IDENTITY_ADDR: identityAddr,
-        SUBSCRIPTION_ADDR: `127.0.0.1:${subscriptionPort}`,
+        SUBSCRIPTION_ADDR: subscriptionAddr,
         MEETINGS_ADDR: `127.0.0.1:${meetings.ports.grpc}`,
         AUTH_JWT_SECRET: jwtSecret,
         SHUTDOWN_TIMEOUT_MS: '5000',
         ...options.gatewayEnv,
-      }),
-      { log: gatewayLog.log },
-    );
+      });
+    const gateway = await startGateway(gatewayConfig(gatewayPort, `127.0.0.1:${subscriptionPort}`), {
+      log: gatewayLog.log,
+    });
     stops.push(() => gateway.stop());
 
     let nc: NatsConnection | undefined;
@@ -332,6 +342,20 @@ export async function startGatewaySystem(
           });
         }
         return events;
+      },
+      async scaleOut() {
+        const secondPort = await localInfra.freePort();
+        const second = await startSubscription({ ...subscriptionConfig, GRPC_PORT: secondPort }, { log: quiet });
+        stops.push(() => second.stop());
+        const secondGateway = await startGateway(
+          gatewayConfig(0, `127.0.0.1:${subscriptionPort},127.0.0.1:${secondPort}`),
+          { log: quiet },
+        );
+        stops.push(() => secondGateway.stop());
+        return {
+          gatewayUrl: `http://127.0.0.1:${secondGateway.ports.http}`,
+          subscriptionMetricsPorts: [subscription.ports.metrics, second.ports.metrics],
+        };
       },
       stopSubscription: () => subscription.stop(),
       async startSubscription() {
