@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { ensureStream, type JetStreamClient, type JetStreamManager, type NatsNames } from '@calsync/service-kit';
+import {
+  duplicateWindowSeconds,
+  ensureStream,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsNames,
+} from '@calsync/service-kit';
 import { DeliverPolicy, nanos, StorageType, type StreamInfo } from 'nats';
 import type { PublishChange } from './outbox-relay';
 
@@ -46,7 +52,7 @@ export async function declareFeedStream(
     storage: StorageType.File,
     max_age: nanos(options.retentionHours * 3_600_000),
     // Longer than any relay takeover: a change republished after a crash is dropped as a duplicate.
-    duplicate_window: nanos(2 * 60_000),
+    duplicate_window: nanos(duplicateWindowSeconds * 1000),
     num_replicas: options.replicas,
   });
 }

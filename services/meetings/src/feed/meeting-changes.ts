@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { meetingsV1 } from '@calsync/proto';
-import type { PoolClient } from '@calsync/service-kit';
+import { lockForTransaction, type PoolClient } from '@calsync/service-kit';
 import { toMeeting } from '../meetings/meeting-proto';
 import type { MeetingRecord } from '../meetings/meeting-queries';
 
@@ -41,7 +41,7 @@ export function changeKindOf(
  * so their outbox rows are numbered in the order they commit.
  */
 export async function lockUserChanges(client: PoolClient, userId: string): Promise<void> {
-  await client.query(`SELECT pg_advisory_xact_lock(hashtext('meetings-user'), hashtext($1))`, [userId]);
+  await lockForTransaction(client, { namespace: 'meetings.user', name: userId });
 }
 
 /** Writes the change's MeetingChanged into the outbox on the caller's transaction. */

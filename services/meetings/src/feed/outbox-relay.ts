@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import type { Logger, Pool } from '@calsync/service-kit';
+import { tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
 import { outboxChannel } from './meeting-changes';
 
 /** Publishes one change; resolves once the feed stored it. `changeId` is its message id. */
@@ -108,10 +108,8 @@ export function createOutboxRelay(deps: {
       if (listener === client) listener = undefined;
     });
     await client.connect();
-    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
-      `calsync-outbox-relay:${deps.lockName}`,
-    ]);
-    if (!rows[0]?.locked || stopped) {
+    const locked = await tryLockForSession(client, { namespace: 'meetings.outbox-relay', name: deps.lockName });
+    if (!locked || stopped) {
       await client.end();
       return;
     }
