@@ -3,6 +3,7 @@ export * as identityV1 from '../gen/calsync/identity/v1/identity';
 export * as subscriptionV1 from '../gen/calsync/subscription/v1/subscription';
 export * as subscriptionAdminV1 from '../gen/calsync/subscription/v1/subscription_admin';
 export * as meetingsV1 from '../gen/calsync/meetings/v1/meetings';
+export * as meetingsAdminV1 from '../gen/calsync/meetings/v1/meetings_admin';
 export * as eventsV1 from '../gen/calsync/events/v1/events';
 export { descriptorSetPath } from './descriptor';
 export { verifyFailureAnswerOf, verifyFailureAnswers, type VerifyFailureAnswer } from './verify-failures';

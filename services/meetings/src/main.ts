@@ -23,7 +23,9 @@ import {
 import { createBackfill } from './backfill/backfill-service';
 import { createIdentityClient, identityTokenSource } from './backfill/identity-tokens';
 import { loadMeetingsConfig, type Config } from './config';
+import { createDeadLetterReplay } from './consumer/dead-letter-replay';
 import { createDeadLetters } from './consumer/dead-letters';
+import { meetingsAdminGrpcService } from './admin/meetings-admin-grpc';
 import { backfillRequestedHandler, calendlyEventHandler, isPermanentFailure } from './consumer/handlers';
 import { createPullWorker } from './consumer/pull-worker';
 import { createChangeFeed, declareFeedStream } from './feed/feed-stream';
@@ -138,7 +140,10 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     metrics.trackLag('backfill', backfillWorker.lag);
 
     const grpc = createGrpcServer({
-      services: [meetingsGrpcService({ queries, feed, closing: closing.signal, log })],
+      services: [
+        meetingsGrpcService({ queries, feed, closing: closing.signal, log }),
+        meetingsAdminGrpcService({ deadLetters: createDeadLetterReplay({ js, jsm, names }), log }),
+      ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
       log,
