@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { meetingsAdminV1 } from '@calsync/proto';
 import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
-import { fakeCalendlyAccount } from '../testing/calendly-fixtures';
+import { fakeCalendlyAccount } from '../../test/calendly-fixtures';
 import {
   allMeetings,
   createTestWorld,
@@ -10,7 +10,7 @@ import {
   waitFor,
   type RunningMeetings,
   type TestWorld,
-} from '../testing/harness';
+} from '../../test/harness';
 
 let world: TestWorld;
 let meetings: RunningMeetings;
