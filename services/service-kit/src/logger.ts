@@ -99,5 +99,16 @@ export function createLogger(options: {
     formatters: { level: (label) => ({ level: label }) },
     mixin: activeTraceFields,
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  return pino(config, options.destination ?? standardOutput());
+}
+
+/**
+ * stdout written synchronously, as Node itself writes to a pipe on Linux. pino's default
+ * asynchronous stream leaves a line in flight when the service exits; its exit hook then
+ * flushes that line with a loop that retries EPIPE forever, so a service whose parent died
+ * (its stdout pipe broken) hung on SIGTERM. Written synchronously, the first EPIPE is seen at
+ * once and pino stops logging instead of retrying.
+ */
+function standardOutput(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: true });
 }
