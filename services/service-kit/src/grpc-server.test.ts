@@ -37,6 +37,7 @@ describe('createGrpcServer', () => {
   let server: GrpcServer;
   let port: number;
   let releaseSlowCall: () => void = () => undefined;
+  let slowCallArrived = false;
   // Nothing listens on port 1: every query is refused, as while Postgres is down.
   const unreachable = createPool({ url: 'postgres://postgres@127.0.0.1:1/none', schema: 'none', log });
   let watchCancelled = false;
@@ -47,7 +48,10 @@ describe('createGrpcServer', () => {
       meetingsV1.MeetingsServiceService,
       {
         async getMeeting(request) {
-          if (request.id === 'slow') await new Promise<void>((resolve) => (releaseSlowCall = resolve));
+          if (request.id === 'slow') {
+            slowCallArrived = true;
+            await new Promise<void>((resolve) => (releaseSlowCall = resolve));
+          }
           if (request.id === 'missing')
             throw new GrpcError(grpc.status.NOT_FOUND, 'no such meeting', 'MEETING_NOT_FOUND');
           if (request.id === 'crash') throw new Error('database password is hunter2');
@@ -165,7 +169,8 @@ describe('createGrpcServer', () => {
   it('turns NOT_SERVING from the first moment of shutdown while in-flight calls finish', async () => {
     const meetings = client();
     const slow = meetings.getMeeting({ userId: 'u1', id: 'slow' });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Shutdown starts only once the call is in the handler, so it really is in flight.
+    await eventually(() => expect(slowCallArrived).toBe(true));
     const stopped = server.stop();
     expect(await checkHealth(port)).toBe('NOT_SERVING');
     expect(await checkHealth(port, livenessHealthName)).toBe('SERVING');
