@@ -122,6 +122,7 @@ async function main() {
     demoDir,
     maxLines: 200,
     onLine: printLine,
+    certsDir: join(paths.dir, 'certs'),
   });
   cleanups.push(system.stop);
 
@@ -141,6 +142,7 @@ async function main() {
   say(
     `  gRPC               identity ${system.urls.identity}, subscription ${system.urls.subscription}, meetings ${system.urls.meetings}`,
   );
+  say(`  gRPC certificates  ${system.certsDir}   (a throwaway CA; mutual TLS as in production)`);
   say('');
   say('demo sign-in (pick a user on the demo page, or call the API with its bearer token):');
   for (const user of users) say(`  ${user.id.padEnd(6)} Authorization: Bearer ${user.token}`);

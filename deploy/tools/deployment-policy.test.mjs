@@ -119,10 +119,18 @@ for (const file of files) {
               const probe = container[kind];
               assert.ok(probe, `${container.name}: no ${kind}`);
               if (ports.has('grpc')) {
-                assert.equal(probe.grpc?.port, ports.get('grpc'), `${container.name}: ${kind} is not a gRPC probe`);
+                // The kubelet cannot present a client certificate: gRPC services are probed on the metrics port.
+                assert.equal(
+                  probe.httpGet?.port,
+                  'metrics',
+                  `${container.name}: ${kind} does not probe the metrics port`,
+                );
                 // Liveness must not restart a pod that only waits for Postgres or NATS.
-                if (kind === 'livenessProbe') assert.equal(probe.grpc.service, 'liveness');
-                else assert.equal(probe.grpc.service, undefined, `${container.name}: ${kind} must ask overall health`);
+                assert.equal(
+                  probe.httpGet.path,
+                  kind === 'livenessProbe' ? '/healthz' : '/readyz',
+                  `${container.name}`,
+                );
               } else {
                 assert.ok(probe.httpGet, `${container.name}: ${kind} is not an HTTP probe`);
                 assert.ok(ports.has(probe.httpGet.port), `${container.name}: ${kind} probes an undeclared port`);
@@ -130,6 +138,7 @@ for (const file of files) {
             }
             // The simulator's one health route is /_sim/healthz; every other HTTP server has /readyz.
             const readinessPath = component(deployment) === 'calendly-sim' ? '/_sim/healthz' : '/readyz';
+            if (ports.has('grpc')) continue;
             if (container.readinessProbe.httpGet) assert.equal(container.readinessProbe.httpGet.path, readinessPath);
           }
         });
@@ -201,7 +210,35 @@ for (const file of files) {
       if (name === 'default' || name === 'production') assert.deepEqual(simulator, []);
     });
 
+    test('every gRPC server and client presents a certificate from its own Secret, unless plaintext is chosen', () => {
+      const secretOwners = new Set();
+      for (const service of services) {
+        const pod = deployments.find((candidate) => component(candidate) === service).spec.template.spec;
+        const container = pod.containers[0];
+        const env = Object.fromEntries((container.env ?? []).map((variable) => [variable.name, variable.value]));
+        if (env.GRPC_PLAINTEXT === 'true') {
+          assert.notEqual(name, 'production', `${service}: production runs gRPC in plaintext`);
+          continue;
+        }
+        assert.equal(env.GRPC_TLS_CERT_FILE, '/var/run/calsync/grpc/tls.crt', service);
+        const mount = container.volumeMounts.find((candidate) => candidate.mountPath === '/var/run/calsync/grpc');
+        assert.ok(mount?.readOnly && !mount.subPath, `${service}: certificate not mounted read-only as a folder`);
+        const volume = pod.volumes.find((candidate) => candidate.name === mount.name);
+        assert.ok(!secretOwners.has(volume.secret.secretName), `${service} shares a certificate Secret`);
+        secretOwners.add(volume.secret.secretName);
+      }
+    });
+
     if (name === 'production') {
+      test('never runs internal gRPC in plaintext', () => {
+        for (const deployment of deployments) {
+          for (const container of deployment.spec.template.spec.containers) {
+            const plaintext = (container.env ?? []).find((variable) => variable.name === 'GRPC_PLAINTEXT');
+            assert.equal(plaintext, undefined, `${container.name}: GRPC_PLAINTEXT is set in production`);
+          }
+        }
+      });
+
       test('runs three replicas of every service, autoscaled from three', () => {
         for (const service of services) {
           const deployment = deployments.find((candidate) => component(candidate) === service);

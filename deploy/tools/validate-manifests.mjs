@@ -17,10 +17,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const modelsDir = dirname(require.resolve('kubernetes-models/package.json'));
 const prometheusDir = dirname(require.resolve('@kubernetes-models/prometheus-operator/package.json'));
+const certManagerDir = dirname(require.resolve('@kubernetes-models/cert-manager/package.json'));
 
 /** The module (without extension) that defines the model of an apiVersion/kind. */
 function modelPath(apiVersion, kind) {
   if (apiVersion.startsWith('monitoring.coreos.com/')) return join(prometheusDir, apiVersion, kind);
+  if (apiVersion.startsWith('cert-manager.io/')) return join(certManagerDir, apiVersion, kind);
   return join(modelsDir, apiVersion, kind);
 }
 

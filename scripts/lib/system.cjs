@@ -20,7 +20,9 @@ function devSecrets() {
 
 /**
  * Starts every service and resolves { urls, processes, secrets, stop }. `onLine(service, line)`
- * receives each log line (JSON) as it is written.
+ * receives each log line (JSON) as it is written. The services call each other over mutual
+ * TLS with certificates from a throwaway CA made in `certsDir` (a temporary folder, removed
+ * at stop, unless given).
  */
 async function startSystem({
   rootDir,
@@ -36,12 +38,17 @@ async function startSystem({
   extraEnv = {},
   onLine = () => {},
   maxLines,
+  certsDir,
 }) {
-  const { spawnService } = require(join(rootDir, 'services/service-kit/dist/testing/index.js'));
+  const { spawnService, createThrowawayCa } = require(join(rootDir, 'services/service-kit/dist/testing/index.js'));
+  const { grpcIdentities } = require(join(rootDir, 'services/service-kit/dist/index.js'));
+  const ca = await createThrowawayCa(certsDir ? { dir: certsDir } : {});
+  const tls = (service) => ca.env(grpcIdentities[service]);
   const entry = (service) => join(rootDir, 'services', service, 'dist', 'main.js');
   const processes = [];
   const stop = async () => {
     for (const running of [...processes].reverse()) await running.process.stop();
+    if (!certsDir) ca.remove();
   };
   const start = async (service, env) => {
     const running = await spawnService({
@@ -83,6 +90,7 @@ async function startSystem({
       SEALING_ACTIVE_KEY_ID: secrets.sealingKeys.split('=')[0],
     };
     const identity = await start('identity', {
+      ...(await tls('identity')),
       ...common,
       ...(await grpcPorts()),
       ...calendly,
@@ -91,8 +99,9 @@ async function startSystem({
     });
     const identityAddr = `${host}:${identity.ready.grpcPort}`;
     const [subscription, meetings] = await Promise.all([
-      grpcPorts().then((ports) =>
+      grpcPorts().then(async (ports) =>
         start('subscription', {
+          ...(await tls('subscription')),
           ...common,
           ...ports,
           ...calendly,
@@ -101,9 +110,18 @@ async function startSystem({
           CALENDLY_WEBHOOK_SIGNING_KEY: secrets.applicationSigningKey,
         }),
       ),
-      grpcPorts().then((ports) => start('meetings', { ...common, ...ports, ...calendly, IDENTITY_ADDR: identityAddr })),
+      grpcPorts().then(async (ports) =>
+        start('meetings', {
+          ...(await tls('meetings')),
+          ...common,
+          ...ports,
+          ...calendly,
+          IDENTITY_ADDR: identityAddr,
+        }),
+      ),
     ]);
     const gateway = await start('gateway', {
+      ...(await tls('gateway')),
       NATS_URL: natsUrl,
       NATS_SUBJECT_PREFIX: natsSubjectPrefix,
       HTTP_HOST: host,
@@ -126,6 +144,7 @@ async function startSystem({
         subscription: `${host}:${subscription.ready.grpcPort}`,
         meetings: `${host}:${meetings.ready.grpcPort}`,
       },
+      certsDir: ca.dir,
       processes: Object.fromEntries(processes.map(({ service, process }) => [service, process])),
       secrets,
       gatewayReady: gateway.ready,

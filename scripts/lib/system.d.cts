@@ -21,9 +21,13 @@ export function startSystem(options: {
   extraEnv?: Record<string, Record<string, string>>;
   onLine?: (service: string, line: string) => void;
   maxLines?: number;
+  /** Where the throwaway CA and the services' certificates are written; a temporary folder by default. */
+  certsDir?: string;
 }): Promise<{
   urls: { gateway: string; simulator: string; demo: string; identity: string; subscription: string; meetings: string };
   processes: Record<string, { stop(): Promise<number | null>; kill(): Promise<void>; lines: string[] }>;
   secrets: DevSecrets;
+  /** The throwaway CA (`ca.crt`) and each identity's `tls.crt`/`tls.key` under `calsync-<service>/`. */
+  certsDir: string;
   stop(): Promise<void>;
 }>;

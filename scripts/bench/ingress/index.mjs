@@ -32,6 +32,7 @@ const { connect } = require('nats');
 const kit = require('@calsync/service-kit');
 const { subscribedEvents } = require('@calsync/calendly-client');
 const { inviteeCreatedBody } = require('@calsync/calendly-client/testing');
+const { createThrowawayCa } = require('@calsync/service-kit/testing');
 const { migrationsDir } = require('@calsync/subscription/dist/migrations');
 const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks/webhook-repository');
 const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
@@ -264,7 +265,11 @@ try {
     NATS_SUBJECT_PREFIX: prefix,
     LOG_LEVEL: 'info',
   };
+  // The gateway calls subscription over mutual TLS, as in production.
+  const ca = await createThrowawayCa();
+  cleanups.push(async () => ca.remove());
   const subscription = await startProcess('subscription', join(root, 'services/subscription/dist/main.js'), {
+    ...(await ca.env(kit.grpcIdentities.subscription)),
     ...common,
     DATABASE_URL: databaseUrl,
     GRPC_HOST: '127.0.0.1',
@@ -280,6 +285,7 @@ try {
     RECONCILE_INTERVAL_SECONDS: '0',
   });
   const gateway = await startProcess('gateway', join(root, 'services/gateway/dist/main.js'), {
+    ...(await ca.env(kit.grpcIdentities.gateway)),
     ...common,
     HTTP_HOST: '127.0.0.1',
     HTTP_PORT: String(gatewayPort),

@@ -11,8 +11,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const kit = require(join(root, 'services', 'service-kit', 'dist', 'index.js'));
 const { subscriptionV1 } = require(join(root, 'proto', 'dist', 'src', 'index.js'));
 
-const { address, requests, durationMs, maxRequests, workers } = workerData;
-const client = kit.createGrpcClient(subscriptionV1.SubscriptionServiceService, address);
+const { address, security, requests, durationMs, maxRequests, workers } = workerData;
+const client = kit.createGrpcClient(subscriptionV1.SubscriptionServiceService, address, { security });
 const latencies = [];
 let next = 0;
 let wrong = 0;

@@ -29,7 +29,9 @@ if (!existsSync(join(subscriptionDist, 'main.js'))) {
   process.exit(1);
 }
 const kit = require(join(root, 'services', 'service-kit', 'dist', 'index.js'));
-const { spawnService } = require(join(root, 'services', 'service-kit', 'dist', 'testing', 'index.js'));
+const { createThrowawayCa, spawnService } = require(
+  join(root, 'services', 'service-kit', 'dist', 'testing', 'index.js'),
+);
 const { createWebhookRepository } = require(join(subscriptionDist, 'webhooks', 'webhook-repository.js'));
 const { newHookId, newSigningKey } = require(join(subscriptionDist, 'webhooks', 'webhook-secrets.js'));
 const { signingKeyContext } = require(join(subscriptionDist, 'webhooks', 'hook-loader.js'));
@@ -59,6 +61,9 @@ const { subscribedEvents } = require('@calsync/calendly-client');
 const { inviteeCreatedBody } = require('@calsync/calendly-client/testing');
 const events = [...subscribedEvents];
 
+// Every call goes over mutual TLS, as in production: subscription's certificate and the gateway's.
+const ca = await createThrowawayCa();
+const gatewaySecurity = await ca.security(kit.grpcIdentities.gateway);
 const say = (line) => process.stdout.write(`${line}\n`);
 const userUri = (i) => `https://api.calendly.com/users/BENCH${String(i).padStart(8, '0')}`;
 
@@ -140,6 +145,7 @@ async function load(address, requests, { durationMs, maxRequests = Infinity, wor
           const worker = new Worker(join(benchDir, 'load-worker.mjs'), {
             workerData: {
               address,
+              security: gatewaySecurity,
               requests: requests.slice(index).concat(requests.slice(0, index)),
               durationMs,
               maxRequests: Math.ceil(maxRequests / threads),
@@ -178,6 +184,7 @@ const fmt = (value, digits = 0) =>
 async function main() {
   bench.printBenchHeader(root);
   const cleanups = bench.createCleanup();
+  cleanups.add(() => ca.remove());
   if (!serverUrl || !natsUrl) {
     const workDir = mkdtempSync(join(tmpdir(), 'calsync-bench-verify-'));
     cleanups.add(() => rmSync(workDir, { recursive: true, force: true }));
@@ -216,6 +223,7 @@ async function main() {
       const hooks = await seed(databaseUrl, schema, size);
       say(`seeded ${fmt(size)} subscriptions in ${fmt((performance.now() - seeding) / 1000, 1)} s`);
       const common = {
+        ...(await ca.env(kit.grpcIdentities.subscription)),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema,
         SEALING_KEYS: sealingKeys,

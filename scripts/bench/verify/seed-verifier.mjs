@@ -2,7 +2,8 @@
 // can put it side by side with subscription: on every request it reads every user's key, and
 // tries them one after another until one matches (O(N) key reads and HMACs per delivery).
 // It is a yardstick, never deployed. Env: DATABASE_URL, DATABASE_SCHEMA, SEALING_KEYS
-// (kid=base64,...), SEALING_ACTIVE_KEY_ID, GRPC_PORT (0 = any). Logs `ready` with grpcPort.
+// (kid=base64,...), SEALING_ACTIVE_KEY_ID, GRPC_PORT (0 = any), GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE,
+// GRPC_TLS_CA_FILE (mutual TLS, as subscription serves). Logs `ready` with grpcPort.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 
@@ -63,11 +64,25 @@ const server = kit.createGrpcServer({
         removeUserWebhooks: unimplemented,
         reconcile: unimplemented,
       },
+      {
+        verifyAndResolveUser: [kit.grpcIdentities.gateway],
+        ensureUserWebhook: [],
+        listUserWebhooks: [],
+        removeUserWebhooks: [],
+        reconcile: [],
+      },
       log,
     ),
   ],
   host: '127.0.0.1',
   port: Number(env.GRPC_PORT ?? 0),
+  security: {
+    mode: 'mtls',
+    certFile: env.GRPC_TLS_CERT_FILE,
+    keyFile: env.GRPC_TLS_KEY_FILE,
+    caFile: env.GRPC_TLS_CA_FILE,
+    reloadIntervalMs: 60_000,
+  },
   log: kit.createLogger({ service: 'seed-verifier', level: 'warn' }),
   registry,
   shutdownTimeoutMs: 2_000,

@@ -10,6 +10,9 @@ const base = {
   SUBSCRIPTION_ADDR: 'subscription:50052',
   MEETINGS_ADDR: '127.0.0.1:50053',
   AUTH_JWT_SECRET: 'x'.repeat(32),
+  GRPC_TLS_CERT_FILE: '/var/run/calsync/grpc/tls.crt',
+  GRPC_TLS_KEY_FILE: '/var/run/calsync/grpc/tls.key',
+  GRPC_TLS_CA_FILE: '/var/run/calsync/grpc/ca.crt',
 };
 
 function problems(env: Record<string, string | undefined>): Record<string, string> {

@@ -10,6 +10,9 @@ import {
   createLogger,
   createMetricsRegistry,
   createStop,
+  grpcIdentities,
+  grpcSecurityOf,
+  logGrpcSecurity,
   runService,
   natsIsConnected,
   natsNames,
@@ -72,7 +75,9 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
     await ensureEventsStream(nc, names, limits);
     redeclareStreamOnReconnect(nc, () => ensureEventsStream(nc, names, limits), log);
 
-    const upstream = { defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS };
+    const security = grpcSecurityOf(config);
+    logGrpcSecurity(security, log);
+    const upstream = { security, defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS };
     const identity = createGrpcClient(identityV1.IdentityServiceService, config.IDENTITY_ADDR, upstream);
     const subscription = createGrpcClient(
       subscriptionV1.SubscriptionServiceService,
@@ -80,7 +85,12 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       upstream,
     );
     const meetings = createGrpcClient(meetingsV1.MeetingsServiceService, config.MEETINGS_ADDR, upstream);
-    const subscriptionHealth = createHealthProbe(config.SUBSCRIPTION_ADDR, Math.min(config.VERIFY_TIMEOUT_MS, 1_000));
+    const subscriptionHealth = createHealthProbe({
+      address: config.SUBSCRIPTION_ADDR,
+      server: grpcIdentities.subscription,
+      security,
+      timeoutMs: Math.min(config.VERIFY_TIMEOUT_MS, 1_000),
+    });
     const closeClients = () => {
       identity.close();
       subscription.close();

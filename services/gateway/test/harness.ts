@@ -9,8 +9,14 @@ import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config'
 import { start as startMeetings } from '@calsync/meetings';
 import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
 import { eventsV1 } from '@calsync/proto';
-import { natsNames, type NatsNames } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, testNatsUrl, testSubjectPrefix } from '@calsync/service-kit/testing';
+import { grpcIdentities, natsNames, type NatsNames } from '@calsync/service-kit';
+import {
+  captureLogger,
+  createTestDatabase,
+  testGrpcEnv,
+  testNatsUrl,
+  testSubjectPrefix,
+} from '@calsync/service-kit/testing';
 import { start as startSubscription } from '@calsync/subscription';
 import { loadSubscriptionConfig } from '@calsync/subscription/dist/config';
 import { SignJWT } from 'jose';
@@ -154,6 +160,7 @@ export async function startGatewaySystem(
 
     const identity = await startIdentity(
       loadIdentityConfig({
+        ...(await testGrpcEnv(grpcIdentities.identity)),
         ...common,
         ...grpc,
         ...calendly,
@@ -167,6 +174,7 @@ export async function startGatewaySystem(
     // A fixed port, so a test can stop subscription and start it again where the gateway looks.
     const subscriptionPort = await localInfra.freePort();
     const subscriptionConfig = loadSubscriptionConfig({
+      ...(await testGrpcEnv(grpcIdentities.subscription)),
       ...common,
       ...grpc,
       ...calendly,
@@ -179,7 +187,13 @@ export async function startGatewaySystem(
     let subscription = await startSubscription(subscriptionConfig, { log: quiet });
     stops.push(() => subscription.stop());
     const meetings = await startMeetings(
-      loadMeetingsConfig({ ...common, ...grpc, ...calendly, IDENTITY_ADDR: identityAddr }),
+      loadMeetingsConfig({
+        ...(await testGrpcEnv(grpcIdentities.meetings)),
+        ...common,
+        ...grpc,
+        ...calendly,
+        IDENTITY_ADDR: identityAddr,
+      }),
       { log: quiet },
     );
     stops.push(() => meetings.stop());
@@ -187,6 +201,7 @@ export async function startGatewaySystem(
     const gatewayNatsUrl = options.gatewayNatsUrl ?? testNatsUrl();
     const gatewayConfig = (httpPort: number, subscriptionAddr: string) =>
       loadGatewayConfig({
+        ...(await testGrpcEnv(grpcIdentities.gateway)),
         NATS_URL: gatewayNatsUrl,
         NATS_SUBJECT_PREFIX: prefix,
         HTTP_HOST: '127.0.0.1',

@@ -1,12 +1,19 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { spawnService, testNatsUrl, testSubjectPrefix } from '@calsync/service-kit/testing';
+import { grpcIdentities } from '@calsync/service-kit';
+import { spawnService, testGrpcEnv, testNatsUrl, testSubjectPrefix } from '@calsync/service-kit/testing';
 import { jwtSecret, localInfra } from './harness';
 
 // The built entry point, as the container runs it.
 const entry = join(__dirname, '..', 'dist', 'main.js');
 
+let tls: Record<string, string> = {};
+beforeAll(async () => {
+  tls = await testGrpcEnv(grpcIdentities.gateway);
+});
+
 const env = (port: number) => ({
+  ...tls,
   NATS_URL: testNatsUrl(),
   NATS_SUBJECT_PREFIX: testSubjectPrefix('gwproc'),
   HTTP_HOST: '127.0.0.1',

@@ -9,6 +9,7 @@ import {
   createPool,
   createSealer,
   startService,
+  grpcSecurityOf,
   migrate,
   pingPostgres,
   runService,
@@ -94,6 +95,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       services: [identityService({ connections, accessTokens, log })],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
+      security: grpcSecurityOf(config),
       log,
       registry,
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -101,7 +103,12 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     });
     const grpcPort = await grpcServer.start();
     opened.closeWith('grpc', () => grpcServer.stop());
-    const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    const metricsServer = await startMetricsServer({
+      registry,
+      port: config.METRICS_PORT,
+      log,
+      ready: () => grpcServer.isServing(),
+    });
     opened.closeWith('metrics', () => metricsServer.close());
 
     // Serving only while Postgres answers: without it no call can succeed.

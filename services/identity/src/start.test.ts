@@ -34,7 +34,7 @@ it('closes what it opened when a later step of its start fails', async () => {
   const probe = await listen();
   const grpcPort = portOf(probe);
   await close(probe);
-  const env = identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
+  const env = await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
   const config = loadConfig({ ...env, GRPC_PORT: String(grpcPort), METRICS_PORT: String(portOf(taken)) });
 
   await expect(start(config, { log: captureLogger('identity', 'silent').log })).rejects.toThrow();
@@ -45,7 +45,7 @@ it('closes what it opened when a later step of its start fails', async () => {
 
 it('refuses to start when its gRPC port is taken, and starts once it is free', async () => {
   const taken = await listen();
-  const env = identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
+  const env = await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
   const config = loadConfig({ ...env, GRPC_PORT: String(portOf(taken)) });
   await expect(start(config, { log: captureLogger('identity', 'silent').log })).rejects.toThrow();
   await close(taken);

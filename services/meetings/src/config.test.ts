@@ -5,6 +5,9 @@ const required = {
   DATABASE_URL: 'postgres://localhost/x',
   NATS_URL: 'nats://localhost:4222',
   IDENTITY_ADDR: 'id:50051',
+  GRPC_TLS_CERT_FILE: '/var/run/calsync/grpc/tls.crt',
+  GRPC_TLS_KEY_FILE: '/var/run/calsync/grpc/tls.key',
+  GRPC_TLS_CA_FILE: '/var/run/calsync/grpc/ca.crt',
 };
 
 describe('configuration', () => {

@@ -1,4 +1,13 @@
-import { commonEnv, env, grpcServerEnv, loadConfig, natsEnv, postgresEnv } from '@calsync/service-kit';
+import {
+  commonEnv,
+  env,
+  grpcSecurityEnv,
+  grpcServerEnv,
+  loadConfig,
+  natsEnv,
+  postgresEnv,
+  withGrpcSecurity,
+} from '@calsync/service-kit';
 import { z } from 'zod';
 
 /** `1000,5000,15000`: the waits before the 2nd, 3rd, 4th... delivery of a failing message. */
@@ -16,30 +25,33 @@ const backoffList = () =>
       return delays;
     });
 
-export const configSchema = z.object({
-  ...commonEnv,
-  ...postgresEnv('meetings'),
-  ...natsEnv,
-  ...grpcServerEnv(50053, 9103),
-  IDENTITY_ADDR: env.string(),
-  CALENDLY_API_URL: env.url().default('https://api.calendly.com'),
-  CALENDLY_AUTH_URL: env.url().default('https://auth.calendly.com'),
-  /** Durable name of the events consumer; the backfill consumer is `<name>-backfill`. */
-  CONSUMER_DURABLE_NAME: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,48}$/, 'must be letters, digits, "_" or "-" (at most 48)')
-    .default('meetings'),
-  /** Deliveries of one message before it is dead-lettered: at least one retry. */
-  CONSUMER_MAX_DELIVER: env.int(5, 2),
-  CONSUMER_BACKOFF_MS: backoffList(),
-  CONSUMER_BATCH_SIZE: env.int(50, 1).pipe(z.number().max(1000, 'must be at most 1000')),
-  /** How long a delivered message may stay unacknowledged before JetStream hands it to another instance. */
-  CONSUMER_ACK_WAIT_MS: env.int(30_000, 500),
-  /** Days an applied delivery key is kept to recognise a redelivery; 0 keeps them for ever. */
-  INBOX_RETENTION_DAYS: env.int(30, 0),
-  /** Hours the change feed keeps a MeetingChanged: how long a watcher can be away and still resume. */
-  FEED_RETENTION_HOURS: env.int(168, 1),
-});
+export const configSchema = withGrpcSecurity(
+  z.object({
+    ...commonEnv,
+    ...postgresEnv('meetings'),
+    ...natsEnv,
+    ...grpcServerEnv(50053, 9103),
+    ...grpcSecurityEnv,
+    IDENTITY_ADDR: env.string(),
+    CALENDLY_API_URL: env.url().default('https://api.calendly.com'),
+    CALENDLY_AUTH_URL: env.url().default('https://auth.calendly.com'),
+    /** Durable name of the events consumer; the backfill consumer is `<name>-backfill`. */
+    CONSUMER_DURABLE_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,48}$/, 'must be letters, digits, "_" or "-" (at most 48)')
+      .default('meetings'),
+    /** Deliveries of one message before it is dead-lettered: at least one retry. */
+    CONSUMER_MAX_DELIVER: env.int(5, 2),
+    CONSUMER_BACKOFF_MS: backoffList(),
+    CONSUMER_BATCH_SIZE: env.int(50, 1).pipe(z.number().max(1000, 'must be at most 1000')),
+    /** How long a delivered message may stay unacknowledged before JetStream hands it to another instance. */
+    CONSUMER_ACK_WAIT_MS: env.int(30_000, 500),
+    /** Days an applied delivery key is kept to recognise a redelivery; 0 keeps them for ever. */
+    INBOX_RETENTION_DAYS: env.int(30, 0),
+    /** Hours the change feed keeps a MeetingChanged: how long a watcher can be away and still resume. */
+    FEED_RETENTION_HOURS: env.int(168, 1),
+  }),
+);
 
 export type Config = z.infer<typeof configSchema>;
 

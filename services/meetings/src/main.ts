@@ -9,6 +9,7 @@ import {
   createMetricsRegistry,
   createPool,
   createStop,
+  grpcSecurityOf,
   migrate,
   natsIsConnected,
   natsNames,
@@ -89,7 +90,8 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     const metrics = createMeetingsMetrics(registry, log);
     const applier = createMeetingsApplier({ pool: db, log, observe: metrics.observeApply });
     const queries = createMeetingQueries({ pool: db });
-    const identity = createIdentityClient(config.IDENTITY_ADDR);
+    const security = grpcSecurityOf(config);
+    const identity = createIdentityClient(config.IDENTITY_ADDR, security);
     const calendly = createCalendlyClient({
       apiUrl: config.CALENDLY_API_URL,
       authUrl: config.CALENDLY_AUTH_URL,
@@ -146,13 +148,19 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
+      security,
       log,
       registry,
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
     });
     const grpcPort = await grpc.start();
-    const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    const metricsServer = await startMetricsServer({
+      registry,
+      port: config.METRICS_PORT,
+      log,
+      ready: () => grpc.isServing(),
+    });
     await eventsWorker.start();
     await backfillWorker.start();
     relay.start();

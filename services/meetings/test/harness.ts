@@ -1,15 +1,17 @@
 import { meetingsV1, eventsV1 } from '@calsync/proto';
 import {
-  createGrpcClient,
   duplicateWindowSeconds,
   eventsStreamConfig,
   eventsStreamDefaults,
+  grpcIdentities,
   natsNames,
   type NatsNames,
   type PromiseClient,
 } from '@calsync/service-kit';
 import {
   captureLogger,
+  clientAsAllowedCallers,
+  testGrpcEnv,
   createTestDatabase,
   testNatsUrl,
   testSubjectPrefix,
@@ -20,6 +22,7 @@ import { connect, type JetStreamClient, type JetStreamManager, type NatsConnecti
 import { Pool } from 'pg';
 import { loadMeetingsConfig, type Config } from '../src/config';
 import { start, type MeetingsApp } from '../src/main';
+import { meetingsCallers } from '../src/meetings/meetings-grpc';
 import { toCalendlyEvent, type Delivery } from './calendly-fixtures';
 
 export type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
@@ -52,6 +55,7 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
   const sql = new Pool({ connectionString: db.url, max: 2, options: '-c search_path=meetings' });
+  const tls = await testGrpcEnv(grpcIdentities.meetings);
   return {
     db,
     prefix,
@@ -61,6 +65,7 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
     jsm,
     sql,
     env: (overrides = {}) => ({
+      ...tls,
       LOG_LEVEL: 'info',
       DATABASE_URL: db.url,
       NATS_URL: testNatsUrl(),
@@ -130,7 +135,11 @@ export async function startMeetings(
   const config = loadMeetingsConfig(world.env(overrides));
   const { log, lines } = captureLogger('meetings', config.LOG_LEVEL);
   const app = await start(config, { log });
-  const client = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${app.ports.grpc}`);
+  const client = await clientAsAllowedCallers(
+    meetingsV1.MeetingsServiceService,
+    `127.0.0.1:${app.ports.grpc}`,
+    meetingsCallers,
+  );
   const metrics = async () => (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text();
   return {
     app,

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { ConfigError, commonEnv, loadConfig, postgresEnv, sealingEnv, withActiveSealingKey } from './config';
+import {
+  ConfigError,
+  commonEnv,
+  grpcSecurityEnv,
+  grpcSecurityOf,
+  loadConfig,
+  postgresEnv,
+  sealingEnv,
+  withActiveSealingKey,
+  withGrpcSecurity,
+} from './config';
 
 const key = (byte: number) => Buffer.alloc(32, byte).toString('base64');
 const schema = withActiveSealingKey(z.object({ ...commonEnv, ...postgresEnv('identity'), ...sealingEnv }));
@@ -53,6 +63,35 @@ describe('loadConfig', () => {
   it('refuses an active key id that names no configured key', () => {
     expect(() => loadConfig(schema, { ...valid, SEALING_ACTIVE_KEY_ID: 'k9' })).toThrow(
       /SEALING_ACTIVE_KEY_ID: names no key in SEALING_KEYS \(k1, k2\)/,
+    );
+  });
+});
+
+describe('withGrpcSecurity', () => {
+  const grpcSchema = withGrpcSecurity(z.object({ ...grpcSecurityEnv }));
+  const files = {
+    GRPC_TLS_CERT_FILE: '/certs/tls.crt',
+    GRPC_TLS_KEY_FILE: '/certs/tls.key',
+    GRPC_TLS_CA_FILE: '/certs/ca.crt',
+  };
+
+  it('requires the certificate, key and CA files unless plaintext is chosen', () => {
+    expect(grpcSecurityOf(loadConfig(grpcSchema, files))).toEqual({
+      mode: 'mtls',
+      certFile: '/certs/tls.crt',
+      keyFile: '/certs/tls.key',
+      caFile: '/certs/ca.crt',
+      reloadIntervalMs: 30_000,
+    });
+    expect(() => loadConfig(grpcSchema, {})).toThrow(
+      /GRPC_TLS_CERT_FILE: is required .*GRPC_TLS_KEY_FILE: is required .*GRPC_TLS_CA_FILE: is required/,
+    );
+  });
+
+  it('runs plaintext only when GRPC_PLAINTEXT=true, and then takes no certificate', () => {
+    expect(grpcSecurityOf(loadConfig(grpcSchema, { GRPC_PLAINTEXT: 'true' }))).toEqual({ mode: 'plaintext' });
+    expect(() => loadConfig(grpcSchema, { ...files, GRPC_PLAINTEXT: 'true' })).toThrow(
+      /GRPC_TLS_CERT_FILE: must not be set with GRPC_PLAINTEXT=true/,
     );
   });
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { GrpcSecurity } from './grpc-security';
 
 /** One configuration problem, named by the environment variable that caused it. */
 export interface ConfigProblem {
@@ -105,6 +106,51 @@ export const grpcServerEnv = (grpcPort: number, metricsPort: number) => ({
   GRPC_PORT: env.port(grpcPort),
   METRICS_PORT: env.port(metricsPort),
 });
+
+/**
+ * Variables of a service that serves or calls calsync gRPC: its certificate and key, and the CA
+ * that signs every calsync certificate (PEM files, e.g. a mounted Secret, re-read every
+ * GRPC_TLS_RELOAD_INTERVAL_MS). GRPC_PLAINTEXT=true turns authentication off; nothing else does.
+ */
+export const grpcSecurityEnv = {
+  GRPC_TLS_CERT_FILE: env.string().optional(),
+  GRPC_TLS_KEY_FILE: env.string().optional(),
+  GRPC_TLS_CA_FILE: env.string().optional(),
+  GRPC_TLS_RELOAD_INTERVAL_MS: env.int(30_000, 100),
+  GRPC_PLAINTEXT: env.bool(false),
+};
+
+type GrpcSecurityVariables = z.infer<z.ZodObject<typeof grpcSecurityEnv>>;
+
+const certificateVariables = ['GRPC_TLS_CERT_FILE', 'GRPC_TLS_KEY_FILE', 'GRPC_TLS_CA_FILE'] as const;
+
+/** Checks that the certificate files are all named, unless plaintext is chosen explicitly (and then none is). */
+export function withGrpcSecurity<T extends GrpcSecurityVariables>(schema: z.ZodType<T>): z.ZodType<T> {
+  return schema.superRefine((value, ctx) => {
+    for (const variable of certificateVariables) {
+      if (value.GRPC_PLAINTEXT && value[variable])
+        ctx.addIssue({ code: 'custom', path: [variable], message: 'must not be set with GRPC_PLAINTEXT=true' });
+      if (!value.GRPC_PLAINTEXT && !value[variable])
+        ctx.addIssue({
+          code: 'custom',
+          path: [variable],
+          message: 'is required (internal gRPC uses mutual TLS; GRPC_PLAINTEXT=true only where the network is trusted)',
+        });
+    }
+  }) as z.ZodType<T>;
+}
+
+/** The gRPC security a parsed configuration chose. */
+export function grpcSecurityOf(config: GrpcSecurityVariables): GrpcSecurity {
+  if (config.GRPC_PLAINTEXT) return { mode: 'plaintext' };
+  return {
+    mode: 'mtls',
+    certFile: config.GRPC_TLS_CERT_FILE!,
+    keyFile: config.GRPC_TLS_KEY_FILE!,
+    caFile: config.GRPC_TLS_CA_FILE!,
+    reloadIntervalMs: config.GRPC_TLS_RELOAD_INTERVAL_MS,
+  };
+}
 
 /** Variables of a service that seals secrets at rest. */
 export const sealingEnv = {

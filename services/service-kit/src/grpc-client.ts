@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { channelCredentials, type GrpcIdentity, type GrpcSecurity } from './grpc-security';
 
 // `any` because request/response types vary per method; the mapped types below restore them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -77,20 +78,41 @@ export function grpcTarget(address: string): string {
 }
 
 /**
+ * The identity a calsync service's server presents: `calsync.<service>.v1.*` is served by
+ * `calsync-<service>`.
+ */
+export function serverIdentityOf(definition: Definition): string | undefined {
+  const [method] = Object.values(definition);
+  const service = method && /^\/calsync\.([a-z]+)\.v\d+\./.exec(method.path)?.[1];
+  return service ? `calsync-${service}` : undefined;
+}
+
+/**
  * Creates a promise-based client for a ts-proto service definition at `address` (see
  * grpcTarget): calls go round-robin over every address, and the channel reconnects within
- * seconds of a peer coming back (reconnectChannelOptions).
+ * seconds of a peer coming back (reconnectChannelOptions). Under mutual TLS it presents this
+ * service's certificate and accepts only the server whose certificate names `server` (by
+ * default the identity that serves the definition's package).
  */
 export function createGrpcClient<D extends Definition>(
   definition: D,
   address: string,
-  options: { defaultTimeoutMs?: number; channelOptions?: grpc.ChannelOptions } = {},
+  options: {
+    security: GrpcSecurity;
+    server?: GrpcIdentity;
+    defaultTimeoutMs?: number;
+    channelOptions?: grpc.ChannelOptions;
+  },
 ): PromiseClient<D> {
-  const client = new grpc.Client(grpcTarget(address), grpc.credentials.createInsecure(), {
+  const server = options.server ?? serverIdentityOf(definition);
+  if (!server) throw new Error(`createGrpcClient: name the server identity for ${address}`);
+  const client = new grpc.Client(grpcTarget(address), channelCredentials(options.security, server), {
     ...reconnectChannelOptions,
     // Spread calls over every address the name resolves to (a headless Kubernetes Service answers
     // one per ready pod), instead of pinning them all to the first.
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+    // The name TLS asks for (SNI) and checks: the server's identity, never an IP address.
+    ...(options.security.mode === 'mtls' ? { 'grpc.ssl_target_name_override': server } : {}),
     ...options.channelOptions,
   });
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;

@@ -1,33 +1,87 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
 import { meetingsV1 } from '@calsync/proto';
 import { GrpcError, reasonOf } from './errors';
 import { createGrpcClient } from './grpc-client';
-import { bindService, createGrpcServer, livenessHealthName, type GrpcServer } from './grpc-server';
+import { bindService, createGrpcServer, livenessHealthName, type GrpcServer, type ServiceBinding } from './grpc-server';
+import { channelCredentials, grpcIdentities, type GrpcSecurity } from './grpc-security';
 import { createMetricsRegistry } from './metrics';
 import { createPool } from './postgres';
+import { createThrowawayCa, testGrpcCa, testGrpcSecurity, type ThrowawayCa } from './testing/certificates';
+import { grpcHealth } from './testing/health';
 import { captureLogger } from './testing/log-capture';
 import { eventually } from './testing/polling';
 import { reflectedServices } from './testing/reflection';
 
-const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
-type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
+const meetingsServer = grpcIdentities.meetings;
+const checkHealth = (port: number, service = '') => grpcHealth(`127.0.0.1:${port}`, meetingsServer, service);
 
-function checkHealth(port: number, serviceName = ''): Promise<HealthStatus> {
-  const client = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (value: { service: string }) => healthService.Check!.requestSerialize(value),
-      (bytes: Buffer) => healthService.Check!.responseDeserialize(bytes) as { status: HealthStatus },
-      { service: serviceName },
-      { deadline: Date.now() + 2_000 },
-      (error, response) => {
-        client.close();
-        if (error) reject(error);
-        else resolve(response!.status);
+/** A meetings service whose GetMeeting only the gateway may call, and ListMeetings the gateway and operators. */
+function meetingsBinding(log: Parameters<typeof bindService>[4]): ServiceBinding {
+  return bindService(
+    'calsync.meetings.v1.MeetingsService',
+    meetingsV1.MeetingsServiceService,
+    {
+      async getMeeting(request) {
+        return { meeting: { ...meetingsV1.Meeting.fromPartial({ id: request.id, userId: request.userId }) } };
       },
-    );
+      async listMeetings() {
+        return { meetings: [], nextCursor: '' };
+      },
+      async watchMeetings() {},
+    },
+    {
+      getMeeting: [grpcIdentities.gateway],
+      listMeetings: [grpcIdentities.gateway, grpcIdentities.operator],
+      watchMeetings: [grpcIdentities.gateway],
+    },
+    log,
+  );
+}
+
+async function startServer(security: GrpcSecurity, binding: ServiceBinding, registry = createMetricsRegistry('kit')) {
+  const server = createGrpcServer({
+    services: [binding],
+    host: '127.0.0.1',
+    port: 0,
+    security,
+    log: captureLogger('kit-grpc').log,
+    registry,
+    shutdownTimeoutMs: 5_000,
+    shutdownDelayMs: 300,
+  });
+  return { server, port: await server.start() };
+}
+
+function failure(call: Promise<unknown>): Promise<grpc.ServiceError> {
+  return call.then(
+    () => {
+      throw new Error('the call succeeded');
+    },
+    (error: grpc.ServiceError) => error,
+  );
+}
+
+/** The certificate a fresh TLS connection to `port` is shown. */
+function servedCertificate(port: number, ca: ThrowawayCa, security: Extract<GrpcSecurity, { mode: 'mtls' }>) {
+  return new Promise<PeerCertificate>((resolve, reject) => {
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      ca: readFileSync(ca.caFile),
+      cert: readFileSync(security.certFile),
+      key: readFileSync(security.keyFile),
+      ALPNProtocols: ['h2'],
+      servername: meetingsServer,
+      checkServerIdentity: () => undefined,
+    });
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerCertificate());
+      socket.destroy();
+    });
+    socket.once('error', reject);
   });
 }
 
@@ -71,12 +125,18 @@ describe('createGrpcServer', () => {
           }
         },
       },
+      {
+        getMeeting: [grpcIdentities.gateway],
+        listMeetings: [grpcIdentities.gateway, grpcIdentities.operator],
+        watchMeetings: [grpcIdentities.gateway],
+      },
       log,
     );
     server = createGrpcServer({
       services: [binding],
       host: '127.0.0.1',
       port: 0,
+      security: await testGrpcSecurity(meetingsServer),
       log,
       registry,
       shutdownTimeoutMs: 5_000,
@@ -91,7 +151,11 @@ describe('createGrpcServer', () => {
     await unreachable.end();
   });
 
-  const client = () => createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`);
+  const clientAs = async (identity: string) =>
+    createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`, {
+      security: await testGrpcSecurity(identity),
+    });
+  const client = () => clientAs(grpcIdentities.gateway);
 
   it('answers NOT_SERVING until its dependencies are up', async () => {
     expect(await checkHealth(port)).toBe('NOT_SERVING');
@@ -103,7 +167,7 @@ describe('createGrpcServer', () => {
   });
 
   it('serves calls, maps GrpcError to its status and reason, and hides unexpected errors', async () => {
-    const meetings = client();
+    const meetings = await client();
     try {
       const response = await meetings.getMeeting({ userId: 'u1', id: 'm1' });
       expect(response.meeting?.id).toBe('m1');
@@ -125,7 +189,7 @@ describe('createGrpcServer', () => {
   });
 
   it('streams server-streaming responses, ends with the thrown status, and sees a caller cancel', async () => {
-    const meetings = client();
+    const meetings = await client();
     try {
       const cursors: string[] = [];
       for await (const response of meetings.watchMeetings({ userId: 'u1', allUsers: false, resumeFrom: '' }))
@@ -160,14 +224,87 @@ describe('createGrpcServer', () => {
   });
 
   it('lists only its own services and health in reflection', async () => {
-    expect(await reflectedServices(`127.0.0.1:${port}`)).toEqual([
+    const credentials = channelCredentials(await testGrpcSecurity(), meetingsServer);
+    expect(await reflectedServices(`127.0.0.1:${port}`, credentials)).toEqual([
       'calsync.meetings.v1.MeetingsService',
       'grpc.health.v1.Health',
     ]);
   });
 
+  it('refuses a caller without a certificate with UNAUTHENTICATED, before any handler runs', async () => {
+    const handlerFailures = () => lines.filter((line) => line.includes('handler failed')).length;
+    const failuresBefore = handlerFailures();
+    const Client = grpc.makeGenericClientConstructor(meetingsV1.MeetingsServiceService, 'MeetingsService');
+    const anonymous = new Client(`127.0.0.1:${port}`, (await testGrpcCa()).withoutCertificate(meetingsServer));
+    try {
+      const refused = await new Promise<grpc.ServiceError>((resolve) =>
+        anonymous.getMeeting({ userId: 'u1', id: 'crash' }, (error: grpc.ServiceError) => resolve(error)),
+      );
+      expect(refused.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(refused.details).toBe('a client certificate signed by the calsync CA is required');
+    } finally {
+      anonymous.close();
+    }
+    expect(handlerFailures()).toBe(failuresBefore);
+  });
+
+  it('refuses a certificate from another CA with UNAUTHENTICATED', async () => {
+    const strangers = await createThrowawayCa();
+    const stranger = await strangers.files(grpcIdentities.gateway);
+    // The stranger trusts our server too, so only its own certificate is in question.
+    const trusted = join(strangers.dir, 'both.crt');
+    writeFileSync(trusted, Buffer.concat([readFileSync((await testGrpcCa()).caFile), readFileSync(stranger.caFile)]));
+    const meetings = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`, {
+      security: { mode: 'mtls', reloadIntervalMs: 1_000, ...stranger, caFile: trusted },
+    });
+    try {
+      expect((await failure(meetings.getMeeting({ userId: 'u1', id: 'm1' }))).code).toBe(grpc.status.UNAUTHENTICATED);
+    } finally {
+      meetings.close();
+      strangers.remove();
+    }
+  });
+
+  it('refuses a calsync certificate the method does not allow with PERMISSION_DENIED', async () => {
+    const asSubscription = await clientAs(grpcIdentities.subscription);
+    const asOperator = await clientAs(grpcIdentities.operator);
+    try {
+      const denied = await failure(asSubscription.getMeeting({ userId: 'u1', id: 'crash' }));
+      expect(denied.code).toBe(grpc.status.PERMISSION_DENIED);
+      expect(denied.details).toBe('calsync-subscription may not call /calsync.meetings.v1.MeetingsService/GetMeeting');
+      expect((await failure(asOperator.getMeeting({ userId: 'u1', id: 'm1' }))).code).toBe(
+        grpc.status.PERMISSION_DENIED,
+      );
+      await expect(
+        asOperator.listMeetings(meetingsV1.ListMeetingsRequest.fromPartial({ userId: 'u1' })),
+      ).resolves.toEqual({
+        meetings: [],
+        nextCursor: '',
+      });
+    } finally {
+      asSubscription.close();
+      asOperator.close();
+    }
+    const metrics = await registry.getSingleMetricAsString('grpc_server_handled_total');
+    expect(metrics).toContain('method="/calsync.meetings.v1.MeetingsService/GetMeeting",code="PERMISSION_DENIED"');
+  });
+
+  it('is not trusted by a client that expects another service', async () => {
+    const wrongServer = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`, {
+      security: await testGrpcSecurity(),
+      server: grpcIdentities.identity,
+    });
+    try {
+      expect((await failure(wrongServer.getMeeting({ userId: 'u1', id: 'm1' }, { timeoutMs: 1_000 }))).code).toBe(
+        grpc.status.UNAVAILABLE,
+      );
+    } finally {
+      wrongServer.close();
+    }
+  });
+
   it('turns NOT_SERVING from the first moment of shutdown while in-flight calls finish', async () => {
-    const meetings = client();
+    const meetings = await client();
     const slow = meetings.getMeeting({ userId: 'u1', id: 'slow' });
     // Shutdown starts only once the call is in the handler, so it really is in flight.
     await eventually(() => expect(slowCallArrived).toBe(true));
@@ -178,5 +315,42 @@ describe('createGrpcServer', () => {
     await expect(slow).resolves.toMatchObject({ meeting: { id: 'slow' } });
     await stopped;
     meetings.close();
+  });
+});
+
+describe('certificate rotation', () => {
+  it('serves and trusts rotated certificates without a restart', async () => {
+    const ca = await createThrowawayCa({ reloadIntervalMs: 100 });
+    const { log } = captureLogger('kit-rotation');
+    const serverSecurity = (await ca.security(meetingsServer)) as Extract<GrpcSecurity, { mode: 'mtls' }>;
+    const gatewaySecurity = (await ca.security(grpcIdentities.gateway)) as Extract<GrpcSecurity, { mode: 'mtls' }>;
+    const { server, port } = await startServer(serverSecurity, meetingsBinding(log));
+    const meetings = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`, {
+      security: gatewaySecurity,
+    });
+    try {
+      const before = await servedCertificate(port, ca, gatewaySecurity);
+      await expect(meetings.getMeeting({ userId: 'u1', id: 'm1' })).resolves.toBeDefined();
+
+      await ca.rotate(meetingsServer);
+      await ca.rotate(grpcIdentities.gateway);
+      const after = await eventually(async () => {
+        const served = await servedCertificate(port, ca, gatewaySecurity);
+        expect(served.serialNumber).not.toBe(before.serialNumber);
+        return served;
+      });
+      expect(after.subject.CN).toBe(meetingsServer);
+      // The client, too, presents its new certificate on its next connection.
+      meetings.close();
+      const again = createGrpcClient(meetingsV1.MeetingsServiceService, `127.0.0.1:${port}`, {
+        security: gatewaySecurity,
+      });
+      await expect(again.getMeeting({ userId: 'u1', id: 'm2' })).resolves.toMatchObject({ meeting: { id: 'm2' } });
+      again.close();
+    } finally {
+      meetings.close();
+      await server.stop();
+      ca.remove();
+    }
   });
 });

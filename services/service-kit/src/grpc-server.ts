@@ -6,6 +6,14 @@ import { HealthImplementation } from 'grpc-health-check';
 import { descriptorSetPath } from '@calsync/proto';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { GrpcError } from './errors';
+import {
+  callerIdentity,
+  certificatesLoaded,
+  logGrpcSecurity,
+  serverCredentials,
+  type GrpcIdentity,
+  type GrpcSecurity,
+} from './grpc-security';
 import type { Logger } from './logger';
 import { latencyBuckets } from './metrics';
 import { isDatabaseUnavailable } from './postgres';
@@ -41,23 +49,30 @@ type ServiceImplementation<D> = {
       : never;
 };
 
+/** Who may call each method of a service: the certificate identities allowed, per method. */
+export type Callers<D> = { readonly [K in keyof D]: readonly GrpcIdentity[] };
+
 /** A gRPC service with its promise-based implementation, ready for createGrpcServer. */
 export interface ServiceBinding {
   name: string;
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** Method path -> identities allowed to call it. */
+  callers: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /**
- * Binds a ts-proto service definition to async handlers (unary and server-streaming). A thrown
- * GrpcError becomes its status (with its reason); `toGrpcError`, the service's one table of domain
- * errors, maps the rest it knows; a lost or refused database connection becomes UNAVAILABLE, so
- * the caller retries; anything else becomes INTERNAL without leaking the message to the caller.
+ * Binds a ts-proto service definition to async handlers (unary and server-streaming) and to the
+ * table of who may call each method. A thrown GrpcError becomes its status (with its reason);
+ * `toGrpcError`, the service's one table of domain errors, maps the rest it knows; a lost or
+ * refused database connection becomes UNAVAILABLE, so the caller retries; anything else becomes
+ * INTERNAL without leaking the message to the caller.
  */
 export function bindService<D extends Definition>(
   name: string,
   definition: D,
   implementation: ServiceImplementation<D>,
+  callers: Callers<D>,
   log: Logger,
   options: { toGrpcError?: (error: unknown) => GrpcError | undefined } = {},
 ): ServiceBinding {
@@ -125,7 +140,56 @@ export function bindService<D extends Definition>(
       );
     };
   }
-  return { name, definition: definition as unknown as grpc.ServiceDefinition, implementation: handlers };
+  const allowed = new Map(
+    Object.keys(definition).map((method) => [definition[method]!.path, new Set<string>(callers[method])]),
+  );
+  return {
+    name,
+    definition: definition as unknown as grpc.ServiceDefinition,
+    implementation: handlers,
+    callers: allowed,
+  };
+}
+
+/** Services any authenticated caller may use: health checks and reflection describe, never act. */
+const openToEveryCaller = ['/grpc.health.v1.Health/', '/grpc.reflection.'];
+
+/**
+ * Refuses a call before it reaches a handler unless the caller's certificate names an identity
+ * the method's table allows: no valid certificate is UNAUTHENTICATED, a wrong identity (or a
+ * method no table lists) PERMISSION_DENIED. The refusal says nothing about who would be allowed.
+ */
+function authorizeCallers(bindings: ServiceBinding[]): grpc.ServerInterceptor {
+  const allowed = new Map(bindings.flatMap((binding) => [...binding.callers]));
+  return (methodDescriptor, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, receive) {
+            const caller = callerIdentity(call);
+            const method = methodDescriptor.path;
+            if (!caller) {
+              call.sendStatus({
+                code: grpc.status.UNAUTHENTICATED,
+                details: 'a client certificate signed by the calsync CA is required',
+                metadata: new grpc.Metadata(),
+              });
+            } else if (
+              !openToEveryCaller.some((prefix) => method.startsWith(prefix)) &&
+              !allowed.get(method)?.has(caller)
+            ) {
+              call.sendStatus({
+                code: grpc.status.PERMISSION_DENIED,
+                details: `${caller} may not call ${method}`,
+                metadata: new grpc.Metadata(),
+              });
+            } else {
+              receive(metadata);
+            }
+          },
+        });
+      },
+    });
 }
 
 /** Logs every finished call and records it in Prometheus by method and status code. */
@@ -187,6 +251,8 @@ export interface GrpcServer {
   start(): Promise<number>;
   /** Flips grpc.health.v1 for the server and each service. */
   setServing(serving: boolean): void;
+  /** What grpc.health.v1 answers for the whole server: SERVING or not. */
+  isServing(): boolean;
   /** Health NOT_SERVING at once, then drains in-flight calls, forcing after the timeout. Idempotent. */
   stop(): Promise<void>;
 }
@@ -196,6 +262,8 @@ export function createGrpcServer(options: {
   services: ServiceBinding[];
   host: string;
   port: number;
+  /** Mutual TLS with per-method authorization, or (only when chosen explicitly) plaintext. */
+  security: GrpcSecurity;
   log: Logger;
   registry: Registry;
   shutdownTimeoutMs: number;
@@ -203,8 +271,11 @@ export function createGrpcServer(options: {
   shutdownDelayMs?: number;
 }): GrpcServer {
   const { log } = options;
+  const interceptors = [observabilityInterceptor(log, options.registry)];
+  // Outermost last: refusals pass through the observability interceptor and are logged and counted.
+  if (options.security.mode === 'mtls') interceptors.push(authorizeCallers(options.services));
   const server = new grpc.Server({
-    interceptors: [observabilityInterceptor(log, options.registry)],
+    interceptors,
     'grpc.keepalive_permit_without_calls': 1,
   });
   const serviceNames = options.services.map((binding) => binding.name);
@@ -218,21 +289,27 @@ export function createGrpcServer(options: {
   for (const binding of options.services) server.addService(binding.definition, binding.implementation);
 
   let stopping: Promise<void> | undefined;
+  let current = false;
   const setServing = (serving: boolean) => {
-    const status = serving && !stopping ? 'SERVING' : 'NOT_SERVING';
+    current = serving && !stopping;
+    const status = current ? 'SERVING' : 'NOT_SERVING';
     for (const name of ['', ...serviceNames]) health.setStatus(name, status);
   };
 
   return {
-    start: () =>
-      new Promise((resolve, reject) => {
-        server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, port) => {
+    start: async () => {
+      logGrpcSecurity(options.security, log);
+      await certificatesLoaded(options.security);
+      return new Promise<number>((resolve, reject) => {
+        server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.security), (error, port) => {
           if (error) return reject(error);
           log.info({ port }, 'grpc listening');
           resolve(port);
         });
-      }),
+      });
+    },
     setServing,
+    isServing: () => current,
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         setServing(false);

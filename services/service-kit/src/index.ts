@@ -14,3 +14,4 @@ export * from './lifecycle';
 export * from './startup';
 export * from './message-tracing';
 export { tracingStarted } from './tracing';
+export * from './grpc-security';

@@ -15,14 +15,24 @@ export function createMetricsRegistry(service: string): Registry {
 /** Latency buckets (seconds) for calls that should answer within milliseconds. */
 export const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** Serves `GET /metrics` for Prometheus on its own port (gRPC services have no HTTP server). */
+/**
+ * Serves `GET /metrics` for Prometheus on its own port (gRPC services have no HTTP server), and
+ * `GET /healthz` (the process serves) and `GET /readyz` (`ready()`) for the kubelet, whose
+ * gRPC probes cannot speak mutual TLS.
+ */
 export async function startMetricsServer(options: {
   registry: Registry;
   port: number;
   host?: string;
   log: Logger;
+  ready?: () => boolean;
 }): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/healthz' || req.url === '/readyz')) {
+      const ok = req.url === '/healthz' || (options.ready?.() ?? true);
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+      return;
+    }
     if (req.method === 'GET' && req.url === '/metrics') {
       options.registry
         .metrics()

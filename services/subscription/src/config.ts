@@ -2,12 +2,14 @@ import { z } from 'zod';
 import {
   commonEnv,
   env,
+  grpcSecurityEnv,
   grpcServerEnv,
   loadConfig,
   natsEnv,
   postgresEnv,
   sealingEnv,
   withActiveSealingKey,
+  withGrpcSecurity,
 } from '@calsync/service-kit';
 
 const baseUrl = () =>
@@ -21,6 +23,7 @@ const coreFields = {
   ...commonEnv,
   ...postgresEnv('subscription'),
   ...sealingEnv,
+  ...grpcSecurityEnv,
   IDENTITY_ADDR: env.string(),
   CALENDLY_API_URL: baseUrl().default('https://api.calendly.com'),
   CALENDLY_AUTH_URL: baseUrl().default('https://auth.calendly.com'),
@@ -32,32 +35,34 @@ const coreFields = {
   CALENDLY_OAUTH_HONOURS_SIGNING_KEY: env.bool(false),
 };
 
-const serviceSchema = withActiveSealingKey(
-  z
-    .object({
-      ...coreFields,
-      ...natsEnv,
-      ...grpcServerEnv(50052, 9102),
-      SIGNATURE_TOLERANCE_SECONDS: env.int(180, 1),
-      RECONCILE_INTERVAL_SECONDS: env.int(300, 0),
-      RECONCILE_CONCURRENCY: env.int(8, 1),
-      /** How far past a delivery gap a backfill reaches: meetings booked in the gap may start weeks later. */
-      BACKFILL_HORIZON_DAYS: env.int(90, 1),
-      /** How far back the import on connect reaches (meetings that started in the last N days). */
-      IMPORT_PAST_DAYS: env.int(90, 0),
-      /** How far ahead the import on connect reaches: Calendly books at most a couple of years out. */
-      IMPORT_FUTURE_DAYS: env.int(730, 1).pipe(z.number().max(1460, 'must be at most 1460')),
-    })
-    .superRefine((value, ctx) => {
-      // Each reconcile worker holds one connection for its user lock; verification needs some left.
-      if (value.DATABASE_POOL_MAX < value.RECONCILE_CONCURRENCY + 2) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['DATABASE_POOL_MAX'],
-          message: `must be at least RECONCILE_CONCURRENCY + 2 (${value.RECONCILE_CONCURRENCY + 2})`,
-        });
-      }
-    }),
+const serviceSchema = withGrpcSecurity(
+  withActiveSealingKey(
+    z
+      .object({
+        ...coreFields,
+        ...natsEnv,
+        ...grpcServerEnv(50052, 9102),
+        SIGNATURE_TOLERANCE_SECONDS: env.int(180, 1),
+        RECONCILE_INTERVAL_SECONDS: env.int(300, 0),
+        RECONCILE_CONCURRENCY: env.int(8, 1),
+        /** How far past a delivery gap a backfill reaches: meetings booked in the gap may start weeks later. */
+        BACKFILL_HORIZON_DAYS: env.int(90, 1),
+        /** How far back the import on connect reaches (meetings that started in the last N days). */
+        IMPORT_PAST_DAYS: env.int(90, 0),
+        /** How far ahead the import on connect reaches: Calendly books at most a couple of years out. */
+        IMPORT_FUTURE_DAYS: env.int(730, 1).pipe(z.number().max(1460, 'must be at most 1460')),
+      })
+      .superRefine((value, ctx) => {
+        // Each reconcile worker holds one connection for its user lock; verification needs some left.
+        if (value.DATABASE_POOL_MAX < value.RECONCILE_CONCURRENCY + 2) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['DATABASE_POOL_MAX'],
+            message: `must be at least RECONCILE_CONCURRENCY + 2 (${value.RECONCILE_CONCURRENCY + 2})`,
+          });
+        }
+      }),
+  ),
 );
 
 export type SubscriptionConfig = z.infer<typeof serviceSchema>;
@@ -67,7 +72,7 @@ export function loadSubscriptionConfig(source?: Record<string, string | undefine
   return loadConfig(serviceSchema, source);
 }
 
-const commandSchema = withActiveSealingKey(z.object(coreFields));
+const commandSchema = withGrpcSecurity(withActiveSealingKey(z.object(coreFields)));
 
 export type CommandConfig = z.infer<typeof commandSchema>;
 

@@ -9,6 +9,7 @@ import {
   createPool,
   createSealer,
   createStop,
+  grpcSecurityOf,
   migrate,
   natsNames,
   pingPostgres,
@@ -93,7 +94,8 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       onOutcome: metrics.verification,
       onVerified: recorder.note,
     });
-    const connections = createIdentityConnections({ address: config.IDENTITY_ADDR });
+    const security = grpcSecurityOf(config);
+    const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security });
     opened.unshift({ name: 'identity client', run: () => connections.close() });
     const subscriptions = createSubscriptions({
       log,
@@ -135,6 +137,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
+      security,
       log,
       registry,
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -142,7 +145,12 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     });
     opened.unshift({ name: 'grpc', run: () => grpcServer.stop() });
     const grpcPort = await grpcServer.start();
-    const metricsServer = await startMetricsServer({ registry, port: config.METRICS_PORT, log });
+    const metricsServer = await startMetricsServer({
+      registry,
+      port: config.METRICS_PORT,
+      log,
+      ready: () => grpcServer.isServing(),
+    });
     opened.splice(1, 0, { name: 'metrics', run: () => metricsServer.close() });
 
     // Verification needs the hook cache, whose invalidations come through Postgres: serving only

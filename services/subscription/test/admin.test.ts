@@ -1,6 +1,6 @@
 import { subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
-import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
-import { waitFor } from '@calsync/service-kit/testing';
+import { grpcIdentities, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import { clientAs, waitFor } from '@calsync/service-kit/testing';
 import { bookAndReceive, startHarness, type Harness } from './harness';
 
 const { WebhookState } = subscriptionV1;
@@ -11,7 +11,11 @@ const hooks = new Map<string, string>();
 
 beforeAll(async () => {
   h = await startHarness('admin');
-  admin = createGrpcClient(subscriptionAdminV1.SubscriptionAdminServiceService, `127.0.0.1:${h.app.ports.grpc}`);
+  admin = await clientAs(
+    grpcIdentities.operator,
+    subscriptionAdminV1.SubscriptionAdminServiceService,
+    `127.0.0.1:${h.app.ports.grpc}`,
+  );
   for (const userId of users) {
     const calendly = await h.connectWithToken(userId);
     const hookId = (await h.subscription.ensureUserWebhook({ userId })).webhook!.hookId;

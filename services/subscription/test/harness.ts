@@ -4,11 +4,15 @@ import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
 import { start as startIdentity, type IdentityApp } from '@calsync/identity';
 import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
+import { identityCallers } from '@calsync/identity/dist/grpc/identity-handlers';
 import { eventsV1, identityV1, subscriptionV1 } from '@calsync/proto';
 import { connect } from 'nats';
-import { createGrpcClient, createSealer, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import { createSealer, grpcIdentities, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
 import {
   captureLogger,
+  clientAsAllowedCallers,
+  testGrpcEnv,
+  testGrpcSecurity,
   createTestDatabase,
   testNatsUrl,
   testSubjectPrefix,
@@ -16,6 +20,8 @@ import {
   type TestDatabase,
 } from '@calsync/service-kit/testing';
 import { loadSubscriptionConfig } from '../src/config';
+import { subscriptionCallers } from '../src/grpc/subscription-service';
+import { createIdentityConnections, type Connections } from '../src/identity/connections';
 import { start as startSubscription, type SubscriptionApp } from '../src/main';
 
 export type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
@@ -101,6 +107,7 @@ export interface Harness {
   database: TestDatabase;
   prefix: string;
   identityAddress: string;
+  identityConnections(): Promise<Connections>;
   sim: Simulator;
   receiver: Receiver;
   identity: IdentityClient;
@@ -143,6 +150,7 @@ export async function startHarness(
 
   const identityApp: IdentityApp = await startIdentity(
     loadIdentityConfig({
+      ...(await testGrpcEnv(grpcIdentities.identity)),
       DATABASE_URL: database.url,
       NATS_URL: testNatsUrl(),
       GRPC_HOST: '127.0.0.1',
@@ -161,7 +169,9 @@ export async function startHarness(
   stops.push(() => identityApp.stop());
   const identityAddress = `127.0.0.1:${identityApp.ports.grpc}`;
 
+  const subscriptionTls = await testGrpcEnv(grpcIdentities.subscription);
   const subscriptionEnv = (env: Record<string, string> = {}) => ({
+    ...subscriptionTls,
     DATABASE_URL: database.url,
     NATS_URL: testNatsUrl(),
     NATS_SUBJECT_PREFIX: prefix,
@@ -183,15 +193,18 @@ export async function startHarness(
   const startReplica = async (env?: Record<string, string>) => {
     const app = await startSubscription(loadSubscriptionConfig(subscriptionEnv(env)), { log });
     stops.push(() => app.stop());
-    const client = createGrpcClient(subscriptionV1.SubscriptionServiceService, `127.0.0.1:${app.ports.grpc}`, {
-      defaultTimeoutMs: 20_000,
-    });
+    const client = await clientAsAllowedCallers(
+      subscriptionV1.SubscriptionServiceService,
+      `127.0.0.1:${app.ports.grpc}`,
+      subscriptionCallers,
+      { defaultTimeoutMs: 20_000 },
+    );
     clients.push(client);
     return { app, client };
   };
   const main = await startReplica();
   receiver.use(main.client);
-  const identity = createGrpcClient(identityV1.IdentityServiceService, identityAddress);
+  const identity = await clientAsAllowedCallers(identityV1.IdentityServiceService, identityAddress, identityCallers);
   clients.push(identity);
 
   const simCall = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
@@ -216,6 +229,12 @@ export async function startHarness(
     database,
     prefix,
     identityAddress,
+    /** identity's connections as subscription itself reaches them: over gRPC with its certificate. */
+    identityConnections: async () =>
+      createIdentityConnections({
+        address: identityAddress,
+        security: await testGrpcSecurity(grpcIdentities.subscription),
+      }),
     sim,
     receiver,
     identity,

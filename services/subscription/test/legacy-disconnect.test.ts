@@ -1,7 +1,7 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
 import { createPool, type Pool } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
-import { createIdentityConnections, type Connections } from '../src/identity/connections';
+import type { Connections } from '../src/identity/connections';
 import { importLegacyWebhooks, retireLegacyWebhooks } from '../src/legacy/legacy-webhooks';
 import { createWebhookRepository } from '../src/webhooks/webhook-repository';
 import {
@@ -49,7 +49,7 @@ async function organizationSubscriptionAtCalendly() {
 beforeAll(async () => {
   h = await startHarness('legacydisc', { sim: { hookUrlUniqueness: 'user' } });
   pool = createPool({ url: h.database.url, schema: 'subscription', log });
-  connections = createIdentityConnections({ address: h.identityAddress });
+  connections = await h.identityConnections();
   admin = await h.connectWithToken('sh-admin', { organization: 'shared-org' });
   bob = await h.connectWithToken('sh-bob', { organization: 'shared-org' });
   carol = await h.connectWithToken('sh-carol', { organization: 'shared-org' });

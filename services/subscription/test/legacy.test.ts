@@ -2,7 +2,7 @@ import { createCalendlyClient } from '@calsync/calendly-client';
 import { Client } from 'pg';
 import { createPool, GrpcStatus, reasonOf, type Pool } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
-import { createIdentityConnections, type Connections } from '../src/identity/connections';
+import type { Connections } from '../src/identity/connections';
 import { importLegacyWebhooks, retireLegacyWebhooks } from '../src/legacy/legacy-webhooks';
 import { signatureHeaderFor } from '../src/verify/signature';
 import { createWebhookRepository } from '../src/webhooks/webhook-repository';
@@ -51,7 +51,7 @@ beforeAll(async () => {
   // The seed's world: many subscriptions on one URL, unique per user.
   h = await startHarness('legacy', { sim: { hookUrlUniqueness: 'user' } });
   pool = createPool({ url: h.database.url, schema: 'subscription', log });
-  connections = createIdentityConnections({ address: h.identityAddress });
+  connections = await h.identityConnections();
   admin = await h.connectWithToken('lg-admin', { organization: 'seed-org' });
   bob = await h.connectWithToken('lg-bob', { organization: 'seed-org' });
   carol = await h.connectWithToken('lg-carol', { organization: 'seed-org' });

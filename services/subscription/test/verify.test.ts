@@ -1,4 +1,6 @@
-import { GrpcStatus, reasonOf } from '@calsync/service-kit';
+import { subscriptionV1 } from '@calsync/proto';
+import { channelCredentials, grpcIdentities, GrpcStatus, reasonOf } from '@calsync/service-kit';
+import { callWithoutCertificate, clientAs, reflectedServices, testGrpcSecurity } from '@calsync/service-kit/testing';
 import { Client } from 'pg';
 import { signatureHeaderFor } from '../src/verify/signature';
 import { signingKeyContext } from '../src/webhooks/hook-loader';
@@ -46,6 +48,37 @@ beforeAll(async () => {
 });
 
 afterAll(() => h?.stop());
+
+describe('who may call', () => {
+  it('verifies deliveries only for the gateway: other services are refused, a stranger unauthenticated', async () => {
+    const booking = await book(alice);
+    const delivery = await nextDelivery(aliceHook, booking);
+    const request = { hookId: aliceHook, signatureHeader: delivery.signature, rawBody: delivery.body };
+    const address = `127.0.0.1:${h.app.ports.grpc}`;
+    for (const other of [grpcIdentities.meetings, grpcIdentities.identity, grpcIdentities.operator]) {
+      const client = await clientAs(other, subscriptionV1.SubscriptionServiceService, address);
+      await expect(client.verifyAndResolveUser(request)).rejects.toMatchObject({ code: GrpcStatus.PERMISSION_DENIED });
+      client.close();
+    }
+    const stranger = await callWithoutCertificate(
+      subscriptionV1.SubscriptionServiceService,
+      address,
+      'verifyAndResolveUser',
+      request,
+    );
+    expect(stranger.code).toBe(GrpcStatus.UNAUTHENTICATED);
+    await expect(h.subscription.verifyAndResolveUser(request)).resolves.toMatchObject({ userId: 'user-alice' });
+  });
+
+  it('lists only its own services and health in reflection', async () => {
+    const credentials = channelCredentials(await testGrpcSecurity(), grpcIdentities.subscription);
+    expect(await reflectedServices(`127.0.0.1:${h.app.ports.grpc}`, credentials)).toEqual([
+      'calsync.subscription.v1.SubscriptionAdminService',
+      'calsync.subscription.v1.SubscriptionService',
+      'grpc.health.v1.Health',
+    ]);
+  });
+});
 
 it('verifies a real delivery and resolves its user, event and a stable delivery key', async () => {
   const booking = await book(alice);

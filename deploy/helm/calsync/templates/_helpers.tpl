@@ -106,6 +106,22 @@ calendly-sim:
 {{- toYaml (get $all .name) }}
 {{- end }}
 
+{{/* Whether a service serves or calls calsync gRPC, and so carries a certificate. */}}
+{{- define "calsync.grpcTls" -}}
+{{- $facts := include "calsync.facts" . | fromYaml }}
+{{- if or $facts.grpcPort $facts.calls }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding a service's gRPC certificate, key and CA. Takes (dict "root" $ "name" ...). */}}
+{{- define "calsync.grpcTlsSecret" -}}
+{{- default (printf "%s-grpc-tls" (include "calsync.componentName" .)) (index .root.Values.grpcTls.secretNames .name) }}
+{{- end }}
+
+{{/* The gRPC identity a service's certificate names. */}}
+{{- define "calsync.grpcIdentity" -}}
+{{- printf "calsync-%s" .name }}
+{{- end }}
+
 {{/* gRPC address of a service inside the cluster: host:port. */}}
 {{- define "calsync.grpcAddr" -}}
 {{- $facts := include "calsync.facts" . | fromYaml }}

@@ -40,6 +40,16 @@ for the variables only it reads.
 {{- range $facts.calls }}
 {{- $_ := set $fixed (printf "%s_ADDR" (upper .)) (include "calsync.grpcAddr" (dict "root" $root "name" .)) }}
 {{- end }}
+{{- if include "calsync.grpcTls" . }}
+{{- if $root.Values.grpcTls.plaintext }}
+{{- $_ := set $fixed "GRPC_PLAINTEXT" "true" }}
+{{- else }}
+{{- $_ := set $fixed "GRPC_TLS_CERT_FILE" "/var/run/calsync/grpc/tls.crt" }}
+{{- $_ := set $fixed "GRPC_TLS_KEY_FILE" "/var/run/calsync/grpc/tls.key" }}
+{{- $_ := set $fixed "GRPC_TLS_CA_FILE" "/var/run/calsync/grpc/ca.crt" }}
+{{- $_ := set $fixed "GRPC_TLS_RELOAD_INTERVAL_MS" $root.Values.grpcTls.reloadIntervalMs }}
+{{- end }}
+{{- end }}
 {{- $all := merge $fixed ($values.env | default dict) $own $computed }}
 {{- range $key, $value := $all }}
 {{- if not (hasKey ($values.secretEnv | default dict) $key) }}
@@ -123,6 +133,24 @@ capabilities:
   mountPath: /tmp
 {{- end }}
 
+{{/* A service's gRPC certificate (mutual TLS): its Secret, read-only, never as a subPath, so renewals arrive. */}}
+{{- define "calsync.grpcTlsVolume" -}}
+{{- if and (include "calsync.grpcTls" .) (not .root.Values.grpcTls.plaintext) }}
+- name: grpc-tls
+  secret:
+    secretName: {{ include "calsync.grpcTlsSecret" . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{- define "calsync.grpcTlsMount" -}}
+{{- if and (include "calsync.grpcTls" .) (not .root.Values.grpcTls.plaintext) }}
+- name: grpc-tls
+  mountPath: /var/run/calsync/grpc
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{/* The migration container: the service's own image and env, told to migrate and exit. */}}
 {{- define "calsync.migrateContainer" -}}
 {{- $values := index .root.Values .name }}
@@ -139,6 +167,7 @@ capabilities:
     {{- include "calsync.containerSecurityContext" . | nindent 4 }}
   volumeMounts:
     {{- include "calsync.tmpMount" . | nindent 4 }}
+    {{- include "calsync.grpcTlsMount" . | nindent 4 }}
 {{- end }}
 
 {{- define "calsync.probes" -}}
@@ -147,12 +176,11 @@ capabilities:
 {{- range $kind := list "startup" "readiness" "liveness" }}
 {{ $kind }}Probe:
   {{- if $facts.grpcPort }}
-  grpc:
-    port: {{ $facts.grpcPort }}
-    {{- if eq $kind "liveness" }}
-    # Stays SERVING while the service waits for Postgres or NATS: an outage must not restart pods.
-    service: liveness
-    {{- end }}
+  # The kubelet's gRPC probes cannot present a client certificate: the metrics port answers
+  # /readyz (gRPC health) and /healthz (the process serves: an outage must not restart pods).
+  httpGet:
+    path: {{ ternary "/healthz" "/readyz" (eq $kind "liveness") }}
+    port: metrics
   {{- else }}
   httpGet:
     path: {{ $facts.healthPath | default (ternary "/readyz" "/healthz" (eq $kind "readiness")) }}
@@ -257,8 +285,10 @@ spec:
             {{- include "calsync.containerSecurityContext" $ctx | nindent 12 }}
           volumeMounts:
             {{- include "calsync.tmpMount" $ctx | nindent 12 }}
+            {{- include "calsync.grpcTlsMount" $ctx | nindent 12 }}
       volumes:
         {{- include "calsync.tmpVolume" $ctx | nindent 8 }}
+        {{- include "calsync.grpcTlsVolume" $ctx | nindent 8 }}
       {{- if $root.Values.topologySpread.enabled }}
       topologySpreadConstraints:
         {{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
@@ -420,6 +450,7 @@ spec:
         {{- include "calsync.migrateContainer" $ctx | trim | nindent 8 }}
       volumes:
         {{- include "calsync.tmpVolume" $ctx | nindent 8 }}
+        {{- include "calsync.grpcTlsVolume" $ctx | nindent 8 }}
       {{- with $values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -1,4 +1,4 @@
-import { createGrpcClient } from '@calsync/service-kit';
+import { createGrpcClient, type GrpcIdentity, type GrpcSecurity } from '@calsync/service-kit';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 
@@ -10,11 +10,16 @@ interface HealthCheckResponse {
 }
 
 /** Asks a gRPC server's grpc.health.v1 Check whether it serves (the whole server: service ""). */
-export function createHealthProbe(address: string, timeoutMs: number): { serving(): Promise<boolean>; close(): void } {
+export function createHealthProbe(options: {
+  address: string;
+  server: GrpcIdentity;
+  security: GrpcSecurity;
+  timeoutMs: number;
+}): { serving(): Promise<boolean>; close(): void } {
   const client = createGrpcClient(
     { check: healthService.Check as unknown as MethodDefinition<HealthCheckRequest, HealthCheckResponse> },
-    address,
-    { defaultTimeoutMs: timeoutMs },
+    options.address,
+    { server: options.server, security: options.security, defaultTimeoutMs: options.timeoutMs },
   );
   return {
     async serving() {

@@ -1,7 +1,14 @@
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { identityV1 } from '@calsync/proto';
-import { createGrpcClient, type PromiseClient } from '@calsync/service-kit';
-import { createTestDatabase, spawnService, type ServiceProcess, type TestDatabase } from '@calsync/service-kit/testing';
+import type { PromiseClient } from '@calsync/service-kit';
+import {
+  clientAsAllowedCallers,
+  createTestDatabase,
+  spawnService,
+  type ServiceProcess,
+  type TestDatabase,
+} from '@calsync/service-kit/testing';
+import { identityCallers } from '../grpc/identity-handlers';
 import {
   approveAuthorize,
   builtEntry,
@@ -31,12 +38,17 @@ let clients: IdentityClient[] = [];
 beforeAll(async () => {
   database = await createTestDatabase('identity_replicas');
   sim = await startSimulator({ port: 0 });
-  const env = identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
+  const env = await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
   replicas = await Promise.all([0, 1].map(() => spawnService({ entry: builtEntry('main.js'), env })));
-  clients = replicas.map((replica) =>
-    createGrpcClient(identityV1.IdentityServiceService, `127.0.0.1:${String(replica.ready.grpcPort)}`, {
-      defaultTimeoutMs: 20_000,
-    }),
+  clients = await Promise.all(
+    replicas.map((replica) =>
+      clientAsAllowedCallers(
+        identityV1.IdentityServiceService,
+        `127.0.0.1:${String(replica.ready.grpcPort)}`,
+        identityCallers,
+        { defaultTimeoutMs: 20_000 },
+      ),
+    ),
   );
 });
 

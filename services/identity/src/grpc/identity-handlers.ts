@@ -1,5 +1,5 @@
 import { identityV1 } from '@calsync/proto';
-import { bindService, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import { bindService, grpcIdentities, type Callers, type Logger, type ServiceBinding } from '@calsync/service-kit';
 import type { AccessTokens } from '../connections/access-tokens';
 import type { ConnectionKind } from '../connections/connection-repository';
 import type { Connection } from '../connections/connection-view';
@@ -18,6 +18,21 @@ const states: Record<Connection['state'], identityV1.ConnectionState> = {
 function toProto(connection: Connection): identityV1.Connection {
   return { ...connection, kind: kinds[connection.kind], state: states[connection.state] };
 }
+
+const { gateway, subscription, meetings } = grpcIdentities;
+
+/**
+ * Who may call each method, by certificate name. GetAccessToken hands out a live Calendly token:
+ * only the services that call Calendly for a user get it, never the public edge.
+ */
+export const identityCallers: Callers<typeof identityV1.IdentityServiceService> = {
+  beginConnect: [gateway],
+  completeConnect: [gateway],
+  connectWithPersonalToken: [gateway],
+  getConnection: [gateway],
+  getAccessToken: [subscription, meetings],
+  disconnect: [gateway],
+};
 
 /** calsync.identity.v1.IdentityService over the domain: decoding and encoding only. */
 export function identityService(deps: {
@@ -48,6 +63,7 @@ export function identityService(deps: {
       },
       disconnect: (request) => connections.disconnect(request.userId),
     },
+    identityCallers,
     deps.log,
   );
 }

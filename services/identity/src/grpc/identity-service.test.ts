@@ -1,8 +1,19 @@
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { identityV1 } from '@calsync/proto';
-import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, grpcHealth, type TestDatabase } from '@calsync/service-kit/testing';
+import { channelCredentials, grpcIdentities, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import {
+  callWithoutCertificate,
+  captureLogger,
+  clientAs,
+  clientAsAllowedCallers,
+  reflectedServices,
+  testGrpcSecurity,
+  createTestDatabase,
+  grpcHealth,
+  type TestDatabase,
+} from '@calsync/service-kit/testing';
 import { loadConfig } from '../config';
+import { identityCallers } from './identity-handlers';
 import { start, type IdentityApp } from '../main';
 import {
   approveAuthorize,
@@ -40,9 +51,13 @@ let identity: IdentityClient;
 beforeAll(async () => {
   database = await createTestDatabase('identity_grpc');
   sim = await startSimulator({ port: 0 });
-  const config = loadConfig(identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' }));
+  const config = loadConfig(await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' }));
   app = await start(config, { log: captured.log });
-  identity = createGrpcClient(identityV1.IdentityServiceService, `127.0.0.1:${app.ports.grpc}`);
+  identity = await clientAsAllowedCallers(
+    identityV1.IdentityServiceService,
+    `127.0.0.1:${app.ports.grpc}`,
+    identityCallers,
+  );
 });
 
 // Every secret identity holds at any moment of the run, to prove none of them leaks anywhere.
@@ -93,8 +108,46 @@ async function withShortLivedTokens<T>(work: () => Promise<T>): Promise<T> {
 describe('health', () => {
   it('serves once Postgres answers', async () => {
     const address = `127.0.0.1:${app.ports.grpc}`;
-    expect(await grpcHealth(address)).toBe('SERVING');
-    expect(await grpcHealth(address, 'calsync.identity.v1.IdentityService')).toBe('SERVING');
+    expect(await grpcHealth(address, grpcIdentities.identity)).toBe('SERVING');
+    expect(await grpcHealth(address, grpcIdentities.identity, 'calsync.identity.v1.IdentityService')).toBe('SERVING');
+    // The kubelet probes over HTTP on the metrics port: its gRPC probes cannot present a certificate.
+    const probe = (path: string) =>
+      fetch(`http://127.0.0.1:${app.ports.metrics}${path}`).then((answer) => answer.status);
+    expect([await probe('/healthz'), await probe('/readyz')]).toEqual([200, 200]);
+  });
+});
+
+describe('who may call', () => {
+  it('hands access tokens only to subscription and meetings: the gateway is refused, a stranger unauthenticated', async () => {
+    const user = await newSimUser();
+    await identity.connectWithPersonalToken({ userId: 'who-ann', token: user.personal_access_token });
+    const address = `127.0.0.1:${app.ports.grpc}`;
+    const request = { userId: 'who-ann', minValiditySeconds: 0 };
+    for (const allowed of [grpcIdentities.subscription, grpcIdentities.meetings]) {
+      const client = await clientAs(allowed, identityV1.IdentityServiceService, address);
+      await expect(client.getAccessToken(request)).resolves.toMatchObject({ accessToken: user.personal_access_token });
+      client.close();
+    }
+    const gateway = await clientAs(grpcIdentities.gateway, identityV1.IdentityServiceService, address);
+    const refused = await gateway.getAccessToken(request).catch((error: unknown) => error);
+    gateway.close();
+    expect(refused).toMatchObject({ code: GrpcStatus.PERMISSION_DENIED });
+    expect(JSON.stringify(refused)).not.toContain(user.personal_access_token);
+    const stranger = await callWithoutCertificate(
+      identityV1.IdentityServiceService,
+      address,
+      'getAccessToken',
+      request,
+    );
+    expect(stranger.code).toBe(GrpcStatus.UNAUTHENTICATED);
+  });
+
+  it('lists only its own service and health in reflection', async () => {
+    const credentials = channelCredentials(await testGrpcSecurity(), grpcIdentities.identity);
+    expect(await reflectedServices(`127.0.0.1:${app.ports.grpc}`, credentials)).toEqual([
+      'calsync.identity.v1.IdentityService',
+      'grpc.health.v1.Health',
+    ]);
   });
 });
 

@@ -1,8 +1,14 @@
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { identityV1 } from '@calsync/proto';
-import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import {
+  captureLogger,
+  clientAsAllowedCallers,
+  createTestDatabase,
+  type TestDatabase,
+} from '@calsync/service-kit/testing';
 import { loadConfig } from '../config';
+import { identityCallers } from '../grpc/identity-handlers';
 import { start, type IdentityApp } from '../main';
 import {
   approveAuthorize,
@@ -41,14 +47,18 @@ async function startIdentity(
   keyIds: (keyof typeof keys)[],
   activeKeyId: keyof typeof keys,
 ): Promise<{ app: IdentityApp; client: IdentityClient; env: Record<string, string> }> {
-  const env = identityEnv({
+  const env = await identityEnv({
     databaseUrl: database.url,
     sim,
     keys: Object.fromEntries(keyIds.map((id) => [id, keys[id]])),
     activeKeyId,
   });
   const app = await start(loadConfig(env), { log: captured.log });
-  const client = createGrpcClient(identityV1.IdentityServiceService, `127.0.0.1:${app.ports.grpc}`);
+  const client = await clientAsAllowedCallers(
+    identityV1.IdentityServiceService,
+    `127.0.0.1:${app.ports.grpc}`,
+    identityCallers,
+  );
   return { app, client, env };
 }
 
@@ -169,7 +179,7 @@ describe('key rotation', () => {
          WHERE user_id = 'tampered-b'`,
       ),
     );
-    const env = identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
+    const env = await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
     const rotation = await runCommand('rotate-keys.js', env);
     expect(rotation.code).toBe(1);
     expect(rotation.lines.join('\n')).toContain('"userId":"tampered-b"');

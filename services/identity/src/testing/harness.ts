@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { Simulator } from '@calsync/calendly-sim';
-import { createSealer, reasonOf, type Sealer } from '@calsync/service-kit';
+import { createSealer, grpcIdentities, reasonOf, type Sealer } from '@calsync/service-kit';
+import { testGrpcEnv } from '@calsync/service-kit/testing';
 import { secretContext, type SecretColumn } from '../connections/secret-context';
 
 export const clientId = 'calsync-dev-client';
@@ -62,15 +63,16 @@ export async function metricSum(ports: number[], name: string, labels: Record<st
 /** A fresh AES-256 key in SEALING_KEYS' form. */
 export const newSealingKey = (): string => randomBytes(32).toString('base64');
 
-/** The environment identity runs with in a test: its own database, the simulator, ports 0. */
-export function identityEnv(options: {
+/** The environment identity runs with in a test: its own database, the simulator, ports 0, the test CA. */
+export async function identityEnv(options: {
   databaseUrl: string;
   sim: Simulator;
   keys: Record<string, string>;
   activeKeyId: string;
   extra?: Record<string, string>;
-}): Record<string, string> {
+}): Promise<Record<string, string>> {
   return {
+    ...(await testGrpcEnv(grpcIdentities.identity)),
     LOG_LEVEL: 'debug',
     DATABASE_URL: options.databaseUrl,
     GRPC_HOST: '127.0.0.1',

@@ -3,8 +3,9 @@ import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { start as startIdentity, type IdentityApp } from '@calsync/identity';
 import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
 import { eventsV1, identityV1, meetingsV1 } from '@calsync/proto';
-import { createGrpcClient, type PromiseClient } from '@calsync/service-kit';
-import { captureLogger, testNatsUrl } from '@calsync/service-kit/testing';
+import { identityCallers } from '@calsync/identity/dist/grpc/identity-handlers';
+import { grpcIdentities, type PromiseClient } from '@calsync/service-kit';
+import { captureLogger, clientAsAllowedCallers, testGrpcEnv, testNatsUrl } from '@calsync/service-kit/testing';
 import type { Delivery } from '../../test/calendly-fixtures';
 import {
   allMeetings,
@@ -41,6 +42,7 @@ beforeAll(async () => {
   sim = await startSimulator({ port: 0 });
   identityApp = await startIdentity(
     loadIdentityConfig({
+      ...(await testGrpcEnv(grpcIdentities.identity)),
       DATABASE_URL: world.db.url,
       NATS_URL: testNatsUrl(),
       GRPC_HOST: '127.0.0.1',
@@ -57,7 +59,7 @@ beforeAll(async () => {
     { log: captureLogger('identity', 'silent').log },
   );
   const identityAddr = `127.0.0.1:${identityApp.ports.grpc}`;
-  identity = createGrpcClient(identityV1.IdentityServiceService, identityAddr);
+  identity = await clientAsAllowedCallers(identityV1.IdentityServiceService, identityAddr, identityCallers);
   meetings = await startMeetings(world, {
     IDENTITY_ADDR: identityAddr,
     CALENDLY_API_URL: sim.url,

@@ -1,11 +1,18 @@
 import { identityV1 } from '@calsync/proto';
-import { createGrpcClient, GrpcStatus, hasCode, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import {
+  createGrpcClient,
+  GrpcStatus,
+  hasCode,
+  reasonOf,
+  type GrpcSecurity,
+  type PromiseClient,
+} from '@calsync/service-kit';
 import { BackfillRejectedError, type TokenSource } from './backfill-service';
 
 export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 
-export function createIdentityClient(address: string): IdentityClient {
-  return createGrpcClient(identityV1.IdentityServiceService, address, { defaultTimeoutMs: 10_000 });
+export function createIdentityClient(address: string, security: GrpcSecurity): IdentityClient {
+  return createGrpcClient(identityV1.IdentityServiceService, address, { security, defaultTimeoutMs: 10_000 });
 }
 
 /** Access tokens from the identity service; a user without a usable connection rejects the backfill. */

@@ -1,5 +1,13 @@
 import { meetingsV1 } from '@calsync/proto';
-import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import {
+  bindService,
+  grpcIdentities,
+  GrpcError,
+  GrpcStatus,
+  type Callers,
+  type Logger,
+  type ServiceBinding,
+} from '@calsync/service-kit';
 import { CursorError, type ChangeFeed } from '../feed/feed-stream';
 import { InvalidQueryError, type MeetingQueries } from './meeting-queries';
 import { toMeeting } from './meeting-proto';
@@ -27,6 +35,13 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
     throw error;
   }
 }
+
+/** Who may call each method, by certificate name: the gateway reads and watches meetings for signed-in users. */
+export const meetingsCallers: Callers<typeof meetingsV1.MeetingsServiceService> = {
+  listMeetings: [grpcIdentities.gateway],
+  getMeeting: [grpcIdentities.gateway],
+  watchMeetings: [grpcIdentities.gateway],
+};
 
 const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
   malformed: GrpcStatus.INVALID_ARGUMENT,
@@ -95,6 +110,7 @@ export function meetingsGrpcService(deps: {
           throw new GrpcError(GrpcStatus.UNAVAILABLE, 'the service is shutting down; resume elsewhere');
       },
     },
+    meetingsCallers,
     deps.log,
   );
 }

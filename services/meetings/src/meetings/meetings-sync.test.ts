@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { meetingsV1 } from '@calsync/proto';
-import { GrpcStatus } from '@calsync/service-kit';
+import { channelCredentials, grpcIdentities, GrpcStatus } from '@calsync/service-kit';
+import { callWithoutCertificate, clientAs, reflectedServices, testGrpcSecurity } from '@calsync/service-kit/testing';
 import { nanos } from 'nats';
 import {
   fakeCalendlyAccount,
@@ -42,6 +43,29 @@ beforeAll(async () => {
 afterAll(async () => {
   await meetings?.stop();
   await world?.close();
+});
+
+describe('who may call', () => {
+  it('answers meetings only to the gateway: other services are refused, a stranger unauthenticated', async () => {
+    const address = `127.0.0.1:${meetings.app.ports.grpc}`;
+    const request = meetingsV1.ListMeetingsRequest.fromPartial({ userId: 'who-ann' });
+    for (const other of [grpcIdentities.subscription, grpcIdentities.identity]) {
+      const client = await clientAs(other, meetingsV1.MeetingsServiceService, address);
+      await expect(client.listMeetings(request)).rejects.toMatchObject({ code: GrpcStatus.PERMISSION_DENIED });
+      client.close();
+    }
+    const stranger = await callWithoutCertificate(meetingsV1.MeetingsServiceService, address, 'listMeetings', request);
+    expect(stranger.code).toBe(GrpcStatus.UNAUTHENTICATED);
+    await expect(meetings.client.listMeetings(request)).resolves.toMatchObject({ meetings: [] });
+  });
+
+  it('lists only its own service and health in reflection', async () => {
+    const credentials = channelCredentials(await testGrpcSecurity(), grpcIdentities.meetings);
+    expect(await reflectedServices(`127.0.0.1:${meetings.app.ports.grpc}`, credentials)).toEqual([
+      'calsync.meetings.v1.MeetingsService',
+      'grpc.health.v1.Health',
+    ]);
+  });
 });
 
 const newUser = () => `user-${randomUUID()}`;

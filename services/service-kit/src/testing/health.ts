@@ -1,21 +1,20 @@
-import * as grpc from '@grpc/grpc-js';
+import type { MethodDefinition } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
+import { createGrpcClient } from '../grpc-client';
+import type { GrpcIdentity } from '../grpc-security';
+import { testGrpcSecurity } from './certificates';
 
-/** What `grpc.health.v1.Health/Check` answers for `service` ('' for the whole server) at `address` (host:port). */
-export function grpcHealth(address: string, service = ''): Promise<string> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (value: { service: string }) => healthService.Check!.requestSerialize(value),
-      (bytes: Buffer) => healthService.Check!.responseDeserialize(bytes) as { status: string },
-      { service },
-      { deadline: Date.now() + 2_000 },
-      (error, response) => {
-        client.close();
-        if (error) reject(error);
-        else resolve(response!.status);
-      },
-    ),
-  );
+const check = healthService.Check as unknown as MethodDefinition<{ service: string }, { status: string }>;
+
+/**
+ * What `grpc.health.v1.Health/Check` answers for `service` ('' for the whole server) at
+ * `address` (host:port), asked as the gateway under this test process's CA.
+ */
+export async function grpcHealth(address: string, server: GrpcIdentity, service = ''): Promise<string> {
+  const client = createGrpcClient({ check }, address, { security: await testGrpcSecurity(), server });
+  try {
+    return (await client.check({ service }, { timeoutMs: 2_000 })).status;
+  } finally {
+    client.close();
+  }
 }

@@ -4,3 +4,5 @@ export * from './process';
 export * from './health';
 export * from './polling';
 export * from './reflection';
+export * from './certificates';
+export * from './clients';

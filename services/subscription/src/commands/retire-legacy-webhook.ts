@@ -1,5 +1,5 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
-import { createLogger, createPool, migrate } from '@calsync/service-kit';
+import { createLogger, createPool, grpcSecurityOf, migrate } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { createIdentityConnections } from '../identity/connections';
 import { retireLegacyWebhooks } from '../legacy/legacy-webhooks';
@@ -17,7 +17,7 @@ async function main(): Promise<number> {
   const log = createLogger({ service: 'subscription-retire-legacy', level: config.LOG_LEVEL });
   await migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
   const pool = createPool({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, max: 2, log });
-  const connections = createIdentityConnections({ address: config.IDENTITY_ADDR });
+  const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security: grpcSecurityOf(config) });
   try {
     const result = await retireLegacyWebhooks({
       repository: createWebhookRepository(pool),

@@ -1,5 +1,13 @@
 import { subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
-import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import {
+  bindService,
+  grpcIdentities,
+  GrpcError,
+  GrpcStatus,
+  type Callers,
+  type Logger,
+  type ServiceBinding,
+} from '@calsync/service-kit';
 import type { HookFleet } from '../fleet/hook-fleet';
 import type { WebhookState } from '../webhooks/webhook-repository';
 import { toGrpcError, toWebhook, webhookStates } from './subscription-service';
@@ -7,6 +15,12 @@ import { toGrpcError, toWebhook, webhookStates } from './subscription-service';
 const stateOf = new Map<subscriptionV1.WebhookState, WebhookState>(
   Object.entries(webhookStates).map(([name, value]) => [value, name as WebhookState]),
 );
+
+/** Who may call each method, by certificate name: operators, through the calsync CLI. */
+export const subscriptionAdminCallers: Callers<typeof subscriptionAdminV1.SubscriptionAdminServiceService> = {
+  listHooks: [grpcIdentities.operator],
+  countHooks: [grpcIdentities.operator],
+};
 
 /**
  * The operators' view of every user's hooks. Served beside SubscriptionService but a service of
@@ -37,6 +51,7 @@ export function subscriptionAdminService(deps: { fleet: HookFleet; log: Logger }
         };
       },
     },
+    subscriptionAdminCallers,
     deps.log,
     { toGrpcError },
   );

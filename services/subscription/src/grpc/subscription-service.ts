@@ -1,5 +1,13 @@
 import { subscriptionV1, verifyFailureAnswers } from '@calsync/proto';
-import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import {
+  bindService,
+  grpcIdentities,
+  GrpcError,
+  GrpcStatus,
+  type Callers,
+  type Logger,
+  type ServiceBinding,
+} from '@calsync/service-kit';
 import { FleetQueryInvalid } from '../fleet/hook-fleet';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
@@ -54,6 +62,20 @@ export function toGrpcError(error: unknown): GrpcError | undefined {
   return undefined;
 }
 
+const { gateway, operator } = grpcIdentities;
+
+/**
+ * Who may call each method, by certificate name: the gateway acts for signed-in users and
+ * Calendly's deliveries; a reconcile on demand is an operator's command.
+ */
+export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServiceService> = {
+  ensureUserWebhook: [gateway],
+  verifyAndResolveUser: [gateway],
+  listUserWebhooks: [gateway],
+  removeUserWebhooks: [gateway],
+  reconcile: [operator],
+};
+
 /** The SubscriptionService gRPC adapter: validates, calls the domain, maps to the contract. */
 export function subscriptionService(deps: {
   subscriptions: Subscriptions;
@@ -93,6 +115,7 @@ export function subscriptionService(deps: {
         return request.userId ? reconciler.reconcileUser(request.userId) : reconciler.reconcileAll();
       },
     },
+    subscriptionCallers,
     deps.log,
     { toGrpcError },
   );

@@ -1,5 +1,12 @@
 import { identityV1 } from '@calsync/proto';
-import { createGrpcClient, GrpcError, GrpcStatus, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import {
+  createGrpcClient,
+  GrpcError,
+  GrpcStatus,
+  reasonOf,
+  type GrpcSecurity,
+  type PromiseClient,
+} from '@calsync/service-kit';
 
 /** What subscription needs of a user's Calendly connection to act for them. */
 export interface CalendlyGrant {
@@ -19,11 +26,15 @@ export interface Connections {
 }
 
 /** Connections backed by identity's GetAccessToken over gRPC. */
-export function createIdentityConnections(options: { address: string; timeoutMs?: number }): Connections {
+export function createIdentityConnections(options: {
+  address: string;
+  security: GrpcSecurity;
+  timeoutMs?: number;
+}): Connections {
   const client: PromiseClient<typeof identityV1.IdentityServiceService> = createGrpcClient(
     identityV1.IdentityServiceService,
     options.address,
-    { defaultTimeoutMs: options.timeoutMs ?? 10_000 },
+    { security: options.security, defaultTimeoutMs: options.timeoutMs ?? 10_000 },
   );
   return {
     async grantFor(userId) {
