@@ -199,9 +199,10 @@ export async function startGatewaySystem(
     stops.push(() => meetings.stop());
 
     const gatewayNatsUrl = options.gatewayNatsUrl ?? testNatsUrl();
+    const gatewayTls = await testGrpcEnv(grpcIdentities.gateway);
     const gatewayConfig = (httpPort: number, subscriptionAddr: string) =>
       loadGatewayConfig({
-        ...(await testGrpcEnv(grpcIdentities.gateway)),
+        ...gatewayTls,
         NATS_URL: gatewayNatsUrl,
         NATS_SUBJECT_PREFIX: prefix,
         HTTP_HOST: '127.0.0.1',

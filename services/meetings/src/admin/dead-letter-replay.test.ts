@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { meetingsAdminV1 } from '@calsync/proto';
-import { createGrpcClient, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import { grpcIdentities, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import { clientAs } from '@calsync/service-kit/testing';
 import { fakeCalendlyAccount } from '../../test/calendly-fixtures';
 import {
   allMeetings,
@@ -21,7 +22,11 @@ beforeAll(async () => {
   world = await createTestWorld('meetings-replay');
   await world.declareEventsStream();
   meetings = await startMeetings(world, { CONSUMER_MAX_DELIVER: '2', CONSUMER_BACKOFF_MS: '200' });
-  admin = createGrpcClient(meetingsAdminV1.MeetingsAdminServiceService, `127.0.0.1:${meetings.app.ports.grpc}`);
+  admin = await clientAs(
+    grpcIdentities.operator,
+    meetingsAdminV1.MeetingsAdminServiceService,
+    `127.0.0.1:${meetings.app.ports.grpc}`,
+  );
 }, 60_000);
 
 afterAll(async () => {

@@ -1,6 +1,20 @@
 import { meetingsAdminV1 } from '@calsync/proto';
-import { bindService, GrpcError, GrpcStatus, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import {
+  bindService,
+  grpcIdentities,
+  GrpcError,
+  GrpcStatus,
+  type Callers,
+  type Logger,
+  type ServiceBinding,
+} from '@calsync/service-kit';
 import { DeadLetterQueryInvalid, type DeadLetterReplay } from '../consumer/dead-letter-replay';
+
+/** Who may call each method, by certificate name: operators, through the calsync CLI. */
+export const meetingsAdminCallers: Callers<typeof meetingsAdminV1.MeetingsAdminServiceService> = {
+  listDeadLetters: [grpcIdentities.operator],
+  replayDeadLetters: [grpcIdentities.operator],
+};
 
 function toGrpcError(error: unknown): GrpcError | undefined {
   if (error instanceof DeadLetterQueryInvalid) return new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
@@ -43,6 +57,7 @@ export function meetingsAdminGrpcService(deps: { deadLetters: DeadLetterReplay; 
         return deps.deadLetters.replay(userId ? { userId } : {});
       },
     },
+    meetingsAdminCallers,
     deps.log,
     { toGrpcError },
   );

@@ -59,9 +59,10 @@ describe('who may call', () => {
     await expect(meetings.client.listMeetings(request)).resolves.toMatchObject({ meetings: [] });
   });
 
-  it('lists only its own service and health in reflection', async () => {
+  it('lists only its own services and health in reflection', async () => {
     const credentials = channelCredentials(await testGrpcSecurity(), grpcIdentities.meetings);
     expect(await reflectedServices(`127.0.0.1:${meetings.app.ports.grpc}`, credentials)).toEqual([
+      'calsync.meetings.v1.MeetingsAdminService',
       'calsync.meetings.v1.MeetingsService',
       'grpc.health.v1.Health',
     ]);
