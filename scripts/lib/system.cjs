@@ -50,7 +50,9 @@ async function startSystem({
     for (const running of [...processes].reverse()) await running.process.stop();
     if (!certsDir) ca.remove();
   };
+  const envs = new Map();
   const start = async (service, env) => {
+    envs.set(service, env);
     const running = await spawnService({
       entry: entry(service),
       env: { LOG_LEVEL: logLevel, ...env, ...(extraEnv[service] ?? {}) },
@@ -60,6 +62,16 @@ async function startSystem({
     });
     processes.push({ service, process: running });
     return running;
+  };
+  /**
+   * Starts a service again on the same ports and settings: after SIGKILL (a crash) with
+   * `{ kill: true }`, else after SIGTERM (a rollout).
+   */
+  const restart = async (service, { kill = false } = {}) => {
+    const at = processes.findIndex((running) => running.service === service);
+    const [previous] = processes.splice(at, 1);
+    await (kill ? previous.process.kill() : previous.process.stop());
+    return start(service, envs.get(service));
   };
 
   try {
@@ -146,6 +158,7 @@ async function startSystem({
       },
       certsDir: ca.dir,
       processes: Object.fromEntries(processes.map(({ service, process }) => [service, process])),
+      restart,
       secrets,
       gatewayReady: gateway.ready,
       stop,

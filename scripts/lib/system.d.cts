@@ -7,6 +7,12 @@ export interface DevSecrets {
   jwtSecret: string;
 }
 export function devSecrets(): DevSecrets;
+export interface RunningService {
+  child: import('node:child_process').ChildProcess;
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+  lines: string[];
+}
 export function startSystem(options: {
   rootDir: string;
   databaseUrl: string;
@@ -25,9 +31,11 @@ export function startSystem(options: {
   certsDir?: string;
 }): Promise<{
   urls: { gateway: string; simulator: string; demo: string; identity: string; subscription: string; meetings: string };
-  processes: Record<string, { stop(): Promise<number | null>; kill(): Promise<void>; lines: string[] }>;
+  processes: Record<string, RunningService>;
   secrets: DevSecrets;
   /** The throwaway CA (`ca.crt`) and each identity's `tls.crt`/`tls.key` under `calsync-<service>/`. */
   certsDir: string;
+  /** Starts a service again on the same ports and settings, after SIGKILL with `kill`, else SIGTERM. */
+  restart(service: string, options?: { kill?: boolean }): Promise<RunningService>;
   stop(): Promise<void>;
 }>;
