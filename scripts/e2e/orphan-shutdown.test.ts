@@ -4,7 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { createTestDatabase, testNatsUrl, type TestDatabase } from '@calsync/service-kit/testing';
+import { createTestDatabase, testGrpcEnv, testNatsUrl, type TestDatabase } from '@calsync/service-kit/testing';
+import { grpcIdentities } from '@calsync/service-kit';
 import { rootDir } from './system-harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -18,6 +19,9 @@ const { spawn } = require('node:child_process');
 const [entry, env] = [process.argv[1], JSON.parse(process.argv[2])];
 const service = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
 let announced = false;
+service.on('exit', (code) => {
+  if (!announced) process.stdout.write('exited before ready: ' + code + '\\n');
+});
 service.stdout.on('data', (chunk) => {
   if (!announced && chunk.toString().includes('"msg":"ready"')) {
     announced = true;
@@ -55,6 +59,7 @@ const environments: Record<string, () => Promise<Record<string, string>>> = {
       NATS_URL: testNatsUrl(),
       SEALING_KEYS: secrets.sealingKeys,
       SEALING_ACTIVE_KEY_ID: secrets.sealingKeys.split('=')[0],
+      ...(await testGrpcEnv(grpcIdentities.identity)),
       GRPC_HOST: '127.0.0.1',
       GRPC_PORT: String(await freePort()),
       METRICS_PORT: String(await freePort()),
@@ -79,8 +84,8 @@ it.each(Object.keys(environments))(
     const stderrClosed = once(parent.stderr!, 'close');
     parent.stderr!.resume();
     const [pidLine] = (await once(parent.stdout!, 'data')) as [Buffer];
+    expect(pidLine.toString().trim()).toMatch(/^\d+$/);
     orphanPid = Number(pidLine.toString().trim());
-    expect(orphanPid).toBeGreaterThan(0);
 
     parent.kill('SIGKILL');
     await once(parent, 'exit');
