@@ -10,15 +10,27 @@ const { createServer, connect } = require('node:net');
 const { dirname, join, resolve } = require('node:path');
 
 /** A free TCP port on the loopback interface. */
+const portsHandedOut = new Set();
+
+/**
+ * A port nothing listens on now. The port is free again once returned, so the kernel may offer
+ * it to the next caller too: never hand out the same one twice from this process.
+ */
 async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: bound } = server.address();
+        server.close(() => resolve(bound));
+      });
     });
-  });
+    if (!portsHandedOut.has(port)) {
+      portsHandedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** True when something already listens on host:port (so a server of ours could not bind it). */

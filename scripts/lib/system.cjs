@@ -24,6 +24,14 @@ function devSecrets() {
  * TLS with certificates from a throwaway CA made in `certsDir` (a temporary folder, removed
  * at stop, unless given).
  */
+/** The port variables that bring a service back where its `ready` line says it was serving. */
+function portsOf(ready) {
+  const ports = {};
+  if (ready.grpcPort !== undefined) ports.GRPC_PORT = String(ready.grpcPort);
+  if (ready.metricsPort !== undefined) ports.METRICS_PORT = String(ready.metricsPort);
+  return ports;
+}
+
 async function startSystem({
   rootDir,
   databaseUrl,
@@ -71,7 +79,7 @@ async function startSystem({
     const at = processes.findIndex((running) => running.service === service);
     const [previous] = processes.splice(at, 1);
     await (kill ? previous.process.kill() : previous.process.stop());
-    return start(service, envs.get(service));
+    return start(service, { ...envs.get(service), ...portsOf(previous.process.ready) });
   };
 
   try {
@@ -89,11 +97,9 @@ async function startSystem({
       CALENDLY_API_URL: simUrl,
       CALENDLY_AUTH_URL: simUrl,
     };
-    const grpcPorts = async () => ({
-      GRPC_HOST: host,
-      GRPC_PORT: String(await freePort()),
-      METRICS_PORT: String(await freePort()),
-    });
+    // Port 0: each service binds a port of its own, so no two can be handed the same one; a
+    // restart takes the ports from the `ready` line of the process it replaces (portsOf).
+    const grpcPorts = async () => ({ GRPC_HOST: host, GRPC_PORT: '0', METRICS_PORT: '0' });
     const common = {
       DATABASE_URL: databaseUrl,
       NATS_URL: natsUrl,
