@@ -39,6 +39,9 @@ export async function bootSystem(options: {
     onLine: (service: string, line: string) => {
       lines.push(`${service} ${line}`);
     },
+  }).catch(async (error: unknown) => {
+    await database.drop();
+    throw error;
   });
   return {
     gateway: system.urls.gateway,

@@ -24,6 +24,14 @@ function devSecrets() {
  * TLS with certificates from a throwaway CA made in `certsDir` (a temporary folder, removed
  * at stop, unless given).
  */
+/** Promise.all that waits for every promise before it rejects with the first failure. */
+async function settledAll(promises) {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((result) => result.value);
+}
+
 /** The port variables that bring a service back where its `ready` line says it was serving. */
 function portsOf(ready) {
   const ports = {};
@@ -116,7 +124,9 @@ async function startSystem({
       CALENDLY_CLIENT_SECRET: secrets.clientSecret,
     });
     const identityAddr = `${host}:${identity.ready.grpcPort}`;
-    const [subscription, meetings] = await Promise.all([
+    // allSettled, not all: when one fails, the other is still starting and must be in
+    // `processes` before stop() runs, or it is left running.
+    const [subscription, meetings] = await settledAll([
       grpcPorts().then(async (ports) =>
         start('subscription', {
           ...(await tls('subscription')),
