@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { deliveryKeyOf as contractDeliveryKeyOf } from '@calsync/calendly-client';
-import { inviteeResource, webhookEnvelope, type ScheduledEventFields } from '@calsync/calendly-client/testing';
+import {
+  inviteeResource,
+  webhookEnvelope,
+  type InviteeFields,
+  type ScheduledEventFields,
+} from '@calsync/calendly-client/testing';
 import { eventsV1 } from '@calsync/proto';
 
 // A small model of one Calendly account that produces webhook bodies as shared/CALENDLY.md
@@ -34,21 +39,10 @@ interface EventState {
   invitees: InviteeState[];
 }
 
-interface InviteeState {
+/** An invitee as the contract's payload builder takes it, plus what this ledger tracks. */
+interface InviteeState extends InviteeFields {
   uuid: string;
-  uri: string;
-  name: string;
-  email: string;
-  timezone: string;
-  status: 'active' | 'canceled';
-  answers: { question: string; answer: string; position: number }[];
-  rescheduled: boolean;
-  oldInvitee: string | null;
-  newInvitee: string | null;
-  noShow: { uri: string; created_at: string } | null;
   cancellation: Record<string, string> | null;
-  createdAt: string;
-  updatedAt: string;
   event: EventState;
 }
 
