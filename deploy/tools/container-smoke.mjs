@@ -10,7 +10,8 @@
 // Secrets the chart mounts but does not render (the services' gRPC certificates) are issued for
 // the run by a throwaway CA and mounted read-only, as the kubelet mounts a Secret volume.
 //
-// Containers use the host's network, so the chart's fixed ports must be free on this machine;
+// Containers use the host's network, so the chart's fixed ports must be free on this machine
+// (reserved against ephemeral use for the run, and waited for when briefly held);
 // Services' names resolve to 127.0.0.1 in every container. Postgres and NATS are the test ones
 // (CALSYNC_TEST_DATABASE_URL, CALSYNC_TEST_NATS_URL); a fresh database and subject prefix per run.
 //
@@ -249,6 +250,52 @@ async function certificateSecrets(objects, chartSecrets, workDir) {
   return provided;
 }
 
+// The chart's gRPC ports (50051-50053) lie inside Linux's ephemeral range, so any outgoing
+// connection on this machine (the test database's, dockerd's) may hold one as its local port for
+// a while: one CI run failed on exactly that. Reserving them keeps new outgoing connections off
+// them (best effort: root only); a port still held is waited for, then named with its holder.
+const reservedPortsFile = '/proc/sys/net/ipv4/ip_local_reserved_ports';
+
+function reservePorts(ports) {
+  let before;
+  try {
+    before = readFileSync(reservedPortsFile, 'utf8').trim();
+    writeFileSync(reservedPortsFile, [before, ...ports].filter(Boolean).join(','));
+  } catch {
+    return () => {};
+  }
+  return () => {
+    try {
+      writeFileSync(reservedPortsFile, before === '' ? '\n' : before);
+    } catch {
+      // Reserved ports only keep ephemeral connections off them; leaving them reserved is harmless.
+    }
+  };
+}
+
+async function portsFree(ports, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const busy = [];
+    for (const port of ports) if (!(await portFree(port))) busy.push(port);
+    if (busy.length === 0) return;
+    if (Date.now() > deadline) {
+      const holders = await execFile('ss', ['-Htanp'])
+        .then(({ stdout }) =>
+          stdout
+            .split('\n')
+            .filter((line) => busy.some((port) => new RegExp(`:${port}\\s`).test(line)))
+            .join('\n'),
+        )
+        .catch((error) => `(ss failed: ${error.message})`);
+      throw new Error(
+        `ports the chart fixes are still in use on this machine after ${timeoutMs / 1000}s: ${busy.join(', ')}\n${holders}`,
+      );
+    }
+    await sleep(500);
+  }
+}
+
 async function portFree(port) {
   return new Promise((resolve) => {
     const server = createServer()
@@ -276,6 +323,7 @@ async function main() {
   const workDir = mkdtempSync(join(tmpdir(), 'calsync-smoke-'));
   const database = await createTestDatabase('smoke');
   const containers = [];
+  let releasePorts = () => {};
   try {
     const objects = await render(database.url, testSubjectPrefix('smoke'), workDir);
     const chartSecrets = secretsOf(objects);
@@ -294,9 +342,8 @@ async function main() {
     say(`rendered ${pods.length} Deployments and ${jobs.length} Jobs: ${pods.map((p) => p.component).join(', ')}`);
 
     const ports = pods.flatMap(({ pod }) => pod.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
-    const busy = [];
-    for (const port of ports) if (!(await portFree(port))) busy.push(port);
-    if (busy.length > 0) throw new Error(`ports the chart fixes are in use on this machine: ${busy.join(', ')}`);
+    releasePorts = reservePorts(ports);
+    await portsFree(ports);
 
     const start = async (name, pod, container) => {
       containers.push(name);
@@ -396,6 +443,7 @@ async function main() {
   } finally {
     if (containers.length > 0) await execFile(engine, ['rm', '--force', ...containers]).catch(() => {});
     await database.drop().catch(() => {});
+    releasePorts();
     rmSync(workDir, { recursive: true, force: true });
   }
 }
