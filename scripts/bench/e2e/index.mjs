@@ -1,18 +1,26 @@
-// Measures calsync's end-to-end latency: from the moment the Calendly simulator starts a
-// delivery to the moment the meeting is visible through the gateway's GET /api/meetings, with
-// every service running as its own process (the same processes `npm run dev` starts). Bookings
-// arrive at a steady rate, spread over many connected users; a waiter per booking polls the
-// user's meetings (filtered to that booking's start time) until it appears.
+// Measures calsync's freshness on its change feed: from the moment the Calendly simulator starts
+// a delivery to the moment the `MeetingChanged` event for that booking reaches a subscriber of
+// `<prefix>.meetings.changed.>`, with every service running as its own process (the same
+// processes `npm run dev` starts). For each rate, bookings arrive at a steady pace spread over
+// every connected user; nothing polls, so the figures carry no polling load or interval.
 //
-//   node scripts/bench/e2e/index.mjs [--users 50] [--rate 20] [--seconds 30] [--poll-ms 10]
+//   node scripts/bench/e2e/index.mjs [--users 1000] [--rates 50,200,500] [--seconds 20]
+//
+// Per rate it prints p50/p90/p99/max, the rate reached, the load average, each service's CPU per
+// booking and RSS, and what broke first if anything did: the simulator falling behind the
+// asked rate, deliveries the gateway refused or timed out (Calendly would retry them), or changes
+// that never reached the feed within a minute.
 //
 // Uses DATABASE_URL / NATS_URL when set, else an embedded Postgres and a local nats-server.
 // Needs a build first: npm run build
+import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { connect } from 'nats';
 import localInfra from '../../lib/local-infra.cjs';
 import systemLib from '../../lib/system.cjs';
 import devJwt from '../../lib/dev-jwt.cjs';
@@ -20,18 +28,21 @@ import bench from '../../lib/bench.cjs';
 
 const { values } = parseArgs({
   options: {
-    users: { type: 'string', default: '50' },
-    rate: { type: 'string', default: '20' },
-    seconds: { type: 'string', default: '30' },
-    'poll-ms': { type: 'string', default: '10' },
+    users: { type: 'string', default: '1000' },
+    rates: { type: 'string', default: '50,200,500' },
+    seconds: { type: 'string', default: '20' },
   },
 });
 const userCount = Number(values.users);
-const rate = Number(values.rate);
+const rates = values.rates.split(',').map(Number);
 const seconds = Number(values.seconds);
-const pollMs = Number(values['poll-ms']);
+for (const [name, value] of [['--users', userCount], ['--seconds', seconds], ...rates.map((rate) => ['--rates', rate])])
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const { meetingsV1 } = createRequire(join(rootDir, 'package.json'))('@calsync/proto');
 const say = (line) => process.stdout.write(`${line}\n`);
+const settleMs = 60_000;
 
 async function json(url, { method = 'GET', body, token } = {}) {
   const response = await fetch(url, {
@@ -47,6 +58,29 @@ async function json(url, { method = 'GET', body, token } = {}) {
 }
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `task` over `items` with at most `limit` at a time. */
+async function inParallel(items, limit, task) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        await task(items[index], index);
+      }
+    }),
+  );
+}
+
+/** CPU seconds (user + system) and RSS of a process, from /proc. */
+function usage(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
+}
 
 async function main() {
   bench.printBenchHeader(rootDir);
@@ -66,19 +100,37 @@ async function main() {
       cleanup.add(nats.stop);
       natsUrl = nats.url;
     }
+    const prefix = `bench${Date.now().toString(36)}`;
     const system = await systemLib.startSystem({
       rootDir,
       databaseUrl,
       natsUrl,
-      natsSubjectPrefix: `bench${Date.now().toString(36)}`,
+      natsSubjectPrefix: prefix,
       logLevel: 'info',
     });
     cleanup.add(system.stop);
     const { gateway, simulator } = system.urls;
 
-    say(`connecting ${userCount} users (personal tokens)...`);
-    const users = [];
-    for (let i = 0; i < userCount; i++) {
+    // The subscriber: a plain NATS subscription to every user's change subject, as an internal
+    // service would consume the feed. Each booking's first CREATED change is the one measured.
+    const nc = await connect({ servers: natsUrl });
+    cleanup.add(() => nc.close());
+    const seen = new Map(); // invitee uri -> ms when its change arrived
+    const feed = nc.subscribe(`${prefix}.meetings.changed.>`);
+    void (async () => {
+      for await (const message of feed) {
+        const arrived = Date.now();
+        const change = meetingsV1.MeetingChanged.decode(message.data);
+        if (change.kind !== meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_CREATED) continue;
+        for (const invitee of change.meeting?.invitees ?? [])
+          if (!seen.has(invitee.uri)) seen.set(invitee.uri, arrived);
+      }
+    })();
+
+    say(`connecting ${userCount} users (personal tokens, 16 at a time)...`);
+    const connectStarted = Date.now();
+    const users = new Array(userCount);
+    await inParallel([...users.keys()], 16, async (i) => {
       const calendly = await json(`${simulator}/_sim/users`, {
         method: 'POST',
         body: { name: `Bench ${i}`, email: `bench${i}@example.test`, plan: 'standard' },
@@ -89,70 +141,114 @@ async function main() {
         token,
         body: { token: calendly.personal_access_token },
       });
-      users.push({ calendly, token });
-    }
+      users[i] = { calendly };
+    });
+    say(`  connected in ${((Date.now() - connectStarted) / 1000).toFixed(1)} s`);
 
-    say(`booking ${rate}/s for ${seconds} s...`);
-    const total = rate * seconds;
-    const visible = new Map(); // invitee uri -> ms when visible
-    const waiters = [];
+    const services = Object.entries(system.processes).filter(([name]) => name !== 'calendly-sim');
+    let bookingSeq = 0;
+    let lastAttemptId = 0;
     const base = Date.now() + 24 * 3_600_000;
-    const started = Date.now();
-    for (let n = 0; n < total; n++) {
-      const due = started + (n * 1000) / rate;
-      const wait = due - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      const user = users[n % users.length];
-      const start = new Date(base + n * 60_000);
-      const booking = await json(`${simulator}/_sim/bookings`, {
-        method: 'POST',
-        body: {
-          user: user.calendly.uri,
-          invitee: { name: `Invitee ${n}`, email: `invitee${n}@example.test` },
-          start_time: start.toISOString(),
-          end_time: new Date(start.getTime() + 1_800_000).toISOString(),
-        },
-      });
-      const query = `from=${encodeURIComponent(start.toISOString())}&to=${encodeURIComponent(new Date(start.getTime() + 1).toISOString())}`;
-      waiters.push(
-        (async () => {
-          const giveUp = Date.now() + 60_000;
-          for (;;) {
-            const page = await json(`${gateway}/api/meetings?${query}`, { token: user.token });
-            if (page.meetings.some((m) => m.invitees.some((i) => i.uri === booking.invitee.uri))) {
-              visible.set(booking.invitee.uri, Date.now());
-              return;
-            }
-            if (Date.now() > giveUp) throw new Error(`booking ${n} never became visible`);
-            await new Promise((resolve) => setTimeout(resolve, pollMs));
-          }
-        })(),
-      );
-    }
-    const achievedRate = total / ((Date.now() - started) / 1000);
-    await Promise.all(waiters);
+    const results = [];
+    for (const rate of rates) {
+      const total = Math.round(rate * seconds);
+      const cpuBefore = Object.fromEntries(services.map(([name, p]) => [name, usage(p.child.pid).cpuSeconds]));
+      const peakRss = Object.fromEntries(services.map(([name]) => [name, 0]));
+      const sampleRss = () => {
+        for (const [name, p] of services) peakRss[name] = Math.max(peakRss[name], usage(p.child.pid).rssMb);
+      };
+      const rssTimer = setInterval(sampleRss, 500);
+      const booked = [];
+      const bookingErrors = [];
+      const inFlight = new Set();
+      const started = Date.now();
+      for (let n = 0; n < total; n++) {
+        const due = started + (n * 1000) / rate;
+        const wait = due - Date.now();
+        if (wait > 0) await sleep(wait);
+        // At most 256 booking requests outstanding: beyond that the simulator is the bottleneck.
+        while (inFlight.size >= 256) await Promise.race(inFlight);
+        const seq = bookingSeq++;
+        const user = users[seq % users.length];
+        const start = new Date(base + seq * 60_000);
+        const request = json(`${simulator}/_sim/bookings`, {
+          method: 'POST',
+          body: {
+            user: user.calendly.uri,
+            invitee: { name: `Invitee ${seq}`, email: `invitee${seq}@example.test` },
+            start_time: start.toISOString(),
+            end_time: new Date(start.getTime() + 1_800_000).toISOString(),
+          },
+        }).then(
+          (booking) => booked.push(booking.invitee.uri),
+          (error) => bookingErrors.push(error),
+        );
+        inFlight.add(request);
+        void request.finally(() => inFlight.delete(request));
+      }
+      await Promise.all(inFlight);
+      const issuedIn = (Date.now() - started) / 1000;
+      const giveUp = Date.now() + settleMs;
+      while (booked.some((uri) => !seen.has(uri)) && Date.now() < giveUp) await sleep(50);
+      clearInterval(rssTimer);
+      sampleRss();
+      const load = loadavg();
 
-    const deliveries = await json(`${simulator}/_sim/deliveries?outcome=delivered&event=invitee.created`);
-    const latencies = [];
-    for (const attempt of deliveries.collection) {
-      const body = typeof attempt.body === 'string' ? JSON.parse(attempt.body) : attempt.body;
-      const shownAt = visible.get(body?.payload?.uri);
-      if (shownAt !== undefined) latencies.push(shownAt - new Date(attempt.started_at).getTime());
+      const attempts = (
+        await json(`${simulator}/_sim/deliveries?event=invitee.created&after=${lastAttemptId}`)
+      ).collection.filter((attempt) => attempt.id > lastAttemptId);
+      lastAttemptId = Math.max(lastAttemptId, ...attempts.map((attempt) => attempt.id));
+      const firstStart = new Map(); // invitee uri -> first attempt's start
+      const refused = new Map(); // status (or error) -> count
+      for (const attempt of attempts) {
+        const uri = JSON.parse(attempt.body)?.payload?.uri;
+        if (attempt.attempt === 1) firstStart.set(uri, new Date(attempt.started_at).getTime());
+        if (attempt.outcome === 'failed') {
+          const why = attempt.status ?? attempt.error ?? 'unknown';
+          refused.set(why, (refused.get(why) ?? 0) + 1);
+        }
+      }
+      const latencies = [];
+      for (const uri of booked) {
+        const arrived = seen.get(uri);
+        const sent = firstStart.get(uri);
+        if (arrived !== undefined && sent !== undefined) latencies.push(arrived - sent);
+      }
+      latencies.sort((a, b) => a - b);
+      const missing = booked.filter((uri) => !seen.has(uri)).length;
+      const achieved = total / issuedIn;
+      const broke = [];
+      if (bookingErrors.length > 0) broke.push(`${bookingErrors.length} bookings refused by the simulator`);
+      if (achieved < rate * 0.95) broke.push(`the simulator took bookings at only ${achieved.toFixed(0)}/s`);
+      if (refused.size > 0)
+        broke.push(
+          `delivery attempts failed (Calendly retries them): ${[...refused].map(([why, n]) => `${n} x ${why}`).join(', ')}`,
+        );
+      if (missing > 0) broke.push(`${missing} changes never reached the feed within ${settleMs / 1000} s`);
+
+      say('');
+      say(`rate ${rate}/s: simulator delivery start -> MeetingChanged received on the feed`);
+      say(`  bookings        ${booked.length} over ${userCount} users at ${achieved.toFixed(1)}/s (asked ${rate}/s)`);
+      if (latencies.length > 0) {
+        say(`  p50             ${percentile(latencies, 50)} ms`);
+        say(`  p90             ${percentile(latencies, 90)} ms`);
+        say(`  p99             ${percentile(latencies, 99)} ms`);
+        say(`  max             ${latencies[latencies.length - 1]} ms`);
+      }
+      for (const [name, p] of services) {
+        const cpu = usage(p.child.pid).cpuSeconds - cpuBefore[name];
+        say(
+          `  ${name.padEnd(15)} ${((cpu * 1000) / Math.max(1, booked.length)).toFixed(2)} ms CPU per booking, peak RSS ${peakRss[name].toFixed(0)} MB`,
+        );
+      }
+      say(`  load average    ${load.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} cores`);
+      say(`  broke first     ${broke.length === 0 ? 'nothing' : broke.join('; ')}`);
+      results.push({ rate, p99: percentile(latencies, 99), broke });
     }
-    latencies.sort((a, b) => a - b);
-    if (latencies.length !== total) throw new Error(`matched ${latencies.length} of ${total} deliveries`);
     say('');
-    say(`end-to-end latency, simulator delivery start -> visible via GET /api/meetings`);
-    say(`  bookings        ${total} over ${userCount} users at ${achievedRate.toFixed(1)}/s (asked ${rate}/s)`);
-    say(`  p50             ${percentile(latencies, 50)} ms`);
-    say(`  p90             ${percentile(latencies, 90)} ms`);
-    say(`  p99             ${percentile(latencies, 99)} ms`);
-    say(`  max             ${latencies[latencies.length - 1]} ms`);
-    say(`  poll interval   ${pollMs} ms (adds up to that much to each figure)`);
     say(
-      `  load average    ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')} on ${(await import('node:os')).cpus().length} cores`,
+      'summary: ' +
+        results.map((r) => `${r.rate}/s p99 ${r.p99 ?? '-'} ms${r.broke.length ? ' (broke)' : ''}`).join(', '),
     );
   } finally {
     await cleanup.run();
