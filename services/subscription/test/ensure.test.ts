@@ -14,7 +14,7 @@ import {
   type SimUser,
 } from './harness';
 
-const { WebhookState, SigningKeySource } = subscriptionV1;
+const { WebhookState, SigningKeySource, SyncMode } = subscriptionV1;
 const userEvents = ['invitee.canceled', 'invitee.created', 'invitee_no_show.created', 'invitee_no_show.deleted'];
 
 let h: Harness;
@@ -97,6 +97,23 @@ it('keeps signing keys sealed at rest', async () => {
   } finally {
     await db.end();
   }
+});
+
+it('reports the user as synced by their webhook from the first Ensure, and as not synced once removed', async () => {
+  await h.connectWithToken('ensure-mode');
+  expect(await h.subscription.listUserWebhooks({ userId: 'ensure-mode' })).toMatchObject({
+    syncMode: SyncMode.SYNC_MODE_UNSPECIFIED,
+  });
+  const ensured = await h.subscription.ensureUserWebhook({ userId: 'ensure-mode' });
+  expect(ensured).toMatchObject({ syncMode: SyncMode.SYNC_MODE_WEBHOOK, syncModeReason: '' });
+  const listed = await h.subscription.listUserWebhooks({ userId: 'ensure-mode' });
+  expect(listed).toMatchObject({ syncMode: SyncMode.SYNC_MODE_WEBHOOK, syncModeReason: '' });
+  expect(listed.syncModeSince).toEqual(ensured.syncModeSince);
+  await h.subscription.removeUserWebhooks({ userId: 'ensure-mode' });
+  expect(await h.subscription.listUserWebhooks({ userId: 'ensure-mode' })).toMatchObject({
+    syncMode: SyncMode.SYNC_MODE_UNSPECIFIED,
+    syncModeReason: '',
+  });
 });
 
 it('is idempotent: twice, or five times at once, leaves one subscription', async () => {

@@ -12,9 +12,23 @@ import { FleetQueryInvalid } from '../fleet/hook-fleet';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
 import { DeliveryRefused, type Verifier } from '../verify/verifier';
+import type { SyncModeRow } from '../polling/sync-mode-repository';
 import type { WebhookRow } from '../webhooks/webhook-repository';
 
-const { WebhookState, SigningKeySource } = subscriptionV1;
+const { WebhookState, SigningKeySource, SyncMode } = subscriptionV1;
+
+/** A user's sync mode as the contract shows it (no row: no sync). */
+export function toSyncMode(row: SyncModeRow | undefined) {
+  return {
+    syncMode: !row
+      ? SyncMode.SYNC_MODE_UNSPECIFIED
+      : row.mode === 'polling'
+        ? SyncMode.SYNC_MODE_POLLING
+        : SyncMode.SYNC_MODE_WEBHOOK,
+    syncModeReason: row?.reason ?? '',
+    syncModeSince: row?.since,
+  };
+}
 
 export const webhookStates: Record<WebhookRow['state'], subscriptionV1.WebhookState> = {
   pending: WebhookState.WEBHOOK_STATE_PENDING,
@@ -89,8 +103,8 @@ export function subscriptionService(deps: {
     subscriptionV1.SubscriptionServiceService,
     {
       async ensureUserWebhook(request) {
-        const { hook, created } = await subscriptions.ensure(request.userId);
-        return { webhook: toWebhook(hook), created };
+        const { hook, created, sync } = await subscriptions.ensure(request.userId);
+        return { webhook: toWebhook(hook), created, ...toSyncMode(sync) };
       },
       async verifyAndResolveUser(request) {
         if (request.rawBody.length > maxBodyBytes)
@@ -104,8 +118,11 @@ export function subscriptionService(deps: {
         return { ...verified };
       },
       async listUserWebhooks(request) {
-        const rows = await subscriptions.list(request.userId);
-        return { webhooks: rows.map(toWebhook) };
+        const [rows, sync] = await Promise.all([
+          subscriptions.list(request.userId),
+          subscriptions.syncMode(request.userId),
+        ]);
+        return { webhooks: rows.map(toWebhook), ...toSyncMode(sync), lastPolledAt: sync?.lastPolledAt ?? undefined };
       },
       async removeUserWebhooks(request) {
         return subscriptions.remove(request.userId);

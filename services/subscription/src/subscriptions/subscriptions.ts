@@ -10,6 +10,7 @@ import {
   type Sealer,
 } from '@calsync/service-kit';
 import type { BackfillPublisher } from '../backfill/backfill-publisher';
+import { createSyncModeRepository, type SyncModeRow } from '../polling/sync-mode-repository';
 import type { CalendlyGrant, Connections } from '../identity/connections';
 import { signingKeyContext } from '../webhooks/hook-loader';
 import {
@@ -48,10 +49,12 @@ export interface RemoveResult {
 
 export interface Subscriptions {
   /** Makes sure the user has exactly one active subscription; throws GrpcError when it cannot. */
-  ensure(userId: string): Promise<{ hook: WebhookRow; created: boolean }>;
+  ensure(userId: string): Promise<{ hook: WebhookRow; created: boolean; sync: SyncModeRow | undefined }>;
   /** Deletes the user's subscriptions at Calendly where possible and always locally. */
   remove(userId: string): Promise<RemoveResult>;
   list(userId: string): Promise<WebhookRow[]>;
+  /** How the user's meetings reach calsync; undefined: they have no sync. */
+  syncMode(userId: string): Promise<SyncModeRow | undefined>;
   /** Compares the user's hooks with Calendly's and repairs them; never throws for Calendly's answers. */
   reconcileUser(userId: string): Promise<SyncResult>;
 }
@@ -79,6 +82,18 @@ interface Assessed {
   /** `outdated`: active, but without an event calsync subscribes to today (Calendly has no update). */
   health: 'active' | 'outdated' | 'disabled' | 'missing';
 }
+
+const webhookModeOf = (hook: WebhookRow): SyncModeRow => ({
+  userId: hook.userId,
+  calendlyUserUri: hook.calendlyUserUri,
+  mode: 'webhook',
+  reason: '',
+  since: hook.createdAt,
+  nextPollAt: null,
+  nextSweepAt: null,
+  lastPolledAt: null,
+  lastSweptAt: null,
+});
 
 /** A create that failed, with the row that was made for it. */
 class ProvisionError extends Error {
@@ -305,7 +320,9 @@ export function createSubscriptions(deps: {
   };
 
   /** Local cleanup of a user whose connection is gone: refuse their hooks now, delete remotely later. */
-  const forgetDisconnected = async (repo: WebhookRepository, userId: string) => {
+  const forgetDisconnected = async (client: PoolClient, userId: string) => {
+    const repo = createWebhookRepository(client);
+    await createSyncModeRepository(client).forget(userId);
     const rows = await repo.markUserRemoving(userId);
     await repo.releaseShared(userId);
     const uris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
@@ -316,11 +333,12 @@ export function createSubscriptions(deps: {
 
   /** The shared heart of Ensure and reconcile, run under the user's lock. */
   const syncLocked = async (
-    repo: WebhookRepository,
+    client: PoolClient,
     userId: string,
     grant: CalendlyGrant,
     mode: 'ensure' | 'reconcile',
   ): Promise<SyncResult> => {
+    const repo = createWebhookRepository(client);
     const result: SyncResult = {
       outcome: 'healthy',
       hook: undefined,
@@ -415,6 +433,7 @@ export function createSubscriptions(deps: {
       if (entry.remote) await deleteRemote(repo, userId, grant, entry.remote.uri);
       await repo.delete([entry.row.hookId]);
     }
+    await createSyncModeRepository(client).useWebhook(userId, grant.calendlyUserUri);
     result.backfillsRequested = await publishBackfill(repo, keep);
     result.hook = keep;
     return result;
@@ -466,11 +485,16 @@ export function createSubscriptions(deps: {
       const grant = await grantOrThrow(userId);
       const result = await withUserLock(deps.pool, userId, async (client) => {
         await requestInitialImport(client, userId, grant);
-        return syncLocked(createWebhookRepository(client), userId, grant, 'ensure');
+        const synced = await syncLocked(client, userId, grant, 'ensure');
+        return { ...synced, sync: await createSyncModeRepository(client).get(userId) };
       });
       if (result.error || !result.hook) throw result.error ?? new GrpcError(GrpcStatus.INTERNAL, 'no webhook');
       log.info({ userId, hookId: result.hook.hookId, outcome: result.outcome }, 'webhook ensured');
-      return { hook: result.hook, created: result.outcome === 'created' || result.outcome === 'recreated' };
+      return {
+        hook: result.hook,
+        created: result.outcome === 'created' || result.outcome === 'recreated',
+        sync: result.sync,
+      };
     },
 
     async remove(userId) {
@@ -483,6 +507,7 @@ export function createSubscriptions(deps: {
         await repo.releaseShared(userId);
         // Connecting again imports again: what happened meanwhile was never delivered.
         await client.query('DELETE FROM initial_imports WHERE user_id = $1', [userId]);
+        await createSyncModeRepository(client).forget(userId);
         const result: RemoveResult = { removedLocally: 0, deletedRemotely: 0, leftForReconcile: 0 };
         const remoteUris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
         let grant: CalendlyGrant | undefined;
@@ -512,6 +537,17 @@ export function createSubscriptions(deps: {
       return createWebhookRepository(deps.pool).listByUser(userId, { includeLegacy: true });
     },
 
+    async syncMode(userId) {
+      requireUserId(userId);
+      const recorded = await createSyncModeRepository(deps.pool).get(userId);
+      if (recorded) return recorded;
+      // A hook recorded without a sync (a legacy import) is still a webhook sync.
+      const active = (await createWebhookRepository(deps.pool).listByUser(userId, { includeLegacy: true })).find(
+        (row) => row.state === 'active',
+      );
+      return active && webhookModeOf(active);
+    },
+
     async reconcileUser(userId) {
       const empty = { hook: undefined, orphansDeleted: 0, backfillsRequested: 0, leftoversDeleted: 0 };
       let grant: CalendlyGrant;
@@ -521,7 +557,7 @@ export function createSubscriptions(deps: {
         return withUserLock(deps.pool, userId, async (client) => {
           const repo = createWebhookRepository(client);
           if (hasCode(error, GrpcStatus.NOT_FOUND)) {
-            const forgotten = await forgetDisconnected(repo, userId);
+            const forgotten = await forgetDisconnected(client, userId);
             log.info({ userId, hooks: forgotten }, 'user has no connection; hooks forgotten');
             return { ...empty, outcome: 'disconnected' as const };
           }
@@ -530,9 +566,7 @@ export function createSubscriptions(deps: {
           return { ...empty, outcome: 'failed' as const, error: grpc };
         });
       }
-      return withUserLock(deps.pool, userId, (client) =>
-        syncLocked(createWebhookRepository(client), userId, grant, 'reconcile'),
-      );
+      return withUserLock(deps.pool, userId, (client) => syncLocked(client, userId, grant, 'reconcile'));
     },
   };
 }
