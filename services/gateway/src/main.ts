@@ -30,7 +30,8 @@ import { createEventPublisher, ensureEventsStream } from './events/event-publish
 import { healthRoutes } from './health/health-routes';
 import { createReadiness } from './health/readiness';
 import { createHealthProbe } from './health/subscription-health';
-import { createApp } from './http/app';
+import { createApp, servedRoutes, type ServedRoute } from './http/app';
+import { openApiRoutes } from './http/openapi-routes';
 import { createRequestTracker, type RequestTracker } from './http/request-tracker';
 import { meetingEventsRoutes } from './meetings/meeting-events-routes';
 import { meetingRoutes } from './meetings/meeting-routes';
@@ -46,6 +47,8 @@ export interface Gateway {
   /** Not ready at once, stop accepting, finish in-flight requests, drain NATS. Idempotent. */
   stop(): Promise<void>;
   ports: { http: number };
+  /** Every route its router serves; /openapi.json describes exactly these (tested). */
+  routes: ServedRoute[];
 }
 
 // Room for the CalendlyEvent fields and headers around the body in one NATS message.
@@ -124,6 +127,25 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       natsConnected: () => natsIsConnected(nc),
       subscriptionServing: () => subscriptionHealth.serving(),
     });
+    const routers = [
+      healthRoutes({ readiness, registry }),
+      openApiRoutes(),
+      webhookRoutes({ intake, maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES }),
+      connectionRoutes({
+        connections,
+        verify,
+        appUrl: config.APP_URL,
+        connectCookie: createConnectCookie(config.PUBLIC_BASE_URL),
+      }),
+      // Before meetingRoutes: /api/meetings/events is not a meeting id.
+      meetingEventsRoutes({
+        meetings,
+        verify,
+        tokens: streamTokens,
+        closing: closing.signal,
+      }),
+      meetingRoutes({ meetings, verify }),
+    ];
     const app = createApp({
       log,
       registry,
@@ -131,24 +153,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       stopping: () => stopping,
       corsOrigins: config.CORS_ORIGINS,
       ...(config.DEMO_DIR ? { demoDir: config.DEMO_DIR } : {}),
-      routers: [
-        healthRoutes({ readiness, registry }),
-        webhookRoutes({ intake, maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES }),
-        connectionRoutes({
-          connections,
-          verify,
-          appUrl: config.APP_URL,
-          connectCookie: createConnectCookie(config.PUBLIC_BASE_URL),
-        }),
-        // Before meetingRoutes: /api/meetings/events is not a meeting id.
-        meetingEventsRoutes({
-          meetings,
-          verify,
-          tokens: streamTokens,
-          closing: closing.signal,
-        }),
-        meetingRoutes({ meetings, verify }),
-      ],
+      routers,
     });
 
     // Calendly gives up reading after 15 s: a request still arriving after 30 s is not Calendly's.
@@ -173,7 +178,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       ],
     });
     log.info({ httpPort, eventsStream: names.eventsStream }, 'ready');
-    return { stop, ports: { http: httpPort } };
+    return { stop, ports: { http: httpPort }, routes: servedRoutes(routers) };
   } catch (error) {
     for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
     throw error;

@@ -106,6 +106,14 @@ export interface GatewaySystem {
     /** The metrics port of the first and the second subscription replica. */
     subscriptionMetricsPorts: [number, number];
   }>;
+  /**
+   * A second gateway on the same NATS whose identity, subscription and meetings addresses answer
+   * nothing (a port just freed), with short deadlines: every call it makes fails UNAVAILABLE.
+   */
+  gatewayWithoutUpstreams(options?: {
+    /** Verify JWTs with this key set (one that answers nothing gives 503 auth_unavailable). */
+    jwksUrl?: string;
+  }): Promise<{ url: string; gateway: Gateway }>;
   /** Every event in the gateway's stream. */
   storedEvents(): Promise<StoredEvent[]>;
   stop(): Promise<void>;
@@ -373,6 +381,30 @@ export async function startGatewaySystem(
           subscriptionMetricsPorts: [subscription.ports.metrics, second.ports.metrics],
         };
       },
+      async gatewayWithoutUpstreams(lonelyOptions = {}) {
+        const nowhere = `127.0.0.1:${await localInfra.freePort()}`;
+        const lonely = await startGateway(
+          loadGatewayConfig({
+            ...gatewayTls,
+            NATS_URL: gatewayNatsUrl,
+            NATS_SUBJECT_PREFIX: prefix,
+            HTTP_HOST: '127.0.0.1',
+            HTTP_PORT: '0',
+            PUBLIC_BASE_URL: url,
+            APP_URL: appUrl,
+            IDENTITY_ADDR: nowhere,
+            SUBSCRIPTION_ADDR: nowhere,
+            MEETINGS_ADDR: nowhere,
+            ...(lonelyOptions.jwksUrl ? { AUTH_JWKS_URL: lonelyOptions.jwksUrl } : { AUTH_JWT_SECRET: jwtSecret }),
+            UPSTREAM_TIMEOUT_MS: '1000',
+            VERIFY_TIMEOUT_MS: '1000',
+            SHUTDOWN_TIMEOUT_MS: '5000',
+          }),
+          { log: quiet },
+        );
+        stops.push(() => lonely.stop());
+        return { url: `http://127.0.0.1:${lonely.ports.http}`, gateway: lonely };
+      },
       stopSubscription: () => subscription.stop(),
       async startSubscription() {
         subscription = await startSubscription(subscriptionConfig, { log: quiet });
@@ -465,3 +497,36 @@ export class Browser {
 }
 
 export { waitFor } from '@calsync/service-kit/testing';
+
+/** The authorize URL of a connect `userId` starts in `browser`, approved at the simulator as `calendlyUser`. */
+export async function startOAuthConnect(
+  system: GatewaySystem,
+  browser: Browser,
+  userId: string,
+  calendlyUser: SimUser,
+  accept = 'text/html',
+): Promise<URL> {
+  const { response } = await browser.get(`${system.url}/api/calendly/connect`, {
+    headers: { authorization: `Bearer ${await system.jwtFor(userId)}`, accept },
+    stopAt: () => true,
+  });
+  const authorize = new URL(
+    accept === 'application/json'
+      ? String(((await response.json()) as { authorizeUrl: string }).authorizeUrl)
+      : response.headers.get('location')!,
+  );
+  // The simulator's consent page approves for the Calendly user it is told.
+  authorize.searchParams.set('sim_user', calendlyUser.uuid);
+  return authorize;
+}
+
+/** A user clicking "connect" and approving at Calendly, all in one browser; resolves where it lands. */
+export async function connectWithOAuth(
+  system: GatewaySystem,
+  userId: string,
+  calendlyUser: SimUser,
+): Promise<Response> {
+  const browser = new Browser(system.url);
+  const landed = await browser.get((await startOAuthConnect(system, browser, userId, calendlyUser)).toString());
+  return landed.response;
+}

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { SignJWT } from 'jose';
 import {
   Browser,
+  connectWithOAuth as connectUserWithOAuth,
+  startOAuthConnect,
   jwtSecret,
   rawRequest,
   waitFor,
@@ -30,28 +32,9 @@ afterAll(async () => {
   await system?.stop();
 });
 
-/** The authorize URL of a connect `userId` starts in `browser`, approved at the simulator as `calendlyUser`. */
-async function startConnect(browser: Browser, userId: string, calendlyUser: SimUser, accept = 'text/html') {
-  const { response } = await browser.get(`${system.url}/api/calendly/connect`, {
-    headers: { authorization: `Bearer ${await system.jwtFor(userId)}`, accept },
-    stopAt: () => true,
-  });
-  const authorize = new URL(
-    accept === 'application/json'
-      ? String(((await response.json()) as { authorizeUrl: string }).authorizeUrl)
-      : response.headers.get('location')!,
-  );
-  // The simulator's consent page approves for the Calendly user it is told.
-  authorize.searchParams.set('sim_user', calendlyUser.uuid);
-  return authorize;
-}
-
-/** A user clicking "connect" and approving at Calendly, all in one browser; resolves where it lands. */
-async function connectWithOAuth(userId: string, calendlyUser: SimUser): Promise<Response> {
-  const browser = new Browser(system.url);
-  const landed = await browser.get((await startConnect(browser, userId, calendlyUser)).toString());
-  return landed.response;
-}
+const startConnect = (browser: Browser, userId: string, calendlyUser: SimUser, accept?: string) =>
+  startOAuthConnect(system, browser, userId, calendlyUser, accept);
+const connectWithOAuth = (userId: string, calendlyUser: SimUser) => connectUserWithOAuth(system, userId, calendlyUser);
 
 const callbackPath = '/api/calendly/oauth/callback';
 

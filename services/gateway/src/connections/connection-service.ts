@@ -10,7 +10,9 @@ export interface CallContext {
   requestId: string;
 }
 
-export type WebhookStateName = 'pending' | 'active' | 'disabled' | 'missing' | 'removing' | 'failed' | 'none';
+/** Every `webhook.state` the user API can show (the OpenAPI document lists the same). */
+export const webhookStateNames = ['pending', 'active', 'disabled', 'missing', 'removing', 'failed', 'none'] as const;
+export type WebhookStateName = (typeof webhookStateNames)[number];
 
 /** A user's webhook as the user API shows it: no callback id, no key. */
 export interface WebhookView {

@@ -52,3 +52,18 @@ export function createApp(options: {
   }
   return app;
 }
+
+/** A route a router serves: its method and its Koa path (`/api/meetings/:id`). */
+export interface ServedRoute {
+  method: string;
+  path: string;
+}
+
+/** Every method and path `routers` serve (HEAD, which Koa adds to each GET, left out). */
+export function servedRoutes(routers: Router<GatewayState>[]): ServedRoute[] {
+  return routers.flatMap((router) =>
+    router.stack.flatMap((layer) =>
+      layer.methods.filter((method) => method !== 'HEAD').map((method) => ({ method, path: String(layer.path) })),
+    ),
+  );
+}

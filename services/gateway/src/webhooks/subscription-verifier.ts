@@ -19,7 +19,8 @@ const kindByStatus: Partial<Record<GrpcStatus, RejectionKind>> = {
   [GrpcStatus.INVALID_ARGUMENT]: 'malformed',
 };
 
-const defaultCodeByKind: Record<RejectionKind, { code: string; message: string }> = {
+/** The code of a refusal whose reason subscription did not name. */
+export const defaultCodeByKind: Record<RejectionKind, { code: string; message: string }> = {
   unknown_hook: verifyFailureAnswerOf('VERIFY_FAILURE_HOOK_NOT_FOUND')!,
   unauthenticated: { code: 'invalid_signature', message: 'the delivery signature is not valid' },
   forbidden: { code: 'forbidden', message: 'this delivery is not accepted on this callback URL' },
