@@ -49,7 +49,22 @@ node "$tools_src/validate-manifests.mjs" "${rendered[@]}" "$deploy_dir"/dev/*.ya
 say "skaffold.yaml against skaffold's schema; its artifacts against deploy/images.sh"
 node "$tools_src/validate-skaffold.mjs" "$deploy_dir/../skaffold.yaml"
 
-say "deployment policy, service configuration and README tests"
+say "alerts: promtool check rules and the alert unit tests"
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing promtool (Debian's prometheus package)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Only promtool is wanted: stop the server the package may have started.
+  if [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi
+fi
+rules_dir="$scratch/rules"
+mkdir -p "$rules_dir"
+node "$tools_src/prometheus-rules.mjs" "$rules_dir/calsync-rules.yaml" "$scratch/ci-job-migrations.yaml"
+promtool check rules "$rules_dir/calsync-rules.yaml"
+cp "$chart_dir"/alert-tests/*.test.yaml "$rules_dir/"
+promtool test rules "$rules_dir"/*.test.yaml
+
+say "deployment policy, service configuration, README and monitoring tests"
 CALSYNC_RENDERED="$(printf '%s\n' "${rendered[@]}")" node --test --test-reporter=spec \
   "$tools_src"/*.test.mjs
 
