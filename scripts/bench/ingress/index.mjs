@@ -107,6 +107,12 @@ async function startProcess(name, entry, env) {
   }
 }
 
+/** Resident memory of a process now, in MB, from /proc. */
+function rssMbOf(pid) {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m);
+  return line ? Math.round(Number(line[1]) / 1024) : null;
+}
+
 /** CPU seconds a process has used so far (user + system), from /proc. */
 function cpuSecondsOf(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -136,6 +142,13 @@ async function load({ origin, more, pick, pids }) {
   const answers = {};
   let errors = 0;
   const cpuBefore = pids.map(({ pid }) => cpuSecondsOf(pid));
+  // The largest resident set each server reaches while loaded, sampled every 250 ms.
+  const peakRss = pids.map(({ pid }) => rssMbOf(pid));
+  const sampler = setInterval(() => {
+    pids.forEach(({ pid }, i) => {
+      peakRss[i] = Math.max(peakRss[i] ?? 0, rssMbOf(pid) ?? 0);
+    });
+  }, 250);
   const started = performance.now();
   const worker = async () => {
     while (more()) {
@@ -163,6 +176,7 @@ async function load({ origin, more, pick, pids }) {
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - started) / 1000;
   const cpu = pids.map(({ pid }, i) => cpuSecondsOf(pid) - cpuBefore[i]);
+  clearInterval(sampler);
   await pool.close();
   latencies.sort((a, b) => a - b);
   const round = (n) => (n === null ? null : Math.round(n * 100) / 100);
@@ -177,6 +191,7 @@ async function load({ origin, more, pick, pids }) {
     serverCpuMsPerRequest: Object.fromEntries(
       pids.map(({ name }, i) => [name, round((cpu[i] * 1000) / Math.max(1, latencies.length))]),
     ),
+    peakRssMb: Object.fromEntries(pids.map(({ name }, i) => [name, peakRss[i]])),
   };
 }
 
@@ -267,7 +282,7 @@ try {
   };
   // The gateway calls subscription over mutual TLS, as in production.
   const ca = await createThrowawayCa();
-  cleanups.push(async () => ca.remove());
+  cleanups.add(async () => ca.remove());
   const subscription = await startProcess('subscription', join(root, 'services/subscription/dist/main.js'), {
     ...(await ca.env(kit.grpcIdentities.subscription)),
     ...common,

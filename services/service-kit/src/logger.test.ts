@@ -31,6 +31,26 @@ describe('logger', () => {
     expect(line).toContain('[redacted]');
   });
 
+  it("redacts secrets in child bindings, in lists, and in what an error carries, never changing the caller's objects", () => {
+    const { log, lines } = captureLogger();
+    const fields = {
+      hooks: [{ hookId: 'h1', signingKey: 'sk-secret-8' }],
+      deep: { a: { b: { token: 'out-of-reach-9' } } },
+    };
+    const failure = Object.assign(new Error('upstream 500'), {
+      status: 500,
+      request: { authorization: 'Bearer jwt-secret-10' },
+    });
+    log.child({ token: 'child-secret-11', requestId: 'r1' }).error({ ...fields, err: failure }, 'failed');
+    const line = lines.join('\n');
+    for (const secret of ['sk-secret-8', 'jwt-secret-10', 'child-secret-11']) expect(line).not.toContain(secret);
+    expect(JSON.parse(line)).toMatchObject({ requestId: 'r1', hooks: [{ hookId: 'h1', signingKey: '[redacted]' }] });
+    // Three levels down, as pino's `*.*.field` paths did; a fourth is not searched.
+    expect(line).toContain('out-of-reach-9');
+    expect(fields.hooks[0]!.signingKey).toBe('sk-secret-8');
+    expect(failure.request.authorization).toBe('Bearer jwt-secret-10');
+  });
+
   it('logs an expected refusal as one line without a stack trace', () => {
     const { log, lines } = captureLogger();
     // What a grpc-js client throws when the server refuses: an Error with code, details, metadata.

@@ -5,7 +5,7 @@ import pino, { type Logger, type LoggerOptions } from 'pino';
 export type { Logger } from 'pino';
 
 /** Field names whose values are secrets wherever they appear in a log line. */
-const secretFields = [
+const secretFields = new Set([
   'token',
   'accessToken',
   'access_token',
@@ -22,16 +22,40 @@ const secretFields = [
   'authorization',
   'code_verifier',
   'codeVerifier',
-  '["calendly-webhook-signature"]',
+  'calendly-webhook-signature',
   'signatureHeader',
   'signature_header',
-];
+]);
 
-/** The pino redaction paths: each secret field at the top level and one or two levels down. */
-export const redactedPaths: string[] = secretFields.flatMap((field) => {
-  const joined = field.startsWith('[') ? field : `.${field}`;
-  return [field, `*${joined}`, `*.*${joined}`];
-});
+const censor = '[redacted]';
+
+/**
+ * `value` with every secret field (secretFields) `depth` levels down or less replaced by
+ * "[redacted]": a line's own fields, their fields and theirs. Objects are copied only where
+ * something is replaced, so the caller's objects never change and a line without secrets costs
+ * one look at each key. Errors are left to serializeError, which redacts what it takes from them.
+ */
+export function redactSecrets<T>(value: T, depth = 3): T {
+  if (depth <= 0 || typeof value !== 'object' || value === null) return value;
+  if (value instanceof Error || value instanceof Date || ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const redacted = redactSecrets(item, depth - 1);
+      if (redacted !== item) (copy ??= value.slice())[i] = redacted;
+    }
+    return (copy ?? value) as T;
+  }
+  let copy: Record<string, unknown> | undefined;
+  const fields = value as Record<string, unknown>;
+  for (const key of Object.keys(fields)) {
+    const field = fields[key];
+    const redacted = secretFields.has(key) && field !== undefined ? censor : redactSecrets(field, depth - 1);
+    if (redacted !== field) (copy ??= { ...fields })[key] = redacted;
+  }
+  return (copy ?? value) as T;
+}
 
 /**
  * gRPC codes a server answers on purpose (the caller's input, rights or state), as opposed to
@@ -63,8 +87,9 @@ export function isExpectedRefusal(error: unknown): boolean {
 
 /** `err` in a log line: an expected refusal as one short object, anything else with its stack and causes. */
 export function serializeError(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  if (!isExpectedRefusal(error)) return pino.stdSerializers.err(error);
+  if (!(error instanceof Error)) return redactSecrets(error, 2);
+  // What pino copies from an error (its own fields, its causes) is redacted like the line around it.
+  if (!isExpectedRefusal(error)) return redactSecrets(pino.stdSerializers.err(error), 2);
   const { code, status } = error as { code?: unknown; status?: unknown };
   return {
     type: error.name,
@@ -83,7 +108,10 @@ export function activeTraceFields(): { trace_id?: string; span_id?: string } {
 
 /**
  * The service's one logger: JSON lines, secrets redacted, the trace id on lines written inside
- * a span. Create once in main and pass down.
+ * a span. Create once in main and pass down. Secrets are redacted from a line's fields (and a
+ * child's bindings) by redactSecrets, not by pino's `redact` paths: those cost about 85 µs of CPU
+ * per line with wildcards (every path parsed again for every top-level field), a ninth of a
+ * delivery's cost at the gateway. Pass values as fields, never formatted into the message.
  */
 export function createLogger(options: {
   service: string;
@@ -93,13 +121,23 @@ export function createLogger(options: {
   const config: LoggerOptions = {
     level: options.level ?? 'info',
     base: { service: options.service },
-    redact: { paths: redactedPaths, censor: '[redacted]' },
     serializers: { err: serializeError },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
+    formatters: {
+      level: (label) => ({ level: label }),
+      bindings: (bindings) => redactSecrets(bindings),
+      log: (fields) => redactSecrets(fields),
+    },
     mixin: activeTraceFields,
   };
-  return pino(config, options.destination ?? standardOutput());
+  const logger = pino(config, options.destination ?? standardOutput());
+  // pino hands children a bindings formatter of its own, so their bindings are redacted here;
+  // every child (and a child's child) inherits this method from the root.
+  const child = logger.child;
+  logger.child = function redactedChild(this: Logger, bindings, childOptions) {
+    return child.call(this, redactSecrets(bindings), childOptions);
+  } as typeof logger.child;
+  return logger;
 }
 
 /**
