@@ -156,13 +156,46 @@ export function checkPeer(certificate: PeerCertificate, expected: string): Error
   return name === expected ? undefined : new Error(`the server presented "${String(name)}", not "${expected}"`);
 }
 
-/** The identity of a call's caller: the common name of a client certificate the CA signed, if any. */
-export function callerIdentity(call: {
-  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
-}): string | undefined {
+type AuthContextCall = { getAuthContext(): { sslPeerCertificate?: PeerCertificate } };
+
+/** Identities by the HTTP/2 session (one TLS connection) their calls arrive on. */
+const identitiesBySession = new WeakMap<object, string | undefined>();
+
+/**
+ * The HTTP/2 session a server call arrived on. grpc-js gives interceptors no public handle on
+ * it, so this follows its intercepting calls (`nextCall`) to the base call's `stream`; when a
+ * grpc-js release moves them, it finds nothing and the caller is read from the call each time.
+ */
+function sessionOf(call: unknown): object | undefined {
+  let current = call as { nextCall?: unknown; stream?: { session?: unknown } } | undefined;
+  for (let depth = 0; depth < 8 && current; depth++) {
+    const session = current.stream?.session;
+    if (typeof session === 'object' && session !== null) return session;
+    current = current.nextCall as typeof current;
+  }
+  return undefined;
+}
+
+function identityOnCertificate(call: AuthContextCall): string | undefined {
   // grpc-js gives the peer certificate only when the TLS layer verified it against the CA.
   const name = call.getAuthContext().sslPeerCertificate?.subject?.CN;
   return typeof name === 'string' && name.length > 0 ? name : undefined;
+}
+
+/**
+ * The identity of a call's caller: the common name of a client certificate the CA signed, if
+ * any. Read once per connection: Node builds a new certificate object on every
+ * getPeerCertificate(), the largest cost of authorizing a call, and a connection's certificate
+ * cannot change (HTTP/2 forbids TLS renegotiation; a rotated certificate comes with a new
+ * connection).
+ */
+export function callerIdentity(call: AuthContextCall): string | undefined {
+  const session = sessionOf(call);
+  if (!session) return identityOnCertificate(call);
+  if (identitiesBySession.has(session)) return identitiesBySession.get(session);
+  const identity = identityOnCertificate(call);
+  identitiesBySession.set(session, identity);
+  return identity;
 }
 
 /** Logs what a service will present, and warns loudly when gRPC runs without authentication. */

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type PeerCertificate } from 'node:tls';
+import { connect, TLSSocket, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { meetingsV1 } from '@calsync/proto';
 import { GrpcError, reasonOf } from './errors';
@@ -246,6 +246,32 @@ describe('createGrpcServer', () => {
       anonymous.close();
     }
     expect(handlerFailures()).toBe(failuresBefore);
+  });
+
+  it("reads a caller's certificate once per connection, not on every call", async () => {
+    const meetings = await client();
+    const peerCertificates = jest.spyOn(TLSSocket.prototype, 'getPeerCertificate');
+    const onServer = () =>
+      peerCertificates.mock.contexts.filter(
+        (socket) => (socket as { _tlsOptions?: { isServer?: boolean } })._tlsOptions?.isServer,
+      ).length;
+    try {
+      for (let n = 0; n < 5; n++) await meetings.getMeeting({ userId: 'u1', id: `m${n}` });
+      // One read when these calls opened the connection, none when an earlier test had.
+      expect(onServer()).toBeLessThanOrEqual(1);
+      const asOperator = await clientAs(grpcIdentities.operator);
+      try {
+        // A new connection is authorized by its own certificate.
+        expect((await failure(asOperator.getMeeting({ userId: 'u1', id: 'm1' }))).code).toBe(
+          grpc.status.PERMISSION_DENIED,
+        );
+      } finally {
+        asOperator.close();
+      }
+    } finally {
+      peerCertificates.mockRestore();
+      meetings.close();
+    }
   });
 
   it('refuses a certificate from another CA with UNAUTHENTICATED', async () => {
