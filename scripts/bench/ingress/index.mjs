@@ -281,7 +281,9 @@ try {
     LOG_LEVEL: 'info',
   };
   // The gateway calls subscription over mutual TLS, as in production.
-  const ca = await createThrowawayCa();
+  // Certificates re-read at the production default (30 s), not the tests' 1 s: each re-read
+  // rebuilds the server's TLS context, a cost production does not pay once a second.
+  const ca = await createThrowawayCa({ reloadIntervalMs: 30_000 });
   cleanups.add(async () => ca.remove());
   const subscription = await startProcess('subscription', join(root, 'services/subscription/dist/main.js'), {
     ...(await ca.env(kit.grpcIdentities.subscription)),
