@@ -20,7 +20,8 @@ const files = (process.env.CALSYNC_RENDERED ?? '').split('\n').filter(Boolean);
 const operatorSecret = {
   DATABASE_URL: 'postgres://calsync:password@postgres.example.com:5432/calsync',
   url: 'postgres://identity:password@postgres.example.com:5432/calsync',
-  SEALING_KEYS: `k1=${Buffer.alloc(32, 1).toString('base64')},k2=${Buffer.alloc(32, 2).toString('base64')}`,
+  // Made at run time too: production refuses a sealing key that is typed text or not random.
+  SEALING_KEYS: `k1=${randomBytes(32).toString('base64')},k2=${randomBytes(32).toString('base64')}`,
   CALENDLY_CLIENT_SECRET: 'client-secret',
   CALENDLY_WEBHOOK_SIGNING_KEY: 'application-signing-key',
   // Made at run time: the gateway refuses in production any secret written in the repository.

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import {
   ConfigError,
@@ -64,6 +68,71 @@ describe('loadConfig', () => {
     expect(() => loadConfig(schema, { ...valid, SEALING_ACTIVE_KEY_ID: 'k9' })).toThrow(
       /SEALING_ACTIVE_KEY_ID: names no key in SEALING_KEYS \(k1, k2\)/,
     );
+  });
+});
+
+describe('sealing keys in production', () => {
+  const random = () => randomBytes(32).toString('base64');
+  const production = (keys: string) =>
+    loadConfig(schema, {
+      DATABASE_URL: 'postgres://localhost/calsync',
+      SEALING_KEYS: keys,
+      SEALING_ACTIVE_KEY_ID: keys.split('=')[0],
+      NODE_ENV: 'production',
+    });
+
+  // Every SEALING_KEYS value written in this repository (dev values, chart stand-ins, docs):
+  // anyone can read them, so none may protect a production database.
+  const repoRoot = join(__dirname, '..', '..', '..');
+  const published = () => {
+    const values = new Set<string>();
+    const files = execFileSync('git', ['ls-files'], { cwd: repoRoot, encoding: 'utf8' })
+      .split('\n')
+      .filter((file) => /\.(ts|js|mjs|cjs|ya?ml|md|sh|json|env)$/.test(file) && !file.endsWith('package-lock.json'));
+    for (const file of files) {
+      let text: string;
+      try {
+        text = readFileSync(join(repoRoot, file), 'utf8');
+      } catch {
+        continue; // listed but not checked out
+      }
+      for (const match of text.matchAll(
+        /SEALING_KEYS["']?\s*[:=]\s*["'`]?([A-Za-z0-9_-]{1,32}=[A-Za-z0-9+/]{43}=[^"'`\s]*)/g,
+      ))
+        values.add(match[1]!);
+    }
+    return [...values];
+  };
+
+  it('refuses every sealing key published in this repository, naming the key id but not the key', () => {
+    const values = published();
+    expect(values.length).toBeGreaterThanOrEqual(2);
+    for (const value of values) {
+      let message = '';
+      try {
+        production(value);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/SEALING_KEYS: key "[\w-]+" decodes to printable text/);
+      expect(message).not.toContain(value.split('=')[1]);
+    }
+  });
+
+  it('refuses a key of few distinct bytes, and takes random keys', () => {
+    expect(() => production(`zero=${key(0)}`)).toThrow(/key "zero" has too few distinct bytes/);
+    expect([...production(`k1=${random()},k2=${random()}`).SEALING_KEYS.keys()]).toEqual(['k1', 'k2']);
+  });
+
+  it('takes the development keys outside production', () => {
+    for (const value of published())
+      expect(() =>
+        loadConfig(schema, {
+          DATABASE_URL: 'postgres://localhost/calsync',
+          SEALING_KEYS: value,
+          SEALING_ACTIVE_KEY_ID: value.split('=')[0],
+        }),
+      ).not.toThrow();
   });
 });
 

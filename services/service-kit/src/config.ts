@@ -156,12 +156,17 @@ export function grpcSecurityOf(config: GrpcSecurityVariables): GrpcSecurity {
 export const sealingEnv = {
   SEALING_KEYS: env.sealingKeys(),
   SEALING_ACTIVE_KEY_ID: env.string(),
+  /** `production` (the container image's) holds SEALING_KEYS to the production rules. */
+  NODE_ENV: z.string().trim().optional(),
 };
 
-/** Checks that the active sealing key id names one of the configured keys. */
-export function withActiveSealingKey<T extends { SEALING_KEYS: Map<string, Buffer>; SEALING_ACTIVE_KEY_ID: string }>(
-  schema: z.ZodType<T>,
-): z.ZodType<T> {
+/**
+ * Checks that the active sealing key id names one of the configured keys, and in production
+ * that no key is one a person typed (see productionSealingKeyProblem).
+ */
+export function withActiveSealingKey<
+  T extends { SEALING_KEYS: Map<string, Buffer>; SEALING_ACTIVE_KEY_ID: string; NODE_ENV?: string },
+>(schema: z.ZodType<T>): z.ZodType<T> {
   return schema.superRefine((value, ctx) => {
     if (!value.SEALING_KEYS.has(value.SEALING_ACTIVE_KEY_ID)) {
       ctx.addIssue({
@@ -170,5 +175,29 @@ export function withActiveSealingKey<T extends { SEALING_KEYS: Map<string, Buffe
         message: `names no key in SEALING_KEYS (${[...value.SEALING_KEYS.keys()].join(', ')})`,
       });
     }
+    if (value.NODE_ENV !== 'production') return;
+    for (const [id, key] of value.SEALING_KEYS) {
+      const problem = productionSealingKeyProblem(key);
+      if (problem)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['SEALING_KEYS'],
+          message: `key "${id}" ${problem} (NODE_ENV=production)`,
+        });
+    }
   }) as z.ZodType<T>;
+}
+
+/**
+ * Why a 32-byte sealing key must not protect production secrets, or undefined when it may.
+ * Random bytes are almost never all printable (about 1 chance in 10^14), so a key that decodes
+ * to text was typed by a person: the development defaults in this repository are such phrases,
+ * and so is any passphrase. A key with few distinct bytes (zeros, a repeated pattern) is refused too.
+ */
+export function productionSealingKeyProblem(key: Buffer): string | undefined {
+  const advice = 'generate one with `openssl rand -base64 32`';
+  if (key.every((byte) => byte >= 0x20 && byte <= 0x7e))
+    return `decodes to printable text, so it was typed rather than generated (the development defaults are such text); ${advice}`;
+  if (new Set(key).size < 16) return `has too few distinct bytes to be random; ${advice}`;
+  return undefined;
 }

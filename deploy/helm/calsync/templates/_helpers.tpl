@@ -61,7 +61,9 @@ calsync.io/role: server
 Ports and wiring of every service. database: owns a Postgres schema (migrations); nats: talks to
 JetStream; sealing: seals secrets at rest; calendly: calls Calendly (or the simulator); calls: gRPC
 services it calls; portVariable: the variable naming an HTTP server's port; healthPath: the one
-health route of a server without /healthz and /readyz; dev: only deployed with dev.enabled.
+health route of a server without /healthz and /readyz; dev: only deployed with dev.enabled;
+secretPolicy: refuses published or typed secrets under the image's NODE_ENV=production (a dev
+cluster runs it as development).
 */}}
 {{- define "calsync.topology" -}}
 identity:
@@ -69,6 +71,7 @@ identity:
   metricsPort: 9101
   database: true
   sealing: true
+  secretPolicy: true
   calendly: true
   calls: []
 subscription:
@@ -76,6 +79,7 @@ subscription:
   metricsPort: 9102
   database: true
   sealing: true
+  secretPolicy: true
   nats: true
   calendly: true
   calls: [identity]
@@ -91,6 +95,7 @@ gateway:
   portVariable: HTTP_PORT
   nats: true
   public: true
+  secretPolicy: true
   calls: [identity, subscription, meetings]
 calendly-sim:
   httpPort: 8081

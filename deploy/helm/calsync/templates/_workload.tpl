@@ -21,6 +21,11 @@ for the variables only it reads.
 {{- $_ := set $computed "NATS_SUBJECT_PREFIX" $root.Values.natsSubjectPrefix }}
 {{- $_ := set $computed "NATS_STREAM_REPLICAS" $root.Values.natsStreamReplicas }}
 {{- end }}
+{{- if and $root.Values.dev.enabled $facts.secretPolicy }}
+{{- /* The images run with NODE_ENV=production, which refuses the published secrets of values-dev.yaml
+(the gateway's JWT secret, the sealing keys); a dev cluster runs them as development. */}}
+{{- $_ := set $computed "NODE_ENV" "development" }}
+{{- end }}
 {{- if and $facts.sealing $root.Values.sealing.activeKeyId }}
 {{- $_ := set $computed "SEALING_ACTIVE_KEY_ID" $root.Values.sealing.activeKeyId }}
 {{- end }}
