@@ -63,6 +63,10 @@ export interface StoredEvent {
 
 export interface GatewaySystem {
   url: string;
+  /** The gRPC addresses of the services behind the gateway, for callers other than the gateway. */
+  addresses: { identity: string; subscription: string; meetings: string };
+  /** The database every service of this system keeps its schema in. */
+  databaseUrl: string;
   appUrl: string;
   sim: Simulator;
   names: NatsNames;
@@ -129,7 +133,12 @@ const sealingKeys = `k1=${randomBytes(32).toString('base64')}`;
  */
 export async function startGatewaySystem(
   label: string,
-  options: { gatewayNatsUrl?: string; sim?: Partial<SimulatorSettings>; gatewayEnv?: Record<string, string> } = {},
+  options: {
+    gatewayNatsUrl?: string;
+    sim?: Partial<SimulatorSettings>;
+    gatewayEnv?: Record<string, string>;
+    meetingsEnv?: Record<string, string>;
+  } = {},
 ): Promise<GatewaySystem> {
   const database = await createTestDatabase(label);
   const prefix = testSubjectPrefix(label);
@@ -201,6 +210,7 @@ export async function startGatewaySystem(
         ...grpc,
         ...calendly,
         IDENTITY_ADDR: identityAddr,
+        ...options.meetingsEnv,
       }),
       { log: quiet },
     );
@@ -286,6 +296,12 @@ export async function startGatewaySystem(
 
     const system: GatewaySystem = {
       url,
+      addresses: {
+        identity: identityAddr,
+        subscription: `127.0.0.1:${subscriptionPort}`,
+        meetings: `127.0.0.1:${meetings.ports.grpc}`,
+      },
+      databaseUrl: database.url,
       appUrl,
       sim,
       names,

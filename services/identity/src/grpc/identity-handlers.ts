@@ -19,17 +19,18 @@ function toProto(connection: Connection): identityV1.Connection {
   return { ...connection, kind: kinds[connection.kind], state: states[connection.state] };
 }
 
-const { gateway, subscription, meetings } = grpcIdentities;
+const { gateway, subscription, meetings, operator } = grpcIdentities;
 
 /**
  * Who may call each method, by certificate name. GetAccessToken hands out a live Calendly token:
- * only the services that call Calendly for a user get it, never the public edge.
+ * only the services that call Calendly for a user get it, never the public edge. GetConnection
+ * shows no secret: operators read it too (`calsync status`).
  */
 export const identityCallers: Callers<typeof identityV1.IdentityServiceService> = {
   beginConnect: [gateway],
   completeConnect: [gateway],
   connectWithPersonalToken: [gateway],
-  getConnection: [gateway],
+  getConnection: [gateway, operator],
   getAccessToken: [subscription, meetings],
   disconnect: [gateway],
 };

@@ -80,12 +80,13 @@ const { gateway, operator } = grpcIdentities;
 
 /**
  * Who may call each method, by certificate name: the gateway acts for signed-in users and
- * Calendly's deliveries; a reconcile on demand is an operator's command.
+ * Calendly's deliveries; a reconcile on demand is an operator's command, and operators read a
+ * user's webhooks (`calsync status`; no signing key is in them).
  */
 export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServiceService> = {
   ensureUserWebhook: [gateway],
   verifyAndResolveUser: [gateway],
-  listUserWebhooks: [gateway],
+  listUserWebhooks: [gateway, operator],
   removeUserWebhooks: [gateway],
   reconcile: [operator],
 };

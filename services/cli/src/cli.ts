@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+import { identityV1, meetingsAdminV1, subscriptionV1 } from '@calsync/proto';
+import { createGrpcClient, GrpcStatus, type GrpcSecurity } from '@calsync/service-kit';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { listDeadLetters, reconcile, replayDeadLetters, status, userIdArgument, type CommandResult } from './commands';
+import { addressOf, loadCliConfig, operatorSecurity, UsageError, type CliConfig } from './config';
+
+/** Exit codes: documented in the README, stable for scripts. */
+export const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
+
+interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const integer = (min: number, max: number) => (value: string) => {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+    throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+  return Number(value);
+};
+
+/**
+ * The `calsync` program. Each command talks to the services' gRPC APIs only, as
+ * calsync-operator; `run` resolves the exit code instead of exiting, so tests and the bin agree.
+ */
+export async function run(
+  argv: string[],
+  environment: Record<string, string | undefined> = process.env,
+  io: Io = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
+): Promise<number> {
+  let config: CliConfig | undefined;
+  let security: GrpcSecurity | undefined;
+  const opened: { close(): void }[] = [];
+  const connect = () => {
+    config ??= loadCliConfig(environment);
+    security ??= operatorSecurity(config);
+    return { config, security };
+  };
+  const timeoutMs = () => program.opts<{ timeout: number }>().timeout;
+  const clientFor = <D extends Parameters<typeof createGrpcClient>[0]>(
+    definition: D,
+    variable: 'IDENTITY_ADDR' | 'SUBSCRIPTION_ADDR' | 'MEETINGS_ADDR',
+  ) => {
+    const { config: cfg, security: sec } = connect();
+    const client = createGrpcClient(definition, addressOf(cfg, variable), {
+      security: sec,
+      defaultTimeoutMs: timeoutMs(),
+    });
+    opened.push(client);
+    return client;
+  };
+  let exitCode: number = exitCodes.ok;
+  const print = (result: CommandResult) => {
+    const json = program.opts<{ json?: boolean }>().json;
+    io.out(json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.lines.join('\n')}\n`);
+    if (result.failed) exitCode = exitCodes.failure;
+  };
+
+  const program = new Command('calsync')
+    .description("calsync's operator commands. They call the services' gRPC APIs as calsync-operator (mutual TLS).")
+    .option('--json', 'print the result as JSON')
+    .addOption(new Option('--timeout <ms>', 'deadline of each call').argParser(integer(100, 3_600_000)).default(30_000))
+    .addHelpText(
+      'after',
+      `
+Environment: IDENTITY_ADDR, SUBSCRIPTION_ADDR, MEETINGS_ADDR (host:port) as each command needs;
+GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE (a certificate with CN calsync-operator), GRPC_TLS_CA_FILE;
+or GRPC_PLAINTEXT=true against services that run without TLS (development only).
+Exit codes: 0 done, 1 a call failed or the result reports a failure, 2 usage or configuration.`,
+    )
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError();
+
+  program
+    .command('status')
+    .description("a user's Calendly connection (identity) and webhooks and sync mode (subscription)")
+    .argument('<user>', 'platform user id', userIdArgument)
+    .action(async (userId: string) => {
+      print(
+        await status(
+          {
+            identity: clientFor(identityV1.IdentityServiceService, 'IDENTITY_ADDR'),
+            subscription: clientFor(subscriptionV1.SubscriptionServiceService, 'SUBSCRIPTION_ADDR'),
+          },
+          userId,
+        ),
+      );
+    });
+
+  program
+    .command('reconcile')
+    .description(
+      "make a user's webhooks at Calendly match calsync now (or every user's with --all); exit 1 if any failed",
+    )
+    .argument('[user]', 'platform user id', userIdArgument)
+    .option('--all', 'every connected user')
+    .action(async (userId: string | undefined, options: { all?: boolean }) => {
+      if (Boolean(userId) === Boolean(options.all)) throw new UsageError('give a user id or --all (one of them)');
+      print(
+        await reconcile(
+          { subscription: clientFor(subscriptionV1.SubscriptionServiceService, 'SUBSCRIPTION_ADDR') },
+          userId ?? '',
+        ),
+      );
+    });
+
+  const deadLetters = program.command('dead-letters').description("meetings' dead letters: list and replay");
+  deadLetters
+    .command('list')
+    .description('list dead letters, oldest first, a page at a time')
+    .option('--user <id>', "only this user's", userIdArgument)
+    .addOption(new Option('--limit <n>', 'page size').argParser(integer(1, 500)).default(50))
+    .option('--cursor <cursor>', 'the next page, as a previous list printed it')
+    .option('--all-pages', 'follow every page')
+    .action(async (options: { user?: string; limit: number; cursor?: string; allPages?: boolean }) => {
+      print(
+        await listDeadLetters(
+          { meetingsAdmin: clientFor(meetingsAdminV1.MeetingsAdminServiceService, 'MEETINGS_ADDR') },
+          {
+            userId: options.user ?? '',
+            limit: options.limit,
+            cursor: options.cursor ?? '',
+            allPages: Boolean(options.allPages),
+          },
+        ),
+      );
+    });
+  deadLetters
+    .command('replay')
+    .description('replay dead letters through the normal path (idempotent): by sequence, --user or --all')
+    .argument('[sequences...]', 'sequence numbers, as list prints them', (value: string, previous: number[] = []) => [
+      ...previous,
+      integer(1, Number.MAX_SAFE_INTEGER)(value),
+    ])
+    .option('--user <id>', "every dead letter of this user's", userIdArgument)
+    .option('--all', 'every dead letter')
+    .action(async (sequences: number[] | undefined, options: { user?: string; all?: boolean }) => {
+      print(
+        await replayDeadLetters(
+          { meetingsAdmin: clientFor(meetingsAdminV1.MeetingsAdminServiceService, 'MEETINGS_ADDR') },
+          { sequences: sequences ?? [], userId: options.user ?? '', all: Boolean(options.all) },
+        ),
+      );
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
+    }
+    if (error instanceof UsageError || error instanceof InvalidArgumentError) {
+      io.err(`calsync: ${error.message}\n`);
+      return exitCodes.usage;
+    }
+    io.err(`calsync: ${describeFailure(error)}\n`);
+    // The service refused the arguments themselves: a usage problem, like one caught here.
+    return (error as { code?: unknown }).code === GrpcStatus.INVALID_ARGUMENT ? exitCodes.usage : exitCodes.failure;
+  } finally {
+    for (const client of opened) client.close();
+  }
+}
+
+/** A failed call as one line: the gRPC status name and the service's safe message. */
+function describeFailure(error: unknown): string {
+  const { code, details, message } = (error ?? {}) as { code?: unknown; details?: unknown; message?: unknown };
+  if (typeof code === 'number') {
+    const name = GrpcStatus[code] ?? String(code);
+    const hint =
+      code === GrpcStatus.PERMISSION_DENIED || code === GrpcStatus.UNAUTHENTICATED
+        ? " (is the certificate calsync-operator, and signed by the services' CA?)"
+        : code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED
+          ? ' (is the address right and the service up?)'
+          : '';
+    return `${name}: ${typeof details === 'string' && details ? details : String(message)}${hint}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+if (require.main === module) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`calsync: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = exitCodes.failure;
+    },
+  );
+}

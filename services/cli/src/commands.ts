@@ -1,0 +1,135 @@
+import { identityV1, meetingsAdminV1, subscriptionV1 } from '@calsync/proto';
+import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
+import { UsageError } from './config';
+
+export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+export type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
+export type MeetingsAdminClient = PromiseClient<typeof meetingsAdminV1.MeetingsAdminServiceService>;
+
+/** What a command found: the JSON printed with --json, the lines printed otherwise, and whether it went wrong. */
+export interface CommandResult {
+  json: unknown;
+  lines: string[];
+  /** The command ran but what it reports is a failure (exit code 1). */
+  failed?: boolean;
+}
+
+const userIdPattern = /^[\x21-\x7e]{1,200}$/;
+
+/** A platform user id as the services take it, or a usage error. */
+export function userIdArgument(value: string): string {
+  if (!userIdPattern.test(value))
+    throw new UsageError(`"${value}" is not a user id (1 to 200 visible ASCII characters)`);
+  return value;
+}
+
+/** ENUM_PREFIX_NAME as `name`. */
+const enumName = (name: string, prefix: string) => name.replace(prefix, '').toLowerCase();
+const when = (date: Date | undefined) => (date ? date.toISOString() : '-');
+
+/** A user's Calendly connection (identity) and webhooks and sync mode (subscription). */
+export async function status(
+  clients: { identity: IdentityClient; subscription: SubscriptionClient },
+  userId: string,
+): Promise<CommandResult> {
+  const [connection, hooks] = await Promise.all([
+    clients.identity.getConnection({ userId }).then(
+      (response) => response.connection,
+      // Identity answers NOT_FOUND for a user who never connected (or disconnected).
+      (error: unknown) => {
+        if (hasCode(error, GrpcStatus.NOT_FOUND)) return undefined;
+        throw error;
+      },
+    ),
+    clients.subscription.listUserWebhooks({ userId }),
+  ]);
+  const json = {
+    userId,
+    connection: connection ? identityV1.Connection.toJSON(connection) : null,
+    webhooks: hooks.webhooks.map((hook) => subscriptionV1.Webhook.toJSON(hook)),
+    syncMode: subscriptionV1.syncModeToJSON(hooks.syncMode),
+    syncModeReason: hooks.syncModeReason || null,
+    syncModeSince: hooks.syncModeSince?.toISOString() ?? null,
+    lastPolledAt: hooks.lastPolledAt?.toISOString() ?? null,
+  };
+  const lines = [`user ${userId}`];
+  if (!connection) lines.push('connection: none');
+  else {
+    lines.push(
+      `connection: ${enumName(identityV1.connectionStateToJSON(connection.state), 'CONNECTION_STATE_')} ` +
+        `(${enumName(identityV1.connectionKindToJSON(connection.kind), 'CONNECTION_KIND_')}) ${connection.calendlyUserUri}`,
+      `  connected ${when(connection.connectedAt)}, updated ${when(connection.updatedAt)}`,
+    );
+  }
+  lines.push(
+    `sync: ${enumName(subscriptionV1.syncModeToJSON(hooks.syncMode), 'SYNC_MODE_')}` +
+      (hooks.syncModeReason ? ` (${hooks.syncModeReason})` : ''),
+  );
+  if (hooks.webhooks.length === 0) lines.push('webhooks: none');
+  for (const hook of hooks.webhooks) {
+    lines.push(
+      `webhook ${hook.hookId}: ${enumName(subscriptionV1.webhookStateToJSON(hook.state), 'WEBHOOK_STATE_')}`,
+      `  events ${hook.events.join(', ') || '-'}; last delivery ${when(hook.lastDeliveryAt)}; ` +
+        `last verified ${when(hook.lastVerifiedAt)}${hook.lastError ? `; last error: ${hook.lastError}` : ''}`,
+    );
+  }
+  return { json, lines };
+}
+
+/** Reconciles one user's webhooks with Calendly now, or every connected user's (userId empty). */
+export async function reconcile(clients: { subscription: SubscriptionClient }, userId: string): Promise<CommandResult> {
+  const report = await clients.subscription.reconcile({ userId });
+  // Every count, zeros included (toJSON would leave zeros out).
+  const json = { userId: userId || null, ...report };
+  const lines = [
+    `reconciled ${userId ? `user ${userId}` : 'every connected user'}: ${report.usersChecked} checked, ` +
+      `${report.healthy} healthy, ${report.recreated} recreated, ${report.failed} failed`,
+    `  orphans deleted ${report.orphansDeleted}, leftovers deleted ${report.leftoversDeleted}, ` +
+      `users disconnected ${report.usersDisconnected}, backfills requested ${report.backfillsRequested}`,
+  ];
+  return { json, lines, failed: report.failed > 0 };
+}
+
+/** Dead letters, newest page first (all pages with `all`). */
+export async function listDeadLetters(
+  clients: { meetingsAdmin: MeetingsAdminClient },
+  query: { userId: string; limit: number; cursor: string; allPages: boolean },
+): Promise<CommandResult> {
+  const deadLetters: meetingsAdminV1.DeadLetterSummary[] = [];
+  let cursor = query.cursor;
+  do {
+    const page = await clients.meetingsAdmin.listDeadLetters({ pageSize: query.limit, cursor, userId: query.userId });
+    deadLetters.push(...page.deadLetters);
+    cursor = page.nextCursor;
+  } while (query.allPages && cursor);
+  const json = {
+    deadLetters,
+    nextCursor: cursor || null,
+  };
+  const lines = deadLetters.map(
+    (letter) =>
+      `${letter.sequence}\t${when(letter.deadLetteredAt)}\t${letter.userId || '-'}\t${letter.eventType || letter.originalSubject}` +
+      `\t${letter.deliveries} deliveries\t${letter.reason}`,
+  );
+  if (deadLetters.length === 0) lines.push('no dead letters');
+  if (cursor) lines.push(`more: --cursor ${cursor}`);
+  return { json, lines };
+}
+
+/** Replays dead letters through the normal path: by sequence, all of a user's, or all. */
+export async function replayDeadLetters(
+  clients: { meetingsAdmin: MeetingsAdminClient },
+  selection: { sequences: number[]; userId: string; all: boolean },
+): Promise<CommandResult> {
+  const chosen = [selection.sequences.length > 0, selection.userId !== '', selection.all].filter(Boolean).length;
+  if (chosen !== 1) throw new UsageError('choose what to replay: sequence numbers, --user <id> or --all (one of them)');
+  const result = await clients.meetingsAdmin.replayDeadLetters({
+    sequences: selection.sequences,
+    userId: selection.userId,
+    all: selection.all,
+  });
+  return {
+    json: result,
+    lines: [`replayed ${result.replayed}, not found ${result.notFound}`],
+  };
+}

@@ -1,0 +1,178 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { grpcIdentities } from '@calsync/service-kit';
+import { testGrpcEnv } from '@calsync/service-kit/testing';
+import { Pool } from 'pg';
+import { startGatewaySystem, waitFor, type GatewaySystem } from '../../gateway/test/harness';
+
+/*
+ * The built `calsync` bin run as a process against the real identity, subscription and meetings
+ * services (with the gateway and the Calendly simulator in front, to make real users, webhooks
+ * and deliveries), as calsync-operator under the test CA.
+ */
+
+const bin = join(__dirname, '../dist/cli.js');
+let system: GatewaySystem;
+let operatorEnv: Record<string, string>;
+let meetingsSql: Pool;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function calsync(args: string[], env: Record<string, string> = operatorEnv): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      // Only what the command is given: no variable of this test process leaks in.
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+const json = async (args: string[]) => {
+  const run = await calsync(['--json', ...args]);
+  if (run.code !== 0) throw new Error(`calsync ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as Record<string, unknown>;
+};
+
+beforeAll(async () => {
+  system = await startGatewaySystem('clitest', {
+    meetingsEnv: { CONSUMER_MAX_DELIVER: '2', CONSUMER_BACKOFF_MS: '200' },
+  });
+  operatorEnv = {
+    ...(await testGrpcEnv(grpcIdentities.operator)),
+    IDENTITY_ADDR: system.addresses.identity,
+    SUBSCRIPTION_ADDR: system.addresses.subscription,
+    MEETINGS_ADDR: system.addresses.meetings,
+  };
+  meetingsSql = new Pool({ connectionString: system.databaseUrl, max: 1, options: '-c search_path=meetings' });
+  await system.connectWithToken('user-ann');
+}, 120_000);
+
+afterAll(async () => {
+  await meetingsSql?.end();
+  await system?.stop();
+});
+
+describe('status', () => {
+  it("shows a user's connection and webhook, as JSON and as text", async () => {
+    const status = await json(['status', 'user-ann']);
+    expect(status).toMatchObject({
+      userId: 'user-ann',
+      connection: { userId: 'user-ann', state: 'CONNECTION_STATE_ACTIVE', kind: 'CONNECTION_KIND_PERSONAL_TOKEN' },
+      webhooks: [expect.objectContaining({ state: 'WEBHOOK_STATE_ACTIVE', userId: 'user-ann' })],
+      syncMode: 'SYNC_MODE_WEBHOOK',
+    });
+    expect(JSON.stringify(status)).not.toMatch(/accessToken|refreshToken|"signingKey"|sealed/i);
+    const text = await calsync(['status', 'user-ann']);
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).toMatch(/^connection: active \(personal_token\)/m);
+    expect(text.stdout).toMatch(/^webhook \S+: active$/m);
+  });
+
+  it('shows a user who never connected as not connected, and succeeds', async () => {
+    expect(await json(['status', 'user-nobody'])).toMatchObject({ connection: null, webhooks: [] });
+  });
+});
+
+describe('reconcile', () => {
+  it('reconciles one user, or every user with --all', async () => {
+    expect(await json(['reconcile', 'user-ann'])).toMatchObject({ userId: 'user-ann', usersChecked: 1, healthy: 1 });
+    const all = await json(['reconcile', '--all']);
+    expect(all).toMatchObject({ userId: null, failed: 0 });
+    expect(all.usersChecked).toBeGreaterThanOrEqual(1);
+  });
+
+  it('wants exactly one of a user and --all', async () => {
+    for (const args of [['reconcile'], ['reconcile', 'user-ann', '--all']]) {
+      const run = await calsync(args);
+      expect(run).toMatchObject({ code: 2, stdout: '' });
+      expect(run.stderr).toMatch(/give a user id or --all/);
+    }
+  });
+});
+
+describe('dead letters', () => {
+  it('lists a dead letter, replays it through the normal path, and a second replay changes nothing', async () => {
+    // Postgres refuses this user's invitees (a bug, say) until the trigger goes (the fix).
+    await meetingsSql.query(`
+      CREATE FUNCTION refuse_dl() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.user_id = 'user-dl' THEN RAISE EXCEPTION 'invitee refused for this test'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_dl BEFORE INSERT ON invitees FOR EACH ROW EXECUTE FUNCTION refuse_dl();`);
+    const host = await system.connectWithToken('user-dl');
+    await system.book(host, 1);
+    const listed = await waitFor(
+      async () => {
+        const page = (await json(['dead-letters', 'list', '--user', 'user-dl'])) as { deadLetters: unknown[] };
+        return page.deadLetters.length > 0 ? page : undefined;
+      },
+      { timeoutMs: 60_000, what: "user-dl's dead letter" },
+    );
+    expect(listed.deadLetters).toEqual([
+      expect.objectContaining({ userId: 'user-dl', eventType: 'invitee.created', sequence: expect.any(Number) }),
+    ]);
+    const text = await calsync(['dead-letters', 'list', '--user', 'user-dl']);
+    expect(text.stdout).toMatch(/\tuser-dl\tinvitee\.created\t/);
+    await meetingsSql.query('DROP TRIGGER refuse_dl ON invitees; DROP FUNCTION refuse_dl();');
+
+    expect(await json(['dead-letters', 'replay', '--user', 'user-dl'])).toEqual({ replayed: 1, notFound: 0 });
+    await waitFor(async () => {
+      const { body } = await system.api('/api/meetings', { userId: 'user-dl' });
+      return (body.meetings as unknown[]).length === 1 || undefined;
+    });
+    expect(await json(['dead-letters', 'replay', '--user', 'user-dl'])).toMatchObject({ replayed: 0 });
+    expect((await system.api('/api/meetings', { userId: 'user-dl' })).body.meetings).toHaveLength(1);
+  });
+
+  it('refuses a replay that names nothing, or more than one selection', async () => {
+    for (const args of [
+      ['dead-letters', 'replay'],
+      ['dead-letters', 'replay', '5', '--all'],
+    ]) {
+      const run = await calsync(args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/choose what to replay/);
+    }
+  });
+});
+
+describe('usage, configuration and failures', () => {
+  it('exits 2 on bad arguments and 0 for help', async () => {
+    expect((await calsync(['dead-letters', 'list', '--limit', '0'])).code).toBe(2);
+    expect((await calsync(['no-such-command'])).code).toBe(2);
+    expect((await calsync(['status', 'has space'])).code).toBe(2);
+    const help = await calsync(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit codes: 0 done, 1 .*, 2 usage/);
+  });
+
+  it("refuses to run with a service's certificate, or without one, naming what to set", async () => {
+    const asGateway = await calsync(['status', 'user-ann'], {
+      ...operatorEnv,
+      ...(await testGrpcEnv(grpcIdentities.gateway)),
+    });
+    expect(asGateway.code).toBe(2);
+    expect(asGateway.stderr).toMatch(/is for calsync-gateway, not calsync-operator/);
+    const bare = await calsync(['status', 'user-ann'], { IDENTITY_ADDR: system.addresses.identity });
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/GRPC_TLS_CERT_FILE: is required/);
+  });
+
+  it('exits 1 when a service cannot answer', async () => {
+    const run = await calsync(['--timeout', '1000', 'reconcile', '--all'], {
+      ...operatorEnv,
+      SUBSCRIPTION_ADDR: '127.0.0.1:9',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^calsync: (UNAVAILABLE|DEADLINE_EXCEEDED)/);
+  });
+});
