@@ -338,6 +338,9 @@ describe('calendly client', () => {
       count: 10,
     });
     expect(events.collection).toHaveLength(1);
+    // The page carries where the user's per-minute budget stands, for callers that pace themselves.
+    expect(events.rateLimit).toEqual({ limit: 500, remaining: expect.any(Number), resetSeconds: expect.any(Number) });
+    expect(events.rateLimit!.remaining).toBeLessThan(500);
     const eventUri = events.collection[0]!.uri;
     expect(eventUri).toBe(booking.scheduled_event.uri);
     const invitees = await client.listEventInvitees(user.personal_access_token, eventUri);

@@ -13,6 +13,7 @@ import {
   type CalendlyUser,
   type Invitee,
   type Page,
+  type RateLimitState,
   type ScheduledEvent,
   type TokenResponse,
   type WebhookScope,
@@ -113,6 +114,7 @@ interface Request {
 interface Answer {
   status: number;
   body: unknown;
+  rateLimit?: RateLimitState;
 }
 
 /** Errors from undici that prove the request never left this machine, so even a POST may be retried. */
@@ -172,7 +174,7 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
     if (response.status >= 300) throw httpError(operation, response, parsed);
     if (text.length > 0 && parsed === undefined)
       throw new CalendlyError({ operation, failure: 'invalid_response', status: response.status });
-    return { status: response.status, body: parsed };
+    return { status: response.status, body: parsed, rateLimit: rateLimitOf(response.headers) };
   }
 
   async function send(request: Request, accept: (status: number) => boolean = () => false): Promise<Answer> {
@@ -230,11 +232,12 @@ export function createCalendlyClient(options: CalendlyClientOptions): CalendlyCl
 
   async function page<T>(request: Request, schema: z.ZodType<T>): Promise<Page<T>> {
     const answer = await send(request);
-    return validate(
+    const page = validate(
       request.operation,
       z.object({ collection: z.array(schema), pagination: paginationSchema }),
       answer.body,
     );
+    return answer.rateLimit ? { ...page, rateLimit: answer.rateLimit } : page;
   }
 
   function validate<T>(operation: string, schema: z.ZodType<T>, body: unknown): T {
@@ -478,6 +481,23 @@ function httpError(operation: string, response: Response, body: unknown): Calend
     oauthError: fields.error,
     retryAfterSeconds: response.status === 429 ? retryAfterSeconds(response.headers) : undefined,
   });
+}
+
+/** The `X-RateLimit-*` headers of an answer, or undefined unless all three are readable. */
+export function rateLimitOf(headers: Headers): RateLimitState | undefined {
+  const read = (name: string) => {
+    const raw = headers.get(name);
+    if (raw === null || raw.trim() === '') return undefined;
+    const value = Number(raw);
+    return Number.isFinite(value) && value >= 0 ? value : undefined;
+  };
+  const limit = read('x-ratelimit-limit');
+  const remaining = read('x-ratelimit-remaining');
+  const reset = read('x-ratelimit-reset');
+  if (limit === undefined || remaining === undefined || reset === undefined) return undefined;
+  // Calendly documents seconds until the reset; an epoch timestamp would be far larger.
+  const resetSeconds = reset > 1e9 ? Math.max(0, Math.ceil(reset - Date.now() / 1000)) : Math.ceil(reset);
+  return { limit, remaining, resetSeconds };
 }
 
 /** Seconds until Calendly accepts calls again, from Retry-After or X-RateLimit-Reset. */

@@ -1,4 +1,4 @@
-export { createCalendlyClient, retryAfterSeconds } from './client';
+export { createCalendlyClient, rateLimitOf, retryAfterSeconds } from './client';
 export type { CalendlyClient, CalendlyClientOptions, ScheduledEventsQuery, WebhookSubscriptionQuery } from './client';
 export { CalendlyError, type CalendlyFailure } from './errors';
 export type {
@@ -7,6 +7,7 @@ export type {
   Invitee,
   Page,
   Pagination,
+  RateLimitState,
   ScheduledEvent,
   TokenResponse,
   WebhookScope,

@@ -109,10 +109,20 @@ export const paginationSchema = z.looseObject({
 });
 export type Pagination = z.infer<typeof paginationSchema>;
 
+/** Where the caller's per-user budget stood after a call, from Calendly's `X-RateLimit-*` headers. */
+export interface RateLimitState {
+  limit: number;
+  remaining: number;
+  /** Seconds until the window resets. */
+  resetSeconds: number;
+}
+
 /** One page of a Calendly list; follow `pagination.next_page_token` for the next. */
 export interface Page<T> {
   collection: T[];
   pagination: Pagination;
+  /** The rate-limit headers of the answer, when Calendly sent all three. */
+  rateLimit?: RateLimitState;
 }
 
 /** Calendly's error body: `{title, message, details?}`; OAuth endpoints answer `{error, error_description}`. */

@@ -9,6 +9,7 @@ import { createFaults } from './faults/faults';
 import { createApiGuard } from './http/api-guard';
 import { createApp } from './http/app';
 import { createClock } from './http/clock';
+import { createApiUsage } from './limits/api-usage';
 import { createRateLimiter } from './limits/rate-limiter';
 import { createStateFile } from './state/state-file';
 import { createOAuthServer } from './oauth/oauth-server';
@@ -89,13 +90,14 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
   const users = createUserDirectory({ baseUrl, clock });
   const tokenLimiter = createRateLimiter(clock);
   const apiLimiter = createRateLimiter(clock);
+  const apiUsage = createApiUsage();
   const oauth = createOAuthServer({ users, clock, settings, tokenLimiter });
   const faults = createFaults();
   const subscriptions = createSubscriptionRegistry({ baseUrl, clock, settings, users });
   const delivery = createDeliveryEngine({ settings, clock, log, subscriptions, faults });
   const notify = createWebhookFanout({ clock, subscriptions, delivery });
   const ledger = createBookingLedger({ baseUrl, clock, settings, users, notify });
-  const guard = createApiGuard({ oauth, limiter: apiLimiter, settings });
+  const guard = createApiGuard({ oauth, limiter: apiLimiter, usage: apiUsage, settings });
 
   const durable = { users, oauth, subscriptions, ledger };
   const stateFile = options.stateFile ? createStateFile(options.stateFile, baseUrl) : undefined;
@@ -131,6 +133,7 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
     users.clear();
     tokenLimiter.clear();
     apiLimiter.clear();
+    apiUsage.clear();
     faults.clear();
     clock.offsetMs = 0;
     replaceSettings(settings, initial);
@@ -145,7 +148,7 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
       userRoutes({ baseUrl, users, guard }),
       subscriptionRoutes({ subscriptions, guard }),
       scheduledEventRoutes({ baseUrl, ledger, guard }),
-      controlRoutes({ users, subscriptions, ledger, delivery, faults, clock, settings, oauth, reset }),
+      controlRoutes({ users, subscriptions, ledger, delivery, faults, clock, settings, oauth, apiUsage, reset }),
     ],
   });
   const callback = app.callback();

@@ -48,6 +48,10 @@ export const configSchema = withGrpcSecurity(
     CONSUMER_ACK_WAIT_MS: env.int(30_000, 500),
     /** Days an applied delivery key is kept to recognise a redelivery; 0 keeps them for ever. */
     INBOX_RETENTION_DAYS: env.int(30, 0),
+    /** Backfills (imports) one instance runs at once, each for another user, beside the deliveries. */
+    IMPORT_CONCURRENCY: env.int(4, 1).pipe(z.number().max(64, 'must be at most 64')),
+    /** Share of each user's per-minute Calendly budget an import leaves for calsync's other calls. */
+    IMPORT_RATE_RESERVE_PERCENT: env.int(20, 0).pipe(z.number().max(90, 'must be at most 90')),
     /** Hours the change feed keeps a MeetingChanged: how long a watcher can be away and still resume. */
     FEED_RETENTION_HOURS: env.int(168, 1),
   }),

@@ -23,6 +23,8 @@ import {
 } from '@calsync/service-kit';
 import { createBackfill } from './backfill/backfill-service';
 import { createIdentityClient, identityTokenSource } from './backfill/identity-tokens';
+import { createImportCheckpoints } from './backfill/import-checkpoints';
+import { createRateBudget } from './backfill/rate-budget';
 import { loadMeetingsConfig, type Config } from './config';
 import { createDeadLetterReplay } from './consumer/dead-letter-replay';
 import { createDeadLetters } from './consumer/dead-letters';
@@ -98,11 +100,14 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       log,
       registry,
     });
+    const checkpoints = createImportCheckpoints({ pool: db });
     const backfill = createBackfill({
       log,
       tokens: identityTokenSource(identity),
       calendly,
       applier,
+      checkpoints,
+      budget: createRateBudget({ reservePercent: config.IMPORT_RATE_RESERVE_PERCENT }),
       observe: metrics.backfill,
     });
     const deadLetters = createDeadLetters({ js, names });
@@ -132,10 +137,13 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       name: 'backfill',
       stream: names.backfillStream,
       durable: backfillDurableName(config.CONSUMER_DURABLE_NAME),
-      // A backfill pages through Calendly for a while: one at a time, kept alive while it runs.
-      batchSize: 1,
+      // A backfill pages through Calendly for a while (waiting out rate limits): a few users at
+      // once on a consumer of their own, so deliveries never queue behind them; kept alive while
+      // they run.
+      batchSize: config.IMPORT_CONCURRENCY,
+      concurrency: config.IMPORT_CONCURRENCY,
       keepAliveMs: Math.max(250, Math.floor(config.CONSUMER_ACK_WAIT_MS / 3)),
-      handle: backfillRequestedHandler(backfill),
+      handle: backfillRequestedHandler(backfill, { maxDeliver: config.CONSUMER_MAX_DELIVER }),
       onDeadLetter: (cause) => metrics.deadLettered('backfill', cause),
     });
     metrics.trackLag('events', eventsWorker.lag);
@@ -143,7 +151,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
 
     const grpc = createGrpcServer({
       services: [
-        meetingsGrpcService({ queries, feed, closing: closing.signal, log }),
+        meetingsGrpcService({ queries, feed, imports: checkpoints, closing: closing.signal, log }),
         meetingsAdminGrpcService({ deadLetters: createDeadLetterReplay({ js, jsm, names }), log }),
       ],
       host: config.GRPC_HOST,

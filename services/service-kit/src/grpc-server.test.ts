@@ -31,11 +31,15 @@ function meetingsBinding(log: Parameters<typeof bindService>[4]): ServiceBinding
         return { meetings: [], nextCursor: '' };
       },
       async watchMeetings() {},
+      async getImportState() {
+        return {};
+      },
     },
     {
       getMeeting: [grpcIdentities.gateway],
       listMeetings: [grpcIdentities.gateway, grpcIdentities.operator],
       watchMeetings: [grpcIdentities.gateway],
+      getImportState: [grpcIdentities.gateway],
     },
     log,
   );
@@ -124,11 +128,15 @@ describe('createGrpcServer', () => {
             watchCancelled = true;
           }
         },
+        async getImportState() {
+          return {};
+        },
       },
       {
         getMeeting: [grpcIdentities.gateway],
         listMeetings: [grpcIdentities.gateway, grpcIdentities.operator],
         watchMeetings: [grpcIdentities.gateway],
+        getImportState: [grpcIdentities.gateway],
       },
       log,
     );

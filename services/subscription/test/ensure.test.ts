@@ -1,4 +1,4 @@
-import { subscriptionV1 } from '@calsync/proto';
+import { eventsV1, subscriptionV1 } from '@calsync/proto';
 import { GrpcStatus, reasonOf } from '@calsync/service-kit';
 import { Client } from 'pg';
 import {
@@ -15,6 +15,7 @@ import {
 } from './harness';
 
 const { WebhookState, SigningKeySource, SyncMode } = subscriptionV1;
+const { BackfillKind } = eventsV1;
 const userEvents = ['invitee.canceled', 'invitee.created', 'invitee_no_show.created', 'invitee_no_show.deleted'];
 
 let h: Harness;
@@ -49,13 +50,25 @@ it('asks meetings to import a connected account once, and again after a disconne
     );
   const [first, ...more] = await imports();
   expect(more).toEqual([]);
-  expect(first).toMatchObject({ calendlyUserUri: user.uri, reason: 'initial import on connect' });
+  expect(first).toMatchObject({
+    calendlyUserUri: user.uri,
+    reason: 'initial import on connect',
+    kind: BackfillKind.BACKFILL_KIND_INITIAL_IMPORT,
+  });
+  // What the connection's sync state asks meetings about.
+  const listed = await h.subscription.listUserWebhooks({ userId: 'ensure-import' });
+  expect(listed.initialImport).toEqual({ requestId: first!.requestId, requestedAt: expect.any(Date) });
   const days = (date: Date | undefined) => (date!.getTime() - Date.now()) / 86_400_000;
   expect(days(first!.windowStart)).toBeCloseTo(-90, 0);
   expect(days(first!.windowEnd)).toBeCloseTo(730, 0);
   await h.subscription.removeUserWebhooks({ userId: 'ensure-import' });
   await h.subscription.ensureUserWebhook({ userId: 'ensure-import' });
-  expect(await imports()).toHaveLength(2);
+  const all = await imports();
+  expect(all).toHaveLength(2);
+  expect((await h.subscription.listUserWebhooks({ userId: 'ensure-import' })).initialImport?.requestId).toBe(
+    all[1]!.requestId,
+  );
+  expect((await h.subscription.listUserWebhooks({ userId: 'ensure-pat-nobody' })).initialImport).toBeUndefined();
 });
 
 it('creates one user-scoped subscription with a per-user callback and a key of its own', async () => {

@@ -5,6 +5,7 @@ import type { DeliveryEngine } from '../delivery/delivery-engine';
 import type { OAuthServer } from '../oauth/oauth-server';
 import { faultsSchema, type Faults } from '../faults/faults';
 import type { Clock } from '../http/clock';
+import type { ApiUsage } from '../limits/api-usage';
 import { invalidArgument, notFound } from '../http/errors';
 import { bodyOf, queryOf } from '../http/koa-input';
 import { parseInput } from '../http/validation';
@@ -58,6 +59,7 @@ export function controlRoutes(deps: {
   clock: Clock;
   settings: SimulatorSettings;
   oauth: OAuthServer;
+  apiUsage: ApiUsage;
   reset(): void;
 }): Router {
   const { users, subscriptions, ledger, delivery, faults, clock, settings } = deps;
@@ -177,6 +179,12 @@ export function controlRoutes(deps: {
     const user = users.find(String(queryOf(ctx).user ?? ''));
     if (!user) throw invalidArgument([{ parameter: 'user', message: 'names no simulated user' }]);
     ctx.body = { user: user.uri, ...deps.oauth.tokenRequestsOf(user.uuid) };
+  });
+
+  router.get('/api_requests', (ctx) => {
+    const user = users.find(String(queryOf(ctx).user ?? ''));
+    if (!user) throw invalidArgument([{ parameter: 'user', message: 'names no simulated user' }]);
+    ctx.body = { user: user.uri, ...deps.apiUsage.of(user.uuid) };
   });
 
   router.get('/settings', (ctx) => {

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import type { ApiUsage } from '../limits/api-usage';
 import type { RateLimiter } from '../limits/rate-limiter';
 import { rateLimitHeaders } from '../limits/rate-limiter';
 import type { OAuthServer, Principal, Scope } from '../oauth/oauth-server';
@@ -12,12 +13,18 @@ export type ApiHandler = (ctx: Context, principal: Principal) => void | Promise<
  * Wraps an API route as Calendly serves it: bearer token (401), the per-user per-minute limit
  * with X-RateLimit-* on every answer (429), then the OAuth scope the route needs (403).
  */
-export function createApiGuard(deps: { oauth: OAuthServer; limiter: RateLimiter; settings: SimulatorSettings }) {
+export function createApiGuard(deps: {
+  oauth: OAuthServer;
+  limiter: RateLimiter;
+  usage: ApiUsage;
+  settings: SimulatorSettings;
+}) {
   return (scope: Scope, handler: ApiHandler) => async (ctx: Context) => {
     const principal = deps.oauth.authenticate(bearerToken(ctx.get('authorization') || undefined));
     const paid = deps.settings.apiRequestsPerUserPerMinute;
     const limit = principal.user.plan === 'free' ? Math.max(1, Math.floor(paid / 10)) : paid;
     const decision = deps.limiter.take(`api:${principal.user.uuid}`, limit);
+    deps.usage.record(principal.user.uuid, decision.allowed);
     ctx.set(rateLimitHeaders(decision));
     if (!decision.allowed) {
       throw new ApiError(

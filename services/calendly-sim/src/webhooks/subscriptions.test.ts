@@ -270,6 +270,13 @@ test('429 past the per-minute limit, with X-RateLimit-* on every answer; a free 
 
   await harness.control('POST', '/_sim/faults', { clock_offset_ms: 60_000 });
   expect((await harness.call('GET', '/users/me', { token: member.personal_access_token })).status).toBe(200);
+  // The control API counts each user's calls, the refused one included.
+  const usage = await harness.control<{ requests: number; rate_limited: number }>(
+    'GET',
+    `/_sim/api_requests?user=${encodeURIComponent(member.uri)}`,
+  );
+  expect(usage).toMatchObject({ requests: 7, rate_limited: 1 });
+  expect((await harness.call('GET', '/_sim/api_requests?user=nobody')).status).toBe(400);
 
   await harness.control('POST', '/_sim/settings', { apiRequestsPerUserPerMinute: 20 });
   const free = await harness.createUser({ name: 'Fay Free', email: 'fay@example.test', plan: 'free' });

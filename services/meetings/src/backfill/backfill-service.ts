@@ -1,13 +1,30 @@
-import type { CalendlyClient, Invitee, ScheduledEvent } from '@calsync/calendly-client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CalendlyError,
+  type CalendlyClient,
+  type Invitee,
+  type Page,
+  type ScheduledEvent,
+} from '@calsync/calendly-client';
 import type { Logger } from '@calsync/service-kit';
 import { MalformedEventError } from '../meetings/calendly-payload';
 import type { MeetingsApplier } from '../meetings/meetings-applier';
+import type { ImportCheckpoints, ImportKind, ImportRecord } from './import-checkpoints';
+import type { RateBudget } from './rate-budget';
 
 /** A backfill that cannot succeed however often it is retried (no connection, bad window). */
 export class BackfillRejectedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'BackfillRejectedError';
+  }
+}
+
+/** The instance is shutting down: the import stopped at a checkpoint and another delivery continues it. */
+export class ImportInterruptedError extends Error {
+  constructor() {
+    super('the import was interrupted by shutdown; it continues from its checkpoint');
+    this.name = 'ImportInterruptedError';
   }
 }
 
@@ -19,6 +36,8 @@ export interface BackfillRequest {
   windowStart?: Date;
   windowEnd?: Date;
   reason: string;
+  /** The initial import on connect (its progress is the connection's sync state), or a gap. */
+  kind: ImportKind;
 }
 
 /** A valid Calendly access token for a platform user (from identity). */
@@ -27,89 +46,167 @@ export interface TokenSource {
   accessToken(userId: string): Promise<{ accessToken: string; calendlyUserUri: string }>;
 }
 
+/** What one run did (a resumed run counts only its own work). */
 export interface BackfillResult {
   events: number;
   invitees: number;
   applied: number;
   duplicates: number;
   skipped: number;
+  calendlyRequests: number;
+  /** True when it continued an earlier run's checkpoint. */
+  resumed: boolean;
+}
+
+export interface RunContext {
+  /** Tells the message's consumer the work is still going. */
+  working(): void;
+  /** Aborted when the instance shuts down: the run stops at a checkpoint. */
+  signal?: AbortSignal;
 }
 
 export interface Backfill {
   /**
    * Fetches the user's scheduled events starting in the window, with every invitee, and applies
    * each invitee as a synthetic invitee.created / invitee.canceled delivery through the same
-   * applier as webhook deliveries. Safe to run again: each synthetic delivery has its own key.
+   * applier as webhook deliveries. Checkpointed after every scheduled event: run again with the
+   * same request id, it continues after the last finished event (a completed one does nothing).
+   * Safe to run again: each synthetic delivery has its own key.
    */
-  run(request: BackfillRequest, progress?: { working(): void }): Promise<BackfillResult>;
+  run(request: BackfillRequest, context?: RunContext): Promise<BackfillResult>;
+  /** Records a run's failure for the sync state: `retrying` when it will be delivered again. */
+  recordFailure(requestId: string, final: boolean, error: unknown): Promise<void>;
 }
 
 const pageSize = 100;
 const maxWindowMs = 5 * 366 * 24 * 3_600_000;
+// 429s in a row for one call before the run fails (and its message is retried later).
+const maxRefusals = 10;
 
 export function createBackfill(deps: {
   log: Logger;
   tokens: TokenSource;
   calendly: CalendlyClient;
   applier: MeetingsApplier;
+  checkpoints: ImportCheckpoints;
+  budget: RateBudget;
   now?: () => Date;
   observe?: (outcome: 'completed' | 'failed', invitees: number) => void;
 }): Backfill {
-  const { log, calendly, applier } = deps;
+  const { log, calendly, applier, checkpoints, budget } = deps;
   const now = deps.now ?? (() => new Date());
 
-  async function* pages<T>(
-    fetchPage: (
-      pageToken: string | undefined,
-    ) => Promise<{ collection: T[]; pagination: { next_page_token: string | null } }>,
-  ): AsyncGenerator<T[]> {
-    let pageToken: string | undefined;
-    do {
-      const page = await fetchPage(pageToken);
-      yield page.collection;
-      pageToken = page.pagination.next_page_token ?? undefined;
-    } while (pageToken);
-  }
-
   return {
-    async run(request, progress) {
-      const result: BackfillResult = { events: 0, invitees: 0, applied: 0, duplicates: 0, skipped: 0 };
+    async run(request, context = { working: () => undefined }) {
+      const { windowStart, windowEnd } = request;
+      if (!request.requestId) throw new BackfillRejectedError('request_id is required');
+      if (!request.userId) throw new BackfillRejectedError('user_id is required');
+      if (!windowStart || !windowEnd) throw new BackfillRejectedError('window_start and window_end are required');
+      if (windowStart.getTime() >= windowEnd.getTime())
+        throw new BackfillRejectedError('window_start must be before window_end');
+      if (windowEnd.getTime() - windowStart.getTime() > maxWindowMs)
+        throw new BackfillRejectedError('the window is longer than 5 years');
+
+      const { record, resumed } = await checkpoints.begin({
+        requestId: request.requestId,
+        userId: request.userId,
+        kind: request.kind,
+        windowStart,
+        windowEnd,
+      });
+      const result: BackfillResult = {
+        events: 0,
+        invitees: 0,
+        applied: 0,
+        duplicates: 0,
+        skipped: 0,
+        calendlyRequests: 0,
+        resumed,
+      };
+      const fields = { requestId: request.requestId, userId: request.userId, kind: request.kind };
+      if (record.status === 'completed') {
+        log.info(fields, 'backfill already completed');
+        return result;
+      }
+      if (resumed) log.info({ ...fields, events: record.events, invitees: record.invitees }, 'backfill resumed');
       try {
-        await fill(request, result, progress);
+        await fill(request, record, result, context);
       } catch (error) {
-        deps.observe?.('failed', result.invitees);
+        if (!(error instanceof ImportInterruptedError)) deps.observe?.('failed', result.invitees);
         throw error;
       }
       deps.observe?.('completed', result.invitees);
-      log.info(
-        { requestId: request.requestId, userId: request.userId, reason: request.reason, ...result },
-        'backfill done',
-      );
+      log.info({ ...fields, reason: request.reason, ...result }, 'backfill done');
       return result;
+    },
+
+    async recordFailure(requestId, final, error) {
+      if (!requestId || error instanceof ImportInterruptedError) return;
+      const message = error instanceof Error ? error.message : String(error);
+      await checkpoints.failed(requestId, final ? 'failed' : 'retrying', message);
     },
   };
 
-  async function fill(request: BackfillRequest, result: BackfillResult, progress?: { working(): void }): Promise<void> {
-    const { windowStart, windowEnd } = request;
-    if (!request.requestId) throw new BackfillRejectedError('request_id is required');
-    if (!request.userId) throw new BackfillRejectedError('user_id is required');
-    if (!windowStart || !windowEnd) throw new BackfillRejectedError('window_start and window_end are required');
-    if (windowStart.getTime() >= windowEnd.getTime())
-      throw new BackfillRejectedError('window_start must be before window_end');
-    if (windowEnd.getTime() - windowStart.getTime() > maxWindowMs)
-      throw new BackfillRejectedError('the window is longer than 5 years');
-
-    const token = await deps.tokens.accessToken(request.userId);
+  async function fill(
+    request: BackfillRequest,
+    checkpoint: ImportRecord,
+    result: BackfillResult,
+    context: RunContext,
+  ): Promise<void> {
+    const { requestId, userId } = request;
+    const token = await deps.tokens.accessToken(userId);
     const calendlyUser = token.calendlyUserUri || request.calendlyUserUri;
     if (request.calendlyUserUri && token.calendlyUserUri && request.calendlyUserUri !== token.calendlyUserUri)
       log.warn(
-        { requestId: request.requestId, userId: request.userId },
+        { requestId, userId },
         'backfill asked for another Calendly user than the current connection; using the connection',
       );
     // Taken before reading, so a webhook created after this read always counts as newer.
     const fetchedAt = now().toISOString();
 
-    const applyInvitee = async (event: ScheduledEvent, invitee: Invitee) => {
+    let unrecorded = 0;
+    /** Requests made since the last checkpoint write, handed to it. */
+    const takeRequests = () => {
+      const count = unrecorded;
+      unrecorded = 0;
+      return count;
+    };
+    const stopIfClosing = () => {
+      if (context.signal?.aborted) throw new ImportInterruptedError();
+    };
+
+    async function waitForBudget(): Promise<void> {
+      for (let until = budget.pausedUntil(userId); until; until = budget.pausedUntil(userId)) {
+        log.info({ requestId, userId, until: until.toISOString() }, 'import paused for the Calendly rate limit');
+        await checkpoints.paused(requestId, until);
+        try {
+          await sleep(Math.max(0, until.getTime() - Date.now()), undefined, { signal: context.signal });
+        } catch {
+          throw new ImportInterruptedError();
+        }
+        await checkpoints.paused(requestId, null);
+      }
+    }
+
+    /** One Calendly call within the user's budget; a 429 waits for the window and tries again. */
+    async function call<T>(fetchPage: () => Promise<Page<T>>): Promise<Page<T>> {
+      for (let refusals = 0; ;) {
+        stopIfClosing();
+        await waitForBudget();
+        unrecorded++;
+        result.calendlyRequests++;
+        try {
+          const page = await fetchPage();
+          budget.answered(userId, page.rateLimit);
+          return page;
+        } catch (error) {
+          if (!(error instanceof CalendlyError) || error.status !== 429 || ++refusals > maxRefusals) throw error;
+          budget.refused(userId, error.retryAfterSeconds);
+        }
+      }
+    }
+
+    const applyInvitee = async (event: ScheduledEvent, invitee: Invitee, done: Tally) => {
       const eventType = invitee.status === 'canceled' ? 'invitee.canceled' : 'invitee.created';
       const body = {
         event: eventType,
@@ -117,48 +214,99 @@ export function createBackfill(deps: {
         created_by: calendlyUser,
         payload: { ...invitee, scheduled_event: event },
       };
+      done.invitees++;
       try {
         const outcome = await applier.apply({
-          deliveryKey: `backfill:${request.requestId}:${invitee.uri}`,
-          userId: request.userId,
+          deliveryKey: `backfill:${requestId}:${invitee.uri}`,
+          userId,
           eventType,
           payload: Buffer.from(JSON.stringify(body)),
         });
-        if (outcome === 'duplicate') result.duplicates++;
-        else result.applied++;
+        if (outcome === 'duplicate') done.duplicates++;
+        else done.applied++;
       } catch (error) {
         // One invitee Calendly describes oddly must not keep the rest of the window from arriving.
         if (!(error instanceof MalformedEventError)) throw error;
-        result.skipped++;
-        log.warn({ requestId: request.requestId, invitee: invitee.uri, err: error }, 'backfilled invitee skipped');
+        done.skipped++;
+        log.warn({ requestId, invitee: invitee.uri, err: error }, 'backfilled invitee skipped');
       }
     };
 
-    const events = pages((pageToken) =>
-      calendly.listScheduledEvents(token.accessToken, {
-        user: calendlyUser,
-        minStartTime: windowStart.toISOString(),
-        maxStartTime: windowEnd.toISOString(),
-        sort: 'start_time:asc',
-        count: pageSize,
-        pageToken,
-      }),
-    );
-    for await (const eventPage of events) {
-      progress?.working();
-      for (const event of eventPage) {
-        result.events++;
-        const invitees = pages((pageToken) =>
-          calendly.listEventInvitees(token.accessToken, event.uri, { count: pageSize, pageToken }),
-        );
-        for await (const inviteePage of invitees) {
-          progress?.working();
-          for (const invitee of inviteePage) {
-            result.invitees++;
-            await applyInvitee(event, invitee);
-          }
-        }
+    const listEvents = (pageToken: string | undefined) =>
+      call(() =>
+        calendly.listScheduledEvents(token.accessToken, {
+          user: calendlyUser,
+          minStartTime: request.windowStart!.toISOString(),
+          maxStartTime: request.windowEnd!.toISOString(),
+          sort: 'start_time:asc',
+          count: pageSize,
+          pageToken,
+        }),
+      );
+
+    let pageToken = checkpoint.pageToken ?? undefined;
+    let skipThrough = checkpoint.lastEventUri;
+    for (;;) {
+      let page: Page<ScheduledEvent>;
+      try {
+        page = await listEvents(pageToken);
+      } catch (error) {
+        // Calendly's page tokens are opaque and may not last: start the window again instead.
+        const stale =
+          pageToken !== undefined &&
+          pageToken === checkpoint.pageToken &&
+          error instanceof CalendlyError &&
+          (error.status === 400 || error.status === 404);
+        if (!stale) throw error;
+        log.warn({ requestId, userId }, 'checkpoint page token refused; restarting the window');
+        pageToken = undefined;
+        skipThrough = null;
+        await checkpoints.pageStarted(requestId, null, takeRequests());
+        continue;
       }
+      context.working();
+      let events = page.collection;
+      if (skipThrough) {
+        const at = events.findIndex((event) => event.uri === skipThrough);
+        if (at >= 0) events = events.slice(at + 1);
+        skipThrough = null;
+      }
+      for (const event of events) {
+        stopIfClosing();
+        const done: Tally = { invitees: 0, applied: 0, duplicates: 0, skipped: 0 };
+        let inviteeToken: string | undefined;
+        do {
+          const invitees = await call(() =>
+            calendly.listEventInvitees(token.accessToken, event.uri, { count: pageSize, pageToken: inviteeToken }),
+          );
+          context.working();
+          for (const invitee of invitees.collection) await applyInvitee(event, invitee, done);
+          inviteeToken = invitees.pagination.next_page_token ?? undefined;
+        } while (inviteeToken);
+        await checkpoints.eventDone(requestId, {
+          pageToken: pageToken ?? null,
+          eventUri: event.uri,
+          ...done,
+          calendlyRequests: takeRequests(),
+        });
+        result.events++;
+        result.invitees += done.invitees;
+        result.applied += done.applied;
+        result.duplicates += done.duplicates;
+        result.skipped += done.skipped;
+      }
+      const next = page.pagination.next_page_token;
+      if (!next) break;
+      pageToken = next;
+      await checkpoints.pageStarted(requestId, pageToken, takeRequests());
     }
+    await checkpoints.completed(requestId, takeRequests());
   }
+}
+
+interface Tally {
+  invitees: number;
+  applied: number;
+  duplicates: number;
+  skipped: number;
 }

@@ -1,12 +1,12 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { startSimulator, type Simulator } from '@calsync/calendly-sim';
-import { start as startIdentity, type IdentityApp } from '@calsync/identity';
-import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
-import { eventsV1, identityV1, meetingsV1 } from '@calsync/proto';
-import { identityCallers } from '@calsync/identity/dist/grpc/identity-handlers';
-import { grpcIdentities, type PromiseClient } from '@calsync/service-kit';
-import { captureLogger, clientAsAllowedCallers, testGrpcEnv, testNatsUrl } from '@calsync/service-kit/testing';
-import type { Delivery } from '../../test/calendly-fixtures';
+import { randomUUID } from 'node:crypto';
+import { eventsV1, meetingsV1 } from '@calsync/proto';
+import {
+  deliveryOf,
+  startCalendlyWorld,
+  type CalendlyWorld,
+  type SimBooking,
+  type SimUser,
+} from '../../test/calendly-world';
 import {
   allMeetings,
   createTestWorld,
@@ -19,120 +19,29 @@ import {
 
 const { MeetingStatus, InviteeStatus } = meetingsV1;
 
-interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
-
-interface SimBooking {
-  scheduled_event: { uri: string } & Record<string, unknown>;
-  invitee: { uri: string; created_at: string } & Record<string, unknown>;
-}
-
 let world: TestWorld;
-let sim: Simulator;
-let identityApp: IdentityApp;
-let identity: PromiseClient<typeof identityV1.IdentityServiceService>;
+let calendly: CalendlyWorld;
 let meetings: RunningMeetings;
 
 beforeAll(async () => {
   world = await createTestWorld('meetings-backfill');
-  sim = await startSimulator({ port: 0 });
-  identityApp = await startIdentity(
-    loadIdentityConfig({
-      ...(await testGrpcEnv(grpcIdentities.identity)),
-      DATABASE_URL: world.db.url,
-      NATS_URL: testNatsUrl(),
-      GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      METRICS_PORT: '0',
-      SEALING_KEYS: `k1=${randomBytes(32).toString('base64')}`,
-      SEALING_ACTIVE_KEY_ID: 'k1',
-      CALENDLY_API_URL: sim.url,
-      CALENDLY_AUTH_URL: sim.url,
-      CALENDLY_CLIENT_ID: sim.settings.clientId,
-      CALENDLY_CLIENT_SECRET: sim.settings.clientSecret,
-      LOG_LEVEL: 'silent',
-    }),
-    { log: captureLogger('identity', 'silent').log },
-  );
-  const identityAddr = `127.0.0.1:${identityApp.ports.grpc}`;
-  identity = await clientAsAllowedCallers(identityV1.IdentityServiceService, identityAddr, identityCallers);
-  meetings = await startMeetings(world, {
-    IDENTITY_ADDR: identityAddr,
-    CALENDLY_API_URL: sim.url,
-    CALENDLY_AUTH_URL: sim.url,
-  });
+  calendly = await startCalendlyWorld(world);
+  meetings = await startMeetings(world, calendly.env);
 });
 
 afterAll(async () => {
   await meetings?.stop();
-  identity?.close();
-  await identityApp?.stop();
-  await sim?.stop();
+  await calendly?.stop();
   await world?.close();
 });
 
-async function control<T>(path: string, body: unknown): Promise<T> {
-  const response = await fetch(`${sim.url}/_sim${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`simulator ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
-}
-
-async function connectedUser(userId: string): Promise<SimUser> {
-  const user = await control<SimUser>('/users', { name: `Host ${userId}`, email: `${userId}@example.com` });
-  await identity.connectWithPersonalToken({ userId, token: user.personal_access_token });
-  return user;
-}
-
+const control = <T>(path: string, body: unknown) => calendly.control<T>(path, body);
+const connectedUser = (userId: string) => calendly.connectedUser(userId);
 const book = (user: SimUser, name: string, start: string, extra: Record<string, unknown> = {}) =>
-  control<SimBooking>('/bookings', {
-    user: user.uri,
-    invitee: { name, email: `${name.toLowerCase().replace(/\W/g, '')}@example.com` },
-    start_time: start,
-    end_time: new Date(Date.parse(start) + 30 * 60_000).toISOString(),
-    ...extra,
-  });
-
-/** The invitee.created webhook the simulator sent for a booking, as Calendly's body. */
-function createdDelivery(user: SimUser, booking: SimBooking): Delivery {
-  const createdAt = booking.invitee.created_at;
-  const body = {
-    event: 'invitee.created',
-    created_at: createdAt,
-    created_by: user.uri,
-    payload: { ...booking.invitee, scheduled_event: booking.scheduled_event },
-  };
-  return {
-    eventType: 'invitee.created',
-    createdAt,
-    subjectUri: booking.invitee.uri,
-    body: Buffer.from(JSON.stringify(body)),
-  };
-}
-
-async function requestBackfill(userId: string, user: SimUser | undefined, from: string, to: string) {
-  const request: eventsV1.BackfillRequested = {
-    requestId: randomUUID(),
-    userId,
-    calendlyUserUri: user?.uri ?? '',
-    windowStart: new Date(from),
-    windowEnd: new Date(to),
-    reason: 'webhook subscription was disabled',
-    requestedAt: new Date(),
-  };
-  await world.js.publish(world.names.backfillSubject, eventsV1.BackfillRequested.encode(request).finish(), {
-    msgID: request.requestId,
-  });
-  return request;
-}
+  calendly.book(user, name, start, extra);
+const createdDelivery = (user: SimUser, booking: SimBooking) => deliveryOf(user, booking);
+const requestBackfill = (userId: string, user: SimUser | undefined, from: string, to: string) =>
+  calendly.requestBackfill(userId, user, { from, to });
 
 const backfillsCompleted = () => meetings.counter('meetings_backfills_total', 'outcome="completed"');
 

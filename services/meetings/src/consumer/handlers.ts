@@ -1,6 +1,7 @@
 import { CalendlyError } from '@calsync/calendly-client';
 import { eventsV1 } from '@calsync/proto';
 import { BackfillRejectedError, type Backfill } from '../backfill/backfill-service';
+import type { ImportKind } from '../backfill/import-checkpoints';
 import { MalformedEventError } from '../meetings/calendly-payload';
 import type { MeetingsApplier } from '../meetings/meetings-applier';
 import type { MessageContext } from './pull-worker';
@@ -27,21 +28,40 @@ export function calendlyEventHandler(applier: MeetingsApplier) {
   };
 }
 
-/** Runs one eventsV1.BackfillRequested from the backfill stream. */
-export function backfillRequestedHandler(backfill: Backfill) {
+const backfillKinds: Record<eventsV1.BackfillKind, ImportKind> = {
+  [eventsV1.BackfillKind.BACKFILL_KIND_UNSPECIFIED]: 'gap',
+  [eventsV1.BackfillKind.BACKFILL_KIND_GAP]: 'gap',
+  [eventsV1.BackfillKind.BACKFILL_KIND_INITIAL_IMPORT]: 'initial_import',
+  [eventsV1.BackfillKind.UNRECOGNIZED]: 'gap',
+};
+
+/**
+ * Runs one eventsV1.BackfillRequested from the backfill stream. A failure is recorded on the
+ * import (retrying, or failed on its last delivery) before the worker retries or dead-letters it.
+ */
+export function backfillRequestedHandler(backfill: Backfill, options: { maxDeliver: number }) {
   return async (data: Uint8Array, context: MessageContext): Promise<void> => {
     const request = decode(eventsV1.BackfillRequested, data, 'calsync.events.v1.BackfillRequested');
-    await backfill.run(
-      {
-        requestId: request.requestId,
-        userId: request.userId,
-        calendlyUserUri: request.calendlyUserUri,
-        windowStart: request.windowStart,
-        windowEnd: request.windowEnd,
-        reason: request.reason,
-      },
-      { working: context.working },
-    );
+    try {
+      await backfill.run(
+        {
+          requestId: request.requestId,
+          userId: request.userId,
+          calendlyUserUri: request.calendlyUserUri,
+          windowStart: request.windowStart,
+          windowEnd: request.windowEnd,
+          reason: request.reason,
+          kind: backfillKinds[request.kind] ?? 'gap',
+        },
+        { working: context.working, signal: context.signal },
+      );
+    } catch (error) {
+      if (!context.signal.aborted) {
+        const final = isPermanentFailure(error) || context.deliveryCount >= options.maxDeliver;
+        await backfill.recordFailure(request.requestId, final, error).catch(() => undefined);
+      }
+      throw error;
+    }
   };
 }
 

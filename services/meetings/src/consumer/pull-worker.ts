@@ -16,6 +16,8 @@ export interface MessageContext {
   streamSequence: number;
   /** Tells JetStream the message is still being worked on (for long handlers). */
   working(): void;
+  /** Aborted when the worker stops: a long handler may end early; its message is handed back. */
+  signal: AbortSignal;
 }
 
 export interface PullWorkerOptions {
@@ -27,6 +29,8 @@ export interface PullWorkerOptions {
   stream: string;
   durable: string;
   batchSize: number;
+  /** Messages handled at once (default 1: one after another). */
+  concurrency?: number;
   maxDeliver: number;
   /** Wait before the 2nd, 3rd... delivery of a failing message; the last value repeats. */
   backoffMs: number[];
@@ -73,6 +77,9 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
   let advisories: { unsubscribe(): void } | undefined;
   let wake: (() => void) | undefined;
   let intakePaused = false;
+  const stopped = new AbortController();
+  const inFlight = new Set<Promise<void>>();
+  const concurrency = Math.max(1, options.concurrency ?? 1);
 
   const backoffFor = (deliveryCount: number) =>
     backoffMs[Math.min(Math.max(deliveryCount - 1, 0), backoffMs.length - 1)] ?? 1_000;
@@ -135,12 +142,15 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
           deliveryCount,
           streamSequence,
           working: () => msg.working(),
+          signal: stopped.signal,
         });
         clearInterval(keepAlive);
         msg.ack();
         return;
       } catch (error) {
         clearInterval(keepAlive);
+        // Stopped in the middle: not the message's fault, and another instance takes it up.
+        if (stopping) return msg.nak();
         if (options.isPermanent(error)) return deadLetter(msg, describe(error), 'permanent');
         if (!(await options.healthy().catch(() => false))) {
           await holdUntilHealthy(msg);
@@ -168,14 +178,22 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
         if (stopping) messages.stop();
         for await (const msg of messages) {
           // Messages still buffered when we stop go back at once, for another instance to take.
-          if (stopping) msg.nak();
-          else
-            await processTraced(
-              msg,
-              { 'messaging.nats.stream_sequence': msg.info.streamSequence, 'messaging.consumer.group.name': durable },
-              () => process(msg),
-            );
+          if (stopping) {
+            msg.nak();
+            continue;
+          }
+          const handled = processTraced(
+            msg,
+            { 'messaging.nats.stream_sequence': msg.info.streamSequence, 'messaging.consumer.group.name': durable },
+            () => process(msg),
+          )
+            .catch((error: unknown) => workerLog.error({ err: error, seq: msg.info.streamSequence }, 'handling failed'))
+            .finally(() => inFlight.delete(handled));
+          inFlight.add(handled);
+          // Up to `concurrency` at once; the next message is taken when one of them is done.
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
         }
+        await Promise.all(inFlight);
         if (!stopping && !intakePaused) {
           workerLog.warn('message stream ended; consuming again');
           await sleep(retryConsumeMs);
@@ -232,10 +250,12 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
     },
     async stop() {
       stopping = true;
+      stopped.abort();
       wake?.();
       messages?.stop();
       advisories?.unsubscribe();
       await running;
+      await Promise.all(inFlight);
     },
     async lag() {
       const info = await jsm.consumers.info(stream, durable);

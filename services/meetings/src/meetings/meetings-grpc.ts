@@ -8,6 +8,7 @@ import {
   type Logger,
   type ServiceBinding,
 } from '@calsync/service-kit';
+import type { ImportCheckpoints, ImportRecord, ImportStatus } from '../backfill/import-checkpoints';
 import { CursorError, type ChangeFeed } from '../feed/feed-stream';
 import { InvalidQueryError, type MeetingQueries } from './meeting-queries';
 import { toMeeting } from './meeting-proto';
@@ -41,6 +42,7 @@ export const meetingsCallers: Callers<typeof meetingsV1.MeetingsServiceService> 
   listMeetings: [grpcIdentities.gateway],
   getMeeting: [grpcIdentities.gateway],
   watchMeetings: [grpcIdentities.gateway],
+  getImportState: [grpcIdentities.gateway],
 };
 
 const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
@@ -56,6 +58,7 @@ const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
 export function meetingsGrpcService(deps: {
   queries: MeetingQueries;
   feed: ChangeFeed;
+  imports: Pick<ImportCheckpoints, 'latest'>;
   closing: AbortSignal;
   log: Logger;
 }): ServiceBinding {
@@ -83,6 +86,12 @@ export function meetingsGrpcService(deps: {
           if (!meeting) throw new GrpcError(GrpcStatus.NOT_FOUND, 'meeting not found');
           return { meeting: toMeeting(meeting) };
         }),
+      async getImportState(request) {
+        if (!request.userId) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is required');
+        if (request.userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is too long');
+        const latest = await deps.imports.latest(request.userId, 'initial_import');
+        return { import: latest ? toImport(latest) : undefined };
+      },
       async watchMeetings(request, stream) {
         if (request.allUsers && request.userId)
           throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'give user_id or all_users, not both');
@@ -113,4 +122,27 @@ export function meetingsGrpcService(deps: {
     meetingsCallers,
     deps.log,
   );
+}
+
+const importStatuses: Record<ImportStatus, meetingsV1.ImportStatus> = {
+  running: meetingsV1.ImportStatus.IMPORT_STATUS_RUNNING,
+  retrying: meetingsV1.ImportStatus.IMPORT_STATUS_RETRYING,
+  completed: meetingsV1.ImportStatus.IMPORT_STATUS_COMPLETED,
+  failed: meetingsV1.ImportStatus.IMPORT_STATUS_FAILED,
+};
+
+function toImport(record: ImportRecord): meetingsV1.Import {
+  return {
+    requestId: record.requestId,
+    status: importStatuses[record.status],
+    eventsImported: record.events,
+    inviteesImported: record.invitees,
+    startedAt: record.startedAt,
+    updatedAt: record.updatedAt,
+    completedAt: record.completedAt ?? undefined,
+    error: record.error ?? '',
+    pausedUntil: record.pausedUntil ?? undefined,
+    resumes: record.resumes,
+    calendlyRequests: record.calendlyRequests,
+  };
 }

@@ -17,7 +17,14 @@ export interface BackfillRequest {
   windowStart: Date;
   windowEnd: Date;
   reason: string;
+  /** A gap after a hook was down, or the initial import on connect (meetings shows its progress). */
+  kind: 'gap' | 'initial_import';
 }
+
+const kinds = {
+  gap: eventsV1.BackfillKind.BACKFILL_KIND_GAP,
+  initial_import: eventsV1.BackfillKind.BACKFILL_KIND_INITIAL_IMPORT,
+};
 
 export interface BackfillPublisher {
   /** Resolves once JetStream has stored the request. */
@@ -41,6 +48,7 @@ export function createBackfillPublisher(options: { js: JetStreamClient; names: N
         windowEnd: request.windowEnd,
         reason: request.reason,
         requestedAt: new Date(),
+        kind: kinds[request.kind],
       }).finish();
       await publishTraced(options.js, options.names.backfillSubject, message, { msgID: request.requestId });
     },

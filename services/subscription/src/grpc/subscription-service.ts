@@ -119,11 +119,17 @@ export function subscriptionService(deps: {
         return { ...verified };
       },
       async listUserWebhooks(request) {
-        const [rows, sync] = await Promise.all([
+        const [rows, sync, initialImport] = await Promise.all([
           subscriptions.list(request.userId),
           subscriptions.syncMode(request.userId),
+          subscriptions.initialImport(request.userId),
         ]);
-        return { webhooks: rows.map(toWebhook), ...toSyncMode(sync), lastPolledAt: sync?.lastPolledAt ?? undefined };
+        return {
+          webhooks: rows.map(toWebhook),
+          ...toSyncMode(sync),
+          lastPolledAt: sync?.lastPolledAt ?? undefined,
+          initialImport,
+        };
       },
       async removeUserWebhooks(request) {
         return subscriptions.remove(request.userId);

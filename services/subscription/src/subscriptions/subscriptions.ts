@@ -55,6 +55,8 @@ export interface Subscriptions {
   list(userId: string): Promise<WebhookRow[]>;
   /** How the user's meetings reach calsync; undefined: they have no sync. */
   syncMode(userId: string): Promise<SyncModeRow | undefined>;
+  /** The newest initial import requested for the user (meetings reports its progress), or undefined. */
+  initialImport(userId: string): Promise<{ requestId: string; requestedAt: Date } | undefined>;
   /** Compares the user's hooks with Calendly's and repairs them; never throws for Calendly's answers. */
   reconcileUser(userId: string): Promise<SyncResult>;
 }
@@ -288,6 +290,7 @@ export function createSubscriptions(deps: {
         windowStart: new Date(hook.backfillFrom.getTime() - backfillLookbackMs),
         windowEnd,
         reason: 'webhook replaced after a delivery gap',
+        kind: 'gap',
       });
     } catch (error) {
       log.warn({ err: error, userId: hook.userId, hookId: hook.hookId }, 'could not request a backfill; will retry');
@@ -461,6 +464,7 @@ export function createSubscriptions(deps: {
         windowStart: new Date(at - settings.importPastDays * 24 * 3600 * 1000),
         windowEnd: new Date(at + settings.importFutureDays * 24 * 3600 * 1000),
         reason: 'initial import on connect',
+        kind: 'initial_import',
       });
     } catch (error) {
       log.warn({ err: error, userId }, 'could not request the initial import; the next ensure asks again');
@@ -546,6 +550,15 @@ export function createSubscriptions(deps: {
         (row) => row.state === 'active',
       );
       return active && webhookModeOf(active);
+    },
+
+    async initialImport(userId) {
+      requireUserId(userId);
+      const { rows } = await deps.pool.query<{ request_id: string; requested_at: Date }>(
+        'SELECT request_id, requested_at FROM initial_imports WHERE user_id = $1 ORDER BY requested_at DESC LIMIT 1',
+        [userId],
+      );
+      return rows[0] ? { requestId: rows[0].request_id, requestedAt: rows[0].requested_at } : undefined;
     },
 
     async reconcileUser(userId) {
