@@ -97,6 +97,8 @@ export interface GatewaySystem {
     attempt: DeliveryAttempt,
     options?: { path?: string; headers?: Record<string, string>; body?: string },
   ): Promise<Response>;
+  /** The subscription service's gRPC address. */
+  subscriptionAddr: string;
   /** Stops the subscription service (the gateway keeps running). */
   stopSubscription(): Promise<void>;
   /** Starts the subscription service again on the same port and database. */
@@ -138,6 +140,7 @@ export async function startGatewaySystem(
     sim?: Partial<SimulatorSettings>;
     gatewayEnv?: Record<string, string>;
     meetingsEnv?: Record<string, string>;
+    subscriptionEnv?: Record<string, string>;
   } = {},
 ): Promise<GatewaySystem> {
   const database = await createTestDatabase(label);
@@ -200,6 +203,7 @@ export async function startGatewaySystem(
       PUBLIC_BASE_URL: url,
       CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
       RECONCILE_INTERVAL_SECONDS: '0',
+      ...options.subscriptionEnv,
     });
     let subscription = await startSubscription(subscriptionConfig, { log: quiet });
     stops.push(() => subscription.stop());
@@ -421,6 +425,7 @@ export async function startGatewaySystem(
         stops.push(() => lonely.stop());
         return { url: `http://127.0.0.1:${lonely.ports.http}`, gateway: lonely };
       },
+      subscriptionAddr: `127.0.0.1:${subscriptionPort}`,
       stopSubscription: () => subscription.stop(),
       async startSubscription() {
         subscription = await startSubscription(subscriptionConfig, { log: quiet });

@@ -51,8 +51,32 @@ const serviceSchema = withGrpcSecurity(
         IMPORT_PAST_DAYS: env.int(90, 0),
         /** How far ahead the import on connect reaches: Calendly books at most a couple of years out. */
         IMPORT_FUTURE_DAYS: env.int(730, 1).pipe(z.number().max(1460, 'must be at most 1460')),
+        /** How often a polled user's near window is fetched (README: Polling). */
+        POLL_INTERVAL_SECONDS: env.int(240, 1),
+        /** The freshness promised for a polled user's near window; must exceed the interval. */
+        POLL_FRESHNESS_SECONDS: env.int(300, 1),
+        /** The near window reaches this many days ahead. */
+        POLL_NEAR_DAYS: env.int(14, 1),
+        /** How often a polled user's whole horizon (to IMPORT_FUTURE_DAYS) is fetched. */
+        POLL_SWEEP_INTERVAL_SECONDS: env.int(3600, 1),
+        /** A sweep reaches this many days back (no-shows of past meetings). */
+        POLL_SWEEP_PAST_DAYS: env.int(7, 1),
       })
       .superRefine((value, ctx) => {
+        if (value.POLL_FRESHNESS_SECONDS <= value.POLL_INTERVAL_SECONDS) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['POLL_FRESHNESS_SECONDS'],
+            message: `must be more than POLL_INTERVAL_SECONDS (${value.POLL_INTERVAL_SECONDS}): a poll takes time`,
+          });
+        }
+        if (value.POLL_SWEEP_INTERVAL_SECONDS < value.POLL_INTERVAL_SECONDS) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['POLL_SWEEP_INTERVAL_SECONDS'],
+            message: `must be at least POLL_INTERVAL_SECONDS (${value.POLL_INTERVAL_SECONDS})`,
+          });
+        }
         // Each reconcile worker holds one connection for its user lock; verification needs some left.
         if (value.DATABASE_POOL_MAX < value.RECONCILE_CONCURRENCY + 2) {
           ctx.addIssue({

@@ -27,6 +27,7 @@ import { createHookFleet } from './fleet/hook-fleet';
 import { createIdentityConnections } from './identity/connections';
 import { createSubscriptionMetrics } from './metrics';
 import { migrationsDir } from './migrations';
+import { createPoller, type PollSettings } from './polling/poller';
 import { createReconciler } from './reconcile/reconciler';
 import { createSubscriptions } from './subscriptions/subscriptions';
 import { createVerifier } from './verify/verifier';
@@ -97,6 +98,14 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     const security = grpcSecurityOf(config);
     const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security });
     opened.unshift({ name: 'identity client', run: () => connections.close() });
+    const polling: PollSettings = {
+      intervalSeconds: config.POLL_INTERVAL_SECONDS,
+      freshnessSeconds: config.POLL_FRESHNESS_SECONDS,
+      nearDays: config.POLL_NEAR_DAYS,
+      sweepIntervalSeconds: config.POLL_SWEEP_INTERVAL_SECONDS,
+      sweepPastDays: config.POLL_SWEEP_PAST_DAYS,
+      sweepFutureDays: config.IMPORT_FUTURE_DAYS,
+    };
     const subscriptions = createSubscriptions({
       log,
       pool,
@@ -116,8 +125,12 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
         backfillHorizonDays: config.BACKFILL_HORIZON_DAYS,
         importPastDays: config.IMPORT_PAST_DAYS,
         importFutureDays: config.IMPORT_FUTURE_DAYS,
+        polling,
       },
     });
+    const poller = createPoller({ log, pool, backfill, settings: polling, onPoll: metrics.poll });
+    metrics.watchPoller(poller);
+    opened.unshift({ name: 'poller', run: () => poller.stop() });
     const reconciler = createReconciler({
       log,
       pool,
@@ -158,6 +171,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     const health = await watchHealth({ server: grpcServer, check: () => pingPostgres(pool), log });
     opened.unshift({ name: 'health', run: () => health.stop() });
     reconciler.start();
+    poller.start();
     log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
     return {
       stop: createStop({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, steps: opened }),

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, type Logger, type Registry } from '@calsync/
 import type { SyncOutcome } from './subscriptions/subscriptions';
 import type { VerifyOutcome } from './verify/verifier';
 import type { HookFleet } from './fleet/hook-fleet';
+import type { PollKind, Poller } from './polling/poller';
 import type { CacheLookup, HookCache } from './webhooks/hook-cache';
 
 /** The service's own Prometheus series, on top of the kit's gRPC and process metrics. */
@@ -14,6 +15,9 @@ export interface SubscriptionMetrics {
   watchCache(cache: HookCache): void;
   /** Reports every user's hooks by state at every scrape (one GROUP BY; never a user label). */
   watchFleet(fleet: HookFleet): void;
+  poll(kind: PollKind): void;
+  /** Reports at every scrape how many polled users are behind the freshness promise. */
+  watchPoller(poller: Poller): void;
 }
 
 export function createSubscriptionMetrics(registry: Registry, log: Logger): SubscriptionMetrics {
@@ -77,7 +81,31 @@ export function createSubscriptionMetrics(registry: Registry, log: Logger): Subs
       for (const [state, count] of counts) this.set({ state }, count);
     },
   });
+  const polls = new Counter({
+    name: 'subscription_polls_total',
+    help: 'Polls of users Calendly refuses a webhook, by kind (poll: near window, sweep: whole horizon)',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  let poller: Poller | undefined;
+  new Gauge({
+    name: 'subscription_polled_users_behind',
+    help: 'Polled users whose last poll is older than POLL_FRESHNESS_SECONDS',
+    registers: [registry],
+    async collect() {
+      if (!poller) return;
+      const behind = await poller.countBehind().catch((error: unknown) => {
+        log.warn({ err: error }, 'polled users count for metrics failed');
+        return undefined;
+      });
+      if (behind !== undefined) this.set(behind);
+    },
+  });
   return {
+    poll: (kind) => polls.inc({ kind }),
+    watchPoller(watched) {
+      poller = watched;
+    },
     verification: (outcome) => verifications.inc({ outcome }),
     cacheLookup: (result) => lookups.inc({ result }),
     reconcileResult: (outcome) => reconcileResults.inc({ outcome }),

@@ -150,12 +150,16 @@ it('is idempotent: twice, or five times at once, leaves one subscription', async
   expect((await h.subscription.listUserWebhooks({ userId: 'ensure-race' })).webhooks).toHaveLength(1);
 });
 
-it("answers a free plan's 403 with FAILED_PRECONDITION carrying Calendly's message, and records it", async () => {
+it("answers a free plan's 403 by polling the user, with Calendly's message as the reason, and records it", async () => {
   const user = await h.connectWithToken('ensure-free', { plan: 'free' });
   for (let attempt = 0; attempt < 2; attempt++) {
-    const refused = await failure(h.subscription.ensureUserWebhook({ userId: 'ensure-free' }));
-    expect(refused.code).toBe(GrpcStatus.FAILED_PRECONDITION);
-    expect(refused.details).toContain('Please upgrade your Calendly account to Standard');
+    const answer = await h.subscription.ensureUserWebhook({ userId: 'ensure-free' });
+    expect(answer).toMatchObject({
+      syncMode: SyncMode.SYNC_MODE_POLLING,
+      syncModeReason: 'webhook_not_allowed: Please upgrade your Calendly account to Standard',
+      created: false,
+    });
+    expect(answer.webhook).toBeUndefined();
   }
   const { webhooks } = await h.subscription.listUserWebhooks({ userId: 'ensure-free' });
   expect(webhooks).toHaveLength(1);
@@ -191,6 +195,24 @@ describe('when the answer to a create is lost', () => {
       return decision;
     };
   };
+
+  it('polls a user whom Calendly refuses even the list of webhooks (undocumented, so handled)', async () => {
+    const user = await h.connectWithToken('ensure-no-list');
+    rule = ({ path }) => (path === '/webhook_subscriptions' ? 'forbid' : 'forward');
+    const answer = await client.ensureUserWebhook({ userId: 'ensure-no-list' });
+    rule = () => 'forward';
+    expect(answer).toMatchObject({
+      syncMode: SyncMode.SYNC_MODE_POLLING,
+      syncModeReason: 'webhook_not_allowed: You do not have permission to access this resource.',
+    });
+    expect(answer.webhook).toBeUndefined();
+    expect(await simSubscriptions(h, user)).toEqual([]);
+    // Once Calendly answers, the next Ensure makes the webhook.
+    expect(await client.ensureUserWebhook({ userId: 'ensure-no-list' })).toMatchObject({
+      created: true,
+      syncMode: SyncMode.SYNC_MODE_WEBHOOK,
+    });
+  });
 
   it("adopts the subscription Calendly made (the retry's 409) instead of making a second", async () => {
     const user = await h.connectWithToken('ensure-lost');

@@ -309,7 +309,7 @@ export const hookIdOf = (callbackUrl: string) => callbackUrl.slice(callbackUrl.l
 export type ProxyRule = (request: {
   method: string;
   path: string;
-}) => 'forward' | 'lose-answer' | 'fail' | ((answer: unknown) => Promise<void>);
+}) => 'forward' | 'lose-answer' | 'fail' | 'forbid' | ((answer: unknown) => Promise<void>);
 
 /**
  * A network between subscription and the simulator that can lose answers: `lose-answer`
@@ -322,6 +322,12 @@ export async function startProxy(target: string, rule: ProxyRule): Promise<{ url
     void (async () => {
       const body = await readBody(req);
       const decision = rule({ method: req.method ?? 'GET', path: (req.url ?? '').split('?')[0]! });
+      if (decision === 'forbid') {
+        res
+          .writeHead(403, { 'content-type': 'application/json' })
+          .end('{"title":"Permission Denied","message":"You do not have permission to access this resource."}');
+        return;
+      }
       if (decision === 'fail') {
         res
           .writeHead(503, { 'content-type': 'application/json' })

@@ -30,6 +30,15 @@ const newUserSchema = z
   })
   .strict();
 
+/** What an account change may set: the plan (upgrade, downgrade) and the role in the organization. */
+const userChangeSchema = z
+  .object({
+    plan: z.enum(['free', 'standard']).optional(),
+    role: z.enum(['owner', 'admin', 'user']).optional(),
+  })
+  .strict()
+  .refine((value) => value.plan !== undefined || value.role !== undefined, 'give plan or role');
+
 const controlUser = (user: SimUser) => ({
   uri: user.uri,
   uuid: user.uuid,
@@ -74,6 +83,17 @@ export function controlRoutes(deps: {
 
   router.get('/users', (ctx) => {
     ctx.body = { collection: users.all().map(controlUser) };
+  });
+
+  // An upgrade or downgrade takes effect on the next API call (webhook creation, rate limit);
+  // subscriptions that exist stay as they are, since Calendly documents nothing else.
+  router.patch('/users/:user', (ctx) => {
+    const user = users.find(String(ctx.params.user));
+    if (!user) throw notFound();
+    const change = parseInput(userChangeSchema, bodyOf(ctx));
+    if (change.plan !== undefined) user.plan = change.plan;
+    if (change.role !== undefined) user.role = change.role;
+    ctx.body = controlUser(user);
   });
 
   router.post('/bookings', (ctx) => {

@@ -93,6 +93,40 @@ test('a free plan gets 403 with the upgrade message', async () => {
   expect(answer.body.message).toBe('Please upgrade your Calendly account to Standard');
 });
 
+test('an upgrade lets the user create webhooks and a downgrade refuses new ones again, keeping those that exist', async () => {
+  const fay = await harness.createUser({ name: 'Fay Free', email: 'fay@example.test', plan: 'free' });
+  expect((await userHook(fay, 'https://hooks.test/fay/1')).status).toBe(403);
+  const upgraded = await harness.call('PATCH', `/_sim/users/${fay.uuid}`, { body: { plan: 'standard' } });
+  expect(upgraded).toMatchObject({ status: 200, body: { uri: fay.uri, plan: 'standard' } });
+  expect((await userHook(fay, 'https://hooks.test/fay/1')).status).toBe(201);
+  await harness.control('PATCH', `/_sim/users/${fay.uuid}`, { plan: 'free' });
+  const refused = await userHook(fay, 'https://hooks.test/fay/2');
+  expect(refused.status).toBe(403);
+  expect(refused.body.message).toBe('Please upgrade your Calendly account to Standard');
+  const query = new URLSearchParams({ organization: fay.organization, scope: 'user', user: fay.uri });
+  const listed = await harness.call<{ collection: { callback_url: string }[] }>(
+    'GET',
+    `/webhook_subscriptions?${query.toString()}`,
+    { token: fay.personal_access_token },
+  );
+  expect(listed.body.collection.map((hook) => hook.callback_url)).toEqual(['https://hooks.test/fay/1']);
+});
+
+test('an account change names a known user and a plan or role, or changes nothing', async () => {
+  const unknown = await harness.call('PATCH', '/_sim/users/00000000-0000-4000-8000-000000000000', {
+    body: { plan: 'free' },
+  });
+  expect(unknown.status).toBe(404);
+  for (const body of [{}, { plan: 'gold' }, { plan: 'free', extra: 1 }]) {
+    const answer = await harness.call('PATCH', `/_sim/users/${member.uuid}`, { body });
+    expect(answer.status).toBe(400);
+  }
+  const [unchanged] = (
+    await harness.control<{ collection: { uri: string; plan: string }[] }>('GET', '/_sim/users')
+  ).collection.filter((user) => user.uri === member.uri);
+  expect(unchanged).toMatchObject({ plan: 'standard' });
+});
+
 test('a member may not ask for organization scope, nor for another user; an owner may', async () => {
   const orgBody = {
     url: 'https://hooks.test/org',

@@ -105,7 +105,7 @@ export function subscriptionService(deps: {
     {
       async ensureUserWebhook(request) {
         const { hook, created, sync } = await subscriptions.ensure(request.userId);
-        return { webhook: toWebhook(hook), created, ...toSyncMode(sync) };
+        return { webhook: hook && toWebhook(hook), created, ...toSyncMode(sync) };
       },
       async verifyAndResolveUser(request) {
         if (request.rawBody.length > maxBodyBytes)

@@ -18,6 +18,10 @@ export interface ReconcileSummary {
   backfillsRequested: number;
   usersDisconnected: number;
   leftoversDeleted: number;
+  /** Users Calendly still refuses a webhook: synced by polling. */
+  polling: number;
+  /** Polled users switched to a webhook, each with a catch-up request. */
+  catchUpsRequested: number;
 }
 
 export interface Reconciler {
@@ -44,6 +48,8 @@ const emptySummary = (): ReconcileSummary => ({
   backfillsRequested: 0,
   usersDisconnected: 0,
   leftoversDeleted: 0,
+  polling: 0,
+  catchUpsRequested: 0,
 });
 
 /**
@@ -74,6 +80,7 @@ export function createReconciler(options: {
       summary.orphansDeleted += result.orphansDeleted;
       summary.backfillsRequested += result.backfillsRequested;
       summary.leftoversDeleted += result.leftoversDeleted;
+      summary.catchUpsRequested += result.catchUpsRequested ?? 0;
       if (result.error) log.warn({ userId, error: result.error.message }, 'reconcile could not repair a user');
     } catch (error) {
       outcome = 'failed';
@@ -84,6 +91,7 @@ export function createReconciler(options: {
     else if (outcome === 'created' || outcome === 'recreated') summary.recreated += 1;
     else if (outcome === 'disconnected') summary.usersDisconnected += 1;
     else if (outcome === 'failed') summary.failed += 1;
+    else if (outcome === 'polling') summary.polling += 1;
     options.onResult?.(outcome);
   };
 

@@ -10,7 +10,8 @@ import {
   type Sealer,
 } from '@calsync/service-kit';
 import type { BackfillPublisher } from '../backfill/backfill-publisher';
-import { createSyncModeRepository, type SyncModeRow } from '../polling/sync-mode-repository';
+import { firstSchedule, sweepWindow, type PollSettings } from '../polling/poller';
+import { createSyncModeRepository, type SyncModeRepository, type SyncModeRow } from '../polling/sync-mode-repository';
 import type { CalendlyGrant, Connections } from '../identity/connections';
 import { signingKeyContext } from '../webhooks/hook-loader';
 import {
@@ -28,12 +29,14 @@ export type CalendlyWebhooks = Pick<
 >;
 
 /** How one user's sync ended. */
-export type SyncOutcome = 'healthy' | 'created' | 'recreated' | 'failed' | 'disconnected' | 'no_webhook';
+export type SyncOutcome = 'healthy' | 'created' | 'recreated' | 'failed' | 'disconnected' | 'no_webhook' | 'polling';
 
 export interface SyncResult {
   outcome: SyncOutcome;
   /** The user's working hook afterwards (or the failed one that records why there is none). */
   hook: WebhookRow | undefined;
+  /** Requests asking meetings to catch up on what polling may have missed (switch to webhook). */
+  catchUpsRequested?: number;
   orphansDeleted: number;
   backfillsRequested: number;
   leftoversDeleted: number;
@@ -48,8 +51,11 @@ export interface RemoveResult {
 }
 
 export interface Subscriptions {
-  /** Makes sure the user has exactly one active subscription; throws GrpcError when it cannot. */
-  ensure(userId: string): Promise<{ hook: WebhookRow; created: boolean; sync: SyncModeRow | undefined }>;
+  /**
+   * Makes sure the user has exactly one active subscription, or, when Calendly refuses them one
+   * (plan or role), that they are polled (no hook then); throws GrpcError when it cannot.
+   */
+  ensure(userId: string): Promise<{ hook: WebhookRow | undefined; created: boolean; sync: SyncModeRow | undefined }>;
   /** Deletes the user's subscriptions at Calendly where possible and always locally. */
   remove(userId: string): Promise<RemoveResult>;
   list(userId: string): Promise<WebhookRow[]>;
@@ -71,6 +77,8 @@ export interface SubscriptionSettings {
   importPastDays: number;
   /** ...to this many days ahead. */
   importFutureDays: number;
+  /** How users Calendly refuses a webhook are polled. */
+  polling: PollSettings;
 }
 
 /** A backfill starts this long before a gap: no-shows and cancellations of just-past meetings change them too. */
@@ -102,6 +110,8 @@ class ProvisionError extends Error {
   constructor(
     readonly grpc: GrpcError,
     readonly definitive: boolean,
+    /** Set when Calendly refused the user a webhook (its 403: plan or role): why, for the user. */
+    readonly refusedBecause?: string,
   ) {
     super(grpc.message);
   }
@@ -143,6 +153,12 @@ export function createSubscriptions(deps: {
     log.error({ err: error, action }, 'unexpected failure talking to Calendly');
     return new GrpcError(GrpcStatus.INTERNAL, `could not ${action}`);
   };
+
+  /** Calendly's 403 to a webhook call (plan or role): why the user is polled instead, for them to read. */
+  const refusalOf = (error: unknown): string | undefined =>
+    error instanceof CalendlyError && error.status === 403
+      ? `webhook_not_allowed: ${error.detailsMessage ?? 'Calendly refused the webhook'}`
+      : undefined;
 
   const listRemote = (grant: CalendlyGrant) =>
     calendly.listAllWebhookSubscriptions(grant.accessToken, {
@@ -224,7 +240,7 @@ export function createSubscriptions(deps: {
             const grpc = calendlyFailure(error, 'create the webhook subscription');
             const definitive = !(error instanceof CalendlyError && error.transient);
             await repo.update(hookId, { state: definitive ? 'failed' : 'pending', lastError: grpc.message });
-            throw new ProvisionError(grpc, definitive);
+            throw new ProvisionError(grpc, definitive, refusalOf(error));
           }
         }
       }
@@ -334,6 +350,38 @@ export function createSubscriptions(deps: {
     return rows.length;
   };
 
+  /**
+   * Records the user as synced by `hook`. A user who was polled first gets one last sweep, asked
+   * for after the hook exists, so whatever changed since their last poll arrives too; until that
+   * request is stored they stay polled (and the next sync asks again with the same request id).
+   */
+  const switchToWebhook = async (
+    modes: SyncModeRepository,
+    synced: SyncModeRow | undefined,
+    hook: WebhookRow,
+    grant: CalendlyGrant,
+  ): Promise<number> => {
+    let requested = 0;
+    if (synced?.mode === 'polling') {
+      try {
+        await deps.backfill.publish({
+          requestId: `catch-up:${hook.hookId}`,
+          userId: hook.userId,
+          calendlyUserUri: grant.calendlyUserUri,
+          ...sweepWindow(settings.polling, now()),
+          reason: 'polling ended: catch-up over the gap before the webhook',
+        });
+      } catch (error) {
+        log.warn({ err: error, userId: hook.userId }, 'could not request the catch-up after polling; still polling');
+        return 0;
+      }
+      requested = 1;
+      log.info({ userId: hook.userId, hookId: hook.hookId }, 'user switched from polling to webhook');
+    }
+    await modes.useWebhook(hook.userId, grant.calendlyUserUri);
+    return requested;
+  };
+
   /** The shared heart of Ensure and reconcile, run under the user's lock. */
   const syncLocked = async (
     client: PoolClient,
@@ -349,21 +397,42 @@ export function createSubscriptions(deps: {
       backfillsRequested: 0,
       leftoversDeleted: await sweepLeftovers(repo, userId, grant),
     };
+    const modes = createSyncModeRepository(client);
+    const synced = await modes.get(userId);
     const all = await repo.listByUser(userId, { includeLegacy: true });
     const rows = all.filter((row) => !row.legacy && row.state !== 'removing');
-    // Reconcile repairs webhooks and moves legacy users onto their own; whether anyone else
-    // should have one is Ensure's call.
-    if (mode === 'reconcile' && all.length === 0) return { ...result, outcome: 'no_webhook' };
+    // Reconcile repairs webhooks, moves legacy users onto their own and polled users onto one
+    // once Calendly allows it; whether anyone else should have one is Ensure's call.
+    if (mode === 'reconcile' && all.length === 0 && synced?.mode !== 'polling')
+      return { ...result, outcome: 'no_webhook' };
     const recordError = async (error: GrpcError) => {
       for (const row of rows) await repo.update(row.hookId, { lastError: error.message });
       return { ...result, outcome: 'failed' as const, error, hook: rows.at(-1) };
+    };
+    /**
+     * Synced by polling until Calendly allows a webhook (reconcile keeps asking). A user who had
+     * one until now gets an immediate sweep for the gap; a new one has just been imported.
+     */
+    const pollInstead = async (reason: string, hook: WebhookRow | undefined): Promise<SyncResult> => {
+      await modes.usePolling(
+        userId,
+        grant.calendlyUserUri,
+        reason,
+        firstSchedule(settings.polling, userId, now(), synced?.mode === 'webhook'),
+      );
+      if (synced?.mode !== 'polling') log.info({ userId, reason }, 'user switched to polling');
+      return { ...result, outcome: 'polling', hook };
     };
 
     let remote: WebhookSubscription[];
     try {
       remote = await listRemote(grant);
     } catch (error) {
-      return recordError(calendlyFailure(error, 'list webhook subscriptions'));
+      const failure = await recordError(calendlyFailure(error, 'list webhook subscriptions'));
+      // Whether Calendly lets a plan without webhooks list them is not documented: a 403 here is
+      // the same refusal as on create.
+      const refused = refusalOf(error);
+      return refused ? pollInstead(refused, failure.hook) : failure;
     }
     const ours = remote.filter((subscription) =>
       hookIdOfCallbackUrl(settings.publicBaseUrl, subscription.callback_url),
@@ -426,6 +495,7 @@ export function createSubscriptions(deps: {
           });
         }
         const left = await repo.listByUser(userId);
+        if (error.refusedBecause) return pollInstead(error.refusedBecause, left.at(-1));
         return { ...result, outcome: 'failed', error: error.grpc, hook: left.at(-1) };
       }
       result.outcome = rows.length === 0 ? 'created' : 'recreated';
@@ -436,7 +506,7 @@ export function createSubscriptions(deps: {
       if (entry.remote) await deleteRemote(repo, userId, grant, entry.remote.uri);
       await repo.delete([entry.row.hookId]);
     }
-    await createSyncModeRepository(client).useWebhook(userId, grant.calendlyUserUri);
+    result.catchUpsRequested = await switchToWebhook(modes, synced, keep, grant);
     result.backfillsRequested = await publishBackfill(repo, keep);
     result.hook = keep;
     return result;
@@ -492,6 +562,10 @@ export function createSubscriptions(deps: {
         const synced = await syncLocked(client, userId, grant, 'ensure');
         return { ...synced, sync: await createSyncModeRepository(client).get(userId) };
       });
+      if (result.outcome === 'polling') {
+        log.info({ userId, outcome: result.outcome }, 'webhook refused; user is polled');
+        return { hook: undefined, created: false, sync: result.sync };
+      }
       if (result.error || !result.hook) throw result.error ?? new GrpcError(GrpcStatus.INTERNAL, 'no webhook');
       log.info({ userId, hookId: result.hook.hookId, outcome: result.outcome }, 'webhook ensured');
       return {

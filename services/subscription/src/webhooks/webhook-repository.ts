@@ -282,7 +282,8 @@ export function createWebhookRepository(db: Db): WebhookRepository {
     },
     async listUserIds(after, limit) {
       const result = await db.query<{ user_id: string }>(
-        `SELECT user_id FROM (SELECT user_id FROM webhooks UNION SELECT user_id FROM remote_leftovers) AS users
+        `SELECT user_id FROM (SELECT user_id FROM webhooks UNION SELECT user_id FROM remote_leftovers
+           UNION SELECT user_id FROM sync_modes WHERE mode = 'polling') AS users
          WHERE user_id > $1 ORDER BY user_id LIMIT $2`,
         [after, limit],
       );
