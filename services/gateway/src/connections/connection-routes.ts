@@ -102,9 +102,8 @@ export function connectionRoutes(options: {
           [GrpcStatus.ALREADY_EXISTS]: (message) => new HttpError(409, 'account_in_use', message),
         });
       }
-      throw upstreamError(failure.cause, 'subscription', {
-        [GrpcStatus.FAILED_PRECONDITION]: (message) => new HttpError(422, 'webhook_not_allowed', message),
-      });
+      // A plan or role that refuses a webhook is no failure: subscription polls the user instead.
+      throw upstreamError(failure.cause, 'subscription');
     }
   });
 

@@ -338,7 +338,6 @@ export const openApiDocument: OpenAPIObject = {
           409: problem('This Calendly account is connected to another user', ['account_in_use']),
           413: problem('The body is over 16 KiB', ['payload_too_large']),
           415: problem('Content-Type is not application/json', ['unsupported_media_type']),
-          422: problem("Calendly does not allow a webhook on this account's plan", ['webhook_not_allowed']),
         },
       }),
     },
