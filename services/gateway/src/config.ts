@@ -72,6 +72,13 @@ const schema = withGrpcSecurity(
       ...grpcSecurityEnv,
       HTTP_HOST: z.string().default('0.0.0.0'),
       HTTP_PORT: env.port(8080),
+      /**
+       * How long an idle keep-alive connection stays open. Longer than the idle timeout of the
+       * load balancer or client in front (60 s on the common cloud ones, 4 s in Node's fetch), so
+       * it is always the peer that closes an idle connection, never the gateway just as the peer
+       * sends a request on it (which the peer sees as a reset).
+       */
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: env.int(65_000, 1_000),
       /** Where browsers and Calendly reach this gateway, e.g. https://calsync.example.com. */
       PUBLIC_BASE_URL: env.url().transform((value) => value.replace(/\/+$/, '')),
       /** Where the OAuth callback sends the browser back to, with ?calendly=connected|error. */

@@ -157,7 +157,10 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
     });
 
     // Calendly gives up reading after 15 s: a request still arriving after 30 s is not Calendly's.
-    const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000 }, app.callback());
+    const server = createServer(
+      { requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS },
+      app.callback(),
+    );
     const httpPort = await listen(server, config.HTTP_PORT, config.HTTP_HOST);
 
     const stop = createStop({

@@ -32,7 +32,11 @@ test('runs as a process: logs ready with its port, is live but not ready without
   const gateway = await spawnService({ entry, env: env(port) });
   try {
     expect(gateway.ready).toMatchObject({ service: 'gateway', httpPort: port });
-    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const live = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(live.status).toBe(200);
+    // Idle keep-alive connections outlive a load balancer's (60 s) and fetch's (4 s) own idle
+    // timeouts, so the peer closes them first and never reuses one the gateway just closed.
+    expect(live.headers.get('keep-alive')).toBe('timeout=65');
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ checks: { nats: 'up', subscription: 'not_serving' } });
