@@ -2,6 +2,7 @@
 // one list of things to stop that runs on every way out (done, error, Ctrl-C, SIGTERM), so a
 // failed bench never leaves nats-server, Postgres or a service running.
 'use strict';
+const { readFileSync } = require('node:fs');
 const { cpus, loadavg, totalmem, platform, release } = require('node:os');
 const { relative } = require('node:path');
 
@@ -60,4 +61,14 @@ function createCleanup(say = (message) => process.stderr.write(`${message}\n`)) 
   };
 }
 
-module.exports = { printBenchHeader, createCleanup };
+/** CPU seconds (user + system) a process has used so far, and its resident memory, from /proc (Linux). */
+function processUsage(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
+}
+
+module.exports = { printBenchHeader, createCleanup, processUsage };

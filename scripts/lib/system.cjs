@@ -173,6 +173,8 @@ async function startSystem({
         meetings: `${host}:${meetings.ready.grpcPort}`,
       },
       certsDir: ca.dir,
+      /** How a client presenting `identity`'s certificate (e.g. the operator's) reaches the services. */
+      grpcSecurity: (identity) => ca.security(identity),
       processes: Object.fromEntries(processes.map(({ service, process }) => [service, process])),
       restart,
       secrets,

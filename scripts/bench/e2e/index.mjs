@@ -13,7 +13,6 @@
 //
 // Uses DATABASE_URL / NATS_URL when set, else an embedded Postgres and a local nats-server.
 // Needs a build first: npm run build
-import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -71,15 +70,6 @@ async function inParallel(items, limit, task) {
       }
     }),
   );
-}
-
-/** CPU seconds (user + system) and RSS of a process, from /proc. */
-function usage(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
 }
 
 async function main() {
@@ -152,10 +142,13 @@ async function main() {
     const results = [];
     for (const rate of rates) {
       const total = Math.round(rate * seconds);
-      const cpuBefore = Object.fromEntries(services.map(([name, p]) => [name, usage(p.child.pid).cpuSeconds]));
+      const cpuBefore = Object.fromEntries(
+        services.map(([name, p]) => [name, bench.processUsage(p.child.pid).cpuSeconds]),
+      );
       const peakRss = Object.fromEntries(services.map(([name]) => [name, 0]));
       const sampleRss = () => {
-        for (const [name, p] of services) peakRss[name] = Math.max(peakRss[name], usage(p.child.pid).rssMb);
+        for (const [name, p] of services)
+          peakRss[name] = Math.max(peakRss[name], bench.processUsage(p.child.pid).rssMb);
       };
       const rssTimer = setInterval(sampleRss, 500);
       const booked = [];
@@ -236,7 +229,7 @@ async function main() {
         say(`  max             ${latencies[latencies.length - 1]} ms`);
       }
       for (const [name, p] of services) {
-        const cpu = usage(p.child.pid).cpuSeconds - cpuBefore[name];
+        const cpu = bench.processUsage(p.child.pid).cpuSeconds - cpuBefore[name];
         say(
           `  ${name.padEnd(15)} ${((cpu * 1000) / Math.max(1, booked.length)).toFixed(2)} ms CPU per booking, peak RSS ${peakRss[name].toFixed(0)} MB`,
         );

@@ -202,7 +202,12 @@ export function controlRoutes(deps: {
   });
 
   router.get('/api_requests', (ctx) => {
-    const user = users.find(String(queryOf(ctx).user ?? ''));
+    const reference = queryOf(ctx).user;
+    if (reference === undefined) {
+      ctx.body = deps.apiUsage.total();
+      return;
+    }
+    const user = users.find(String(reference));
     if (!user) throw invalidArgument([{ parameter: 'user', message: 'names no simulated user' }]);
     ctx.body = { user: user.uri, ...deps.apiUsage.of(user.uuid) };
   });

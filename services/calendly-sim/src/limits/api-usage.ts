@@ -11,19 +11,31 @@ export interface ApiUsageOfUser {
 export interface ApiUsage {
   record(userUuid: string, allowed: boolean): void;
   of(userUuid: string): ApiUsageOfUser;
+  /** Every user's calls together, and how many users made any (for a bench's request rate). */
+  total(): ApiUsageOfUser & { users: number };
   clear(): void;
 }
 
 export function createApiUsage(): ApiUsage {
   const byUser = new Map<string, ApiUsageOfUser>();
+  const all = { requests: 0, rate_limited: 0 };
   return {
     record(userUuid, allowed) {
       const usage = byUser.get(userUuid) ?? { requests: 0, rate_limited: 0 };
       usage.requests += 1;
-      if (!allowed) usage.rate_limited += 1;
+      all.requests += 1;
+      if (!allowed) {
+        usage.rate_limited += 1;
+        all.rate_limited += 1;
+      }
       byUser.set(userUuid, usage);
     },
     of: (userUuid) => ({ ...(byUser.get(userUuid) ?? { requests: 0, rate_limited: 0 }) }),
-    clear: () => byUser.clear(),
+    total: () => ({ ...all, users: byUser.size }),
+    clear: () => {
+      byUser.clear();
+      all.requests = 0;
+      all.rate_limited = 0;
+    },
   };
 }

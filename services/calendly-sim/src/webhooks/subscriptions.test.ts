@@ -310,6 +310,8 @@ test('429 past the per-minute limit, with X-RateLimit-* on every answer; a free 
     `/_sim/api_requests?user=${encodeURIComponent(member.uri)}`,
   );
   expect(usage).toMatchObject({ requests: 7, rate_limited: 1 });
+  // Without ?user=: every user's calls together (the owner's one included).
+  expect(await harness.control('GET', '/_sim/api_requests')).toMatchObject({ requests: 8, rate_limited: 1, users: 2 });
   expect((await harness.call('GET', '/_sim/api_requests?user=nobody')).status).toBe(400);
 
   await harness.control('POST', '/_sim/settings', { apiRequestsPerUserPerMinute: 20 });
