@@ -103,6 +103,7 @@ export function createPoller(deps: {
         kind: 'sweep',
         request: {
           ...base,
+          kind: 'gap',
           requestId: `sweep:${row.userId}:${row.nextSweepAt!.getTime()}`,
           ...sweepWindow(settings, at),
           reason: 'polling: sweep of the whole horizon',
@@ -112,6 +113,7 @@ export function createPoller(deps: {
       kind: 'poll',
       request: {
         ...base,
+        kind: 'gap',
         requestId: `poll:${row.userId}:${row.nextPollAt!.getTime()}`,
         windowStart: new Date(at.getTime() - nearLookbackMs),
         windowEnd: new Date(at.getTime() + settings.nearDays * dayMs),

@@ -365,6 +365,7 @@ export function createSubscriptions(deps: {
     if (synced?.mode === 'polling') {
       try {
         await deps.backfill.publish({
+          kind: 'gap',
           requestId: `catch-up:${hook.hookId}`,
           userId: hook.userId,
           calendlyUserUri: grant.calendlyUserUri,
