@@ -152,6 +152,30 @@
     $('book-hint').hidden = isConnected;
   }
 
+  /** The connection's sync state in words: what is being imported, how changes arrive, what is wrong. */
+  function syncFacts(sync) {
+    const rows = [fact('Sync', sync.state, true)];
+    const imported = sync.import;
+    if (imported && sync.state === 'importing') {
+      const progress =
+        imported.status === 'queued'
+          ? 'queued, starting shortly'
+          : `${imported.eventsImported} meetings, ${imported.inviteesImported} invitees so far` +
+            (imported.startedAt ? ` (since ${new Date(imported.startedAt).toLocaleTimeString()})` : '');
+      const paused = imported.pausedUntil
+        ? `; waiting for Calendly's rate limit until ${new Date(imported.pausedUntil).toLocaleTimeString()}`
+        : '';
+      rows.push(fact('Import', progress + paused));
+    } else if (imported && imported.status === 'completed') {
+      rows.push(fact('Import', `done: ${imported.eventsImported} meetings, ${imported.inviteesImported} invitees`));
+    }
+    if (sync.reason) rows.push(fact('Why', sync.detail ? `${sync.reason}: ${sync.detail}` : sync.reason));
+    else if (sync.detail) rows.push(fact('Note', sync.detail));
+    if (sync.mode)
+      rows.push(fact('Changes arrive by', sync.modeReason ? `${sync.mode} (${sync.modeReason})` : sync.mode));
+    return rows;
+  }
+
   async function refreshConnection() {
     const list = $('connection');
     try {
@@ -162,6 +186,7 @@
         if (connection.kind) rows.push(fact('Connected with', connection.kind));
         if (connection.state) rows.push(fact('Connection state', connection.state, true));
         rows.push(fact('Webhook', connection.webhook?.state ?? 'none', true));
+        if (connection.sync) rows.push(...syncFacts(connection.sync));
       }
       list.replaceChildren(...rows.flat());
       showConnected(connection.connected);

@@ -128,6 +128,10 @@ test('a person connects, books, watches the meeting arrive and cancels it', asyn
   await page.waitForURL(/\/demo\/$/);
   await expectStatusText('Calendly connected.');
   await page.locator('#connection').getByText('active').first().waitFor({ timeout: 15_000 });
+  // The import on connect runs, then the connection is live on its webhook.
+  await page.locator('#connection .pill.live', { hasText: 'live' }).waitFor({ timeout: 30_000 });
+  await page.locator('#connection', { hasText: /done: \d+ meetings, \d+ invitees/ }).waitFor();
+  expect(await page.locator('#connection dt:has-text("Changes arrive by") + dd').textContent()).toBe('webhook');
   // Connected: the token form has nothing to do until a disconnect.
   await expect(page.getByRole('button', { name: 'Connect with token' }).isDisabled()).resolves.toBe(true);
   await expect(page.getByLabel('Personal access token').isDisabled()).resolves.toBe(true);

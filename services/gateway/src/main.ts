@@ -113,7 +113,12 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       verifier: createSubscriptionVerifier({ client: subscription, timeoutMs: config.VERIFY_TIMEOUT_MS, registry }),
       publisher: createEventPublisher({ nc, names, timeoutMs: config.PUBLISH_TIMEOUT_MS, registry }),
     });
-    const connections = createConnectionService({ identity, subscription, redirectUri: oauthRedirectUri(config) });
+    const connections = createConnectionService({
+      identity,
+      subscription,
+      meetings,
+      redirectUri: oauthRedirectUri(config),
+    });
 
     let stopping = false;
     const closing = new AbortController();

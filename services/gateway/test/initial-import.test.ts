@@ -92,3 +92,60 @@ describe('import on connect', () => {
     expect(meetings.map((meeting) => meeting.scheduledEventUri)).toEqual([booked.scheduled_event.uri]);
   });
 });
+
+describe('sync state', () => {
+  it('shows the import on connect with its progress, then live on the webhook', async () => {
+    const host = await system.createSimUser('syncstate');
+    const total = 8;
+    for (let n = 0; n < total; n++) await bookAt(host, 1 + n, 100 + n);
+    // Slow Calendly down, so the import is seen in the middle.
+    await system.simCall('/_sim/faults', { latency: { api_ms: 250 } });
+    let importing: { sync: Record<string, unknown> } | undefined;
+    try {
+      const answer = await connect('user-syncstate', host);
+      expect(answer.status).toBe(200);
+      expect(answer.body.sync).toMatchObject({ mode: 'webhook', import: { requestedAt: expect.any(String) } });
+      importing = await waitFor(
+        async () => {
+          const { body } = await system.api('/api/calendly/connection', { userId: 'user-syncstate' });
+          const sync = body.sync as { state: string; import: { eventsImported: number } };
+          return sync.state === 'importing' && sync.import.eventsImported > 0 ? (body as never) : undefined;
+        },
+        { timeoutMs: 30_000, what: 'the import in progress' },
+      );
+    } finally {
+      await system.simCall('/_sim/faults', { latency: { api_ms: 0 } });
+    }
+    expect(importing!.sync).toMatchObject({
+      state: 'importing',
+      reason: null,
+      import: { status: 'running', startedAt: expect.any(String), completedAt: null },
+    });
+    const live = await waitFor(
+      async () => {
+        const { body } = await system.api('/api/calendly/connection', { userId: 'user-syncstate' });
+        return (body.sync as { state: string }).state === 'live' ? body : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the connection to be live' },
+    );
+    expect(live.sync).toEqual({
+      state: 'live',
+      reason: null,
+      detail: null,
+      mode: 'webhook',
+      modeReason: null,
+      import: {
+        status: 'completed',
+        eventsImported: total,
+        inviteesImported: total,
+        requestedAt: expect.any(String),
+        startedAt: expect.any(String),
+        completedAt: expect.any(String),
+        pausedUntil: null,
+        error: null,
+      },
+    });
+    const notConnected = await system.api('/api/calendly/connection', { userId: 'user-never-connected' });
+    expect(notConnected.body).toMatchObject({ connected: false, sync: null });
+  });
+});

@@ -1,9 +1,11 @@
 import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
-import { identityV1, subscriptionV1 } from '@calsync/proto';
+import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
 import { callMetadata } from '../upstream/call-metadata';
+import { syncViewOf, type SyncView } from './sync-state';
 
 type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
+type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
 
 /** Correlation passed to every call made for one request. */
 export interface CallContext {
@@ -34,6 +36,8 @@ export interface ConnectionView {
   state: 'active' | 'reauth_required' | null;
   connectedAt: string | null;
   webhook: WebhookView | null;
+  /** How the user's meetings are kept in sync; null when not connected. */
+  sync: SyncView | null;
 }
 
 /** Which step of a connect failed: the credentials (identity) or the webhook (subscription). */
@@ -66,15 +70,17 @@ const notConnected: ConnectionView = {
   state: null,
   connectedAt: null,
   webhook: null,
+  sync: null,
 };
 
 /** Connect, inspect and disconnect one platform user's Calendly account, always scoped to that user. */
 export function createConnectionService(deps: {
   identity: IdentityClient;
   subscription: SubscriptionClient;
+  meetings: MeetingsClient;
   redirectUri: string;
 }): ConnectionService {
-  const { identity, subscription } = deps;
+  const { identity, subscription, meetings } = deps;
   const options = (context: CallContext) => ({ metadata: callMetadata(context) });
 
   const ensureWebhook = async (userId: string, context: CallContext) => {
@@ -113,8 +119,9 @@ export function createConnectionService(deps: {
       } catch (error) {
         throw new ConnectStepFailed('credentials', error);
       }
-      const webhook = await ensureWebhook(userId, context);
-      return connectionView(connection, webhook ? [webhook] : []);
+      await ensureWebhook(userId, context);
+      if (!connection) throw new ConnectStepFailed('credentials', new Error('identity answered without a connection'));
+      return compose(userId, connection, context);
     },
 
     async describe(userId, context) {
@@ -126,8 +133,7 @@ export function createConnectionService(deps: {
         throw error;
       }
       if (!connection) return notConnected;
-      const { webhooks } = await subscription.listUserWebhooks({ userId }, options(context));
-      return connectionView(connection, webhooks);
+      return compose(userId, connection, context);
     },
 
     async disconnect(userId, context) {
@@ -135,6 +141,23 @@ export function createConnectionService(deps: {
       await identity.disconnect({ userId }, options(context));
     },
   };
+
+  /** The connection with its webhook and sync state, each asked of the service that owns it. */
+  async function compose(
+    userId: string,
+    connection: identityV1.Connection,
+    context: CallContext,
+  ): Promise<ConnectionView> {
+    const hooks = await subscription.listUserWebhooks({ userId }, options(context));
+    const latestImport = hooks.initialImport
+      ? (await meetings.getImportState({ userId }, options(context))).import
+      : undefined;
+    const primary = primaryWebhook(hooks.webhooks);
+    return {
+      ...connectionView(connection, hooks.webhooks),
+      sync: syncViewOf({ connection, hooks, primaryWebhook: primary, latestImport }),
+    };
+  }
 }
 
 const kinds: Partial<Record<identityV1.ConnectionKind, ConnectionView['kind']>> = {
@@ -174,6 +197,7 @@ export function connectionView(
     state: states[connection.state] ?? null,
     connectedAt: iso(connection.connectedAt),
     webhook: webhookView(primaryWebhook(webhooks)),
+    sync: null,
   };
 }
 

@@ -8,6 +8,7 @@ import type {
   SchemaObject,
 } from 'openapi3-ts/oas31';
 import { webhookStateNames } from '../connections/connection-service';
+import { degradedReasons, importStatusNames, syncModeNames, syncStateNames } from '../connections/sync-state';
 import type { RejectionKind } from '../webhooks/delivery-intake';
 import { defaultCodeByKind } from '../webhooks/subscription-verifier';
 import { statusByKind } from '../webhooks/webhook-routes';
@@ -188,8 +189,35 @@ const schemas: Record<string, SchemaObject> = {
       state: { enum: ['active', 'reauth_required', null] },
       connectedAt: nullableDateTime,
       webhook: nullable(ref('Webhook')),
+      sync: nullable(ref('SyncState')),
     },
     "The user's Calendly connection; never a token. Not connected: `connected: false` and nulls",
+  ),
+  SyncState: object(
+    {
+      state: { enum: [...syncStateNames] },
+      reason: { enum: [...degradedReasons, null] },
+      detail: nullableString,
+      mode: { enum: [...syncModeNames, null] },
+      modeReason: nullableString,
+      import: nullable(ref('Import')),
+    },
+    'How the meetings are kept in sync: `importing` (the import on connect is queued or running), `live`, ' +
+      '`degraded` (see `reason`: the import failed, or the webhook is not active) or `reauth_required` ' +
+      '(Calendly refused the refresh token: connect again). `mode`: how changes arrive (webhook or polling), and why',
+  ),
+  Import: object(
+    {
+      status: { enum: [...importStatusNames] },
+      eventsImported: { type: 'integer', minimum: 0 },
+      inviteesImported: { type: 'integer', minimum: 0 },
+      requestedAt: nullableDateTime,
+      startedAt: nullableDateTime,
+      completedAt: nullableDateTime,
+      pausedUntil: nullableDateTime,
+      error: nullableString,
+    },
+    "The import on connect: what Calendly already held, fetched through the same path as webhooks. `pausedUntil`: waiting for the user's Calendly rate-limit window",
   ),
   Cancellation: object({
     canceledBy: { type: 'string' },
