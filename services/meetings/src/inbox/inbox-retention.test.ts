@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createPool, migrate, type Pool } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
-import { pruneInbox } from './inbox-retention';
+import { pruneFinishedBackfills, pruneInbox } from './inbox-retention';
 
 const { log } = captureLogger('meetings');
 let database: TestDatabase;
@@ -34,4 +34,21 @@ test('prunes only keys older than the retention, in batches, and keeps recent on
   expect(rows).toHaveLength(7);
   expect(rows.every((row) => row.delivery_key.startsWith('recent-'))).toBe(true);
   expect(await pruneInbox(pool, 30, 10)).toBe(0);
+});
+
+test('prunes finished gap backfills past the retention, never an initial import or one still running', async () => {
+  const row = (id: string, kind: string, status: string, age: string) =>
+    pool.query(
+      `INSERT INTO imports (request_id, user_id, kind, status, window_start, window_end, updated_at)
+       VALUES ($1, 'user-1', $2, $3, now(), now() + interval '1 day', now() - $4::interval)`,
+      [id, kind, status, age],
+    );
+  await row('poll:old-done', 'gap', 'completed', '40 days');
+  await row('poll:old-failed', 'gap', 'failed', '40 days');
+  await row('poll:old-running', 'gap', 'running', '40 days');
+  await row('poll:recent', 'gap', 'completed', '2 days');
+  await row('import:old', 'initial_import', 'completed', '40 days');
+  expect(await pruneFinishedBackfills(pool, 30, 1)).toBe(2);
+  const { rows } = await pool.query<{ request_id: string }>('SELECT request_id FROM imports ORDER BY request_id');
+  expect(rows.map((kept) => kept.request_id)).toEqual(['import:old', 'poll:old-running', 'poll:recent']);
 });

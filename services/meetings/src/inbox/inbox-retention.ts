@@ -19,16 +19,42 @@ export async function pruneInbox(pool: Pool, retentionDays: number, batchSize = 
   }
 }
 
-/** Prunes the inbox now and then every `intervalMs`; 0 days keeps every key for ever. */
+/**
+ * Deletes the records of finished gap backfills (reconcile's, and polling's every few minutes per
+ * polled user) older than the retention. Their checkpoints are of no more use once finished; a
+ * request delivered again after that runs again, and changes nothing (its inbox keys, or
+ * order-proof applying). Initial imports stay: they are the connection's sync state.
+ */
+export async function pruneFinishedBackfills(pool: Pool, retentionDays: number, batchSize = 5_000): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await pool.query(
+      `DELETE FROM imports WHERE request_id IN (
+         SELECT request_id FROM imports
+         WHERE kind = 'gap' AND status IN ('completed', 'failed')
+           AND updated_at < now() - make_interval(days => $1)
+         LIMIT $2)`,
+      [retentionDays, batchSize],
+    );
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < batchSize) return deleted;
+  }
+}
+
+/** Prunes the inbox (and finished gap backfills) now and then every `intervalMs`; 0 days keeps them for ever. */
 export function startInboxRetention(options: { pool: Pool; retentionDays: number; log: Logger; intervalMs?: number }): {
   stop(): void;
 } {
   if (options.retentionDays === 0) return { stop: () => undefined };
-  const prune = () =>
-    pruneInbox(options.pool, options.retentionDays).then(
-      (deleted) => deleted > 0 && options.log.info({ deleted }, 'inbox pruned'),
-      (error: unknown) => options.log.warn({ err: error }, 'inbox pruning failed'),
-    );
+  const prune = async () => {
+    try {
+      const deleted = await pruneInbox(options.pool, options.retentionDays);
+      const backfills = await pruneFinishedBackfills(options.pool, options.retentionDays);
+      if (deleted > 0 || backfills > 0) options.log.info({ deleted, backfills }, 'inbox pruned');
+    } catch (error) {
+      options.log.warn({ err: error }, 'inbox pruning failed');
+    }
+  };
   void prune();
   const timer = setInterval(() => void prune(), options.intervalMs ?? 3_600_000);
   timer.unref();
