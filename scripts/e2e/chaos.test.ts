@@ -2,6 +2,7 @@
 // killed, nats-server restarts on its store, the services' Postgres connections are terminated
 // and the gateway is killed; afterwards every user has exactly the simulator's meetings, in the
 // simulator's state, and no process died except those the test killed.
+import { createSimUser, simControl } from '@calsync/calendly-sim/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,16 +64,14 @@ afterAll(async () => {
   rmSync(natsDir, { recursive: true, force: true });
 });
 
-async function sim<T>(path: string, body: unknown): Promise<T> {
-  return (await http<T>(`${system.urls.simulator}${path}`, { method: 'POST', body })).body;
-}
+const sim = <T>(path: string, body: unknown): Promise<T> => simControl<T>(system.urls.simulator, 'POST', path, body);
 
 async function connectUsers(): Promise<void> {
   await inBatches(
     Array.from({ length: userCount }, (_, i) => i),
     5,
     async (i) => {
-      const calendly = await sim<{ uri: string; personal_access_token: string }>('/_sim/users', {
+      const calendly = await createSimUser(system.urls.simulator, {
         name: `Chaos ${i}`,
         email: `chaos${i}@example.test`,
         organization: `Chaos org ${i}`,

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { SimUser } from '@calsync/calendly-sim/testing';
 import { eventually, http, rootDir } from './system-harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -63,11 +64,6 @@ const gateway = () => `http://127.0.0.1:${ports.GATEWAY_PORT}`;
 const simulator = () => `http://127.0.0.1:${ports.SIM_PORT}`;
 const alice = () => signDevJwt('alice', devJwtSecret());
 
-interface SimUser {
-  uri: string;
-  email: string;
-  personal_access_token: string;
-}
 interface Meetings {
   meetings: { invitees: { name: string }[] }[];
 }

@@ -1,18 +1,13 @@
 // The whole mission, end to end: many users, each with a private Calendly account at the
 // simulator, each connected (OAuth or personal token), each getting exactly their own meetings
 // in the right final state through every service running as a real process.
+import { approveAuthorize, simControl, type SimUser } from '@calsync/calendly-sim/testing';
 import { bootSystem, eventually, http, inBatches, type RunningSystem } from './system-harness';
 
 // E2E_USERS shrinks the run while debugging; CI runs the full 200.
 const userCount = Number(process.env.E2E_USERS ?? 200);
 const disconnectCount = Math.floor(userCount / 4);
 
-interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
 interface Resource {
   uri: string;
 }
@@ -61,9 +56,8 @@ function slot(userIndex: number, n: number) {
   return { start_time: start.toISOString(), end_time: new Date(start.getTime() + 30 * 60_000).toISOString() };
 }
 
-async function sim<T>(path: string, body: unknown, method = 'POST'): Promise<T> {
-  return (await http<T>(`${system.simulator}${path}`, { method, body })).body;
-}
+const sim = <T>(path: string, body: unknown, method = 'POST'): Promise<T> =>
+  simControl<T>(system.simulator, method, path, body);
 
 async function meetingsOf(user: DemoUser): Promise<MeetingView[]> {
   const all: MeetingView[] = [];
@@ -90,11 +84,8 @@ async function connectWithOAuth(user: DemoUser) {
     .getSetCookie()
     .map((line) => line.split(';')[0])
     .join('; ');
-  const authorize = new URL(body.authorizeUrl);
-  authorize.searchParams.set('sim_user', user.calendly.uuid);
-  const consent = await fetch(authorize, { redirect: 'manual' });
-  expect(consent.status).toBe(302);
-  const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual', headers: { cookie } });
+  const { location } = await approveAuthorize(body.authorizeUrl, user.calendly);
+  const callback = await fetch(location, { redirect: 'manual', headers: { cookie } });
   expect(callback.status).toBe(302);
   expect(callback.headers.get('location')).toContain('calendly=connected');
 }

@@ -1,6 +1,7 @@
 // OpenTelemetry end to end: every service runs as a real process exporting OTLP/HTTP to a small
 // receiver here, and one delivery must come out as one connected trace, from the gateway's HTTP
 // span through gRPC and JetStream to the meetings service's SQL write.
+import { createSimUser } from '@calsync/calendly-sim/testing';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '@calsync/service-kit/testing';
@@ -121,12 +122,11 @@ function gatewayServerSpan(route: string): Promise<ReceivedSpan> {
 }
 
 test('one delivery is one connected trace from the gateway HTTP span to the meetings SQL write', async () => {
-  const calendly = (
-    await http<{ uri: string; personal_access_token: string }>(`${system.simulator}/_sim/users`, {
-      method: 'POST',
-      body: { name: 'Traced', email: 'traced@example.test', plan: 'standard' },
-    })
-  ).body;
+  const calendly = await createSimUser(system.simulator, {
+    name: 'Traced',
+    email: 'traced@example.test',
+    plan: 'standard',
+  });
   const token = system.jwtFor('traced-user');
   await http(`${system.gateway}/api/calendly/token`, {
     method: 'POST',

@@ -1,15 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
+import { authorizeWithPkce, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
 import { createMetricsRegistry, GrpcStatus, type Registry } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
 import { CalendlyError, createCalendlyClient, type CalendlyClient } from './index';
-
-interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
 
 let sim: Simulator;
 let lines: string[];
@@ -35,43 +29,18 @@ function newClient(overrides: Partial<Parameters<typeof createCalendlyClient>[0]
 
 const captured = captureLogger('calendly-client-test');
 
-async function control<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${sim.url}/_sim${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`sim ${method} ${path}: ${response.status} ${await response.text()}`);
-  return (response.status === 204 ? undefined : await response.json()) as T;
-}
+const control = <T = unknown>(method: string, path: string, body?: unknown) =>
+  simControl<T>(sim, method, `/_sim${path}`, body);
 
 async function newUser(overrides: Record<string, string> = {}): Promise<SimUser> {
-  const user = await control<SimUser>('POST', '/users', {
-    name: 'Ada Lovelace',
-    email: `ada-${randomBytes(4).toString('hex')}@example.com`,
-    ...overrides,
-  });
+  const user = await createSimUser(sim, overrides);
   secrets.add(user.personal_access_token);
   return user;
 }
 
 /** Walks the OAuth authorize step as the user would, returning the code and the PKCE verifier. */
-async function authorize(user: SimUser, redirectUri: string): Promise<{ code: string; verifier: string }> {
-  const verifier = randomBytes(32).toString('base64url');
-  const url = new URL(`${sim.url}/oauth/authorize`);
-  url.search = new URLSearchParams({
-    client_id: 'calsync-dev-client',
-    response_type: 'code',
-    redirect_uri: redirectUri,
-    state: 'some-state',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-    sim_user: user.uuid,
-  }).toString();
-  const response = await fetch(url, { redirect: 'manual' });
-  const location = new URL(response.headers.get('location')!);
-  return { code: location.searchParams.get('code')!, verifier };
-}
+const authorize = (user: SimUser, redirectUri: string) =>
+  authorizeWithPkce(sim, user, { redirectUri, state: 'some-state' });
 
 async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
-import { start as startIdentity } from '@calsync/identity';
-import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
+import { createSimUser as createUserAt, simControl, type SimUser } from '@calsync/calendly-sim/testing';
+import { startTestIdentity } from '@calsync/identity/testing';
 import { start as startMeetings } from '@calsync/meetings';
 import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
 import { eventsV1 } from '@calsync/proto';
@@ -16,6 +16,7 @@ import {
   testGrpcEnv,
   testNatsUrl,
   testSubjectPrefix,
+  waitFor,
 } from '@calsync/service-kit/testing';
 import { start as startSubscription } from '@calsync/subscription';
 import { loadSubscriptionConfig } from '@calsync/subscription/dist/config';
@@ -32,13 +33,7 @@ interface LocalInfra {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const localInfra = require('../../../scripts/lib/local-infra.cjs') as LocalInfra;
 
-/** A Calendly user of the simulator, as its control API returns it. */
-export interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
+export type { SimUser };
 
 /** One webhook POST the simulator made, as /_sim/deliveries lists it. */
 export interface DeliveryAttempt {
@@ -126,7 +121,8 @@ export interface GatewaySystem {
 }
 
 export const jwtSecret = randomBytes(32).toString('base64url');
-const sealingKeys = `k1=${randomBytes(32).toString('base64')}`;
+const sealingKey = randomBytes(32).toString('base64');
+const sealingKeys = `k1=${sealingKey}`;
 
 /**
  * The simulator and the real identity, subscription, meetings and gateway services, started
@@ -178,19 +174,9 @@ export async function startGatewaySystem(
       LOG_LEVEL: 'silent',
     };
 
-    const identity = await startIdentity(
-      loadIdentityConfig({
-        ...(await testGrpcEnv(grpcIdentities.identity)),
-        ...common,
-        ...grpc,
-        ...calendly,
-        CALENDLY_CLIENT_ID: sim.settings.clientId,
-        CALENDLY_CLIENT_SECRET: sim.settings.clientSecret,
-      }),
-      { log: quiet },
-    );
+    const identity = await startTestIdentity({ databaseUrl: database.url, sim, keys: { k1: sealingKey }, log: quiet });
     stops.push(() => identity.stop());
-    const identityAddr = `127.0.0.1:${identity.ports.grpc}`;
+    const identityAddr = identity.address;
     // A fixed port, so a test can stop subscription and start it again where the gateway looks.
     const subscriptionPort = await localInfra.freePort();
     const subscriptionConfig = loadSubscriptionConfig({
@@ -260,16 +246,8 @@ export async function startGatewaySystem(
         .setIssuedAt()
         .sign(new TextEncoder().encode(jwtSecret));
 
-    const simCall = async <T>(path: string, body?: unknown, method?: string): Promise<T> => {
-      const response = await fetch(`${sim.url}${path}`, {
-        method: method ?? (body === undefined ? 'GET' : 'POST'),
-        headers: { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.text();
-      if (!response.ok) throw new Error(`simulator ${path} answered ${response.status}: ${text}`);
-      return (text ? JSON.parse(text) : undefined) as T;
-    };
+    const simCall = <T>(path: string, body?: unknown, method?: string): Promise<T> =>
+      simControl<T>(sim, method ?? (body === undefined ? 'GET' : 'POST'), path, body);
 
     const api: GatewaySystem['api'] = async (path, init = {}) => {
       const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
@@ -289,14 +267,8 @@ export async function startGatewaySystem(
       };
     };
 
-    let userCount = 0;
     const createSimUser = (name: string, extra: Record<string, unknown> = {}) =>
-      simCall<SimUser>('/_sim/users', {
-        name,
-        email: `${name.replace(/[^a-z0-9]/gi, '').toLowerCase()}${(userCount += 1)}@example.com`,
-        plan: 'standard',
-        ...extra,
-      });
+      createUserAt(sim, { name, plan: 'standard', ...extra });
 
     const system: GatewaySystem = {
       url,
@@ -348,18 +320,19 @@ export async function startGatewaySystem(
         );
       },
       async waitForAttempt(match) {
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          const { collection } = await simCall<{ collection: DeliveryAttempt[] }>('/_sim/deliveries');
-          const found = collection.find(match);
-          if (found) return found;
-          if (Date.now() > deadline) {
-            throw new Error(
-              `no matching delivery attempt; attempts: ${JSON.stringify(collection.map((a) => [a.event, a.status]))}`,
-            );
-          }
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+        let seen: DeliveryAttempt[] = [];
+        return waitFor(
+          async () => {
+            seen = (await simCall<{ collection: DeliveryAttempt[] }>('/_sim/deliveries')).collection;
+            return seen.find(match);
+          },
+          { timeoutMs: 30_000 },
+        ).catch((error: unknown) => {
+          throw new Error(
+            `no matching delivery attempt; attempts: ${JSON.stringify(seen.map((a) => [a.event, a.status]))}`,
+            { cause: error },
+          );
+        });
       },
       replay(attempt, replayOptions = {}) {
         const path = replayOptions.path ?? new URL(attempt.url).pathname;
@@ -517,7 +490,7 @@ export class Browser {
   }
 }
 
-export { waitFor } from '@calsync/service-kit/testing';
+export { waitFor };
 
 /** The authorize URL of a connect `userId` starts in `browser`, approved at the simulator as `calendlyUser`. */
 export async function startOAuthConnect(

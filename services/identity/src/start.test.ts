@@ -3,7 +3,7 @@ import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
 import { loadConfig } from './config';
 import { start } from './main';
-import { identityEnv, newSealingKey } from './testing/harness';
+import { identityEnv, newSealingKey } from '../test/harness';
 
 let database: TestDatabase;
 let sim: Simulator;

@@ -1,20 +1,12 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
-import { start as startIdentity, type IdentityApp } from '@calsync/identity';
-import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
-import { identityCallers } from '@calsync/identity/dist/grpc/identity-handlers';
-import { eventsV1, identityV1 } from '@calsync/proto';
-import { grpcIdentities, type PromiseClient } from '@calsync/service-kit';
-import { captureLogger, clientAsAllowedCallers, testGrpcEnv, testNatsUrl } from '@calsync/service-kit/testing';
+import { createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
+import { startTestIdentity, type IdentityClient, type TestIdentity } from '@calsync/identity/testing';
+import { eventsV1 } from '@calsync/proto';
 import type { Delivery } from './calendly-fixtures';
 import type { TestWorld } from './harness';
 
-export interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
+export type { SimUser };
 
 export interface SimBooking {
   scheduled_event: { uri: string } & Record<string, unknown>;
@@ -27,7 +19,7 @@ export interface SimBooking {
  */
 export interface CalendlyWorld {
   sim: Simulator;
-  identity: PromiseClient<typeof identityV1.IdentityServiceService>;
+  identity: IdentityClient;
   /** What a meetings instance needs to reach identity and Calendly. */
   env: { IDENTITY_ADDR: string; CALENDLY_API_URL: string; CALENDLY_AUTH_URL: string };
   control<T>(path: string, body?: unknown, method?: 'GET' | 'POST'): Promise<T>;
@@ -49,43 +41,18 @@ export interface CalendlyWorld {
 
 export async function startCalendlyWorld(world: TestWorld): Promise<CalendlyWorld> {
   const sim = await startSimulator({ port: 0 });
-  let identityApp: IdentityApp | undefined;
+  let identityApp: TestIdentity;
   try {
-    identityApp = await startIdentity(
-      loadIdentityConfig({
-        ...(await testGrpcEnv(grpcIdentities.identity)),
-        DATABASE_URL: world.db.url,
-        NATS_URL: testNatsUrl(),
-        GRPC_HOST: '127.0.0.1',
-        GRPC_PORT: '0',
-        METRICS_PORT: '0',
-        SEALING_KEYS: `k1=${randomBytes(32).toString('base64')}`,
-        SEALING_ACTIVE_KEY_ID: 'k1',
-        CALENDLY_API_URL: sim.url,
-        CALENDLY_AUTH_URL: sim.url,
-        CALENDLY_CLIENT_ID: sim.settings.clientId,
-        CALENDLY_CLIENT_SECRET: sim.settings.clientSecret,
-        LOG_LEVEL: 'silent',
-      }),
-      { log: captureLogger('identity', 'silent').log },
-    );
+    identityApp = await startTestIdentity({ databaseUrl: world.db.url, sim });
   } catch (error) {
     await sim.stop();
     throw error;
   }
-  const identityAddr = `127.0.0.1:${identityApp.ports.grpc}`;
-  const identity = await clientAsAllowedCallers(identityV1.IdentityServiceService, identityAddr, identityCallers);
+  const identityAddr = identityApp.address;
+  const identity = identityApp.client;
 
-  async function control<T>(path: string, body?: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> {
-    const response = await fetch(`${sim.url}/_sim${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`simulator ${path}: ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : undefined) as T;
-  }
+  const control = <T>(path: string, body?: unknown, method: 'GET' | 'POST' = 'POST'): Promise<T> =>
+    simControl<T>(sim, method, `/_sim${path}`, body);
 
   return {
     sim,
@@ -93,7 +60,7 @@ export async function startCalendlyWorld(world: TestWorld): Promise<CalendlyWorl
     env: { IDENTITY_ADDR: identityAddr, CALENDLY_API_URL: sim.url, CALENDLY_AUTH_URL: sim.url },
     control,
     async connectedUser(userId) {
-      const user = await control<SimUser>('/users', { name: `Host ${userId}`, email: `${userId}@example.com` });
+      const user = await createSimUser(sim, { name: `Host ${userId}` });
       await identity.connectWithPersonalToken({ userId, token: user.personal_access_token });
       return user;
     },
@@ -133,8 +100,7 @@ export async function startCalendlyWorld(world: TestWorld): Promise<CalendlyWorl
       return request;
     },
     async stop() {
-      identity.close();
-      await identityApp?.stop();
+      await identityApp.stop();
       await sim.stop();
     },
   };

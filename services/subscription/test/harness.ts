@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
-import { start as startIdentity, type IdentityApp } from '@calsync/identity';
-import { loadConfig as loadIdentityConfig } from '@calsync/identity/dist/config';
-import { identityCallers } from '@calsync/identity/dist/grpc/identity-handlers';
-import { eventsV1, identityV1, subscriptionV1 } from '@calsync/proto';
+import { approveAuthorize, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
+import { startTestIdentity, type IdentityClient } from '@calsync/identity/testing';
+import { eventsV1, subscriptionV1 } from '@calsync/proto';
 import { connect } from 'nats';
 import { createSealer, grpcIdentities, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
 import {
@@ -25,7 +24,7 @@ import { createIdentityConnections, type Connections } from '../src/identity/con
 import { start as startSubscription, type SubscriptionApp } from '../src/main';
 
 export type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
-export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+export type { IdentityClient, SimUser };
 
 /** One delivery the simulator made to the receiver, and what VerifyAndResolveUser said about it. */
 export interface Received {
@@ -126,13 +125,6 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
-
 /** The simulator, a real identity service and a real subscription service, on one test database. */
 export async function startHarness(
   label: string,
@@ -148,26 +140,14 @@ export async function startHarness(
   const stops: (() => Promise<void>)[] = [];
   const clients: { close(): void }[] = [];
 
-  const identityApp: IdentityApp = await startIdentity(
-    loadIdentityConfig({
-      ...(await testGrpcEnv(grpcIdentities.identity)),
-      DATABASE_URL: database.url,
-      NATS_URL: testNatsUrl(),
-      GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      METRICS_PORT: '0',
-      SEALING_KEYS: sealingKeys,
-      SEALING_ACTIVE_KEY_ID: 'k1',
-      CALENDLY_API_URL: sim.url,
-      CALENDLY_AUTH_URL: sim.url,
-      CALENDLY_CLIENT_ID: sim.settings.clientId,
-      CALENDLY_CLIENT_SECRET: sim.settings.clientSecret,
-      LOG_LEVEL: 'silent',
-    }),
-    { log },
-  );
-  stops.push(() => identityApp.stop());
-  const identityAddress = `127.0.0.1:${identityApp.ports.grpc}`;
+  const testIdentity = await startTestIdentity({
+    databaseUrl: database.url,
+    sim,
+    keys: { k1: sealingKey.toString('base64') },
+    log,
+  });
+  stops.push(() => testIdentity.stop());
+  const identityAddress = testIdentity.address;
 
   const subscriptionTls = await testGrpcEnv(grpcIdentities.subscription);
   const subscriptionEnv = (env: Record<string, string> = {}) => ({
@@ -204,8 +184,7 @@ export async function startHarness(
   };
   const main = await startReplica();
   receiver.use(main.client);
-  const identity = await clientAsAllowedCallers(identityV1.IdentityServiceService, identityAddress, identityCallers);
-  clients.push(identity);
+  const identity = testIdentity.client;
 
   const simCall = async (path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
     const response = await fetch(`${sim.url}${path}`, {
@@ -220,10 +199,7 @@ export async function startHarness(
     if (!response.ok) throw new Error(`simulator ${path}: ${response.status} ${text}`);
     return text ? (JSON.parse(text) as unknown) : undefined;
   };
-  const createUser = async (userId: string, extra: Record<string, unknown>) =>
-    (await simCall('/_sim/users', {
-      body: { name: userId, email: `${userId.replace(/[^a-z0-9]/gi, '')}@example.com`, ...extra },
-    })) as SimUser;
+  const createUser = (userId: string, extra: Record<string, unknown>) => createSimUser(sim, { name: userId, ...extra });
 
   return {
     database,
@@ -250,13 +226,8 @@ export async function startHarness(
     async connectWithOAuth(userId, extra = {}) {
       const user = await createUser(userId, extra);
       const { authorizeUrl } = await identity.beginConnect({ userId, redirectUri: 'http://127.0.0.1:1/callback' });
-      const url = new URL(authorizeUrl);
-      url.searchParams.set('sim_user', user.uri);
-      const answer = await fetch(url, { redirect: 'manual' });
-      const location = new URL(answer.headers.get('location') ?? '');
-      const code = location.searchParams.get('code');
-      if (!code) throw new Error(`authorize did not give a code: ${location.toString()}`);
-      await identity.completeConnect({ state: location.searchParams.get('state') ?? '', code });
+      const { code, state } = await approveAuthorize(authorizeUrl, user);
+      await identity.completeConnect({ state, code });
       return user;
     },
     async stop() {
@@ -288,6 +259,13 @@ export async function book(h: Harness, user: SimUser, invitee = 'ivy'): Promise<
 /** The receiver's entries carrying this booking (matched by invitee: refused deliveries come back as retries). */
 export function deliveriesOf(h: Harness, booking: { invitee: { uri: string } }): Received[] {
   return h.receiver.received.filter((entry) => entry.body.includes(booking.invitee.uri));
+}
+
+/** Waits until the simulator has no delivery left to make: what a booking sends has been sent. */
+export async function simDeliveriesSettled(h: Harness): Promise<void> {
+  await waitFor(async () => (await simControl<{ pending: number }>(h.sim, 'GET', '/_sim/deliveries')).pending === 0, {
+    what: 'the simulator to finish its deliveries',
+  });
 }
 
 /** Books a meeting with the user and waits for its delivery to the hook. */

@@ -1,4 +1,4 @@
-import { startHarness, type SimHarness, type SimUserView } from '../test-support/sim-harness';
+import { startHarness, type SimHarness, type SimUser } from '../../test/harness';
 
 type EventsPage = {
   collection: { uri: string; start_time: string; status: string; name: string }[];
@@ -11,9 +11,9 @@ type EventsPage = {
 };
 
 let harness: SimHarness;
-let owner: SimUserView;
-let member: SimUserView;
-let colleague: SimUserView;
+let owner: SimUser;
+let member: SimUser;
+let colleague: SimUser;
 const base = Date.UTC(2031, 0, 1, 9);
 const at = (hour: number) => new Date(base + hour * 3_600_000).toISOString();
 

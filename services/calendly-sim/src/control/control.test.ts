@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { spawnService } from '@calsync/service-kit/testing';
-import { startHarness, type SimHarness, type SimUserView } from '../test-support/sim-harness';
+import { startHarness, type SimHarness, type SimUser } from '../../test/harness';
 
 let harness: SimHarness;
-let ann: SimUserView;
+let ann: SimUser;
 
 beforeAll(async () => {
   harness = await startHarness({ apiRequestsPerUserPerMinute: 1_000 });
@@ -32,7 +32,7 @@ test('users: created with organization, plan and role; labels share an organizat
   expect(second).toMatchObject({ role: 'admin', plan: 'standard', organization: first.organization });
   expect(byUri).toMatchObject({ role: 'user', organization: first.organization });
   expect(first.uri).toBe(`${harness.sim.url}/users/${first.uuid}`);
-  const listed = await harness.control<{ collection: SimUserView[] }>('GET', '/_sim/users');
+  const listed = await harness.control<{ collection: SimUser[] }>('GET', '/_sim/users');
   expect(listed.collection.map((u) => u.personal_access_token)).toContain(second.personal_access_token);
   const unknownOrg = await harness.call('POST', '/_sim/users', {
     body: {

@@ -7,8 +7,8 @@ import {
   startReceiver,
   verifiesWith,
   type SimHarness,
-  type SimUserView,
-} from '../test-support/sim-harness';
+  type SimUser,
+} from '../../test/harness';
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
 type Envelope = {
@@ -31,9 +31,9 @@ type Attempt = {
 const applicationKey = 'calsync-dev-application-signing-key';
 let harness: SimHarness;
 let receiver: Receiver;
-let ann: SimUserView;
-let bob: SimUserView;
-let cat: SimUserView;
+let ann: SimUser;
+let bob: SimUser;
+let cat: SimUser;
 
 beforeAll(async () => {
   harness = await startHarness({ retry: { baseMs: 40, factor: 2, windowMs: 400 } });
@@ -53,7 +53,7 @@ beforeEach(async () => {
 });
 
 async function subscribe(
-  user: SimUserView,
+  user: SimUser,
   path: string,
   options: { scope?: 'user' | 'organization'; key?: string; token?: string; events?: string[] } = {},
 ) {
@@ -78,7 +78,7 @@ async function subscribe(
   return answer.body.resource.uri;
 }
 
-const book = (host: SimUserView, name: string, hours = 24, extra: Record<string, unknown> = {}) =>
+const book = (host: SimUser, name: string, hours = 24, extra: Record<string, unknown> = {}) =>
   harness.control<{ invitee: { uri: string }; scheduled_event: { uri: string } }>('POST', '/_sim/bookings', {
     user: host.uri,
     invitee: { name, email: `${name.toLowerCase().replace(/\W+/g, '.')}@invitee.test` },
@@ -285,7 +285,7 @@ test('failed deliveries are retried with growing back-off and the subscription e
   // Nothing more reaches a disabled subscription, even once the receiver recovers.
   receiver.respond(() => 200);
   await book(bob, 'After Disable');
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await settled();
   expect(receiver.at('/failing')).toHaveLength(attempts.length);
 });
 

@@ -1,14 +1,7 @@
-import {
-  connectWithOAuth,
-  devClient,
-  pkcePair,
-  startHarness,
-  type SimHarness,
-  type SimUserView,
-} from '../test-support/sim-harness';
+import { connectWithOAuth, devClient, pkcePair, startHarness, type SimHarness, type SimUser } from '../../test/harness';
 
 let harness: SimHarness;
-let ann: SimUserView;
+let ann: SimUser;
 const redirectUri = 'http://app.test/callback';
 
 beforeAll(async () => {
@@ -29,7 +22,7 @@ const authorizeQuery = (extra: Record<string, string> = {}) =>
     ...extra,
   }).toString();
 
-async function codeFor(user: SimUserView, challenge: string): Promise<string> {
+async function codeFor(user: SimUser, challenge: string): Promise<string> {
   const answer = await harness.call(
     'GET',
     `/oauth/authorize?${authorizeQuery({ code_challenge: challenge, code_challenge_method: 'S256', sim_user: user.uuid })}`,

@@ -9,7 +9,7 @@ import {
   startHarness,
   startReceiver,
   type SimHarness,
-} from '../test-support/sim-harness';
+} from '../../test/harness';
 
 const dir = mkdtempSync(join(tmpdir(), 'sim-state-'));
 const stateFile = join(dir, 'simulator.state');

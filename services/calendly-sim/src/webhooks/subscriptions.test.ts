@@ -1,8 +1,8 @@
-import { startHarness, type SimHarness, type SimUserView } from '../test-support/sim-harness';
+import { startHarness, type SimHarness, type SimUser } from '../../test/harness';
 
 let harness: SimHarness;
-let owner: SimUserView;
-let member: SimUserView;
+let owner: SimUser;
+let member: SimUser;
 
 beforeAll(async () => {
   harness = await startHarness();
@@ -14,7 +14,7 @@ beforeEach(async () => {
   member = await harness.createUser({ name: 'Max Member', email: 'max@example.test', organization: 'Acme' });
 });
 
-const userHook = (user: SimUserView, url: string, extra: Record<string, unknown> = {}) =>
+const userHook = (user: SimUser, url: string, extra: Record<string, unknown> = {}) =>
   harness.call('POST', '/webhook_subscriptions', {
     token: user.personal_access_token,
     body: {

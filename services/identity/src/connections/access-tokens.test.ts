@@ -12,17 +12,8 @@ import {
 } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
 import { createIdentityMetrics } from '../metrics/identity-metrics';
-import {
-  approveAuthorize,
-  clientId,
-  clientSecret,
-  createSimUser,
-  newSealingKey,
-  redirectUri,
-  sealerFor,
-  simControl,
-  withDatabase,
-} from '../testing/harness';
+import { approveAuthorize, createSimUser, simControl } from '@calsync/calendly-sim/testing';
+import { clientId, clientSecret, newSealingKey, redirectUri, sealerFor, withDatabase } from '../../test/harness';
 import { createAccessTokens, type AccessTokens } from './access-tokens';
 import { createConnections, type Connections } from './connections';
 
@@ -76,7 +67,7 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   offsetMs = 0;
-  await simControl(sim, 'DELETE', '/faults');
+  await simControl(sim, 'DELETE', '/_sim/faults');
 });
 
 afterAll(async () => {
@@ -148,13 +139,13 @@ describe('access tokens', () => {
   it('answers UNAVAILABLE while Calendly fails, keeping the connection and its refresh token, and recovers', async () => {
     await connect('user-outage');
     const before = await storedRow('user-outage');
-    await simControl(sim, 'POST', '/faults', { api_errors: { status: 503, count: 10, path: '/oauth/token' } });
+    await simControl(sim, 'POST', '/_sim/faults', { api_errors: { status: 503, count: 10, path: '/oauth/token' } });
     offsetMs = 2 * 3600_000;
     const refused = await refusal(accessTokens.getAccessToken('user-outage'));
     expect(refused.code).toBe(GrpcStatus.UNAVAILABLE);
     expect(await storedRow('user-outage')).toEqual(before);
     expect(await counter('identity_token_refresh_failures_total', { reason: 'http_503' })).toBe(1);
-    await simControl(sim, 'DELETE', '/faults');
+    await simControl(sim, 'DELETE', '/_sim/faults');
     offsetMs = 2 * 3600_000;
     const recovered = await accessTokens.getAccessToken('user-outage');
     expect(recovered.expiresAt!.getTime()).toBeGreaterThan(Date.now() + 7_000_000);
@@ -163,7 +154,7 @@ describe('access tokens', () => {
   it("reports calsync's own refused client credentials as INTERNAL without touching the connection", async () => {
     await connect('user-misconfigured');
     const before = await storedRow('user-misconfigured');
-    await simControl(sim, 'POST', '/settings', { clientSecret: 'rotated-at-calendly' });
+    await simControl(sim, 'POST', '/_sim/settings', { clientSecret: 'rotated-at-calendly' });
     try {
       offsetMs = 2 * 3600_000;
       const refused = await refusal(accessTokens.getAccessToken('user-misconfigured'));
@@ -171,7 +162,7 @@ describe('access tokens', () => {
       expect(refused.message).toContain('invalid_client');
       expect(await storedRow('user-misconfigured')).toEqual(before);
     } finally {
-      await simControl(sim, 'POST', '/settings', { clientSecret });
+      await simControl(sim, 'POST', '/_sim/settings', { clientSecret });
     }
   });
 

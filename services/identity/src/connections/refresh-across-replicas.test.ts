@@ -9,10 +9,10 @@ import {
   type TestDatabase,
 } from '@calsync/service-kit/testing';
 import { identityCallers } from '../grpc/identity-handlers';
+import { approveAuthorize, createSimUser, simControl } from '@calsync/calendly-sim/testing';
 import {
-  approveAuthorize,
+  accessTokenExpired,
   builtEntry,
-  createSimUser,
   expectNoPlaintextSecrets,
   identityEnv,
   isActiveAtCalendly,
@@ -21,10 +21,8 @@ import {
   openStoredSecrets,
   redirectUri,
   sealerFor,
-  simControl,
-  sleep,
   whoIs,
-} from '../testing/harness';
+} from '../../test/harness';
 
 type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 
@@ -63,15 +61,15 @@ describe('refresh across replicas', () => {
   it('refreshes an expired token exactly once for 100 concurrent calls spread over two processes, and all get the new token', async () => {
     const [a, b] = clients as [IdentityClient, IdentityClient];
     const simUser = await createSimUser(sim);
-    await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 1 });
+    await simControl(sim, 'POST', '/_sim/settings', { accessTokenTtlSeconds: 1 });
     const begun = await a.beginConnect({ userId: 'user-busy', redirectUri });
     const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
     await b.completeConnect({ state, code });
     // From here Calendly allows this user one more token request this minute: a second refresh
     // would be refused by the simulator and fail calls.
-    await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 7200, tokenRequestsPerUserPerMinute: 2 });
+    await simControl(sim, 'POST', '/_sim/settings', { accessTokenTtlSeconds: 7200, tokenRequestsPerUserPerMinute: 2 });
     const before = (await openStoredSecrets(database.url, sealer)).get('user-busy')!;
-    await sleep(1_100);
+    await accessTokenExpired(database.url, 'user-busy');
 
     const answers = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
@@ -94,7 +92,7 @@ describe('refresh across replicas', () => {
     const counted = await simControl<{ authorization_code: number; refresh_token: number }>(
       sim,
       'GET',
-      `/token_requests?user=${encodeURIComponent(simUser.uri)}`,
+      `/_sim/token_requests?user=${encodeURIComponent(simUser.uri)}`,
     );
     expect(counted).toMatchObject({ authorization_code: 1, refresh_token: 1 });
 

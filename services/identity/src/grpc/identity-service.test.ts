@@ -5,22 +5,19 @@ import {
   callWithoutCertificate,
   captureLogger,
   clientAs,
-  clientAsAllowedCallers,
   reflectedServices,
   testGrpcSecurity,
   createTestDatabase,
   grpcHealth,
   type TestDatabase,
 } from '@calsync/service-kit/testing';
-import { loadConfig } from '../config';
-import { identityCallers } from './identity-handlers';
-import { start, type IdentityApp } from '../main';
+import type { IdentityApp } from '../main';
+import { approveAuthorize, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
 import {
-  approveAuthorize,
-  createSimUser,
+  accessTokenExpired,
   expectNoPlaintextSecrets,
   failureOf,
-  identityEnv,
+  startTestIdentity,
   isActiveAtCalendly,
   metricSum,
   newSealingKey,
@@ -28,13 +25,10 @@ import {
   redirectUri,
   revokeAtCalendly,
   sealerFor,
-  simControl,
-  sleep,
   storedRefreshToken,
   whoIs,
   withDatabase,
-  type SimUser,
-} from '../testing/harness';
+} from '../../test/harness';
 
 const { ConnectionKind, ConnectionState } = identityV1;
 type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
@@ -51,13 +45,15 @@ let identity: IdentityClient;
 beforeAll(async () => {
   database = await createTestDatabase('identity_grpc');
   sim = await startSimulator({ port: 0 });
-  const config = loadConfig(await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' }));
-  app = await start(config, { log: captured.log });
-  identity = await clientAsAllowedCallers(
-    identityV1.IdentityServiceService,
-    `127.0.0.1:${app.ports.grpc}`,
-    identityCallers,
-  );
+  const booted = await startTestIdentity({
+    databaseUrl: database.url,
+    sim,
+    keys,
+    activeKeyId: 'k1',
+    log: captured.log,
+  });
+  app = booted.app;
+  identity = booted.client;
 });
 
 // Every secret identity holds at any moment of the run, to prove none of them leaks anywhere.
@@ -97,11 +93,11 @@ async function accessToken(userId: string, minValiditySeconds = 0): Promise<stri
 
 /** Runs `work` with the simulator issuing access tokens that live one second. */
 async function withShortLivedTokens<T>(work: () => Promise<T>): Promise<T> {
-  await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 1 });
+  await simControl(sim, 'POST', '/_sim/settings', { accessTokenTtlSeconds: 1 });
   try {
     return await work();
   } finally {
-    await simControl(sim, 'POST', '/settings', { accessTokenTtlSeconds: 7200 });
+    await simControl(sim, 'POST', '/_sim/settings', { accessTokenTtlSeconds: 7200 });
   }
 }
 
@@ -365,7 +361,7 @@ describe('refresh', () => {
     const first = (await openStoredSecrets(database.url, sealer)).get('user-refresh')!;
     const firstAccess = first.access_token!;
     const firstRefresh = first.refresh_token!;
-    await sleep(1_100);
+    await accessTokenExpired(database.url, 'user-refresh');
 
     const refreshed = await identity.getAccessToken({ userId: 'user-refresh', minValiditySeconds: 0 });
     secrets.add(refreshed.accessToken);
@@ -387,7 +383,7 @@ describe('refresh', () => {
     const refreshToken = await storedRefreshToken(database.url, sealer, 'user-revoked');
     secrets.add(refreshToken);
     await revokeAtCalendly(sim, refreshToken);
-    await sleep(1_100);
+    await accessTokenExpired(database.url, 'user-revoked');
 
     const refused = await failureOf(identity.getAccessToken({ userId: 'user-revoked', minValiditySeconds: 0 }));
     expect(refused).toMatchObject({ code: GrpcStatus.FAILED_PRECONDITION, reason: 'REAUTH_REQUIRED' });

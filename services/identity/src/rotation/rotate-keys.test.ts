@@ -1,31 +1,19 @@
+import { setTimeout as pause } from 'node:timers/promises';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
-import { identityV1 } from '@calsync/proto';
-import { GrpcStatus, type PromiseClient } from '@calsync/service-kit';
+import { GrpcStatus } from '@calsync/service-kit';
+import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { approveAuthorize, createSimUser, type SimUser } from '@calsync/calendly-sim/testing';
 import {
-  captureLogger,
-  clientAsAllowedCallers,
-  createTestDatabase,
-  type TestDatabase,
-} from '@calsync/service-kit/testing';
-import { loadConfig } from '../config';
-import { identityCallers } from '../grpc/identity-handlers';
-import { start, type IdentityApp } from '../main';
-import {
-  approveAuthorize,
-  createSimUser,
   expectNoPlaintextSecrets,
   identityEnv,
   newSealingKey,
+  startTestIdentity,
   openStoredSecrets,
   redirectUri,
   runCommand,
   sealerFor,
-  sleep,
   withDatabase,
-  type SimUser,
-} from '../testing/harness';
-
-type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+} from '../../test/harness';
 
 const keys = { k1: newSealingKey(), k2: newSealingKey() };
 const captured = captureLogger('identity', 'debug');
@@ -43,24 +31,14 @@ afterAll(async () => {
 });
 
 /** identity in this process with the given keys, and a client of it. */
-async function startIdentity(
-  keyIds: (keyof typeof keys)[],
-  activeKeyId: keyof typeof keys,
-): Promise<{ app: IdentityApp; client: IdentityClient; env: Record<string, string> }> {
-  const env = await identityEnv({
+const startIdentity = (keyIds: (keyof typeof keys)[], activeKeyId: keyof typeof keys) =>
+  startTestIdentity({
     databaseUrl: database.url,
     sim,
     keys: Object.fromEntries(keyIds.map((id) => [id, keys[id]])),
     activeKeyId,
+    log: captured.log,
   });
-  const app = await start(loadConfig(env), { log: captured.log });
-  const client = await clientAsAllowedCallers(
-    identityV1.IdentityServiceService,
-    `127.0.0.1:${app.ports.grpc}`,
-    identityCallers,
-  );
-  return { app, client, env };
-}
 
 async function sealedValues(): Promise<string[]> {
   return withDatabase(database.url, async (client) => {
@@ -119,7 +97,7 @@ describe('key rotation', () => {
           failures.push(error);
         }
         // Steady traffic, not a busy loop: the machine's cores are shared with the command under test.
-        await sleep(5);
+        await pause(5);
       }
     });
     rotating = true;

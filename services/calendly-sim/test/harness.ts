@@ -1,7 +1,77 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startSimulator, type Simulator, type SimulatorSettings, type StartOptions } from '../index';
+import { startSimulator, type Simulator, type SimulatorSettings, type StartOptions } from '../src/index';
+
+/**
+ * The simulator's test kit, `@calsync/calendly-sim/testing`: what every test that stands the
+ * simulator in for Calendly needs (its control API, its users, its OAuth approval), defined
+ * once. Test-only: run from source by jest, never built into dist/.
+ */
+
+/** A Calendly user of the simulator, as its control API (`POST /_sim/users`) returns it. */
+export interface SimUser {
+  uri: string;
+  uuid: string;
+  name: string;
+  email: string;
+  organization: string;
+  role: string;
+  plan: string;
+  personal_access_token: string;
+}
+
+/** Where the simulator listens: its base URL, or the running simulator itself. */
+export type SimAddress = string | Pick<Simulator, 'url'>;
+
+const baseUrl = (sim: SimAddress) => (typeof sim === 'string' ? sim : sim.url);
+
+/** One call to the simulator's control API (a path under `/_sim/`) that must succeed; its JSON answer. */
+export async function simControl<T = Record<string, unknown>>(
+  sim: SimAddress,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const response = await fetch(`${baseUrl(sim)}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`simulator ${method} ${path} answered ${response.status}: ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+let usersMade = 0;
+
+/** A new simulated Calendly user (a unique email unless one is given). */
+export function createSimUser(sim: SimAddress, input: Record<string, unknown> = {}): Promise<SimUser> {
+  usersMade += 1;
+  const name = typeof input.name === 'string' ? input.name : 'Ada Lovelace';
+  const local = `${name.replace(/[^a-z0-9]/gi, '').toLowerCase() || 'user'}-${usersMade}-${randomBytes(3).toString('hex')}`;
+  return simControl<SimUser>(sim, 'POST', '/_sim/users', { name, email: `${local}@example.com`, ...input });
+}
+
+/**
+ * Plays the user's browser at the simulator's authorize page: approves `authorizeUrl` as
+ * `user` and reads the redirect back (the `code` and `state` for the client's callback).
+ */
+export async function approveAuthorize(
+  authorizeUrl: string | URL,
+  user: Pick<SimUser, 'uuid'>,
+): Promise<{ code: string; state: string; location: URL }> {
+  const url = new URL(authorizeUrl);
+  url.searchParams.set('sim_user', user.uuid);
+  const response = await fetch(url, { redirect: 'manual' });
+  const location = response.headers.get('location');
+  if (response.status !== 302 || !location) throw new Error(`authorize answered ${response.status}`);
+  const back = new URL(location);
+  const code = back.searchParams.get('code');
+  const state = back.searchParams.get('state');
+  if (!code || !state) throw new Error(`authorize redirected without a code: ${back.searchParams.get('error')}`);
+  return { code, state, location: back };
+}
 
 /** An HTTP answer as a client sees it. */
 export interface Answer<T = Record<string, unknown>> {
@@ -24,17 +94,8 @@ export interface SimHarness {
   call<T = Record<string, unknown>>(method: string, path: string, options?: CallOptions): Promise<Answer<T>>;
   /** A control API call that must succeed. */
   control<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
-  createUser(input: Record<string, unknown>): Promise<SimUserView>;
+  createUser(input: Record<string, unknown>): Promise<SimUser>;
   stop(): Promise<void>;
-}
-
-export interface SimUserView {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-  role: string;
-  plan: string;
 }
 
 export async function startHarness(
@@ -67,16 +128,11 @@ export async function startHarness(
     }
     return { status: response.status, body: parsed as T, text, headers: response.headers };
   };
-  const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const answer = await call<T>(method, path, { body });
-    if (answer.status >= 300) throw new Error(`${method} ${path} answered ${answer.status}: ${answer.text}`);
-    return answer.body;
-  };
   return {
     sim,
     call,
-    control,
-    createUser: (input) => control<SimUserView>('POST', '/_sim/users', input),
+    control: (method, path, body) => simControl(sim, method, path, body),
+    createUser: (input) => createSimUser(sim, input),
     stop: () => sim.stop(),
   };
 }
@@ -150,22 +206,33 @@ export function pkcePair(): { verifier: string; challenge: string } {
 
 export const devClient = { id: 'calsync-dev-client', secret: 'calsync-dev-secret' };
 
-/** The whole authorization-code dance for one user: authorize (auto-approved), then token. */
-export async function connectWithOAuth(harness: SimHarness, user: SimUserView, scope?: string) {
+/**
+ * A client's authorize step with PKCE (S256), approved at the simulator as `user`: the code and
+ * the verifier the client then exchanges at /oauth/token.
+ */
+export async function authorizeWithPkce(
+  sim: SimAddress,
+  user: Pick<SimUser, 'uuid'>,
+  options: { redirectUri: string; clientId?: string; state?: string; scope?: string },
+): Promise<{ code: string; verifier: string }> {
   const { verifier, challenge } = pkcePair();
-  const redirectUri = 'http://app.test/callback';
   const query = new URLSearchParams({
-    client_id: devClient.id,
+    client_id: options.clientId ?? devClient.id,
     response_type: 'code',
-    redirect_uri: redirectUri,
-    state: 'st',
+    redirect_uri: options.redirectUri,
+    state: options.state ?? 'st',
     code_challenge: challenge,
     code_challenge_method: 'S256',
-    sim_user: user.uuid,
-    ...(scope ? { scope } : {}),
+    ...(options.scope ? { scope: options.scope } : {}),
   });
-  const authorized = await harness.call('GET', `/oauth/authorize?${query.toString()}`);
-  const code = new URL(authorized.headers.get('location')!).searchParams.get('code')!;
+  const { code } = await approveAuthorize(`${baseUrl(sim)}/oauth/authorize?${query.toString()}`, user);
+  return { code, verifier };
+}
+
+/** The whole authorization-code dance for one user: authorize (auto-approved), then token. */
+export async function connectWithOAuth(harness: SimHarness, user: SimUser, scope?: string) {
+  const redirectUri = 'http://app.test/callback';
+  const { code, verifier } = await authorizeWithPkce(harness.sim, user, { redirectUri, scope });
   const token = await harness.call<{ access_token: string; refresh_token: string }>('POST', '/oauth/token', {
     basic: devClient,
     form: { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier },

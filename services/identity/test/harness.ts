@@ -4,24 +4,34 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { Simulator } from '@calsync/calendly-sim';
-import { createSealer, grpcIdentities, reasonOf, type Sealer } from '@calsync/service-kit';
-import { testGrpcEnv } from '@calsync/service-kit/testing';
-import { secretContext, type SecretColumn } from '../connections/secret-context';
+import { identityV1 } from '@calsync/proto';
+import {
+  createSealer,
+  grpcIdentities,
+  reasonOf,
+  type Logger,
+  type PromiseClient,
+  type Sealer,
+} from '@calsync/service-kit';
+import { captureLogger, clientAsAllowedCallers, testGrpcEnv, waitFor } from '@calsync/service-kit/testing';
+import { loadConfig } from '../src/config';
+import { secretContext, type SecretColumn } from '../src/connections/secret-context';
+import { identityCallers } from '../src/grpc/identity-handlers';
+import { start, type IdentityApp } from '../src/main';
+
+/**
+ * identity's test kit, `@calsync/identity/testing`: identity booted in the test's process with
+ * its production wiring, and what tests read of it. Test-only: run from source by jest, never
+ * built into dist/.
+ */
 
 export const clientId = 'calsync-dev-client';
 export const clientSecret = 'calsync-dev-secret';
 export const redirectUri = 'https://app.example.com/calendly/callback';
 
-export interface SimUser {
-  uri: string;
-  uuid: string;
-  organization: string;
-  personal_access_token: string;
-}
-
 /** A compiled entry point of identity (`main.js`, `rotate-keys.js`), for tests that run real processes. */
 export function builtEntry(name: string): string {
-  const entry = join(__dirname, '..', '..', 'dist', name);
+  const entry = join(__dirname, '..', 'dist', name);
   if (!existsSync(entry))
     throw new Error(`${entry} is missing: build first (npx tsc -p services/identity/tsconfig.build.json)`);
   return entry;
@@ -60,6 +70,8 @@ export async function metricSum(ports: number[], name: string, labels: Record<st
   return sum;
 }
 
+export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
+
 /** A fresh AES-256 key in SEALING_KEYS' form. */
 export const newSealingKey = (): string => randomBytes(32).toString('base64');
 
@@ -84,11 +96,62 @@ export async function identityEnv(options: {
     SEALING_ACTIVE_KEY_ID: options.activeKeyId,
     CALENDLY_API_URL: options.sim.url,
     CALENDLY_AUTH_URL: options.sim.url,
-    CALENDLY_CLIENT_ID: clientId,
-    CALENDLY_CLIENT_SECRET: clientSecret,
+    CALENDLY_CLIENT_ID: options.sim.settings.clientId,
+    CALENDLY_CLIENT_SECRET: options.sim.settings.clientSecret,
     CALENDLY_MAX_RETRY_DELAY_MS: '2000',
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...options.extra,
+  };
+}
+
+/** identity running in the test's process, and a client of it allowed every method. */
+export interface TestIdentity {
+  app: IdentityApp;
+  /** `host:port` of its gRPC server, for another service's IDENTITY_ADDR. */
+  address: string;
+  client: IdentityClient;
+  /** The environment it was started with (a replica or a command can reuse it). */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Boots identity in this process exactly as production wires it (`start(loadConfig(env))`),
+ * on `databaseUrl`, with the simulator as Calendly; one fresh sealing key unless `keys` are given.
+ */
+export async function startTestIdentity(options: {
+  databaseUrl: string;
+  sim: Simulator;
+  keys?: Record<string, string>;
+  activeKeyId?: string;
+  env?: Record<string, string>;
+  log?: Logger;
+}): Promise<TestIdentity> {
+  const keys = options.keys ?? { k1: newSealingKey() };
+  const env = await identityEnv({
+    databaseUrl: options.databaseUrl,
+    sim: options.sim,
+    keys,
+    activeKeyId: options.activeKeyId ?? Object.keys(keys)[0]!,
+    extra: options.env,
+  });
+  const app = await start(loadConfig(env), { log: options.log ?? captureLogger('identity', 'silent').log });
+  const address = `127.0.0.1:${app.ports.grpc}`;
+  const client = await clientAsAllowedCallers(identityV1.IdentityServiceService, address, identityCallers).catch(
+    async (error: unknown) => {
+      await app.stop();
+      throw error;
+    },
+  );
+  return {
+    app,
+    address,
+    client,
+    env,
+    async stop() {
+      client.close();
+      await app.stop();
+    },
   };
 }
 
@@ -97,47 +160,6 @@ export const sealerFor = (keys: Record<string, string>, activeKeyId: string): Se
     keys: new Map(Object.entries(keys).map(([id, key]) => [id, Buffer.from(key, 'base64')])),
     activeKeyId,
   });
-
-/** Calls the simulator's control API (`/_sim/...`). */
-export async function simControl<T = unknown>(
-  sim: Simulator,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<T> {
-  const response = await fetch(`${sim.url}/_sim${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`simulator ${method} ${path}: ${response.status} ${await response.text()}`);
-  return (response.status === 204 ? undefined : await response.json()) as T;
-}
-
-export function createSimUser(sim: Simulator, overrides: Record<string, string> = {}): Promise<SimUser> {
-  return simControl<SimUser>(sim, 'POST', '/users', {
-    name: 'Ada Lovelace',
-    email: `ada-${randomBytes(4).toString('hex')}@example.com`,
-    ...overrides,
-  });
-}
-
-/** Plays the user's browser: opens the authorize URL, approves as `simUser`, and reads the redirect back. */
-export async function approveAuthorize(
-  authorizeUrl: string,
-  simUser: SimUser,
-): Promise<{ code: string; state: string }> {
-  const url = new URL(authorizeUrl);
-  url.searchParams.set('sim_user', simUser.uuid);
-  const response = await fetch(url, { redirect: 'manual' });
-  const location = response.headers.get('location');
-  if (response.status !== 302 || !location) throw new Error(`authorize answered ${response.status}`);
-  const back = new URL(location);
-  const code = back.searchParams.get('code');
-  const state = back.searchParams.get('state');
-  if (!code || !state) throw new Error(`authorize redirected without a code: ${back.searchParams.get('error')}`);
-  return { code, state };
-}
 
 /** Asks Calendly (the simulator) who a token belongs to: the user's URI, or the HTTP status. */
 export async function whoIs(sim: Simulator, token: string): Promise<string | number> {
@@ -244,6 +266,25 @@ export async function expectNoPlaintextSecrets(options: {
   return { rows: texts.length, lines: options.lines.length, secrets: secrets.length };
 }
 
+/**
+ * Waits until identity's stored access token for `userId` has expired by identity's own clock,
+ * so the next GetAccessToken must refresh (instead of sleeping past a short token lifetime).
+ */
+export function accessTokenExpired(url: string, userId: string): Promise<true> {
+  return waitFor(
+    () =>
+      withDatabase(url, async (client) => {
+        const { rows } = await client.query<{ expires: Date | null }>(
+          'SELECT access_token_expires_at AS expires FROM identity.connections WHERE user_id = $1',
+          [userId],
+        );
+        const expires = rows[0]?.expires;
+        return expires !== undefined && expires !== null && expires.getTime() < Date.now();
+      }),
+    { what: `the access token of ${userId} to expire`, intervalMs: 25 },
+  );
+}
+
 /** The gRPC status code and calsync reason of a failed call. */
 export async function failureOf(call: Promise<unknown>): Promise<{ code: number; reason?: string; details: string }> {
   try {
@@ -254,5 +295,3 @@ export async function failureOf(call: Promise<unknown>): Promise<{ code: number;
   }
   throw new Error('the call succeeded but was expected to fail');
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
