@@ -1,5 +1,12 @@
 import { request } from 'node:http';
-import { rawRequest, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
+import {
+  rawRequest,
+  startGatewaySystem,
+  waitFor,
+  type DeliveryAttempt,
+  type GatewaySystem,
+  type SimUser,
+} from './harness';
 
 let system: GatewaySystem;
 let alice: SimUser;
@@ -250,7 +257,9 @@ describe('shutdown', () => {
         port: url.port,
         path: url.pathname,
         method: 'POST',
-        headers: { ...attempt.headers, 'content-length': String(body.length) },
+        // 100-continue: the gateway answers it once it has the request, the signal that the
+        // delivery is in flight before stop() begins.
+        headers: { ...attempt.headers, 'content-length': String(body.length), expect: '100-continue' },
       },
       (res) => {
         let text = '';
@@ -258,13 +267,20 @@ describe('shutdown', () => {
         res.on('end', () => answer({ status: res.statusCode ?? 0, body: text }));
       },
     );
+    const inFlight = new Promise<void>((resolve) => slow.once('continue', () => resolve()));
+    slow.flushHeaders();
+    await inFlight;
     slow.write(body.subarray(0, 10));
-    await new Promise((resolve) => setTimeout(resolve, 100));
     let stopped = false;
     const stopping = system.gateway.stop().then(() => (stopped = true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Stopping has begun once the gateway takes no new connection.
+    await waitFor(() =>
+      fetch(`${system.url}/healthz`).then(
+        () => false,
+        () => true,
+      ),
+    );
     expect(stopped).toBe(false);
-    await expect(fetch(`${system.url}/healthz`)).rejects.toThrow();
     slow.end(body.subarray(10));
     expect(await answered).toEqual({ status: 200, body: JSON.stringify({ status: 'stored' }) });
     await stopping;

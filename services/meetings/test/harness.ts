@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { meetingsV1, eventsV1 } from '@calsync/proto';
 import {
   duplicateWindowSeconds,
@@ -39,8 +40,17 @@ export interface TestWorld {
   sql: Pool;
   /** The environment a meetings instance of this world runs with. */
   env(overrides?: Record<string, string>): Record<string, string>;
-  /** Publishes a Calendly delivery to `userId` exactly as the gateway does. */
-  publish(userId: string, calendlyUserUri: string, delivery: Delivery): Promise<void>;
+  /**
+   * Publishes a Calendly delivery to `userId` exactly as the gateway does. `afterDuplicateWindow`
+   * publishes it as JetStream takes it once its duplicate window has passed: stored again,
+   * under a message id it has not seen (the delivery key inside is unchanged).
+   */
+  publish(
+    userId: string,
+    calendlyUserUri: string,
+    delivery: Delivery,
+    options?: { afterDuplicateWindow?: boolean },
+  ): Promise<void>;
   publishRaw(subject: string, data: Uint8Array, msgID: string): Promise<void>;
   /** Declares the events stream the way the gateway does, before any meetings instance runs. */
   declareEventsStream(duplicateWindowMs?: number): Promise<void>;
@@ -81,12 +91,13 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
       SHUTDOWN_TIMEOUT_MS: '5000',
       ...overrides,
     }),
-    async publish(userId, calendlyUserUri, delivery) {
+    async publish(userId, calendlyUserUri, delivery, options = {}) {
       const event = toCalendlyEvent(userId, calendlyUserUri, delivery);
-      await js.publish(names.eventSubject(event.eventType), eventsV1.CalendlyEvent.encode(event).finish(), {
-        msgID: event.deliveryKey,
+      const ack = await js.publish(names.eventSubject(event.eventType), eventsV1.CalendlyEvent.encode(event).finish(), {
+        msgID: options.afterDuplicateWindow ? `${event.deliveryKey}#${randomUUID()}` : event.deliveryKey,
         expect: { streamName: names.eventsStream },
       });
+      if (options.afterDuplicateWindow && ack.duplicate) throw new Error('JetStream did not store the repeat');
     },
     async publishRaw(subject, data, msgID) {
       await js.publish(subject, data, { msgID });

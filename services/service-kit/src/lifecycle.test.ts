@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { watchHealth } from './grpc-server';
 import { createStop } from './lifecycle';
 import { captureLogger } from './testing/log-capture';
+import { waitFor } from './testing/polling';
 
 const run = promisify(execFile);
 const kit = join(__dirname, '..', 'dist', 'index.js');
@@ -21,10 +22,11 @@ async function runEntry(env: Record<string, string>) {
       start: async (config, { log }) => {
         const server = setInterval(() => undefined, 1000); // a service's servers keep it alive
         log.info('ready');
+        // SIGTERM once ready: runs after runService has taken the app and installed its signal handlers.
+        setImmediate(() => process.kill(process.pid, 'SIGTERM'));
         return { stop: async () => { clearInterval(server); log.info('stopped'); } };
       },
-    });
-    setTimeout(() => process.kill(process.pid, 'SIGTERM'), 300);`;
+    });`;
   return run(process.execPath, ['-e', script], {
     env: { PATH: process.env.PATH ?? '', ...env },
     cwd: join(__dirname, '..'),
@@ -72,9 +74,9 @@ describe('watchHealth', () => {
     answer = async () => {
       throw new Error('postgres is down');
     };
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await waitFor(() => seen.length === 2, { what: 'health to go down' });
     answer = async () => true;
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await waitFor(() => seen.length === 3, { what: 'health to come back' });
     health.stop();
     expect(seen).toEqual([true, false, true]);
     expect(lines.filter((line) => line.includes('dependency health changed'))).toHaveLength(2);

@@ -7,6 +7,7 @@ import {
   disableAtSimulator,
   book,
   bookAndReceive,
+  simDeliveriesSettled,
   deliveriesOf,
   waitFor,
   hookIdOf,
@@ -43,7 +44,7 @@ it('restores delivery after Calendly disabled the hook, and asks for the missed 
 
   // Nothing arrives while it is disabled.
   const missed = await book(h, user, 'missed');
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await simDeliveriesSettled(h);
   expect(deliveriesOf(h, missed)).toEqual([]);
 
   const summary = await h.subscription.reconcile({ userId: 'rec-disabled' });
