@@ -10,6 +10,7 @@ export * from './nats-names';
 export * from './nats-streams';
 export * from './metrics';
 export * from './sealing';
+export * from './reseal';
 export * from './lifecycle';
 export * from './startup';
 export * from './message-tracing';

@@ -15,7 +15,7 @@ async function main(): Promise<number> {
   try {
     const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
     const report = await resealSigningKeys({ pool, sealer, log });
-    if (report.remaining === 0 && report.unreadable === 0) {
+    if (report.settled && report.unreadable === 0) {
       log.info({ ...report, activeKeyId: sealer.activeKeyId }, 'every signing key is sealed with the active key');
       return 0;
     }

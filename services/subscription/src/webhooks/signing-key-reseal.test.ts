@@ -55,14 +55,20 @@ it('re-seals every signing key under the active key, keeping each key and its ro
   await repository.insertMany(hooks);
 
   expect(await resealSigningKeys({ pool, sealer: after, log, batchSize: 3 })).toEqual({
-    resealed: 7,
+    resealed: { webhooks: 7 },
     unreadable: 0,
-    remaining: 0,
+    passes: 2,
+    settled: true,
   });
   for (const hook of hooks) {
     const row = await repository.findByHookId(hook.hookId);
     expect(after.keyIdOf(row!.signingKeySealed!)).toBe('new');
     expect(after.open(row!.signingKeySealed!, signingKeyContext(hook.hookId))).toBe(keys.get(hook.hookId));
   }
-  expect(await resealSigningKeys({ pool, sealer: after, log })).toEqual({ resealed: 0, unreadable: 0, remaining: 0 });
+  expect(await resealSigningKeys({ pool, sealer: after, log })).toEqual({
+    resealed: { webhooks: 0 },
+    unreadable: 0,
+    passes: 1,
+    settled: true,
+  });
 });
