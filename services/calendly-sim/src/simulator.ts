@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createLogger, createStop, type Logger } from '@calsync/service-kit';
+import { createLogger, createStop, listen, type Logger } from '@calsync/service-kit';
 import { createBookingLedger } from './bookings/booking-ledger';
 import { scheduledEventRoutes } from './bookings/scheduled-event-routes';
 import { controlRoutes } from './control/control-routes';
@@ -76,14 +75,7 @@ export async function startSimulator(options: StartOptions = {}): Promise<Simula
   const server = createServer((req, res) => handle(req, res));
   server.keepAliveTimeout = 5_000;
   const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, options.port ?? 0, host);
   const baseUrl = (options.publicUrl ?? `http://${urlHost(host)}:${port}`).replace(/\/+$/, '');
 
   const clock = createClock();

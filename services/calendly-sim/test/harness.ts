@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen } from '@calsync/service-kit';
 import { startSimulator, type Simulator, type SimulatorSettings, type StartOptions } from '../src/index';
 
 /**
@@ -164,8 +164,7 @@ export async function startReceiver(status: (path: string) => number = () => 200
       res.writeHead(code).end('ok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`;
   return {
     url,
     received,

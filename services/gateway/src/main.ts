@@ -1,7 +1,6 @@
 // First, so OpenTelemetry can instrument what the imports below load (a no-op unless OTLP is configured).
 import './tracing';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
 import {
@@ -9,11 +8,12 @@ import {
   createGrpcClient,
   createLogger,
   createMetricsRegistry,
-  createStop,
+  listen,
   grpcIdentities,
   grpcSecurityOf,
   logGrpcSecurity,
   runService,
+  startService,
   natsIsConnected,
   natsNames,
   type EventsStreamLimits,
@@ -60,24 +60,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
   const registry = createMetricsRegistry('gateway');
   const names = natsNames(config.NATS_SUBJECT_PREFIX);
 
-  const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', log });
-  const cleanups: (() => void | Promise<void>)[] = [() => nc.close()];
-  try {
-    const maxPayload = nc.info?.max_payload ?? Infinity;
-    if (config.WEBHOOK_MAX_BODY_BYTES + envelopeAllowanceBytes > maxPayload) {
-      throw new Error(
-        `WEBHOOK_MAX_BODY_BYTES (${config.WEBHOOK_MAX_BODY_BYTES}) leaves no room for the event in NATS max_payload (${maxPayload})`,
-      );
-    }
-    const limits: EventsStreamLimits = {
-      maxAgeSeconds: config.EVENTS_STREAM_MAX_AGE_SECONDS,
-      maxBytes: config.EVENTS_STREAM_MAX_BYTES,
-      duplicateWindowSeconds: config.EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS,
-      replicas: config.NATS_STREAM_REPLICAS,
-    };
-    await ensureEventsStream(nc, names, limits);
-    redeclareStreamOnReconnect(nc, () => ensureEventsStream(nc, names, limits), log);
-
+  return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
     const security = grpcSecurityOf(config);
     logGrpcSecurity(security, log);
     const upstream = { security, defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS };
@@ -94,13 +77,29 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       security,
       timeoutMs: Math.min(config.VERIFY_TIMEOUT_MS, 1_000),
     });
-    const closeClients = () => {
+    opened.closeWith('grpc clients', () => {
       identity.close();
       subscription.close();
       meetings.close();
       subscriptionHealth.close();
+    });
+
+    const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', log });
+    opened.closeWith('nats', () => nc.drain());
+    const maxPayload = nc.info?.max_payload ?? Infinity;
+    if (config.WEBHOOK_MAX_BODY_BYTES + envelopeAllowanceBytes > maxPayload) {
+      throw new Error(
+        `WEBHOOK_MAX_BODY_BYTES (${config.WEBHOOK_MAX_BODY_BYTES}) leaves no room for the event in NATS max_payload (${maxPayload})`,
+      );
+    }
+    const limits: EventsStreamLimits = {
+      maxAgeSeconds: config.EVENTS_STREAM_MAX_AGE_SECONDS,
+      maxBytes: config.EVENTS_STREAM_MAX_BYTES,
+      duplicateWindowSeconds: config.EVENTS_STREAM_DUPLICATE_WINDOW_SECONDS,
+      replicas: config.NATS_STREAM_REPLICAS,
     };
-    cleanups.push(closeClients);
+    await ensureEventsStream(nc, names, limits);
+    redeclareStreamOnReconnect(nc, () => ensureEventsStream(nc, names, limits), log);
 
     const verify = createJwtVerifier({
       ...(config.AUTH_JWT_SECRET ? { secret: config.AUTH_JWT_SECRET } : {}),
@@ -167,39 +166,14 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       app.callback(),
     );
     const httpPort = await listen(server, config.HTTP_PORT, config.HTTP_HOST);
-
-    const stop = createStop({
-      log,
-      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-      steps: [
-        {
-          name: 'readiness off',
-          run: async () => {
-            stopping = true;
-            closing.abort();
-            await delay(config.SHUTDOWN_DELAY_MS);
-          },
-        },
-        { name: 'http', run: () => closeHttp(server, tracker, Math.floor(config.SHUTDOWN_TIMEOUT_MS * 0.8)) },
-        { name: 'nats', run: () => nc.drain() },
-        { name: 'grpc clients', run: closeClients },
-      ],
+    opened.closeWith('http', () => closeHttp(server, tracker, Math.floor(config.SHUTDOWN_TIMEOUT_MS * 0.8)));
+    opened.closeWith('readiness off', async () => {
+      stopping = true;
+      closing.abort();
+      await delay(config.SHUTDOWN_DELAY_MS);
     });
     log.info({ httpPort, eventsStream: names.eventsStream }, 'ready');
-    return { stop, ports: { http: httpPort }, routes: servedRoutes(routers) };
-  } catch (error) {
-    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
-    throw error;
-  }
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
+    return { ports: { http: httpPort }, routes: servedRoutes(routers) };
   });
 }
 

@@ -8,7 +8,6 @@ import {
   createLogger,
   createMetricsRegistry,
   createPool,
-  createStop,
   grpcSecurityOf,
   migrate,
   natsIsConnected,
@@ -16,10 +15,9 @@ import {
   pingPostgres,
   runService,
   startMetricsServer,
+  startService,
   watchHealth,
   type Logger,
-  type NatsConnection,
-  type Pool,
 } from '@calsync/service-kit';
 import { createBackfill } from './backfill/backfill-service';
 import { createIdentityClient, identityTokenSource } from './backfill/identity-tokens';
@@ -57,13 +55,16 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
   const log = options.log ?? createLogger({ service: 'meetings', level: config.LOG_LEVEL });
   await migrateMeetings(config, log);
 
-  let pool: Pool | undefined;
-  let nc: NatsConnection | undefined;
-  try {
-    pool = createPool({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, max: config.DATABASE_POOL_MAX, log });
-    const db = pool;
-    nc = await connectNats({ url: config.NATS_URL, name: 'meetings', log });
-    const nats = nc;
+  return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
+    const db = createPool({
+      url: config.DATABASE_URL,
+      schema: config.DATABASE_SCHEMA,
+      max: config.DATABASE_POOL_MAX,
+      log,
+    });
+    opened.closeWith('postgres', () => db.end());
+    const nats = await connectNats({ url: config.NATS_URL, name: 'meetings', log });
+    opened.closeWith('nats', () => nats.drain());
     const js = nats.jetstream();
     const jsm = await nats.jetstreamManager();
     const names = natsNames(config.NATS_SUBJECT_PREFIX);
@@ -94,6 +95,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     const queries = createMeetingQueries({ pool: db });
     const security = grpcSecurityOf(config);
     const identity = createIdentityClient(config.IDENTITY_ADDR, security);
+    opened.closeWith('identity client', () => identity.close());
     const calendly = createCalendlyClient({
       apiUrl: config.CALENDLY_API_URL,
       authUrl: config.CALENDLY_AUTH_URL,
@@ -162,49 +164,33 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
     });
-    const grpcPort = await grpc.start();
+    // Closed in reverse: the consumers first, then the relay, then gRPC and (its /readyz follows gRPC) metrics.
     const metricsServer = await startMetricsServer({
       registry,
       port: config.METRICS_PORT,
       log,
       ready: () => grpc.isServing(),
     });
+    opened.closeWith('metrics', () => metricsServer.close());
+    opened.closeWith('grpc', () => grpc.stop());
+    const grpcPort = await grpc.start();
+    opened.closeWith('outbox relay', () => relay.stop());
+    opened.closeWith('consumers', async () => void (await Promise.all([eventsWorker.stop(), backfillWorker.stop()])));
     await eventsWorker.start();
     await backfillWorker.start();
     relay.start();
 
     const health = await watchHealth({ server: grpc, check: healthy, log, intervalMs: healthCheckMs });
     const inboxRetention = startInboxRetention({ pool: db, retentionDays: config.INBOX_RETENTION_DAYS, log });
-
-    const stop = createStop({
-      log,
-      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-      steps: [
-        {
-          name: 'health',
-          run: () => {
-            health.stop();
-            inboxRetention.stop();
-            grpc.setServing(false);
-            closing.abort();
-          },
-        },
-        { name: 'consumers', run: async () => void (await Promise.all([eventsWorker.stop(), backfillWorker.stop()])) },
-        { name: 'outbox relay', run: () => relay.stop() },
-        { name: 'grpc', run: () => grpc.stop() },
-        { name: 'metrics', run: () => metricsServer.close() },
-        { name: 'identity client', run: () => identity.close() },
-        { name: 'nats', run: () => nats.drain() },
-        { name: 'postgres', run: () => db.end() },
-      ],
+    opened.closeWith('health', () => {
+      health.stop();
+      inboxRetention.stop();
+      grpc.setServing(false);
+      closing.abort();
     });
     log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
-    return { stop, ports: { grpc: grpcPort, metrics: metricsServer.port } };
-  } catch (error) {
-    await nc?.close().catch(() => undefined);
-    await pool?.end().catch(() => undefined);
-    throw error;
-  }
+    return { ports: { grpc: grpcPort, metrics: metricsServer.port } };
+  });
 }
 
 if (require.main === module) {

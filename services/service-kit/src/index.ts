@@ -12,6 +12,7 @@ export * from './metrics';
 export * from './sealing';
 export * from './reseal';
 export * from './lifecycle';
+export * from './listen';
 export * from './startup';
 export * from './message-tracing';
 export { tracingStarted } from './tracing';

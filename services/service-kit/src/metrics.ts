@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { listen } from './listen';
 import type { Logger } from './logger';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -48,12 +49,7 @@ export async function startMetricsServer(options: {
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = await listen(server, options.port, options.host ?? '0.0.0.0');
   options.log.info({ port }, 'metrics listening');
   return {
     port,

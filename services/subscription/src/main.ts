@@ -8,16 +8,15 @@ import {
   createMetricsRegistry,
   createPool,
   createSealer,
-  createStop,
   grpcSecurityOf,
   migrate,
   natsNames,
   pingPostgres,
   runService,
   startMetricsServer,
+  startService,
   watchHealth,
   type Logger,
-  type ShutdownStep,
 } from '@calsync/service-kit';
 import { createBackfillPublisher, declareBackfillStream } from './backfill/backfill-publisher';
 import { loadSubscriptionConfig, type SubscriptionConfig } from './config';
@@ -46,9 +45,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
   const log = options.log ?? createLogger({ service: 'subscription', level: config.LOG_LEVEL });
   await migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
 
-  // Whatever is opened is closed again, in reverse, if a later step of the start fails.
-  const opened: ShutdownStep[] = [];
-  try {
+  return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
     const pool = createPool({
       url: config.DATABASE_URL,
       schema: config.DATABASE_SCHEMA,
@@ -56,13 +53,13 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       applicationName: 'subscription',
       log,
     });
-    opened.unshift({ name: 'postgres', run: () => pool.end() });
+    opened.closeWith('postgres', () => pool.end());
     const registry = createMetricsRegistry('subscription');
     const metrics = createSubscriptionMetrics(registry, log);
     const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
 
     const nc = await connectNats({ url: config.NATS_URL, name: 'subscription', log });
-    opened.unshift({ name: 'nats', run: () => nc.drain() });
+    opened.closeWith('nats', () => nc.drain());
     const names = natsNames(config.NATS_SUBJECT_PREFIX);
     await declareBackfillStream(await nc.jetstreamManager(), names, config.NATS_STREAM_REPLICAS);
     const backfill = createBackfillPublisher({ js: nc.jetstream(), names });
@@ -77,14 +74,14 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       log,
       onLookup: metrics.cacheLookup,
     });
-    opened.unshift({ name: 'hook cache', run: () => cache.stop() });
+    opened.closeWith('hook cache', () => cache.stop());
     await cache.start();
     metrics.watchCache(cache);
     const fleet = createHookFleet({ repository });
     metrics.watchFleet(fleet);
     const recorder = createDeliveryRecorder({ repository, log });
     recorder.start();
-    opened.unshift({ name: 'delivery times', run: () => recorder.stop() });
+    opened.closeWith('delivery times', () => recorder.stop());
 
     const verifier = createVerifier({
       cache,
@@ -97,7 +94,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     });
     const security = grpcSecurityOf(config);
     const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security });
-    opened.unshift({ name: 'identity client', run: () => connections.close() });
+    opened.closeWith('identity client', () => connections.close());
     const polling: PollSettings = {
       intervalSeconds: config.POLL_INTERVAL_SECONDS,
       freshnessSeconds: config.POLL_FRESHNESS_SECONDS,
@@ -130,7 +127,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     });
     const poller = createPoller({ log, pool, backfill, settings: polling, onPoll: metrics.poll });
     metrics.watchPoller(poller);
-    opened.unshift({ name: 'poller', run: () => poller.stop() });
+    opened.closeWith('poller', () => poller.stop());
     const reconciler = createReconciler({
       log,
       pool,
@@ -141,7 +138,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       onResult: metrics.reconcileResult,
       onRun: metrics.reconcileRun,
     });
-    opened.unshift({ name: 'reconciler', run: () => reconciler.stop() });
+    opened.closeWith('reconciler', () => reconciler.stop());
 
     const grpcServer = createGrpcServer({
       services: [
@@ -156,31 +153,26 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       shutdownDelayMs: config.SHUTDOWN_DELAY_MS,
     });
-    opened.unshift({ name: 'grpc', run: () => grpcServer.stop() });
-    const grpcPort = await grpcServer.start();
+    // The metrics server (its /readyz follows gRPC) is closed after gRPC has drained.
     const metricsServer = await startMetricsServer({
       registry,
       port: config.METRICS_PORT,
       log,
       ready: () => grpcServer.isServing(),
     });
-    opened.splice(1, 0, { name: 'metrics', run: () => metricsServer.close() });
+    opened.closeWith('metrics', () => metricsServer.close());
+    opened.closeWith('grpc', () => grpcServer.stop());
+    const grpcPort = await grpcServer.start();
 
     // Verification needs the hook cache, whose invalidations come through Postgres: serving only
     // while Postgres answers.
     const health = await watchHealth({ server: grpcServer, check: () => pingPostgres(pool), log });
-    opened.unshift({ name: 'health', run: () => health.stop() });
+    opened.closeWith('health', () => health.stop());
     reconciler.start();
     poller.start();
     log.info({ grpcPort, metricsPort: metricsServer.port }, 'ready');
-    return {
-      stop: createStop({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, steps: opened }),
-      ports: { grpc: grpcPort, metrics: metricsServer.port },
-    };
-  } catch (error) {
-    await createStop({ log, timeoutMs: config.SHUTDOWN_TIMEOUT_MS, steps: opened })();
-    throw error;
-  }
+    return { ports: { grpc: grpcPort, metrics: metricsServer.port } };
+  });
 }
 
 if (require.main === module) {

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
 import { approveAuthorize, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
 import { startTestIdentity, type IdentityClient } from '@calsync/identity/testing';
 import { eventsV1, subscriptionV1 } from '@calsync/proto';
 import { connect } from 'nats';
-import { createSealer, grpcIdentities, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import { createSealer, grpcIdentities, listen, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
 import {
   captureLogger,
   clientAsAllowedCallers,
@@ -86,9 +85,9 @@ export async function startReceiver(): Promise<Receiver> {
       }
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listen(server, 0, '127.0.0.1');
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     received,
     use(next) {
       client = next;
@@ -331,9 +330,9 @@ export async function startProxy(target: string, rule: ProxyRule): Promise<{ url
         .end(text);
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listen(server, 0, '127.0.0.1');
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     close: () => closeServer(server),
   };
 }
