@@ -1,12 +1,6 @@
 import { request } from 'node:http';
-import {
-  rawRequest,
-  startGatewaySystem,
-  waitFor,
-  type DeliveryAttempt,
-  type GatewaySystem,
-  type SimUser,
-} from './harness';
+import { waitFor } from '@calsync/service-kit/testing';
+import { rawRequest, startGatewaySystem, type DeliveryAttempt, type GatewaySystem, type SimUser } from './harness';
 
 let system: GatewaySystem;
 let alice: SimUser;

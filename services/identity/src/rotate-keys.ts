@@ -1,6 +1,6 @@
-import { createLogger, createPool, createSealer } from '@calsync/service-kit';
+import { createLogger, createPool, createSealer, resealAll } from '@calsync/service-kit';
 import { loadConfig } from './config';
-import { resealSecrets } from './rotation/reseal';
+import { sealedTables } from './rotation/reseal';
 
 /**
  * `npm run rotate-keys -w services/identity`: re-seals every stored secret under
@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   });
   try {
     const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
-    const report = await resealSecrets({ pool, sealer, log, batchSize: config.ROTATE_BATCH_SIZE });
+    const report = await resealAll({ pool, sealer, log, tables: sealedTables, batchSize: config.ROTATE_BATCH_SIZE });
     if (report.settled && report.unreadable === 0) {
       log.info({ ...report, activeKeyId: sealer.activeKeyId }, 'every secret is sealed with the active key');
       return 0;

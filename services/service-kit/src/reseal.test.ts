@@ -3,19 +3,11 @@ import { createPool, type Pool } from './postgres';
 import { resealAll, type SealedTable } from './reseal';
 import { createSealer } from './sealing';
 import { captureLogger } from './testing/log-capture';
+import { rotationSealers } from './testing/sealing';
 import { createTestDatabase, type TestDatabase } from './testing/infra';
 
 const { log, lines } = captureLogger('reseal-test', 'info');
-const oldKey = randomBytes(32);
-const newKey = randomBytes(32);
-const before = createSealer({ keys: new Map([['old', oldKey]]), activeKeyId: 'old' });
-const after = createSealer({
-  keys: new Map([
-    ['old', oldKey],
-    ['new', newKey],
-  ]),
-  activeKeyId: 'new',
-});
+const { before, after } = rotationSealers();
 const stranger = createSealer({ keys: new Map([['gone', randomBytes(32)]]), activeKeyId: 'gone' });
 
 // Two sealed columns bound to the row's owner, one table keyed by something else than the owner.

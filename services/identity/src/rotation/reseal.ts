@@ -1,11 +1,4 @@
-import {
-  resealAll,
-  type Logger,
-  type Pool,
-  type ResealReport,
-  type SealedTable,
-  type Sealer,
-} from '@calsync/service-kit';
+import type { SealedTable } from '@calsync/service-kit';
 import { secretContext, type SecretColumn } from '../connections/secret-context';
 
 const boundToUser = (column: string, secret: SecretColumn) => ({
@@ -30,13 +23,3 @@ export const sealedTables: SealedTable[] = [
     describe: (row) => ({ userId: row.user_id ?? null }),
   },
 ];
-
-/** Re-seals every secret identity stores under the sealer's active key (the kit's rotation loop). */
-export function resealSecrets(options: {
-  pool: Pool;
-  sealer: Sealer;
-  log: Logger;
-  batchSize: number;
-}): Promise<ResealReport> {
-  return resealAll({ ...options, tables: sealedTables });
-}

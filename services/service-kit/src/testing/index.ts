@@ -6,3 +6,4 @@ export * from './polling';
 export * from './reflection';
 export * from './certificates';
 export * from './clients';
+export * from './sealing';

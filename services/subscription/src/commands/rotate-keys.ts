@@ -1,6 +1,6 @@
-import { createLogger, createPool, createSealer } from '@calsync/service-kit';
+import { createLogger, createPool, createSealer, resealAll } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
-import { resealSigningKeys } from '../webhooks/signing-key-reseal';
+import { sealedTables } from '../webhooks/signing-key-reseal';
 import { runCommand } from './run-command';
 
 /**
@@ -14,7 +14,7 @@ async function main(): Promise<number> {
   const pool = createPool({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, max: 2, log });
   try {
     const sealer = createSealer({ keys: config.SEALING_KEYS, activeKeyId: config.SEALING_ACTIVE_KEY_ID });
-    const report = await resealSigningKeys({ pool, sealer, log });
+    const report = await resealAll({ pool, sealer, log, tables: sealedTables, batchSize: 500 });
     if (report.settled && report.unreadable === 0) {
       log.info({ ...report, activeKeyId: sealer.activeKeyId }, 'every signing key is sealed with the active key');
       return 0;

@@ -1,23 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { createPool, migrate, resealAll, type Pool } from '@calsync/service-kit';
+import { captureLogger, createTestDatabase, rotationSealers, type TestDatabase } from '@calsync/service-kit/testing';
 import { migrationsDir } from '../migrations';
 import { signingKeyContext } from './hook-loader';
-import { resealSigningKeys } from './signing-key-reseal';
+import { sealedTables } from './signing-key-reseal';
 import { createWebhookRepository } from './webhook-repository';
 import { newHookId, newSigningKey } from './webhook-secrets';
 
 const { log } = captureLogger('reseal-test', 'silent');
-const oldKey = randomBytes(32);
-const newKey = randomBytes(32);
-const before = createSealer({ keys: new Map([['old', oldKey]]), activeKeyId: 'old' });
-const after = createSealer({
-  keys: new Map([
-    ['old', oldKey],
-    ['new', newKey],
-  ]),
-  activeKeyId: 'new',
-});
+const { before, after } = rotationSealers();
 
 let database: TestDatabase;
 let pool: Pool;
@@ -54,7 +44,7 @@ it('re-seals every signing key under the active key, keeping each key and its ro
   });
   await repository.insertMany(hooks);
 
-  expect(await resealSigningKeys({ pool, sealer: after, log, batchSize: 3 })).toEqual({
+  expect(await resealAll({ pool, sealer: after, log, tables: sealedTables, batchSize: 3 })).toEqual({
     resealed: { webhooks: 7 },
     unreadable: 0,
     passes: 2,
@@ -65,7 +55,7 @@ it('re-seals every signing key under the active key, keeping each key and its ro
     expect(after.keyIdOf(row!.signingKeySealed!)).toBe('new');
     expect(after.open(row!.signingKeySealed!, signingKeyContext(hook.hookId))).toBe(keys.get(hook.hookId));
   }
-  expect(await resealSigningKeys({ pool, sealer: after, log })).toEqual({
+  expect(await resealAll({ pool, sealer: after, log, tables: sealedTables, batchSize: 500 })).toEqual({
     resealed: { webhooks: 0 },
     unreadable: 0,
     passes: 1,

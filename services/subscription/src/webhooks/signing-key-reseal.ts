@@ -1,14 +1,7 @@
-import {
-  resealAll,
-  type Logger,
-  type Pool,
-  type ResealReport,
-  type SealedTable,
-  type Sealer,
-} from '@calsync/service-kit';
+import type { SealedTable } from '@calsync/service-kit';
 import { signingKeyContext } from './hook-loader';
 
-/** subscription's sealed secrets: each webhook's signing key, bound to its hook id. */
+/** subscription's sealed secrets for the kit's rotation loop: each webhook's signing key, bound to its hook id. */
 export const sealedTables: SealedTable[] = [
   {
     table: 'webhooks',
@@ -17,13 +10,3 @@ export const sealedTables: SealedTable[] = [
     describe: (row) => ({ hookId: row.hook_id ?? null }),
   },
 ];
-
-/** Re-seals every signing key under the sealer's active key (the kit's rotation loop). */
-export function resealSigningKeys(options: {
-  pool: Pool;
-  sealer: Sealer;
-  log: Logger;
-  batchSize?: number;
-}): Promise<ResealReport> {
-  return resealAll({ ...options, batchSize: options.batchSize ?? 500, tables: sealedTables });
-}
