@@ -78,6 +78,18 @@ test('users, grants, webhook subscriptions and bookings outlive a restart, and d
     { token: user.personal_access_token },
   );
   expect(hooks.body.collection.map((h) => h.uri)).toEqual([hook.body.resource.uri]);
+  // The restored subscription still holds its callback URL.
+  const again = await second.call('POST', '/webhook_subscriptions', {
+    token: user.personal_access_token,
+    body: {
+      url: `${receiver.url}/rita`,
+      events: ['invitee.created'],
+      organization: user.organization,
+      scope: 'user',
+      user: user.uri,
+    },
+  });
+  expect(again.status).toBe(409);
 
   // The restored subscription still belongs to the restored user: a new booking is delivered.
   await second.control('POST', '/_sim/bookings', {

@@ -96,9 +96,21 @@ export function createSubscriptionRegistry(deps: {
     return subscription;
   };
 
+  // Derived from byUuid (rebuilt after a restore, never saved): a create checks its URL against
+  // the subscriptions holding that URL only, so creating 100,000 takes linear time, not quadratic.
+  const byCallbackUrl = new Map<string, Set<Subscription>>();
+  const indexUrl = (subscription: Subscription) => {
+    const holders = byCallbackUrl.get(subscription.callbackUrl) ?? new Set<Subscription>();
+    byCallbackUrl.set(subscription.callbackUrl, holders.add(subscription));
+  };
+  const unindexUrl = (subscription: Subscription) => {
+    const holders = byCallbackUrl.get(subscription.callbackUrl);
+    holders?.delete(subscription);
+    if (holders?.size === 0) byCallbackUrl.delete(subscription.callbackUrl);
+  };
+
   const urlTaken = (url: string, organization: Organization, user: SimUser | null): boolean => {
-    for (const existing of byUuid.values()) {
-      if (existing.callbackUrl !== url) continue;
+    for (const existing of byCallbackUrl.get(url) ?? []) {
       if (settings.hookUrlUniqueness === 'global') return true;
       if (existing.organization !== organization) continue;
       if (settings.hookUrlUniqueness === 'organization') return true;
@@ -210,6 +222,7 @@ export function createSubscriptionRegistry(deps: {
       };
       byUuid.set(uuid, subscription);
       indexOf(subscription).add(subscription);
+      indexUrl(subscription);
       return subscription;
     },
 
@@ -256,6 +269,7 @@ export function createSubscriptionRegistry(deps: {
       subscription.deleted = true;
       byUuid.delete(uuid);
       indexOf(subscription).delete(subscription);
+      unindexUrl(subscription);
     },
 
     find(reference) {
@@ -295,6 +309,8 @@ export function createSubscriptionRegistry(deps: {
     restoreState(saved) {
       refill(collections, saved.collections);
       seq = saved.seq ?? 0;
+      byCallbackUrl.clear();
+      for (const subscription of byUuid.values()) indexUrl(subscription);
     },
 
     clear() {
@@ -302,6 +318,7 @@ export function createSubscriptionRegistry(deps: {
       byUuid.clear();
       userScoped.clear();
       organizationScoped.clear();
+      byCallbackUrl.clear();
     },
   };
 }

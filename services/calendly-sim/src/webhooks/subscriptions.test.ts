@@ -285,6 +285,19 @@ test('pages across more than 100 subscriptions with count, page_token and the pa
   expect(newestFirst.body.collection[0]!.callback_url).toBe(`https://hooks.test/p/${total - 1}`);
 });
 
+test('a callback URL already subscribed is refused with 409 until its subscription is deleted', async () => {
+  const first = await userHook(member, 'https://hooks.test/taken');
+  expect(first.status).toBe(201);
+  const again = await userHook(owner, 'https://hooks.test/taken');
+  expect(again.status).toBe(409);
+  expect(again.body.title).toBe('Already Exists');
+  const uuid = (first.body as { resource: { uri: string } }).resource.uri.split('/').pop();
+  expect(
+    (await harness.call('DELETE', `/webhook_subscriptions/${uuid}`, { token: member.personal_access_token })).status,
+  ).toBe(204);
+  expect((await userHook(owner, 'https://hooks.test/taken')).status).toBe(201);
+});
+
 test('429 past the per-minute limit, with X-RateLimit-* on every answer; a free plan gets a tenth', async () => {
   await harness.control('POST', '/_sim/settings', { apiRequestsPerUserPerMinute: 5 });
   for (let i = 1; i <= 5; i += 1) {
