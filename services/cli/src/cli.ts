@@ -1,8 +1,16 @@
 #!/usr/bin/env node
-import { identityV1, meetingsAdminV1, subscriptionV1 } from '@calsync/proto';
+import { identityAdminV1, identityV1, meetingsAdminV1, subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
 import { createGrpcClient, GrpcStatus, type GrpcSecurity } from '@calsync/service-kit';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { listDeadLetters, reconcile, replayDeadLetters, status, userIdArgument, type CommandResult } from './commands';
+import {
+  listDeadLetters,
+  reconcile,
+  replayDeadLetters,
+  rotateKeys,
+  status,
+  userIdArgument,
+  type CommandResult,
+} from './commands';
 import { addressOf, loadCliConfig, operatorSecurity, UsageError, type CliConfig } from './config';
 
 /** Exit codes: documented in the README, stable for scripts. */
@@ -40,11 +48,13 @@ export async function run(
   const clientFor = <D extends Parameters<typeof createGrpcClient>[0]>(
     definition: D,
     variable: 'IDENTITY_ADDR' | 'SUBSCRIPTION_ADDR' | 'MEETINGS_ADDR',
+    defaultTimeoutMs?: number,
   ) => {
     const { config: cfg, security: sec } = connect();
+    const explicit = program.getOptionValueSource('timeout') !== 'default';
     const client = createGrpcClient(definition, addressOf(cfg, variable), {
       security: sec,
-      defaultTimeoutMs: timeoutMs(),
+      defaultTimeoutMs: explicit || defaultTimeoutMs === undefined ? timeoutMs() : defaultTimeoutMs,
     });
     opened.push(client);
     return client;
@@ -141,6 +151,26 @@ Exit codes: 0 done, 1 a call failed or the result reports a failure, 2 usage or 
           { meetingsAdmin: clientFor(meetingsAdminV1.MeetingsAdminServiceService, 'MEETINGS_ADDR') },
           { sequences: sequences ?? [], userId: options.user ?? '', all: Boolean(options.all) },
         ),
+      );
+    });
+
+  // Re-sealing walks every stored secret: its calls get 10 minutes unless --timeout says otherwise.
+  const rotationTimeoutMs = 600_000;
+  program
+    .command('rotate-keys')
+    .description(
+      "re-seal what identity and subscription store under their active sealing key (deploy/README.md, 'Rotate keys'); exit 1 while anything is left under another key",
+    )
+    .action(async () => {
+      print(
+        await rotateKeys({
+          identityAdmin: clientFor(identityAdminV1.IdentityAdminServiceService, 'IDENTITY_ADDR', rotationTimeoutMs),
+          subscriptionAdmin: clientFor(
+            subscriptionAdminV1.SubscriptionAdminServiceService,
+            'SUBSCRIPTION_ADDR',
+            rotationTimeoutMs,
+          ),
+        }),
       );
     });
 

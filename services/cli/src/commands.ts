@@ -1,9 +1,11 @@
-import { identityV1, meetingsAdminV1, subscriptionV1 } from '@calsync/proto';
+import { identityAdminV1, identityV1, meetingsAdminV1, subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
 import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
 import { UsageError } from './config';
 
 export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 export type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
+export type IdentityAdminClient = PromiseClient<typeof identityAdminV1.IdentityAdminServiceService>;
+export type SubscriptionAdminClient = PromiseClient<typeof subscriptionAdminV1.SubscriptionAdminServiceService>;
 export type MeetingsAdminClient = PromiseClient<typeof meetingsAdminV1.MeetingsAdminServiceService>;
 
 /** What a command found: the JSON printed with --json, the lines printed otherwise, and whether it went wrong. */
@@ -132,4 +134,31 @@ export async function replayDeadLetters(
     json: result,
     lines: [`replayed ${result.replayed}, not found ${result.notFound}`],
   };
+}
+
+/**
+ * Re-seals what identity (tokens, PKCE verifiers) and subscription (webhook signing keys) store
+ * under their active sealing key; a failure when anything is left under another key (a replica
+ * still sealing with the old one, or a value no key opens). Safe to run again.
+ */
+export async function rotateKeys(clients: {
+  identityAdmin: IdentityAdminClient;
+  subscriptionAdmin: SubscriptionAdminClient;
+}): Promise<CommandResult> {
+  const identity = await clients.identityAdmin.rotateSealingKeys({});
+  const subscription = await clients.subscriptionAdmin.rotateSealingKeys({});
+  const identityDone = identity.settled && identity.unreadable === 0;
+  const subscriptionDone = subscription.settled && subscription.unreadable === 0;
+  const json = { identity, subscription, done: identityDone && subscriptionDone };
+  const lines = [
+    `identity: ${identity.resealed} re-sealed under ${identity.activeKeyId}, ${identity.unreadable} unreadable` +
+      (identity.settled ? '' : ', not settled (a replica still seals with another key: run again)'),
+    `subscription: ${subscription.resealed} signing keys re-sealed under ${subscription.activeKeyId}, ` +
+      `${subscription.unreadable} unreadable` +
+      (subscription.settled ? '' : ', not settled (a replica still seals with another key: run again)'),
+    json.done
+      ? 'every secret is sealed with the active key: the old key can leave SEALING_KEYS'
+      : "keep the old key in SEALING_KEYS; see the services' logs for what is left, then run again",
+  ];
+  return { json, lines, failed: !json.done };
 }

@@ -145,6 +145,21 @@ describe('dead letters', () => {
   });
 });
 
+describe('rotate-keys', () => {
+  it('asks identity and subscription to re-seal under their active key, and says when it is done', async () => {
+    // Everything here is sealed with the one key, k1: nothing to re-seal, and nothing left.
+    const report = await json(['rotate-keys']);
+    expect(report).toMatchObject({
+      identity: { activeKeyId: 'k1', resealed: 0, unreadable: 0, settled: true },
+      subscription: { activeKeyId: 'k1', resealed: 0, unreadable: 0, settled: true },
+      done: true,
+    });
+    const text = await calsync(['rotate-keys']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/the old key can leave SEALING_KEYS/);
+  });
+});
+
 describe('usage, configuration and failures', () => {
   it('exits 2 on bad arguments and 0 for help', async () => {
     expect((await calsync(['dead-letters', 'list', '--limit', '0'])).code).toBe(2);

@@ -8,6 +8,7 @@ import {
   createMetricsRegistry,
   createPool,
   createSealer,
+  resealAll,
   startService,
   grpcSecurityOf,
   migrate,
@@ -21,7 +22,9 @@ import { loadConfig, type Config } from './config';
 import { createAccessTokens } from './connections/access-tokens';
 import { createConnections } from './connections/connections';
 import { pruneTokenRequests } from './connections/token-budget';
+import { identityAdminService } from './grpc/identity-admin-handlers';
 import { identityService } from './grpc/identity-handlers';
+import { sealedTables } from './rotation/reseal';
 import { createIdentityMetrics } from './metrics/identity-metrics';
 import { pruneExpiredOAuthStates } from './oauth/oauth-state-repository';
 
@@ -92,7 +95,14 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     });
 
     const grpcServer = createGrpcServer({
-      services: [identityService({ connections, accessTokens, log })],
+      services: [
+        identityService({ connections, accessTokens, log }),
+        identityAdminService({
+          reseal: () => resealAll({ pool, sealer, log, tables: sealedTables, batchSize: config.ROTATE_BATCH_SIZE }),
+          activeKeyId: sealer.activeKeyId,
+          log,
+        }),
+      ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
       security: grpcSecurityOf(config),

@@ -8,6 +8,7 @@ import {
   createMetricsRegistry,
   createPool,
   createSealer,
+  resealAll,
   grpcSecurityOf,
   migrate,
   natsNames,
@@ -21,6 +22,7 @@ import {
 import { createBackfillPublisher, declareBackfillStream } from './backfill/backfill-publisher';
 import { loadSubscriptionConfig, type SubscriptionConfig } from './config';
 import { subscriptionAdminService } from './grpc/subscription-admin-service';
+import { sealedTables } from './webhooks/signing-key-reseal';
 import { subscriptionService } from './grpc/subscription-service';
 import { createHookFleet } from './fleet/hook-fleet';
 import { createIdentityConnections } from './identity/connections';
@@ -143,7 +145,12 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     const grpcServer = createGrpcServer({
       services: [
         subscriptionService({ subscriptions, verifier, reconciler, log }),
-        subscriptionAdminService({ fleet, log }),
+        subscriptionAdminService({
+          fleet,
+          reseal: () => resealAll({ pool, sealer, log, tables: sealedTables, batchSize: 500 }),
+          activeKeyId: sealer.activeKeyId,
+          log,
+        }),
       ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,

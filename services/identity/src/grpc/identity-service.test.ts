@@ -138,9 +138,10 @@ describe('who may call', () => {
     expect(stranger.code).toBe(GrpcStatus.UNAUTHENTICATED);
   });
 
-  it('lists only its own service and health in reflection', async () => {
+  it('lists only its own services and health in reflection', async () => {
     const credentials = channelCredentials(await testGrpcSecurity(), grpcIdentities.identity);
     expect(await reflectedServices(`127.0.0.1:${app.ports.grpc}`, credentials)).toEqual([
+      'calsync.identity.v1.IdentityAdminService',
       'calsync.identity.v1.IdentityService',
       'grpc.health.v1.Health',
     ]);

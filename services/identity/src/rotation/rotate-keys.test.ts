@@ -1,7 +1,8 @@
 import { setTimeout as pause } from 'node:timers/promises';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
-import { GrpcStatus } from '@calsync/service-kit';
-import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
+import { identityAdminV1 } from '@calsync/proto';
+import { grpcIdentities, GrpcStatus } from '@calsync/service-kit';
+import { captureLogger, clientAs, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
 import { approveAuthorize, createSimUser, type SimUser } from '@calsync/calendly-sim/testing';
 import {
   expectNoPlaintextSecrets,
@@ -175,5 +176,33 @@ describe('key rotation', () => {
     expect((refused as { code: number }).code).toBe(GrpcStatus.INTERNAL);
     after.client.close();
     await after.app.stop();
+  });
+
+  it("re-seals through the operator's RotateSealingKeys (calsync rotate-keys), and refuses any other caller", async () => {
+    const first = await startIdentity(['k1'], 'k1');
+    const simUsers = await Promise.all([createSimUser(sim), createSimUser(sim)]);
+    for (const [i, simUser] of simUsers.entries())
+      await first.client.connectWithPersonalToken({ userId: `rpc-${i}`, token: simUser.personal_access_token });
+    first.client.close();
+    await first.app.stop();
+
+    const second = await startIdentity(['k1', 'k2'], 'k2');
+    const address = `127.0.0.1:${second.app.ports.grpc}`;
+    const asGateway = await clientAs(grpcIdentities.gateway, identityAdminV1.IdentityAdminServiceService, address);
+    const refused = await asGateway.rotateSealingKeys({}).catch((error: unknown) => error);
+    expect((refused as { code: number }).code).toBe(GrpcStatus.PERMISSION_DENIED);
+    asGateway.close();
+    expect((await sealedValues()).some((value) => value.startsWith('cs1:k1:'))).toBe(true);
+
+    const admin = await clientAs(grpcIdentities.operator, identityAdminV1.IdentityAdminServiceService, address);
+    const report = await admin.rotateSealingKeys({});
+    expect(report).toMatchObject({ activeKeyId: 'k2', unreadable: 0, settled: true });
+    expect(report.resealed).toBeGreaterThanOrEqual(2);
+    expect((await sealedValues()).filter((value) => !value.startsWith('cs1:k2:'))).toEqual([]);
+    // Again: nothing left to do.
+    expect(await admin.rotateSealingKeys({})).toMatchObject({ resealed: 0, settled: true });
+    admin.close();
+    second.client.close();
+    await second.app.stop();
   });
 });

@@ -6,6 +6,7 @@ import {
   GrpcStatus,
   type Callers,
   type Logger,
+  type ResealReport,
   type ServiceBinding,
 } from '@calsync/service-kit';
 import type { HookFleet } from '../fleet/hook-fleet';
@@ -20,13 +21,20 @@ const stateOf = new Map<subscriptionV1.WebhookState, WebhookState>(
 export const subscriptionAdminCallers: Callers<typeof subscriptionAdminV1.SubscriptionAdminServiceService> = {
   listHooks: [grpcIdentities.operator],
   countHooks: [grpcIdentities.operator],
+  rotateSealingKeys: [grpcIdentities.operator],
 };
 
 /**
  * The operators' view of every user's hooks. Served beside SubscriptionService but a service of
  * its own, so that per-method authorization can allow it to the operator identity alone.
  */
-export function subscriptionAdminService(deps: { fleet: HookFleet; log: Logger }): ServiceBinding {
+export function subscriptionAdminService(deps: {
+  fleet: HookFleet;
+  /** Re-seals every signing key under the active key (webhooks/signing-key-reseal.ts, this replica's pool and sealer). */
+  reseal: () => Promise<ResealReport>;
+  activeKeyId: string;
+  log: Logger;
+}): ServiceBinding {
   return bindService(
     'calsync.subscription.v1.SubscriptionAdminService',
     subscriptionAdminV1.SubscriptionAdminServiceService,
@@ -43,6 +51,15 @@ export function subscriptionAdminService(deps: { fleet: HookFleet; log: Logger }
           ...(request.cursor ? { cursor: request.cursor } : {}),
         });
         return { webhooks: page.hooks.map(toWebhook), nextCursor: page.nextCursor };
+      },
+      async rotateSealingKeys() {
+        const report = await deps.reseal();
+        const fields = { ...report, activeKeyId: deps.activeKeyId };
+        if (report.settled && report.unreadable === 0)
+          deps.log.info(fields, 'every signing key is sealed with the active key');
+        else deps.log.error(fields, 'some signing keys are still sealed with another key');
+        const resealed = Object.values(report.resealed).reduce((sum, count) => sum + count, 0);
+        return { activeKeyId: deps.activeKeyId, resealed, unreadable: report.unreadable, settled: report.settled };
       },
       async countHooks() {
         const counts = await deps.fleet.count();
