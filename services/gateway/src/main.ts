@@ -35,6 +35,7 @@ import { openApiRoutes } from './http/openapi-routes';
 import { createRequestTracker, type RequestTracker } from './http/request-tracker';
 import { meetingEventsRoutes } from './meetings/meeting-events-routes';
 import { meetingRoutes } from './meetings/meeting-routes';
+import { deliveryRoutes } from './deliveries/delivery-routes';
 import { createDeliveryIntake } from './webhooks/delivery-intake';
 import { createSubscriptionVerifier } from './webhooks/subscription-verifier';
 import { webhookRoutes } from './webhooks/webhook-routes';
@@ -149,6 +150,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
         closing: closing.signal,
       }),
       meetingRoutes({ meetings, verify }),
+      deliveryRoutes({ meetings, verify }),
     ];
     const app = createApp({
       log,

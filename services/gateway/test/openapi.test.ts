@@ -290,6 +290,16 @@ describe('meetings', () => {
     await conforms(one, 'get', await call(offline.url, `/api/meetings/${meeting!.id}`, { headers }));
   });
 
+  it("lists the user's delivery log and refuses as documented", async () => {
+    const path = '/api/deliveries';
+    const headers = await bearer('user-alice');
+    const { body } = await conforms(path, 'get', await call(system.url, path, { headers }));
+    expect((body as { deliveries: unknown[] }).deliveries).not.toEqual([]);
+    await conforms(path, 'get', await call(system.url, `${path}?cursor=bogus`, { headers }));
+    await conforms(path, 'get', await call(system.url, path));
+    await conforms(path, 'get', await call(offline.url, path, { headers }));
+  });
+
   it('issues stream tokens and opens the events stream', async () => {
     const tokenPath = '/api/meetings/events/token';
     const { body } = await conforms(

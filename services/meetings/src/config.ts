@@ -52,6 +52,8 @@ export const configSchema = withGrpcSecurity(
     IMPORT_CONCURRENCY: env.int(4, 1).pipe(z.number().max(64, 'must be at most 64')),
     /** Share of each user's per-minute Calendly budget an import leaves for calsync's other calls. */
     IMPORT_RATE_RESERVE_PERCENT: env.int(20, 0).pipe(z.number().max(90, 'must be at most 90')),
+    /** Days the delivery log keeps a received delivery (what users and operators look back at); 0 keeps them for ever. */
+    DELIVERY_LOG_RETENTION_DAYS: env.int(14, 0),
     /** Hours the change feed keeps a MeetingChanged: how long a watcher can be away and still resume. */
     FEED_RETENTION_HOURS: env.int(168, 1),
   }),

@@ -25,7 +25,8 @@ import { createImportCheckpoints } from './backfill/import-checkpoints';
 import { createRateBudget } from './backfill/rate-budget';
 import { loadMeetingsConfig, type Config } from './config';
 import { createDeadLetterReplay } from './consumer/dead-letter-replay';
-import { createDeadLetters } from './consumer/dead-letters';
+import { createDeadLetters, loggedDeadLetters } from './consumer/dead-letters';
+import { createDeliveryLog, operatorPageBounds, recordDelivery, userPageBounds } from './deliveries/delivery-log';
 import { meetingsAdminGrpcService } from './admin/meetings-admin-grpc';
 import { backfillRequestedHandler, calendlyEventHandler, isPermanentFailure } from './consumer/handlers';
 import { createPullWorker } from './consumer/pull-worker';
@@ -132,6 +133,12 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       durable: config.CONSUMER_DURABLE_NAME,
       batchSize: config.CONSUMER_BATCH_SIZE,
       handle: calendlyEventHandler(applier),
+      // The user sees a delivery given up on in their delivery log.
+      deadLetters: loggedDeadLetters(
+        deadLetters,
+        (entry) => recordDelivery(db, { ...entry, outcome: 'dead_lettered' }),
+        (error) => log.warn({ err: error }, 'could not log a dead-lettered delivery'),
+      ),
       onDeadLetter: (cause) => metrics.deadLettered('events', cause),
     });
     const backfillWorker = createPullWorker({
@@ -153,8 +160,19 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
 
     const grpc = createGrpcServer({
       services: [
-        meetingsGrpcService({ queries, feed, imports: checkpoints, closing: closing.signal, log }),
-        meetingsAdminGrpcService({ deadLetters: createDeadLetterReplay({ js, jsm, names }), log }),
+        meetingsGrpcService({
+          queries,
+          deliveries: createDeliveryLog({ pool: db, bounds: userPageBounds }),
+          feed,
+          imports: checkpoints,
+          closing: closing.signal,
+          log,
+        }),
+        meetingsAdminGrpcService({
+          deadLetters: createDeadLetterReplay({ js, jsm, names }),
+          deliveries: createDeliveryLog({ pool: db, bounds: operatorPageBounds }),
+          log,
+        }),
       ],
       host: config.GRPC_HOST,
       port: config.GRPC_PORT,
@@ -181,7 +199,12 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     relay.start();
 
     const health = await watchHealth({ server: grpc, check: healthy, log, intervalMs: healthCheckMs });
-    const inboxRetention = startInboxRetention({ pool: db, retentionDays: config.INBOX_RETENTION_DAYS, log });
+    const inboxRetention = startInboxRetention({
+      pool: db,
+      retentionDays: config.INBOX_RETENTION_DAYS,
+      deliveryLogRetentionDays: config.DELIVERY_LOG_RETENTION_DAYS,
+      log,
+    });
     opened.closeWith('health', () => {
       health.stop();
       inboxRetention.stop();

@@ -34,12 +34,16 @@ function meetingsBinding(log: Parameters<typeof bindService>[4]): ServiceBinding
       async getImportState() {
         return {};
       },
+      async listDeliveries() {
+        return { deliveries: [], nextCursor: '' };
+      },
     },
     {
       getMeeting: [grpcIdentities.gateway],
       listMeetings: [grpcIdentities.gateway, grpcIdentities.operator],
       watchMeetings: [grpcIdentities.gateway],
       getImportState: [grpcIdentities.gateway],
+      listDeliveries: [grpcIdentities.gateway],
     },
     log,
   );
@@ -131,12 +135,16 @@ describe('createGrpcServer', () => {
         async getImportState() {
           return {};
         },
+        async listDeliveries() {
+          return { deliveries: [], nextCursor: '' };
+        },
       },
       {
         getMeeting: [grpcIdentities.gateway],
         listMeetings: [grpcIdentities.gateway, grpcIdentities.operator],
         watchMeetings: [grpcIdentities.gateway],
         getImportState: [grpcIdentities.gateway],
+        listDeliveries: [grpcIdentities.gateway],
       },
       log,
     );

@@ -260,6 +260,21 @@ const schemas: Record<string, SchemaObject> = {
     },
     'The `data` of a `meeting.changed` event on GET /api/meetings/events',
   ),
+  DeliveryRecord: object(
+    {
+      deliveryKey: { type: 'string', description: 'Stable across Calendly retries of one delivery' },
+      eventType: { type: 'string', examples: ['invitee.created'] },
+      outcome: { enum: ['applied', 'duplicate', 'ignored', 'dead_lettered', 'unknown'] },
+      receivedAt: nullableDateTime,
+      recordedAt: nullableDateTime,
+      latencyMs: { type: 'integer', minimum: 0, description: 'From receipt at the gateway to the outcome' },
+    },
+    'One received delivery: when, what, what became of it',
+  ),
+  DeliveryPage: object({
+    deliveries: { type: 'array', items: ref('DeliveryRecord') },
+    nextCursor: { ...nullableString, description: 'Pass as `cursor` for the next page; null on the last' },
+  }),
   StreamToken: object({
     token: { type: 'string' },
     expiresAt: dateTime,
@@ -289,7 +304,10 @@ export const openApiDocument: OpenAPIObject = {
       'and the probes. Every refusal is JSON `{error, message}`; every answer carries `X-Request-Id`.',
   },
   tags: [
-    { name: 'deliveries', description: 'Calendly webhook deliveries (Calendly calls these)' },
+    {
+      name: 'deliveries',
+      description: 'Calendly webhook deliveries (Calendly calls these), and the log of them a user reads',
+    },
     { name: 'connection', description: "The signed-in user's Calendly connection" },
     { name: 'meetings', description: "The signed-in user's meetings and their live changes" },
     { name: 'operations', description: 'Probes, metrics and this document' },
@@ -399,6 +417,24 @@ export const openApiDocument: OpenAPIObject = {
         ],
         responses: {
           200: ok('A page of meetings', ref('MeetingPage')),
+          400: problem('A parameter (named in the message) is wrong, repeated or unknown', ['invalid_request']),
+        },
+      }),
+    },
+    '/api/deliveries': {
+      get: userOperation({
+        tags: ['deliveries'],
+        summary: "The user's delivery log: the Calendly deliveries calsync received for them, newest first",
+        description:
+          'What became of each delivery and how long it took from receipt to applied; never its payload. Kept ' +
+          'for DELIVERY_LOG_RETENTION_DAYS (meetings). A repeat Calendly sent within JetStream\'s ten-minute ' +
+          'duplicate window is dropped before it is logged.',
+        parameters: [
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+          { name: 'cursor', in: 'query', description: 'As given in `nextCursor`', schema: { type: 'string' } },
+        ],
+        responses: {
+          200: ok('A page of deliveries', ref('DeliveryPage')),
           400: problem('A parameter (named in the message) is wrong, repeated or unknown', ['invalid_request']),
         },
       }),

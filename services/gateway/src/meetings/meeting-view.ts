@@ -1,6 +1,6 @@
 import { meetingsV1 } from '@calsync/proto';
 import { z } from 'zod';
-import { HttpError } from '../http/http-error';
+import { cursorParameter, limitParameter, parseQueryParameters } from '../http/query-parameters';
 
 const iso = (date: Date | undefined) => (date ? date.toISOString() : null);
 
@@ -76,13 +76,8 @@ const listParameters = z
     from: timestamp.optional(),
     to: timestamp.optional(),
     status: z.enum(['active', 'canceled'], { error: 'must be active or canceled' }).optional(),
-    limit: z
-      .string()
-      .regex(/^(100|[1-9]\d?)$/, 'must be a whole number from 1 to 100')
-      .transform(Number)
-      .optional(),
-    // Opaque: meetings parses every field of it and names the one that is wrong.
-    cursor: z.string().max(1024, 'is not one this API gave out').optional(),
+    limit: limitParameter(100),
+    cursor: cursorParameter,
   })
   .refine(({ from, to }) => !from || !to || from.getTime() < to.getTime(), {
     path: ['from'],
@@ -94,20 +89,13 @@ export function listQuery(
   userId: string,
   query: Record<string, string | string[] | undefined>,
 ): meetingsV1.ListMeetingsRequest {
-  const present = Object.fromEntries(Object.entries(query).filter(([, value]) => value !== undefined && value !== ''));
-  for (const [name, value] of Object.entries(present)) {
-    if (Array.isArray(value)) throw new HttpError(400, 'invalid_request', `"${name}" may be given once`);
-  }
-  const parsed = listParameters.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const message =
-      issue.code === 'unrecognized_keys'
-        ? `unknown parameter ${issue.keys.map((key) => `"${key}"`).join(', ')} (known: from, to, status, limit, cursor)`
-        : `"${String(issue.path[0])}" ${issue.message}`;
-    throw new HttpError(400, 'invalid_request', message);
-  }
-  const { from, to, status, limit, cursor } = parsed.data;
+  const { from, to, status, limit, cursor } = parseQueryParameters(listParameters, query, [
+    'from',
+    'to',
+    'status',
+    'limit',
+    'cursor',
+  ]);
   return {
     userId,
     ...(from ? { from } : {}),

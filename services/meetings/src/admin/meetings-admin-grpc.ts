@@ -9,15 +9,20 @@ import {
   type ServiceBinding,
 } from '@calsync/service-kit';
 import { DeadLetterQueryInvalid, type DeadLetterReplay } from '../consumer/dead-letter-replay';
+import type { DeliveryLog } from '../deliveries/delivery-log';
+import { toDeliveryRecord } from '../deliveries/delivery-proto';
+import { InvalidQueryError } from '../meetings/meeting-queries';
 
-/** Who may call each method, by certificate name: operators, through the calsync CLI. */
+/** Who may call each method, by certificate name: operators, through the calsync CLI; never a user's path. */
 export const meetingsAdminCallers: Callers<typeof meetingsAdminV1.MeetingsAdminServiceService> = {
   listDeadLetters: [grpcIdentities.operator],
   replayDeadLetters: [grpcIdentities.operator],
+  listDeliveryLog: [grpcIdentities.operator],
 };
 
 function toGrpcError(error: unknown): GrpcError | undefined {
-  if (error instanceof DeadLetterQueryInvalid) return new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
+  if (error instanceof DeadLetterQueryInvalid || error instanceof InvalidQueryError)
+    return new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
   return undefined;
 }
 
@@ -30,7 +35,11 @@ const userIdOf = (userId: string) => {
  * The operators' view of dead letters. A service of its own beside MeetingsService, so that
  * per-method authorization can allow it to the operator identity alone; no gateway route reaches it.
  */
-export function meetingsAdminGrpcService(deps: { deadLetters: DeadLetterReplay; log: Logger }): ServiceBinding {
+export function meetingsAdminGrpcService(deps: {
+  deadLetters: DeadLetterReplay;
+  deliveries: DeliveryLog;
+  log: Logger;
+}): ServiceBinding {
   return bindService(
     'calsync.meetings.v1.MeetingsAdminService',
     meetingsAdminV1.MeetingsAdminServiceService,
@@ -55,6 +64,14 @@ export function meetingsAdminGrpcService(deps: { deadLetters: DeadLetterReplay; 
           throw new DeadLetterQueryInvalid('name sequences or a user_id, or set all to replay every dead letter');
         if (userId && request.all) throw new DeadLetterQueryInvalid('give either user_id or all: not both');
         return deps.deadLetters.replay(userId ? { userId } : {});
+      },
+      async listDeliveryLog(request) {
+        const page = await deps.deliveries.list({
+          ...(request.userId ? { userId: request.userId } : {}),
+          pageSize: request.pageSize,
+          cursor: request.cursor,
+        });
+        return { deliveries: page.deliveries.map(toDeliveryRecord), nextCursor: page.nextCursor };
       },
     },
     meetingsAdminCallers,

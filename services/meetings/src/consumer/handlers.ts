@@ -24,6 +24,7 @@ export function calendlyEventHandler(applier: MeetingsApplier) {
       eventType: event.eventType,
       calendlyCreatedAt: event.calendlyCreatedAt,
       payload: event.payload,
+      ...(event.receivedAt ? { receivedAt: event.receivedAt } : {}),
     });
   };
 }

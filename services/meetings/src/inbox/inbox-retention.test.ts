@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createPool, migrate, type Pool } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
-import { pruneFinishedBackfills, pruneInbox } from './inbox-retention';
+import { pruneDeliveryLog, pruneFinishedBackfills, pruneInbox } from './inbox-retention';
 
 const { log } = captureLogger('meetings');
 let database: TestDatabase;
@@ -51,4 +51,20 @@ test('prunes finished gap backfills past the retention, never an initial import 
   expect(await pruneFinishedBackfills(pool, 30, 1)).toBe(2);
   const { rows } = await pool.query<{ request_id: string }>('SELECT request_id FROM imports ORDER BY request_id');
   expect(rows.map((kept) => kept.request_id)).toEqual(['import:old', 'poll:old-running', 'poll:recent']);
+});
+
+test('prunes delivery log rows older than the retention and keeps recent ones', async () => {
+  await pool.query(
+    `INSERT INTO delivery_log (user_id, delivery_key, event_type, outcome, received_at, recorded_at)
+     SELECT 'user-' || (n % 3), 'old-' || n, 'invitee.created', 'applied', now() - interval '9 days', now() - interval '9 days'
+     FROM generate_series(1, 12) AS n`,
+  );
+  await pool.query(
+    `INSERT INTO delivery_log (user_id, delivery_key, event_type, outcome, received_at)
+     SELECT 'user-' || (n % 3), 'recent-' || n, 'invitee.created', 'duplicate', now() - interval '1 day'
+     FROM generate_series(1, 4) AS n`,
+  );
+  expect(await pruneDeliveryLog(pool, 7, 5)).toBe(12);
+  const { rows } = await pool.query<{ delivery_key: string }>('SELECT delivery_key FROM delivery_log');
+  expect(rows.map((row) => row.delivery_key).sort()).toEqual(['recent-1', 'recent-2', 'recent-3', 'recent-4']);
 });

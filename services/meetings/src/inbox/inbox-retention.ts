@@ -41,16 +41,48 @@ export async function pruneFinishedBackfills(pool: Pool, retentionDays: number, 
   }
 }
 
-/** Prunes the inbox (and finished gap backfills) now and then every `intervalMs`; 0 days keeps them for ever. */
-export function startInboxRetention(options: { pool: Pool; retentionDays: number; log: Logger; intervalMs?: number }): {
+/**
+ * Deletes delivery log rows older than the retention: what a user or an operator looks back at,
+ * days rather than months.
+ */
+export async function pruneDeliveryLog(pool: Pool, retentionDays: number, batchSize = 5_000): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await pool.query(
+      `DELETE FROM delivery_log WHERE id IN (
+         SELECT id FROM delivery_log WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2)`,
+      [retentionDays, batchSize],
+    );
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < batchSize) return deleted;
+  }
+}
+
+/**
+ * Prunes the inbox (and finished gap backfills), and the delivery log with its own retention, now
+ * and then every `intervalMs`; 0 days keeps them for ever.
+ */
+export function startInboxRetention(options: {
+  pool: Pool;
+  retentionDays: number;
+  deliveryLogRetentionDays: number;
+  log: Logger;
+  intervalMs?: number;
+}): {
   stop(): void;
 } {
-  if (options.retentionDays === 0) return { stop: () => undefined };
+  if (options.retentionDays === 0 && options.deliveryLogRetentionDays === 0) return { stop: () => undefined };
   const prune = async () => {
     try {
-      const deleted = await pruneInbox(options.pool, options.retentionDays);
-      const backfills = await pruneFinishedBackfills(options.pool, options.retentionDays);
-      if (deleted > 0 || backfills > 0) options.log.info({ deleted, backfills }, 'inbox pruned');
+      if (options.retentionDays > 0) {
+        const deleted = await pruneInbox(options.pool, options.retentionDays);
+        const backfills = await pruneFinishedBackfills(options.pool, options.retentionDays);
+        if (deleted > 0 || backfills > 0) options.log.info({ deleted, backfills }, 'inbox pruned');
+      }
+      if (options.deliveryLogRetentionDays > 0) {
+        const deliveries = await pruneDeliveryLog(options.pool, options.deliveryLogRetentionDays);
+        if (deliveries > 0) options.log.info({ deliveries }, 'delivery log pruned');
+      }
     } catch (error) {
       options.log.warn({ err: error }, 'inbox pruning failed');
     }

@@ -23,6 +23,11 @@ export interface Delivery {
   calendlyCreatedAt?: Date;
   /** The Calendly JSON body, byte-exact. */
   payload: Uint8Array;
+  /**
+   * When the gateway accepted it from Calendly: set for webhook deliveries, which the delivery
+   * log records; unset for what a backfill fetched (not a delivery).
+   */
+  receivedAt?: Date;
 }
 
 export interface CancellationFields {

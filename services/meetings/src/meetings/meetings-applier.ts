@@ -1,5 +1,6 @@
-import { inTransaction, type Logger, type Pool } from '@calsync/service-kit';
+import { inTransaction, type Logger, type Pool, type PoolClient } from '@calsync/service-kit';
 import { parseDelivery, type Delivery, type InviteeChange } from './calendly-payload';
+import { recordDelivery, type DeliveryOutcome } from '../deliveries/delivery-log';
 import { changeKindOf, lockUserChanges, recordChange } from '../feed/meeting-changes';
 import { createMeetingQueries } from './meeting-queries';
 import { meetingWrites } from './meeting-repository';
@@ -28,7 +29,19 @@ const maxAttempts = 3;
 export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?: ApplyObserver }): MeetingsApplier {
   const { pool, log } = deps;
 
-  async function applyChange(change: InviteeChange): Promise<ApplyOutcome> {
+  // A webhook delivery's outcome goes into the delivery log in the transaction that decided it.
+  const logDelivery = async (client: PoolClient, delivery: Delivery, eventType: string, outcome: DeliveryOutcome) => {
+    if (!delivery.receivedAt) return;
+    await recordDelivery(client, {
+      userId: delivery.userId,
+      deliveryKey: delivery.deliveryKey,
+      eventType,
+      outcome,
+      receivedAt: delivery.receivedAt,
+    });
+  };
+
+  async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
     return inTransaction(pool, async (client) => {
       const fresh = await meetingWrites.claimDelivery(client, {
         userId: change.userId,
@@ -36,7 +49,10 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         eventType: change.eventType,
         outcome: 'applied',
       });
-      if (!fresh) return 'duplicate';
+      if (!fresh) {
+        await logDelivery(client, delivery, change.eventType, 'duplicate');
+        return 'duplicate';
+      }
       await lockUserChanges(client, change.userId);
       const reads = createMeetingQueries({ pool: client });
       const before = await reads.byScheduledEvent(change.userId, change.meeting.uri);
@@ -56,6 +72,7 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
       });
       if (kind)
         await recordChange(client, { userId: change.userId, kind, meeting: after, eventType: change.eventType });
+      await logDelivery(client, delivery, change.eventType, 'applied');
       return 'applied';
     });
   }
@@ -63,17 +80,20 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
   async function applyOnce(delivery: Delivery): Promise<{ outcome: ApplyOutcome; eventType: string }> {
     const parsed = parseDelivery(delivery);
     if (parsed.kind === 'ignored') {
-      const fresh = await inTransaction(pool, (client) =>
-        meetingWrites.claimDelivery(client, {
+      const outcome = await inTransaction(pool, async (client) => {
+        const fresh = await meetingWrites.claimDelivery(client, {
           userId: delivery.userId,
           deliveryKey: delivery.deliveryKey,
           eventType: parsed.eventType,
           outcome: 'ignored',
-        }),
-      );
-      return { outcome: fresh ? 'ignored' : 'duplicate', eventType: parsed.eventType };
+        });
+        const result: ApplyOutcome = fresh ? 'ignored' : 'duplicate';
+        await logDelivery(client, delivery, parsed.eventType, result);
+        return result;
+      });
+      return { outcome, eventType: parsed.eventType };
     }
-    return { outcome: await applyChange(parsed.change), eventType: parsed.change.eventType };
+    return { outcome: await applyChange(delivery, parsed.change), eventType: parsed.change.eventType };
   }
 
   return {

@@ -9,6 +9,8 @@ import {
   type ServiceBinding,
 } from '@calsync/service-kit';
 import type { ImportCheckpoints, ImportRecord, ImportStatus } from '../backfill/import-checkpoints';
+import type { DeliveryLog } from '../deliveries/delivery-log';
+import { toDeliveryRecord } from '../deliveries/delivery-proto';
 import { CursorError, type ChangeFeed } from '../feed/feed-stream';
 import { InvalidQueryError, type MeetingQueries } from './meeting-queries';
 import { toMeeting } from './meeting-proto';
@@ -37,12 +39,13 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Who may call each method, by certificate name: the gateway reads and watches meetings for signed-in users. */
+/** Who may call each method, by certificate name: the gateway reads and watches meetings (and the delivery log) for signed-in users. */
 export const meetingsCallers: Callers<typeof meetingsV1.MeetingsServiceService> = {
   listMeetings: [grpcIdentities.gateway],
   getMeeting: [grpcIdentities.gateway],
   watchMeetings: [grpcIdentities.gateway],
   getImportState: [grpcIdentities.gateway],
+  listDeliveries: [grpcIdentities.gateway],
 };
 
 const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
@@ -57,6 +60,7 @@ const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
  */
 export function meetingsGrpcService(deps: {
   queries: MeetingQueries;
+  deliveries: DeliveryLog;
   feed: ChangeFeed;
   imports: Pick<ImportCheckpoints, 'latest'>;
   closing: AbortSignal;
@@ -92,6 +96,16 @@ export function meetingsGrpcService(deps: {
         const latest = await deps.imports.latest(request.userId, 'initial_import');
         return { import: latest ? toImport(latest) : undefined };
       },
+      listDeliveries: (request) =>
+        answering(async () => {
+          if (!request.userId) throw new InvalidQueryError('user_id is required');
+          const page = await deps.deliveries.list({
+            userId: request.userId,
+            pageSize: request.pageSize,
+            cursor: request.cursor,
+          });
+          return { deliveries: page.deliveries.map(toDeliveryRecord), nextCursor: page.nextCursor };
+        }),
       async watchMeetings(request, stream) {
         if (request.allUsers && request.userId)
           throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'give user_id or all_users, not both');

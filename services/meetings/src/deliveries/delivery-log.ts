@@ -1,0 +1,113 @@
+import type { Pool, PoolClient } from '@calsync/service-kit';
+import { InvalidQueryError } from '../meetings/meeting-queries';
+
+/** What became of a received delivery: the meetings applier's outcomes, and the dead-letter stream's. */
+export type DeliveryOutcome = 'applied' | 'duplicate' | 'ignored' | 'dead_lettered';
+
+/** One received delivery as the log keeps it: never its payload. */
+export interface DeliveryLogEntry {
+  deliveryKey: string;
+  userId: string;
+  eventType: string;
+  outcome: DeliveryOutcome;
+  receivedAt: Date;
+  recordedAt: Date;
+  /** From receipt at the gateway to the outcome committed here. */
+  latencyMs: number;
+}
+
+export interface DeliveryLogQuery {
+  /** One user's log; undefined for every user's (operators only). */
+  userId?: string;
+  /** 0 means the default. */
+  pageSize: number;
+  cursor: string;
+}
+
+export interface DeliveryLog {
+  /** Newest first, keyset-paged. Throws InvalidQueryError for a bad page size or cursor. */
+  list(query: DeliveryLogQuery): Promise<{ deliveries: DeliveryLogEntry[]; nextCursor: string }>;
+}
+
+/** How many rows one page may hold: the user API's and the operators' bounds differ. */
+export interface PageBounds {
+  defaultSize: number;
+  maxSize: number;
+}
+
+export const userPageBounds: PageBounds = { defaultSize: 20, maxSize: 100 };
+export const operatorPageBounds: PageBounds = { defaultSize: 50, maxSize: 200 };
+
+const maxUserIdLength = 200;
+// Exactly what encodeCursor writes: a version and the last row's id, nothing else.
+const cursorPattern = /^d1\.([1-9]\d{0,17})$/;
+
+const encodeCursor = (id: string) => `d1.${id}`;
+
+function decodeCursor(cursor: string): string {
+  const match = cursorPattern.exec(cursor);
+  if (!match) throw new InvalidQueryError('"cursor" is not one this service handed out');
+  return match[1]!;
+}
+
+/**
+ * Records one received delivery on the caller's connection (inside the transaction that decided
+ * its outcome, so an applied delivery and its log row commit together).
+ */
+export async function recordDelivery(
+  db: Pool | PoolClient,
+  entry: { userId: string; deliveryKey: string; eventType: string; outcome: DeliveryOutcome; receivedAt: Date },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO delivery_log (user_id, delivery_key, event_type, outcome, received_at) VALUES ($1, $2, $3, $4, $5)`,
+    [entry.userId, entry.deliveryKey, entry.eventType, entry.outcome, entry.receivedAt],
+  );
+}
+
+interface LogRow {
+  id: string;
+  user_id: string;
+  delivery_key: string;
+  event_type: string;
+  outcome: DeliveryOutcome;
+  received_at: Date;
+  recorded_at: Date;
+}
+
+export function createDeliveryLog(deps: { pool: Pool; bounds: PageBounds }): DeliveryLog {
+  const { pool, bounds } = deps;
+  return {
+    async list(query) {
+      const pageSize = query.pageSize === 0 ? bounds.defaultSize : query.pageSize;
+      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > bounds.maxSize)
+        throw new InvalidQueryError(`page_size must be between 1 and ${bounds.maxSize}`);
+      if (query.userId !== undefined && (query.userId.length === 0 || query.userId.length > maxUserIdLength))
+        throw new InvalidQueryError(`user_id must be 1 to ${maxUserIdLength} characters`);
+      const conditions: string[] = [];
+      const values: unknown[] = [];
+      const bind = (value: unknown) => `$${values.push(value)}`;
+      if (query.userId !== undefined) conditions.push(`user_id = ${bind(query.userId)}`);
+      if (query.cursor) conditions.push(`id < ${bind(decodeCursor(query.cursor))}::bigint`);
+      const { rows } = await pool.query<LogRow>(
+        `SELECT id::text AS id, user_id, delivery_key, event_type, outcome, received_at, recorded_at
+         FROM delivery_log ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
+         ORDER BY id DESC LIMIT ${bind(pageSize + 1)}`,
+        values,
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        deliveries: page.map((row) => ({
+          deliveryKey: row.delivery_key,
+          userId: row.user_id,
+          eventType: row.event_type,
+          outcome: row.outcome,
+          receivedAt: row.received_at,
+          recordedAt: row.recorded_at,
+          latencyMs: Math.max(0, row.recorded_at.getTime() - row.received_at.getTime()),
+        })),
+        nextCursor: rows.length > pageSize && last ? encodeCursor(last.id) : '',
+      };
+    },
+  };
+}
