@@ -22,7 +22,8 @@ interface DeliveryView {
 
 async function deliveriesOf(userId: string, query = ''): Promise<DeliveryView[]> {
   const answer = await system.api(`/api/deliveries${query}`, { userId });
-  if (answer.status !== 200) throw new Error(`deliveries of ${userId}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  if (answer.status !== 200)
+    throw new Error(`deliveries of ${userId}: ${answer.status} ${JSON.stringify(answer.body)}`);
   return answer.body.deliveries as DeliveryView[];
 }
 

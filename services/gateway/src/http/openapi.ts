@@ -427,7 +427,7 @@ export const openApiDocument: OpenAPIObject = {
         summary: "The user's delivery log: the Calendly deliveries calsync received for them, newest first",
         description:
           'What became of each delivery and how long it took from receipt to applied; never its payload. Kept ' +
-          'for DELIVERY_LOG_RETENTION_DAYS (meetings). A repeat Calendly sent within JetStream\'s ten-minute ' +
+          "for DELIVERY_LOG_RETENTION_DAYS (meetings). A repeat Calendly sent within JetStream's ten-minute " +
           'duplicate window is dropped before it is logged.',
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },

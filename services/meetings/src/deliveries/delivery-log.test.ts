@@ -95,9 +95,18 @@ it("shows a user their own deliveries, newest first, with each outcome and laten
   const records = await allOf(alice, 0);
   expect(records.map((record) => [record.deliveryKey, record.outcome])).toEqual([
     [malformedKey, DeliveryOutcome.DELIVERY_OUTCOME_DEAD_LETTERED],
-    [toCalendlyEvent(alice, aliceCal.user.uri, aliceFirst.delivery).deliveryKey, DeliveryOutcome.DELIVERY_OUTCOME_DUPLICATE],
-    [toCalendlyEvent(alice, aliceCal.user.uri, aliceSecond.delivery).deliveryKey, DeliveryOutcome.DELIVERY_OUTCOME_APPLIED],
-    [toCalendlyEvent(alice, aliceCal.user.uri, aliceFirst.delivery).deliveryKey, DeliveryOutcome.DELIVERY_OUTCOME_APPLIED],
+    [
+      toCalendlyEvent(alice, aliceCal.user.uri, aliceFirst.delivery).deliveryKey,
+      DeliveryOutcome.DELIVERY_OUTCOME_DUPLICATE,
+    ],
+    [
+      toCalendlyEvent(alice, aliceCal.user.uri, aliceSecond.delivery).deliveryKey,
+      DeliveryOutcome.DELIVERY_OUTCOME_APPLIED,
+    ],
+    [
+      toCalendlyEvent(alice, aliceCal.user.uri, aliceFirst.delivery).deliveryKey,
+      DeliveryOutcome.DELIVERY_OUTCOME_APPLIED,
+    ],
   ]);
   for (const record of records) {
     expect(record.userId).toBe(alice);
