@@ -3,6 +3,7 @@
 // failed bench never leaves nats-server, Postgres or a service running.
 'use strict';
 const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
 const { cpus, loadavg, totalmem, platform, release } = require('node:os');
 const { relative } = require('node:path');
 
@@ -71,4 +72,41 @@ function processUsage(pid) {
   return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
 }
 
-module.exports = { printBenchHeader, createCleanup, processUsage };
+/**
+ * The Postgres and NATS a bench runs on: DATABASE_URL and NATS_URL when set, else an embedded
+ * Postgres and a nats-server of its own under `dir`, each stopped by `cleanup`. With
+ * `databasePrefix`, a database of its own is made there (dropped by `cleanup`), so nothing the
+ * bench writes meets another run's rows; `databaseUrl` then names it.
+ */
+async function benchInfra({ dir, cleanup, databasePrefix }) {
+  const localInfra = require('./local-infra.cjs');
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres') });
+    cleanup.add(postgres.stop);
+    databaseUrl = postgres.url;
+  }
+  let natsUrl = process.env.NATS_URL;
+  if (!natsUrl) {
+    const nats = await localInfra.startLocalNats({ dir: join(dir, 'nats') });
+    cleanup.add(nats.stop);
+    natsUrl = nats.url;
+  }
+  if (databasePrefix) {
+    const { Client } = require('pg');
+    const admin = new Client({ connectionString: databaseUrl });
+    await admin.connect();
+    const name = `${databasePrefix}_${Date.now().toString(36)}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    cleanup.add(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    });
+    const own = new URL(databaseUrl);
+    own.pathname = `/${name}`;
+    databaseUrl = own.toString();
+  }
+  return { databaseUrl, natsUrl };
+}
+
+module.exports = { printBenchHeader, createCleanup, processUsage, benchInfra };

@@ -20,7 +20,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from 'nats';
-import localInfra from '../../lib/local-infra.cjs';
 import systemLib from '../../lib/system.cjs';
 import devJwt from '../../lib/dev-jwt.cjs';
 import bench from '../../lib/bench.cjs';
@@ -78,18 +77,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'calsync-bench-e2e-'));
   cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    let databaseUrl = process.env.DATABASE_URL;
-    if (!databaseUrl) {
-      const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres') });
-      cleanup.add(postgres.stop);
-      databaseUrl = postgres.url;
-    }
-    let natsUrl = process.env.NATS_URL;
-    if (!natsUrl) {
-      const nats = await localInfra.startLocalNats({ dir: join(dir, 'nats') });
-      cleanup.add(nats.stop);
-      natsUrl = nats.url;
-    }
+    const { databaseUrl, natsUrl } = await bench.benchInfra({ dir, cleanup });
     const prefix = `bench${Date.now().toString(36)}`;
     const system = await systemLib.startSystem({
       rootDir,

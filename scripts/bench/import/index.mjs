@@ -26,7 +26,6 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import localInfra from '../../lib/local-infra.cjs';
 import systemLib from '../../lib/system.cjs';
 import bench from '../../lib/bench.cjs';
 import devJwt from '../../lib/dev-jwt.cjs';
@@ -89,33 +88,11 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'calsync-bench-import-'));
   cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    let databaseUrl = process.env.DATABASE_URL;
-    if (!databaseUrl) {
-      const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres') });
-      cleanup.add(postgres.stop);
-      databaseUrl = postgres.url;
-    }
-    let natsUrl = process.env.NATS_URL;
-    if (!natsUrl) {
-      const nats = await localInfra.startLocalNats({ dir: join(dir, 'nats') });
-      cleanup.add(nats.stop);
-      natsUrl = nats.url;
-    }
-    // A database of its own, so nothing meets another run's rows.
-    const admin = new (requireFromRepo('pg').Client)({ connectionString: databaseUrl });
-    await admin.connect();
-    const databaseName = `calsync_bench_import_${Date.now().toString(36)}`;
-    await admin.query(`CREATE DATABASE ${databaseName}`);
-    const benchUrl = new URL(databaseUrl);
-    benchUrl.pathname = `/${databaseName}`;
-    cleanup.add(async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
-      await admin.end();
-    });
+    const { databaseUrl, natsUrl } = await bench.benchInfra({ dir, cleanup, databasePrefix: 'calsync_bench_import' });
 
     const system = await systemLib.startSystem({
       rootDir,
-      databaseUrl: benchUrl.toString(),
+      databaseUrl,
       natsUrl,
       natsSubjectPrefix: `benchimp${Date.now().toString(36)}`,
       // `info`: each service's `ready` line is what startSystem waits for; keep only the last lines.
@@ -129,7 +106,7 @@ async function main() {
     });
     cleanup.add(system.stop);
     const { simulator, gateway } = system.urls;
-    const db = new (requireFromRepo('pg').Pool)({ connectionString: benchUrl.toString(), max: 2 });
+    const db = new (requireFromRepo('pg').Pool)({ connectionString: databaseUrl, max: 2 });
     cleanup.add(() => db.end());
 
     say(`seeding ${userCount} Calendly users with ${meetingsPerUser} meetings each...`);

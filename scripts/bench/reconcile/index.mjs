@@ -25,7 +25,6 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import localInfra from '../../lib/local-infra.cjs';
 import systemLib from '../../lib/system.cjs';
 import bench from '../../lib/bench.cjs';
 
@@ -72,33 +71,15 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'calsync-bench-reconcile-'));
   cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    let databaseUrl = process.env.DATABASE_URL;
-    if (!databaseUrl) {
-      const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres') });
-      cleanup.add(postgres.stop);
-      databaseUrl = postgres.url;
-    }
-    let natsUrl = process.env.NATS_URL;
-    if (!natsUrl) {
-      const nats = await localInfra.startLocalNats({ dir: join(dir, 'nats') });
-      cleanup.add(nats.stop);
-      natsUrl = nats.url;
-    }
-    // A database of its own, so the seeded rows never meet another run's.
-    const admin = new (requireFromRepo('pg').Client)({ connectionString: databaseUrl });
-    await admin.connect();
-    const databaseName = `calsync_bench_reconcile_${Date.now().toString(36)}`;
-    await admin.query(`CREATE DATABASE ${databaseName}`);
-    const benchUrl = new URL(databaseUrl);
-    benchUrl.pathname = `/${databaseName}`;
-    cleanup.add(async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
-      await admin.end();
+    const { databaseUrl, natsUrl } = await bench.benchInfra({
+      dir,
+      cleanup,
+      databasePrefix: 'calsync_bench_reconcile',
     });
 
     const system = await systemLib.startSystem({
       rootDir,
-      databaseUrl: benchUrl.toString(),
+      databaseUrl,
       natsUrl,
       natsSubjectPrefix: `benchrec${Date.now().toString(36)}`,
       logLevel: 'info',
@@ -114,7 +95,7 @@ async function main() {
       }),
     );
     const sealer = kit.createSealer({ keys: sealingKeys, activeKeyId: [...sealingKeys.keys()][0] });
-    const db = new (requireFromRepo('pg').Pool)({ connectionString: benchUrl.toString(), max: 4 });
+    const db = new (requireFromRepo('pg').Pool)({ connectionString: databaseUrl, max: 4 });
     cleanup.add(() => db.end());
 
     say(`seeding ${userCount} connected users with a webhook each...`);
