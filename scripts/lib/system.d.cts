@@ -35,6 +35,8 @@ export function startSystem(options: {
   secrets: DevSecrets;
   /** The throwaway CA (`ca.crt`) and each identity's `tls.crt`/`tls.key` under `calsync-<service>/`. */
   certsDir: string;
+  /** Mutual TLS presenting `identity`'s certificate from the same CA (e.g. `calsync-operator`). */
+  grpcSecurity(identity: string): Promise<import('@calsync/service-kit').GrpcSecurity>;
   /** Starts a service again on the same ports and settings, after SIGKILL with `kill`, else SIGTERM. */
   restart(service: string, options?: { kill?: boolean }): Promise<RunningService>;
   stop(): Promise<void>;
