@@ -268,6 +268,16 @@ describe('the connection', () => {
       'delete',
       await call(offline.url, path, { method: 'DELETE', headers: await bearer('user-alice') }),
     );
+    await conforms(
+      path,
+      'delete',
+      await call(system.url, `${path}?purge=maybe`, { method: 'DELETE', headers: await bearer('user-alice') }),
+    );
+    await conforms(
+      path,
+      'delete',
+      await call(system.url, `${path}?purge=true`, { method: 'DELETE', headers: await bearer('user-nobody') }),
+    );
   });
 });
 

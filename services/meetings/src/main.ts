@@ -36,6 +36,8 @@ import { backfillDurableName, declareTopology } from './consumer/topology';
 import { createMeetingQueries } from './meetings/meeting-queries';
 import { createMeetingsApplier } from './meetings/meetings-applier';
 import { meetingsGrpcService } from './meetings/meetings-grpc';
+import { createStreamUserMessages } from './purge/user-messages-stream';
+import { createUserPurge } from './purge/user-purge';
 import { startInboxRetention } from './inbox/inbox-retention';
 import { createMeetingsMetrics } from './metrics';
 
@@ -163,6 +165,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
         meetingsGrpcService({
           queries,
           deliveries: createDeliveryLog({ pool: db, bounds: userPageBounds }),
+          purge: createUserPurge({ pool: db, messages: createStreamUserMessages({ js, jsm, names }), log }),
           feed,
           imports: checkpoints,
           closing: closing.signal,

@@ -37,6 +37,9 @@ function meetingsBinding(log: Parameters<typeof bindService>[4]): ServiceBinding
       async listDeliveries() {
         return { deliveries: [], nextCursor: '' };
       },
+      async purgeUser() {
+        return { rowsDeleted: 0, messagesDeleted: 0 };
+      },
     },
     {
       getMeeting: [grpcIdentities.gateway],
@@ -44,6 +47,7 @@ function meetingsBinding(log: Parameters<typeof bindService>[4]): ServiceBinding
       watchMeetings: [grpcIdentities.gateway],
       getImportState: [grpcIdentities.gateway],
       listDeliveries: [grpcIdentities.gateway],
+      purgeUser: [grpcIdentities.gateway],
     },
     log,
   );
@@ -138,6 +142,9 @@ describe('createGrpcServer', () => {
         async listDeliveries() {
           return { deliveries: [], nextCursor: '' };
         },
+        async purgeUser() {
+          return { rowsDeleted: 0, messagesDeleted: 0 };
+        },
       },
       {
         getMeeting: [grpcIdentities.gateway],
@@ -145,6 +152,7 @@ describe('createGrpcServer', () => {
         watchMeetings: [grpcIdentities.gateway],
         getImportState: [grpcIdentities.gateway],
         listDeliveries: [grpcIdentities.gateway],
+        purgeUser: [grpcIdentities.gateway],
       },
       log,
     );

@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from 'nats';
-import { ensureConsumer, ensureStream } from './nats';
+import { ensureConsumer, ensureStream, eraseMatchingMessages } from './nats';
 import { natsNames, userSubjectToken } from './nats-names';
 import { testNatsUrl, testSubjectPrefix } from './testing/infra';
 
@@ -60,5 +60,41 @@ describe('ensureStream and ensureConsumer', () => {
     expect(new Set(tokens).size).toBe(ids.length);
     for (const token of tokens) expect(token).toMatch(/^[A-Za-z0-9_%-]+$/);
     expect(() => userSubjectToken('')).toThrow();
+  });
+});
+
+describe('eraseMatchingMessages', () => {
+  it('erases exactly the matching messages of a stream, over several batches, and nothing else', async () => {
+    const jsm = await nc.jetstreamManager();
+    const js = nc.jetstream();
+    const stream = names.deadLetterStream;
+    await jsm.streams.add({ name: stream, subjects: [names.deadLetterSubjects] });
+    try {
+      // More than one fetch's worth, interleaved; one gap where a message was already deleted.
+      for (let n = 0; n < 1_203; n++)
+        await js.publish(names.deadLetterSubject(`x.${n % 3}`), Buffer.from(n % 3 === 0 ? `alice ${n}` : `bob ${n}`));
+      await jsm.streams.deleteMessage(stream, 2);
+      const alices = (data: Uint8Array) => Buffer.from(data).toString().startsWith('alice');
+      expect(await eraseMatchingMessages(js, jsm, stream, (_subject, data) => alices(data))).toBe(401);
+
+      const info = await jsm.streams.info(stream);
+      expect(info.state.messages).toBe(1_203 - 1 - 401);
+      let seen = 0;
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const message = await jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+        if (!message) continue;
+        seen++;
+        expect(alices(message.data)).toBe(false);
+      }
+      expect(seen).toBe(801);
+      expect(await eraseMatchingMessages(js, jsm, stream, (_subject, data) => alices(data))).toBe(0);
+    } finally {
+      await jsm.streams.delete(stream);
+    }
+  });
+
+  it('has nothing to erase in a stream that does not exist', async () => {
+    const jsm = await nc.jetstreamManager();
+    expect(await eraseMatchingMessages(nc.jetstream(), jsm, `${names.eventsStream}_NONE`, () => true)).toBe(0);
   });
 });

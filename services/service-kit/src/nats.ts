@@ -1,4 +1,12 @@
-import { connect, type ConsumerConfig, type JetStreamManager, type NatsConnection, type StreamConfig } from 'nats';
+import {
+  connect,
+  DeliverPolicy,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+  type StreamConfig,
+} from 'nats';
 import type { Logger } from './logger';
 
 export type { NatsConnection, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
@@ -79,6 +87,62 @@ export async function ensureConsumer(
     if (!isNotFound(error)) throw error;
     await jsm.consumers.add(stream, config);
   }
+}
+
+/**
+ * Erases every message of `stream` that `matches` (by its subject and data), for messages whose
+ * subject does not say whose they are. Reads the stream once through an ordered consumer, then
+ * deletes each match with erase (its bytes overwritten on disk, not only unlinked). A missing
+ * stream has nothing to erase. Costs one pass over the stream: meant for rare work (forgetting
+ * a user), not for a hot path. Resolves the number of messages erased.
+ */
+export async function eraseMatchingMessages(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  stream: string,
+  matches: (subject: string, data: Uint8Array) => boolean,
+): Promise<number> {
+  let stored: number;
+  let firstSeq: number;
+  try {
+    ({ messages: stored, first_seq: firstSeq } = (await jsm.streams.info(stream)).state);
+  } catch (error) {
+    if (isNotFound(error)) return 0;
+    throw error;
+  }
+  if (stored === 0) return 0;
+  // From the first stored sequence: an ordered consumer asked for DeliverPolicy.All never
+  // delivers on NATS 2.9 (nats.js 2.29).
+  const consumer = await js.consumers.get(stream, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: firstSeq,
+  });
+  const found: number[] = [];
+  // A fetch returns when it has all it asked for (or at its expiry): ask for no more than is stored.
+  for (let remaining = stored; remaining > 0;) {
+    const asked = Math.min(500, remaining);
+    const batch = await consumer.fetch({ max_messages: asked, expires: 2_000 });
+    let received = 0;
+    let caughtUp = false;
+    for await (const message of batch) {
+      received += 1;
+      if (matches(message.subject, message.data)) found.push(message.seq);
+      if (message.info.pending === 0) caughtUp = true;
+    }
+    remaining -= received;
+    // Fewer than asked: messages went meanwhile (aged out, deleted); what is left has been read.
+    if (caughtUp || received < asked) break;
+  }
+  let erased = 0;
+  for (const seq of found) {
+    try {
+      if (await jsm.streams.deleteMessage(stream, seq, true)) erased += 1;
+    } catch (error) {
+      // Gone meanwhile (aged out, replayed, or erased by a concurrent purge): nothing left to erase.
+      if (!/no message found|not found/i.test(String(error))) throw error;
+    }
+  }
+  return erased;
 }
 
 function isNotFound(error: unknown): boolean {

@@ -2,7 +2,9 @@ import Router from '@koa/router';
 import { GrpcStatus } from '@calsync/service-kit';
 import { requireUser, userIdOf } from '../auth/auth-middleware';
 import type { JwtVerifier } from '../auth/jwt-verifier';
+import { z } from 'zod';
 import { HttpError } from '../http/http-error';
+import { parseQueryParameters } from '../http/query-parameters';
 import { parseJsonObject, readRawBody, requireJsonContentType } from '../http/raw-body';
 import type { GatewayState } from '../http/request-context';
 import { upstreamError } from '../upstream/upstream-error';
@@ -10,6 +12,11 @@ import type { ConnectCookie } from './connect-cookie';
 import { ConnectStepFailed, type CallContext, type ConnectionService } from './connection-service';
 
 const maxTokenBodyBytes = 16 * 1024;
+
+// `?purge=true` also forgets everything calsync holds of the user; false (or none) only disconnects.
+const disconnectParameters = z.strictObject({
+  purge: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+});
 
 /**
  * The user's Calendly connection: connect (OAuth redirect or personal token), look, disconnect.
@@ -116,8 +123,9 @@ export function connectionRoutes(options: {
   });
 
   router.delete('/api/calendly/connection', signedIn, async (ctx) => {
+    const { purge } = parseQueryParameters(disconnectParameters, ctx.query, ['purge']);
     try {
-      await connections.disconnect(userIdOf(ctx.state), context(ctx.state));
+      await connections.disconnect(userIdOf(ctx.state), context(ctx.state), { purge: purge === 'true' });
     } catch (error) {
       throw upstreamError(error, 'the connection store');
     }

@@ -58,8 +58,13 @@ export interface ConnectionService {
   completeConnect(state: string, code: string, context: CallContext): Promise<{ userId: string }>;
   connectWithToken(userId: string, token: string, context: CallContext): Promise<ConnectionView>;
   describe(userId: string, context: CallContext): Promise<ConnectionView>;
-  /** Removes the user's webhooks first (their token is needed at Calendly), then the credentials. */
-  disconnect(userId: string, context: CallContext): Promise<void>;
+  /**
+   * Removes the user's webhooks first (their token is needed at Calendly), then the credentials.
+   * With `purge`, every service also forgets the user: subscription (hooks, at Calendly too),
+   * identity (tokens), then meetings (meetings, logs and stream messages), so that no delivery
+   * or backfill can arrive once meetings has forgotten. Each step is idempotent: retry on failure.
+   */
+  disconnect(userId: string, context: CallContext, options?: { purge: boolean }): Promise<void>;
 }
 
 const notConnected: ConnectionView = {
@@ -136,7 +141,13 @@ export function createConnectionService(deps: {
       return compose(userId, connection, context);
     },
 
-    async disconnect(userId, context) {
+    async disconnect(userId, context, disconnectOptions) {
+      if (disconnectOptions?.purge) {
+        await subscription.purgeUser({ userId }, options(context));
+        await identity.purgeUser({ userId }, options(context));
+        await meetings.purgeUser({ userId }, options(context));
+        return;
+      }
       await subscription.removeUserWebhooks({ userId }, options(context));
       await identity.disconnect({ userId }, options(context));
     },

@@ -395,12 +395,25 @@ export const openApiDocument: OpenAPIObject = {
       }),
       delete: userOperation({
         tags: ['connection'],
-        summary: 'Disconnect: remove the webhooks at Calendly, then the credentials',
+        summary: 'Disconnect: remove the webhooks at Calendly, then the credentials; with purge=true, forget the user',
+        description:
+          'With `purge=true` every service also deletes everything it holds of the user (meetings, invitees, ' +
+          "imports, delivery log, webhook rows, tokens) and their messages in calsync's streams are erased. " +
+          'Idempotent: after a 503, send it again. A user calsync never knew gets 204 and nothing changes.',
+        parameters: [
+          {
+            name: 'purge',
+            in: 'query',
+            description: '`true`: also forget everything calsync holds of the user',
+            schema: { enum: ['true', 'false'], default: 'false' },
+          },
+        ],
         responses: {
           204: {
-            description: 'Disconnected (also when there was nothing to disconnect)',
+            description: 'Disconnected, and forgotten with purge=true (also when there was nothing to do)',
             headers: { 'X-Request-Id': requestIdHeader },
           },
+          400: problem('A parameter is wrong, repeated or unknown; nothing was changed', ['invalid_request']),
         },
       }),
     },

@@ -47,7 +47,15 @@ export interface Connections {
   connectWithPersonalToken(userId: string, token: string): Promise<ConnectResult>;
   getConnection(userId: string): Promise<Connection>;
   disconnect(userId: string): Promise<{ wasConnected: boolean; revoked: boolean }>;
+  /** Disconnects (revoking what Calendly still accepts), then deletes every other row of the user. Idempotent. */
+  purge(userId: string): Promise<{ rowsDeleted: number }>;
 }
+
+/**
+ * The tables besides `connections` that hold a user's rows. The purge test checks every table
+ * of the schema afterwards, so a new table with user data that is missing here fails it.
+ */
+export const userTables = ['oauth_states', 'token_requests'] as const;
 
 interface TokensToStore {
   userId: string;
@@ -159,7 +167,7 @@ export function createConnections(deps: {
     return { connection: toConnection(row), replacedPrevious: previous !== undefined };
   }
 
-  return {
+  const connections: Connections = {
     async beginConnect(userIdInput, redirectUriInput) {
       const userId = requireUserId(userIdInput);
       const redirectUri = requireRedirectUri(redirectUriInput);
@@ -279,5 +287,18 @@ export function createConnections(deps: {
       log.info({ userId, kind: row.kind, revoked }, 'calendly disconnected');
       return { wasConnected: true, revoked };
     },
+
+    async purge(userIdInput) {
+      const userId = requireUserId(userIdInput);
+      const { wasConnected } = await connections.disconnect(userId);
+      let rowsDeleted = wasConnected ? 1 : 0;
+      for (const table of userTables) {
+        const result = await pool.query(`DELETE FROM ${table} WHERE user_id = $1`, [userId]);
+        rowsDeleted += result.rowCount ?? 0;
+      }
+      log.info({ userId, rowsDeleted }, 'user purged');
+      return { rowsDeleted };
+    },
   };
+  return connections;
 }

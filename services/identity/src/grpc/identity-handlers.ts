@@ -33,6 +33,8 @@ export const identityCallers: Callers<typeof identityV1.IdentityServiceService> 
   getConnection: [gateway, operator],
   getAccessToken: [subscription, meetings],
   disconnect: [gateway],
+  // The gateway for the signed-in user who asked to be forgotten; an operator for any user.
+  purgeUser: [gateway, operator],
 };
 
 /** calsync.identity.v1.IdentityService over the domain: decoding and encoding only. */
@@ -63,6 +65,10 @@ export function identityService(deps: {
         return { ...token, kind: kinds[token.kind] };
       },
       disconnect: (request) => connections.disconnect(request.userId),
+      async purgeUser(request) {
+        const { rowsDeleted } = await connections.purge(request.userId);
+        return { rowsDeleted };
+      },
     },
     identityCallers,
     deps.log,

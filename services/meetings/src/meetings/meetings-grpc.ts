@@ -12,6 +12,7 @@ import type { ImportCheckpoints, ImportRecord, ImportStatus } from '../backfill/
 import type { DeliveryLog } from '../deliveries/delivery-log';
 import { toDeliveryRecord } from '../deliveries/delivery-proto';
 import { CursorError, type ChangeFeed } from '../feed/feed-stream';
+import { PurgeRequestInvalid, type UserPurge } from '../purge/user-purge';
 import { InvalidQueryError, type MeetingQueries } from './meeting-queries';
 import { toMeeting } from './meeting-proto';
 
@@ -34,18 +35,24 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (error instanceof InvalidQueryError) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
+    if (error instanceof InvalidQueryError || error instanceof PurgeRequestInvalid)
+      throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
     throw error;
   }
 }
 
-/** Who may call each method, by certificate name: the gateway reads and watches meetings (and the delivery log) for signed-in users. */
+/**
+ * Who may call each method, by certificate name: the gateway reads and watches meetings (and the
+ * delivery log) for signed-in users; a purge comes from the gateway (the signed-in user asked)
+ * or an operator.
+ */
 export const meetingsCallers: Callers<typeof meetingsV1.MeetingsServiceService> = {
   listMeetings: [grpcIdentities.gateway],
   getMeeting: [grpcIdentities.gateway],
   watchMeetings: [grpcIdentities.gateway],
   getImportState: [grpcIdentities.gateway],
   listDeliveries: [grpcIdentities.gateway],
+  purgeUser: [grpcIdentities.gateway, grpcIdentities.operator],
 };
 
 const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
@@ -61,6 +68,7 @@ const cursorCodes: Record<CursorError['kind'], GrpcStatus> = {
 export function meetingsGrpcService(deps: {
   queries: MeetingQueries;
   deliveries: DeliveryLog;
+  purge: UserPurge;
   feed: ChangeFeed;
   imports: Pick<ImportCheckpoints, 'latest'>;
   closing: AbortSignal;
@@ -106,6 +114,7 @@ export function meetingsGrpcService(deps: {
           });
           return { deliveries: page.deliveries.map(toDeliveryRecord), nextCursor: page.nextCursor };
         }),
+      purgeUser: (request) => answering(() => deps.purge.purge(request.userId)),
       async watchMeetings(request, stream) {
         if (request.allUsers && request.userId)
           throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'give user_id or all_users, not both');

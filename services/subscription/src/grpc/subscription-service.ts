@@ -89,6 +89,8 @@ export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServ
   listUserWebhooks: [gateway, operator],
   removeUserWebhooks: [gateway],
   reconcile: [operator],
+  // The gateway for the signed-in user who asked to be forgotten; an operator for any user.
+  purgeUser: [gateway, operator],
 };
 
 /** The SubscriptionService gRPC adapter: validates, calls the domain, maps to the contract. */
@@ -134,6 +136,7 @@ export function subscriptionService(deps: {
       async removeUserWebhooks(request) {
         return subscriptions.remove(request.userId);
       },
+      purgeUser: (request) => subscriptions.purge(request.userId),
       async reconcile(request) {
         if (request.userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is too long');
         return request.userId ? reconciler.reconcileUser(request.userId) : reconciler.reconcileAll();

@@ -63,6 +63,12 @@ export interface Subscriptions {
   syncMode(userId: string): Promise<SyncModeRow | undefined>;
   /** The newest initial import requested for the user (meetings reports its progress), or undefined. */
   initialImport(userId: string): Promise<{ requestId: string; requestedAt: Date } | undefined>;
+  /**
+   * Forgets the user: removes their subscriptions (at Calendly too, while identity still has
+   * their token), then deletes every row of theirs, including leftovers nobody can delete at
+   * Calendly any more. Idempotent.
+   */
+  purge(userId: string): Promise<{ rowsDeleted: number }>;
   /** Compares the user's hooks with Calendly's and repairs them; never throws for Calendly's answers. */
   reconcileUser(userId: string): Promise<SyncResult>;
 }
@@ -85,6 +91,12 @@ export interface SubscriptionSettings {
 const backfillLookbackMs = 24 * 3600 * 1000;
 /** A leftover that cannot be deleted after this many rounds is given up on (Calendly disables it in time). */
 const maxLeftoverAttempts = 20;
+
+/**
+ * Every table of this service that holds a user's rows. The purge test checks every table of
+ * the schema afterwards, so a new table with user data that is missing here fails it.
+ */
+export const userTables = ['webhooks', 'remote_leftovers', 'initial_imports', 'sync_modes'] as const;
 
 interface Assessed {
   row: WebhookRow;
@@ -554,7 +566,7 @@ export function createSubscriptions(deps: {
     if (!userId || userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is required');
   };
 
-  return {
+  const subscriptions: Subscriptions = {
     async ensure(userId) {
       requireUserId(userId);
       const grant = await grantOrThrow(userId);
@@ -636,6 +648,21 @@ export function createSubscriptions(deps: {
       return rows[0] ? { requestId: rows[0].request_id, requestedAt: rows[0].requested_at } : undefined;
     },
 
+    async purge(userId) {
+      await subscriptions.remove(userId);
+      // A subscription Calendly could not delete now stays a leftover no one can delete later
+      // (the token goes with the user): Calendly disables it once its deliveries find no hook.
+      return withUserLock(deps.pool, userId, async (client) => {
+        let rowsDeleted = 0;
+        for (const table of userTables) {
+          const result = await client.query(`DELETE FROM ${table} WHERE user_id = $1`, [userId]);
+          rowsDeleted += result.rowCount ?? 0;
+        }
+        log.info({ userId, rowsDeleted }, 'user purged');
+        return { rowsDeleted };
+      });
+    },
+
     async reconcileUser(userId) {
       const empty = { hook: undefined, orphansDeleted: 0, backfillsRequested: 0, leftoversDeleted: 0 };
       let grant: CalendlyGrant;
@@ -657,4 +684,5 @@ export function createSubscriptions(deps: {
       return withUserLock(deps.pool, userId, (client) => syncLocked(client, userId, grant, 'reconcile'));
     },
   };
+  return subscriptions;
 }
