@@ -77,6 +77,8 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
   let advisories: { unsubscribe(): void } | undefined;
   let wake: (() => void) | undefined;
   let intakePaused = false;
+  /** How often a held message is reported in hand: a third of the consumer's ack wait, at most the health poll. */
+  let holdKeepAliveMs = healthPollMs;
   const stopped = new AbortController();
   const inFlight = new Set<Promise<void>>();
   const concurrency = Math.max(1, options.concurrency ?? 1);
@@ -125,9 +127,15 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
       intakePaused = true;
       messages?.stop();
     }
-    while (!stopping && !(await options.healthy().catch(() => false))) {
-      msg.working();
-      await sleep(healthPollMs);
+    // Told it is still in hand well within every ack wait, however long a health check takes:
+    // a message whose ack wait ran out would be redelivered, spend a delivery, and could be
+    // dead-lettered as exhausted while we hold it (it was, once, with an 800 ms ack wait).
+    msg.working();
+    const keepAlive = setInterval(() => msg.working(), holdKeepAliveMs);
+    try {
+      while (!stopping && !(await options.healthy().catch(() => false))) await sleep(healthPollMs);
+    } finally {
+      clearInterval(keepAlive);
     }
     if (!stopping) workerLog.info('resuming');
   }
@@ -243,7 +251,9 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
   return {
     async start() {
       // Fails fast at start-up when the consumer was not declared.
-      await jsm.consumers.info(stream, durable);
+      const { config } = await jsm.consumers.info(stream, durable);
+      const ackWaitMs = (config.ack_wait ?? 30_000_000_000) / 1_000_000;
+      holdKeepAliveMs = Math.max(50, Math.min(healthPollMs, Math.floor(ackWaitMs / 3)));
       watchExhausted();
       running = run();
       workerLog.info({ batchSize: options.batchSize, maxDeliver }, 'consuming');
