@@ -1,9 +1,17 @@
 #!/usr/bin/env node
-import { identityAdminV1, identityV1, meetingsAdminV1, subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
+import {
+  identityAdminV1,
+  identityV1,
+  meetingsAdminV1,
+  meetingsV1,
+  subscriptionAdminV1,
+  subscriptionV1,
+} from '@calsync/proto';
 import { createGrpcClient, GrpcStatus, type GrpcSecurity } from '@calsync/service-kit';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   listDeadLetters,
+  purge,
   reconcile,
   replayDeadLetters,
   rotateKeys,
@@ -111,6 +119,25 @@ Exit codes: 0 done, 1 a call failed or the result reports a failure, 2 usage or 
         await reconcile(
           { subscription: clientFor(subscriptionV1.SubscriptionServiceService, 'SUBSCRIPTION_ADDR') },
           userId ?? '',
+        ),
+      );
+    });
+
+  program
+    .command('purge')
+    .description(
+      'forget a user in every service: webhooks (at Calendly too), tokens, meetings, invitees, inbox, outbox, delivery log, and their messages in the streams',
+    )
+    .argument('<user>', 'platform user id', userIdArgument)
+    .action(async (userId: string) => {
+      print(
+        await purge(
+          {
+            subscription: clientFor(subscriptionV1.SubscriptionServiceService, 'SUBSCRIPTION_ADDR'),
+            identity: clientFor(identityV1.IdentityServiceService, 'IDENTITY_ADDR'),
+            meetings: clientFor(meetingsV1.MeetingsServiceService, 'MEETINGS_ADDR'),
+          },
+          userId,
         ),
       );
     });

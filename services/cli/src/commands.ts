@@ -1,4 +1,11 @@
-import { identityAdminV1, identityV1, meetingsAdminV1, subscriptionAdminV1, subscriptionV1 } from '@calsync/proto';
+import {
+  identityAdminV1,
+  identityV1,
+  meetingsAdminV1,
+  meetingsV1,
+  subscriptionAdminV1,
+  subscriptionV1,
+} from '@calsync/proto';
 import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
 import { UsageError } from './config';
 
@@ -7,6 +14,7 @@ export type SubscriptionClient = PromiseClient<typeof subscriptionV1.Subscriptio
 export type IdentityAdminClient = PromiseClient<typeof identityAdminV1.IdentityAdminServiceService>;
 export type SubscriptionAdminClient = PromiseClient<typeof subscriptionAdminV1.SubscriptionAdminServiceService>;
 export type MeetingsAdminClient = PromiseClient<typeof meetingsAdminV1.MeetingsAdminServiceService>;
+export type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
 
 /** What a command found: the JSON printed with --json, the lines printed otherwise, and whether it went wrong. */
 export interface CommandResult {
@@ -90,6 +98,33 @@ export async function reconcile(clients: { subscription: SubscriptionClient }, u
       `users disconnected ${report.usersDisconnected}, backfills requested ${report.backfillsRequested}`,
   ];
   return { json, lines, failed: report.failed > 0 };
+}
+
+/**
+ * Forgets a user in every service, in the gateway's order: subscription first (it deletes the
+ * user's webhooks at Calendly with the user's token, so before identity drops it), then
+ * identity, then meetings (rows, and the user's messages in the streams). Each step is
+ * idempotent: after a failure, run it again.
+ */
+export async function purge(
+  clients: { subscription: SubscriptionClient; identity: IdentityClient; meetings: MeetingsClient },
+  userId: string,
+): Promise<CommandResult> {
+  const subscription = await clients.subscription.purgeUser({ userId });
+  const identity = await clients.identity.purgeUser({ userId });
+  const meetings = await clients.meetings.purgeUser({ userId });
+  const json = {
+    userId,
+    subscription: { rowsDeleted: subscription.rowsDeleted },
+    identity: { rowsDeleted: identity.rowsDeleted },
+    meetings: { rowsDeleted: meetings.rowsDeleted, messagesDeleted: meetings.messagesDeleted },
+  };
+  const lines = [
+    `purged user ${userId} in every service`,
+    `  subscription ${subscription.rowsDeleted} rows, identity ${identity.rowsDeleted} rows, ` +
+      `meetings ${meetings.rowsDeleted} rows and ${meetings.messagesDeleted} messages`,
+  ];
+  return { json, lines };
 }
 
 /** Dead letters, newest page first (all pages with `all`). */

@@ -160,6 +160,29 @@ describe('rotate-keys', () => {
   });
 });
 
+describe('purge', () => {
+  it('forgets a user in every service, leaves everyone else, and a second purge finds nothing', async () => {
+    await system.connectWithToken('user-bob');
+    const purged = await json(['purge', 'user-bob']);
+    expect(purged).toMatchObject({ userId: 'user-bob' });
+    // The connection is gone from identity and the webhook from subscription (which deletes it
+    // at Calendly before counting the rows it deletes after).
+    expect((purged as { identity: { rowsDeleted: number } }).identity.rowsDeleted).toBeGreaterThan(0);
+    expect(await json(['status', 'user-bob'])).toMatchObject({ connection: null, webhooks: [] });
+    expect(await json(['purge', 'user-bob'])).toMatchObject({
+      subscription: { rowsDeleted: 0 },
+      identity: { rowsDeleted: 0 },
+      meetings: { rowsDeleted: 0 },
+    });
+    expect(await json(['status', 'user-ann'])).toMatchObject({
+      connection: { userId: 'user-ann', state: 'CONNECTION_STATE_ACTIVE' },
+    });
+    const text = await calsync(['purge', 'user-bob']);
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).toMatch(/^purged user user-bob in every service$/m);
+  });
+});
+
 describe('usage, configuration and failures', () => {
   it('exits 2 on bad arguments and 0 for help', async () => {
     expect((await calsync(['dead-letters', 'list', '--limit', '0'])).code).toBe(2);
