@@ -38,6 +38,18 @@ export async function createTestDatabase(label = 'test'): Promise<TestDatabase> 
       const client = new Client({ connectionString: serverUrl });
       await client.connect();
       try {
+        // Pools that were just ended may still be closing their connections; FORCE would end those
+        // with 57P01, which a pool without an error listener throws in the test process (a suite
+        // failed on exactly that). Wait for them to go first, so FORCE only ends true leftovers.
+        const deadline = Date.now() + 5_000;
+        for (;;) {
+          const { rows } = await client.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+            [name],
+          );
+          if (rows[0]!.n === 0 || Date.now() > deadline) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       } finally {
         await client.end();
