@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { eventsV1 } from '@calsync/proto';
 import { testNatsUrl } from '@calsync/service-kit/testing';
 import { connect, type NatsConnection } from 'nats';
-import { startGatewaySystem, waitFor, type GatewaySystem, type SimUser } from './harness';
+import {
+  startGatewaySystem,
+  waitFor,
+  type GatewaySystem,
+  type SimUser,
+  type DeliveryView,
+  deliveriesOf,
+  publishUnreadable,
+} from './harness';
 
 // Two users, each with deliveries applied and one dead-lettered: each sees their own log only.
 let system: GatewaySystem;
@@ -11,40 +18,6 @@ const forgotten = `user-log-${randomUUID()}`;
 const kept = `user-other-${randomUUID()}`;
 const calendly: Record<string, SimUser & { email: string }> = {};
 
-interface DeliveryView {
-  deliveryKey: string;
-  eventType: string;
-  outcome: string;
-  receivedAt: string;
-  recordedAt: string;
-  latencyMs: number;
-}
-
-async function deliveriesOf(userId: string, query = ''): Promise<DeliveryView[]> {
-  const answer = await system.api(`/api/deliveries${query}`, { userId });
-  if (answer.status !== 200)
-    throw new Error(`deliveries of ${userId}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body.deliveries as DeliveryView[];
-}
-
-/** A delivery the gateway stored for `userId` whose body can never apply: meetings dead-letters it. */
-async function publishUnreadable(userId: string): Promise<void> {
-  const event: eventsV1.CalendlyEvent = {
-    deliveryKey: `unreadable-${userId}`,
-    userId,
-    calendlyUserUri: calendly[userId]!.uri,
-    eventType: 'invitee.created',
-    receivedAt: new Date(),
-    payload: Buffer.from(`{"event":"invitee.created","payload":{"email":"${calendly[userId]!.email}"`),
-    hookId: '',
-  };
-  await nc
-    .jetstream()
-    .publish(system.names.eventSubject(event.eventType), eventsV1.CalendlyEvent.encode(event).finish(), {
-      msgID: event.deliveryKey,
-    });
-}
-
 beforeAll(async () => {
   system = await startGatewaySystem('gwdeliverylog');
   nc = await connect({ servers: testNatsUrl() });
@@ -52,12 +25,12 @@ beforeAll(async () => {
   for (const userId of [forgotten, kept]) {
     calendly[userId] = (await system.connectWithToken(userId)) as SimUser & { email: string };
     for (let booking = 0; booking < 2; booking++) await system.book(calendly[userId]!, (n += 1));
-    await publishUnreadable(userId);
+    await publishUnreadable(system, nc, userId, calendly[userId]!);
   }
   for (const userId of [forgotten, kept]) {
     await waitFor(
       async () => {
-        const outcomes = (await deliveriesOf(userId)).map((delivery) => delivery.outcome).sort();
+        const outcomes = (await deliveriesOf(system, userId)).map((delivery) => delivery.outcome).sort();
         return outcomes.join() === 'applied,applied,dead_lettered' || undefined;
       },
       { what: `the deliveries of ${userId}`, timeoutMs: 30_000 },
@@ -72,8 +45,8 @@ afterAll(async () => {
 
 describe('GET /api/deliveries', () => {
   it("shows the signed-in user their own deliveries, newest first, and never another user's", async () => {
-    const mine = await deliveriesOf(forgotten);
-    const theirs = await deliveriesOf(kept);
+    const mine = await deliveriesOf(system, forgotten);
+    const theirs = await deliveriesOf(system, kept);
     expect(mine.map((delivery) => delivery.outcome).sort()).toEqual(['applied', 'applied', 'dead_lettered']);
     expect(mine.find((delivery) => delivery.outcome === 'dead_lettered')!.deliveryKey).toBe(`unreadable-${forgotten}`);
     const received = mine.map((delivery) => delivery.recordedAt);
@@ -100,7 +73,7 @@ describe('GET /api/deliveries', () => {
     });
     expect(rest.body).toMatchObject({ nextCursor: null });
     expect([...(first.body.deliveries as DeliveryView[]), ...(rest.body.deliveries as DeliveryView[])]).toEqual(
-      await deliveriesOf(forgotten),
+      await deliveriesOf(system, forgotten),
     );
   });
 

@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { eventsV1, identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
+import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
 import { grpcIdentities } from '@calsync/service-kit';
 import { clientAs, testNatsUrl } from '@calsync/service-kit/testing';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { Client } from 'pg';
-import { startGatewaySystem, waitFor, type GatewaySystem, type SimUser } from './harness';
+import {
+  startGatewaySystem,
+  waitFor,
+  type GatewaySystem,
+  type SimUser,
+  deliveriesOf,
+  publishUnreadable,
+} from './harness';
 
 // Two users with everything calsync can hold of them: meetings, deliveries, a dead letter,
 // change-feed messages, an initial import. One asks to be forgotten; the other must not notice.
@@ -17,40 +24,6 @@ const kept = `user-keep-${randomUUID()}`;
 const calendly: Record<string, SimUser & { email: string }> = {};
 const bookings: Record<string, { scheduled_event: { uri: string }; invitee: { uri: string } }[]> = {};
 const inviteeNumbers: Record<string, number[]> = { [forgotten]: [1, 2], [kept]: [3, 4] };
-
-interface DeliveryView {
-  deliveryKey: string;
-  eventType: string;
-  outcome: string;
-  receivedAt: string;
-  recordedAt: string;
-  latencyMs: number;
-}
-
-async function deliveriesOf(userId: string, query = ''): Promise<DeliveryView[]> {
-  const answer = await system.api(`/api/deliveries${query}`, { userId });
-  if (answer.status !== 200)
-    throw new Error(`deliveries of ${userId}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body.deliveries as DeliveryView[];
-}
-
-/** A delivery the gateway stored for `userId` whose body can never apply: meetings dead-letters it. */
-async function publishUnreadable(userId: string): Promise<void> {
-  const event: eventsV1.CalendlyEvent = {
-    deliveryKey: `unreadable-${userId}`,
-    userId,
-    calendlyUserUri: calendly[userId]!.uri,
-    eventType: 'invitee.created',
-    receivedAt: new Date(),
-    payload: Buffer.from(`{"event":"invitee.created","payload":{"email":"${calendly[userId]!.email}"`),
-    hookId: '',
-  };
-  await nc
-    .jetstream()
-    .publish(system.names.eventSubject(event.eventType), eventsV1.CalendlyEvent.encode(event).finish(), {
-      msgID: event.deliveryKey,
-    });
-}
 
 /** Everything that identifies `userId` or their Calendly account, as text and as stored bytes. */
 function traces(userId: string): string[] {
@@ -124,12 +97,12 @@ beforeAll(async () => {
     calendly[userId] = (await system.connectWithToken(userId)) as SimUser & { email: string };
     bookings[userId] = [];
     for (const n of inviteeNumbers[userId]!) bookings[userId].push(await system.book(calendly[userId]!, n));
-    await publishUnreadable(userId);
+    await publishUnreadable(system, nc, userId, calendly[userId]!);
   }
   for (const userId of [forgotten, kept]) {
     await waitFor(
       async () => {
-        const outcomes = (await deliveriesOf(userId)).map((delivery) => delivery.outcome).sort();
+        const outcomes = (await deliveriesOf(system, userId)).map((delivery) => delivery.outcome).sort();
         return outcomes.join() === 'applied,applied,dead_lettered' || undefined;
       },
       { what: `the deliveries of ${userId}`, timeoutMs: 30_000 },
@@ -191,7 +164,7 @@ describe('DELETE /api/calendly/connection?purge=true', () => {
     );
     const keptRows = await rowsMentioning(kept);
     const keptMessages = await messagesMentioning(kept);
-    const keptDeliveries = await deliveriesOf(kept);
+    const keptDeliveries = await deliveriesOf(system, kept);
     const keptMeetings = await system.api('/api/meetings', { userId: kept });
 
     const answer = await system.api('/api/calendly/connection?purge=true', { userId: forgotten, method: 'DELETE' });
@@ -201,7 +174,7 @@ describe('DELETE /api/calendly/connection?purge=true', () => {
     expect(nonZero(await messagesMentioning(forgotten))).toEqual({});
     expect((await system.api('/api/calendly/connection', { userId: forgotten })).body.connected).toBe(false);
     expect((await system.api('/api/meetings', { userId: forgotten })).body.meetings).toEqual([]);
-    expect(await deliveriesOf(forgotten)).toEqual([]);
+    expect(await deliveriesOf(system, forgotten)).toEqual([]);
     // Their webhook is gone at Calendly too; the other user's is not.
     const hooks = async (user: SimUser) =>
       (
@@ -214,7 +187,7 @@ describe('DELETE /api/calendly/connection?purge=true', () => {
 
     expect(await rowsMentioning(kept)).toEqual(keptRows);
     expect(await messagesMentioning(kept)).toEqual(keptMessages);
-    expect(await deliveriesOf(kept)).toEqual(keptDeliveries);
+    expect(await deliveriesOf(system, kept)).toEqual(keptDeliveries);
     expect(await system.api('/api/meetings', { userId: kept })).toMatchObject({
       status: 200,
       body: keptMeetings.body,

@@ -524,3 +524,44 @@ export async function connectWithOAuth(
   const landed = await browser.get((await startOAuthConnect(system, browser, userId, calendlyUser)).toString());
   return landed.response;
 }
+
+/** One entry of `GET /api/deliveries`. */
+export interface DeliveryView {
+  deliveryKey: string;
+  eventType: string;
+  outcome: string;
+  receivedAt: string;
+  recordedAt: string;
+  latencyMs: number;
+}
+
+/** A user's delivery log through the gateway (the first page, or what `query` asks for). */
+export async function deliveriesOf(system: GatewaySystem, userId: string, query = ''): Promise<DeliveryView[]> {
+  const answer = await system.api(`/api/deliveries${query}`, { userId });
+  if (answer.status !== 200)
+    throw new Error(`deliveries of ${userId}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return answer.body.deliveries as DeliveryView[];
+}
+
+/** A delivery the gateway stored for `userId` whose body can never apply: meetings dead-letters it. */
+export async function publishUnreadable(
+  system: GatewaySystem,
+  nc: NatsConnection,
+  userId: string,
+  calendlyUser: { uri: string; email: string },
+): Promise<void> {
+  const event: eventsV1.CalendlyEvent = {
+    deliveryKey: `unreadable-${userId}`,
+    userId,
+    calendlyUserUri: calendlyUser.uri,
+    eventType: 'invitee.created',
+    receivedAt: new Date(),
+    payload: Buffer.from(`{"event":"invitee.created","payload":{"email":"${calendlyUser.email}"`),
+    hookId: '',
+  };
+  await nc
+    .jetstream()
+    .publish(system.names.eventSubject(event.eventType), eventsV1.CalendlyEvent.encode(event).finish(), {
+      msgID: event.deliveryKey,
+    });
+}
