@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  calendlyClientEnv,
   commonEnv,
   env,
   grpcSecurityEnv,
@@ -29,8 +30,8 @@ export const configSchema = withGrpcSecurity(
         CALENDLY_CLIENT_SECRET: env.string().optional(),
         /** Space-separated scopes asked for on authorize; empty asks for none. */
         CALENDLY_OAUTH_SCOPES: z.string().trim().default(defaultScopes),
-        CALENDLY_TIMEOUT_MS: env.int(10_000, 100),
-        CALENDLY_MAX_RETRIES: env.int(2),
+        ...calendlyClientEnv,
+        /** Identity has always capped a retry wait at 5 s, below the client's default; kept so no service changes behaviour. */
         CALENDLY_MAX_RETRY_DELAY_MS: env.int(5_000),
         ACCESS_TOKEN_MIN_VALIDITY_SECONDS: env.int(300).pipe(z.number().max(7200)),
         OAUTH_STATE_TTL_SECONDS: env.int(600, 30).pipe(z.number().max(3600)),

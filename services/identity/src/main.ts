@@ -10,6 +10,7 @@ import {
   createSealer,
   resealAll,
   startService,
+  calendlyClientOptionsOf,
   grpcSecurityOf,
   migrate,
   pingPostgres,
@@ -61,9 +62,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
       authUrl: config.CALENDLY_AUTH_URL,
       clientId: config.CALENDLY_CLIENT_ID,
       clientSecret: config.CALENDLY_CLIENT_SECRET,
-      timeoutMs: config.CALENDLY_TIMEOUT_MS,
-      maxRetries: config.CALENDLY_MAX_RETRIES,
-      maxRetryDelayMs: config.CALENDLY_MAX_RETRY_DELAY_MS,
+      ...calendlyClientOptionsOf(config),
       log,
       registry,
     });

@@ -1,4 +1,4 @@
-import { ConfigError } from '@calsync/service-kit';
+import { ConfigError, calendlyClientOptionsOf } from '@calsync/service-kit';
 import { loadMeetingsConfig } from './config';
 
 const required = {
@@ -43,5 +43,26 @@ describe('configuration', () => {
         'IDENTITY_ADDR',
       ]);
     }
+  });
+});
+
+describe('Calendly client configuration', () => {
+  it("defaults to the client's own and passes set values on", () => {
+    expect(loadMeetingsConfig(required)).toMatchObject({
+      CALENDLY_TIMEOUT_MS: 10_000,
+      CALENDLY_MAX_RETRIES: 2,
+      CALENDLY_MAX_RETRY_DELAY_MS: 10_000,
+    });
+    expect(
+      calendlyClientOptionsOf(
+        loadMeetingsConfig({ ...required, CALENDLY_TIMEOUT_MS: '3000', CALENDLY_MAX_RETRIES: '4' }),
+      ),
+    ).toEqual({ timeoutMs: 3_000, maxRetries: 4, maxRetryDelayMs: 10_000 });
+  });
+
+  it('refuses a bad value with a clear message', () => {
+    expect(() => loadMeetingsConfig({ ...required, CALENDLY_TIMEOUT_MS: 'soon' })).toThrow(
+      'CALENDLY_TIMEOUT_MS: must be a whole number',
+    );
   });
 });

@@ -1,4 +1,5 @@
 import {
+  calendlyClientEnv,
   commonEnv,
   env,
   grpcSecurityEnv,
@@ -35,6 +36,7 @@ export const configSchema = withGrpcSecurity(
     IDENTITY_ADDR: env.string(),
     CALENDLY_API_URL: env.url().default('https://api.calendly.com'),
     CALENDLY_AUTH_URL: env.url().default('https://auth.calendly.com'),
+    ...calendlyClientEnv,
     /** Durable name of the events consumer; the backfill consumer is `<name>-backfill`. */
     CONSUMER_DURABLE_NAME: z
       .string()

@@ -8,6 +8,7 @@ import {
   createLogger,
   createMetricsRegistry,
   createPool,
+  calendlyClientOptionsOf,
   grpcSecurityOf,
   migrate,
   natsIsConnected,
@@ -102,6 +103,7 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
     const calendly = createCalendlyClient({
       apiUrl: config.CALENDLY_API_URL,
       authUrl: config.CALENDLY_AUTH_URL,
+      ...calendlyClientOptionsOf(config),
       log,
       registry,
     });

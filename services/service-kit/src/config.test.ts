@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import {
   ConfigError,
+  calendlyClientEnv,
+  calendlyClientOptionsOf,
   commonEnv,
   grpcSecurityEnv,
   grpcSecurityOf,
@@ -49,6 +51,10 @@ describe('loadConfig', () => {
         'DATABASE_URL',
         'LOG_LEVEL',
       ]);
+      expect((error as ConfigError).problems).toContainEqual({
+        variable: 'DATABASE_POOL_MAX',
+        problem: 'must be a whole number',
+      });
     }
   });
 
@@ -162,5 +168,46 @@ describe('withGrpcSecurity', () => {
     expect(() => loadConfig(grpcSchema, { ...files, GRPC_PLAINTEXT: 'true' })).toThrow(
       /GRPC_TLS_CERT_FILE: must not be set with GRPC_PLAINTEXT=true/,
     );
+  });
+});
+
+describe('calendlyClientEnv', () => {
+  const calendlySchema = z.object({ ...calendlyClientEnv });
+
+  it("defaults to the Calendly client's own timeout and retry budget", () => {
+    expect(calendlyClientOptionsOf(loadConfig(calendlySchema, {}))).toEqual({
+      timeoutMs: 10_000,
+      maxRetries: 2,
+      maxRetryDelayMs: 10_000,
+    });
+  });
+
+  it('parses the variables into the client options', () => {
+    const config = loadConfig(calendlySchema, {
+      CALENDLY_TIMEOUT_MS: '2500',
+      CALENDLY_MAX_RETRIES: '0',
+      CALENDLY_MAX_RETRY_DELAY_MS: '750',
+    });
+    expect(calendlyClientOptionsOf(config)).toEqual({ timeoutMs: 2_500, maxRetries: 0, maxRetryDelayMs: 750 });
+  });
+
+  it('refuses bad values, naming each variable and why', () => {
+    let problems: ConfigError['problems'] = [];
+    try {
+      loadConfig(calendlySchema, {
+        CALENDLY_TIMEOUT_MS: '50',
+        CALENDLY_MAX_RETRIES: 'lots',
+        CALENDLY_MAX_RETRY_DELAY_MS: '-1',
+      });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      problems = (error as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      { variable: 'CALENDLY_TIMEOUT_MS', problem: 'must be at least 100' },
+      { variable: 'CALENDLY_MAX_RETRIES', problem: 'must be a whole number' },
+      { variable: 'CALENDLY_MAX_RETRY_DELAY_MS', problem: 'must be at least 0' },
+    ]);
   });
 });

@@ -23,10 +23,12 @@ export function loadConfig<T>(schema: z.ZodType<T>, env: Record<string, string |
   const result = schema.safeParse(env);
   if (result.success) return result.data;
   throw new ConfigError(
-    result.error.issues.map((issue) => ({
-      variable: issue.path.length > 0 ? String(issue.path[0]) : '(environment)',
-      problem: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
-    })),
+    result.error.issues.map((issue) => {
+      const variable = issue.path.length > 0 ? String(issue.path[0]) : '(environment)';
+      // zod 4 leaves issue.input unset, so "required" is decided by the variable's absence.
+      const missing = issue.code === 'invalid_type' && issue.path.length > 0 && env[variable] === undefined;
+      return { variable, problem: missing ? 'is required' : issue.message };
+    }),
   );
 }
 
@@ -35,7 +37,12 @@ export const env = {
   string: () => z.string().trim().min(1, 'must not be empty'),
   url: () => z.string().trim().url('must be a URL'),
   port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
-  int: (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback),
+  int: (fallback: number, min = 0) =>
+    z.coerce
+      .number({ error: 'must be a whole number' })
+      .int('must be a whole number')
+      .min(min, `must be at least ${min}`)
+      .default(fallback),
   bool: (fallback: boolean) => z.stringbool().default(fallback),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   schemaName: (fallback: string) =>
@@ -149,6 +156,32 @@ export function grpcSecurityOf(config: GrpcSecurityVariables): GrpcSecurity {
     keyFile: config.GRPC_TLS_KEY_FILE!,
     caFile: config.GRPC_TLS_CA_FILE!,
     reloadIntervalMs: config.GRPC_TLS_RELOAD_INTERVAL_MS,
+  };
+}
+
+/**
+ * Variables of a service that calls Calendly through @calsync/calendly-client: the deadline of one
+ * request and the retry budget. The defaults are the client's own; calendlyClientOptionsOf turns
+ * the parsed values into the client's options.
+ */
+export const calendlyClientEnv = {
+  CALENDLY_TIMEOUT_MS: env.int(10_000, 100),
+  CALENDLY_MAX_RETRIES: env.int(2),
+  CALENDLY_MAX_RETRY_DELAY_MS: env.int(10_000),
+};
+
+type CalendlyClientVariables = z.infer<z.ZodObject<typeof calendlyClientEnv>>;
+
+/** The createCalendlyClient options (timeoutMs, maxRetries, maxRetryDelayMs) a parsed configuration chose. */
+export function calendlyClientOptionsOf(config: CalendlyClientVariables): {
+  timeoutMs: number;
+  maxRetries: number;
+  maxRetryDelayMs: number;
+} {
+  return {
+    timeoutMs: config.CALENDLY_TIMEOUT_MS,
+    maxRetries: config.CALENDLY_MAX_RETRIES,
+    maxRetryDelayMs: config.CALENDLY_MAX_RETRY_DELAY_MS,
   };
 }
 

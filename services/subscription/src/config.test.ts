@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { ConfigError } from '@calsync/service-kit';
-import { loadSubscriptionConfig } from './config';
+import { ConfigError, calendlyClientOptionsOf } from '@calsync/service-kit';
+import { loadCommandConfig, loadSubscriptionConfig } from './config';
 
 const required = {
   DATABASE_URL: 'postgres://localhost/x',
@@ -43,6 +43,24 @@ describe('polling configuration', () => {
     expect(problemsOf({ POLL_NEAR_DAYS: '0', POLL_SWEEP_PAST_DAYS: 'week' })).toEqual([
       'POLL_NEAR_DAYS',
       'POLL_SWEEP_PAST_DAYS',
+    ]);
+  });
+});
+
+describe('Calendly client configuration', () => {
+  it("defaults to the client's own, in the service and in its commands", () => {
+    const defaults = { timeoutMs: 10_000, maxRetries: 2, maxRetryDelayMs: 10_000 };
+    expect(calendlyClientOptionsOf(loadSubscriptionConfig(required))).toEqual(defaults);
+    expect(calendlyClientOptionsOf(loadCommandConfig(required))).toEqual(defaults);
+  });
+
+  it('passes set values on and refuses bad ones', () => {
+    expect(
+      calendlyClientOptionsOf(loadSubscriptionConfig({ ...required, CALENDLY_MAX_RETRY_DELAY_MS: '2500' })),
+    ).toEqual({ timeoutMs: 10_000, maxRetries: 2, maxRetryDelayMs: 2_500 });
+    expect(problemsOf({ CALENDLY_TIMEOUT_MS: '10', CALENDLY_MAX_RETRIES: '-1' })).toEqual([
+      'CALENDLY_MAX_RETRIES',
+      'CALENDLY_TIMEOUT_MS',
     ]);
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  calendlyClientEnv,
   commonEnv,
   env,
   grpcSecurityEnv,
@@ -27,6 +28,7 @@ const coreFields = {
   IDENTITY_ADDR: env.string(),
   CALENDLY_API_URL: baseUrl().default('https://api.calendly.com'),
   CALENDLY_AUTH_URL: baseUrl().default('https://auth.calendly.com'),
+  ...calendlyClientEnv,
   /** Callback URLs are `<PUBLIC_BASE_URL>/webhooks/calendly/<hookId>`. */
   PUBLIC_BASE_URL: baseUrl(),
   /** The OAuth application's webhook signing key; required once any OAuth connection subscribes. */

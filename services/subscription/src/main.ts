@@ -8,6 +8,7 @@ import {
   createMetricsRegistry,
   createPool,
   createSealer,
+  calendlyClientOptionsOf,
   resealAll,
   grpcSecurityOf,
   migrate,
@@ -112,6 +113,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       calendly: createCalendlyClient({
         apiUrl: config.CALENDLY_API_URL,
         authUrl: config.CALENDLY_AUTH_URL,
+        ...calendlyClientOptionsOf(config),
         log,
         registry,
       }),

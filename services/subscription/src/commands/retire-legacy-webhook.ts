@@ -1,5 +1,5 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
-import { createLogger, createPool, grpcSecurityOf, migrate } from '@calsync/service-kit';
+import { calendlyClientOptionsOf, createLogger, createPool, grpcSecurityOf, migrate } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { createIdentityConnections } from '../identity/connections';
 import { retireLegacyWebhooks } from '../legacy/legacy-webhooks';
@@ -22,7 +22,12 @@ async function main(): Promise<number> {
     const result = await retireLegacyWebhooks({
       repository: createWebhookRepository(pool),
       connections,
-      calendly: createCalendlyClient({ apiUrl: config.CALENDLY_API_URL, authUrl: config.CALENDLY_AUTH_URL, log }),
+      calendly: createCalendlyClient({
+        apiUrl: config.CALENDLY_API_URL,
+        authUrl: config.CALENDLY_AUTH_URL,
+        ...calendlyClientOptionsOf(config),
+        log,
+      }),
       log,
     });
     if (result.status === 'waiting') {
