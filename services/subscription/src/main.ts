@@ -30,6 +30,7 @@ import { createIdentityConnections } from './identity/connections';
 import { createSubscriptionMetrics } from './metrics';
 import { migrationsDir } from './migrations';
 import { createPoller, type PollSettings } from './polling/poller';
+import { createSyncModeRepository } from './polling/sync-mode-repository';
 import { createReconciler } from './reconcile/reconciler';
 import { createSubscriptions } from './subscriptions/subscriptions';
 import { createVerifier } from './verify/verifier';
@@ -80,7 +81,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     opened.closeWith('hook cache', () => cache.stop());
     await cache.start();
     metrics.watchCache(cache);
-    const fleet = createHookFleet({ repository });
+    const fleet = createHookFleet({ repository, syncModes: createSyncModeRepository(pool) });
     metrics.watchFleet(fleet);
     const recorder = createDeliveryRecorder({ repository, log });
     recorder.start();

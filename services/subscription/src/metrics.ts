@@ -13,7 +13,7 @@ export interface SubscriptionMetrics {
   reconcileRun(seconds: number): void;
   /** Reports the cache's size and hit ratio at every scrape. */
   watchCache(cache: HookCache): void;
-  /** Reports every user's hooks by state at every scrape (one GROUP BY; never a user label). */
+  /** Reports every user's hooks by state and users by sync mode at every scrape (a GROUP BY each; never a user label). */
   watchFleet(fleet: HookFleet): void;
   poll(kind: PollKind): void;
   /** Reports at every scrape how many polled users are behind the freshness promise. */
@@ -79,6 +79,20 @@ export function createSubscriptionMetrics(registry: Registry, log: Logger): Subs
         return new Map<string, number>();
       });
       for (const [state, count] of counts) this.set({ state }, count);
+    },
+  });
+  new Gauge({
+    name: 'subscription_synced_users',
+    help: 'Users with a sync, by how their meetings reach calsync (webhook, or polling: Calendly refused them a webhook)',
+    labelNames: ['mode'],
+    registers: [registry],
+    async collect() {
+      if (!fleet) return;
+      const counts = await fleet.countSyncModes().catch((error: unknown) => {
+        log.warn({ err: error }, 'sync mode count for metrics failed');
+        return new Map<string, number>();
+      });
+      for (const [mode, count] of counts) this.set({ mode }, count);
     },
   });
   const polls = new Counter({

@@ -1,3 +1,4 @@
+import { syncModeNames, type SyncModeName, type SyncModeRepository } from '../polling/sync-mode-repository';
 import type { WebhookRepository, WebhookRow, WebhookState } from '../webhooks/webhook-repository';
 
 export const hookStates: readonly WebhookState[] = ['pending', 'active', 'disabled', 'missing', 'removing', 'failed'];
@@ -13,6 +14,8 @@ export class FleetQueryInvalid extends Error {
 export interface HookPageQuery {
   state?: WebhookState;
   userId?: string;
+  /** Only hooks of users synced this way (polling: their refused attempts, with Calendly's refusal). */
+  syncMode?: SyncModeName;
   /** 1..500; undefined means 100. */
   pageSize?: number;
   /** The previous page's nextCursor. */
@@ -25,6 +28,8 @@ export interface HookFleet {
   list(query: HookPageQuery): Promise<{ hooks: WebhookRow[]; nextCursor: string }>;
   /** Hooks per state, every state present (zero when none). */
   count(): Promise<Map<WebhookState, number>>;
+  /** Users by how their meetings reach calsync, every mode present (zero when none). */
+  countSyncModes(): Promise<Map<SyncModeName, number>>;
 }
 
 const maxPageSize = 500;
@@ -32,7 +37,7 @@ const defaultPageSize = 100;
 // Cursors are hook ids, which the schema keeps to this alphabet and length.
 const cursorPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
-export function createHookFleet(deps: { repository: WebhookRepository }): HookFleet {
+export function createHookFleet(deps: { repository: WebhookRepository; syncModes: SyncModeRepository }): HookFleet {
   return {
     async list(query) {
       const pageSize = query.pageSize ?? defaultPageSize;
@@ -46,6 +51,7 @@ export function createHookFleet(deps: { repository: WebhookRepository }): HookFl
       const rows = await deps.repository.listPage(cursor, pageSize + 1, {
         ...(query.state ? { state: query.state } : {}),
         ...(query.userId !== undefined ? { userId: query.userId } : {}),
+        ...(query.syncMode ? { syncMode: query.syncMode } : {}),
       });
       const hooks = rows.slice(0, pageSize);
       return { hooks, nextCursor: rows.length > pageSize ? hooks[hooks.length - 1]!.hookId : '' };
@@ -53,6 +59,10 @@ export function createHookFleet(deps: { repository: WebhookRepository }): HookFl
     async count() {
       const counted = await deps.repository.countByState();
       return new Map(hookStates.map((state) => [state, counted.get(state) ?? 0]));
+    },
+    async countSyncModes() {
+      const counted = await deps.syncModes.countByMode();
+      return new Map(syncModeNames.map((mode) => [mode, counted.get(mode) ?? 0]));
     },
   };
 }

@@ -10,11 +10,21 @@ import {
   type ServiceBinding,
 } from '@calsync/service-kit';
 import type { HookFleet } from '../fleet/hook-fleet';
+import type { SyncModeName } from '../polling/sync-mode-repository';
 import type { WebhookState } from '../webhooks/webhook-repository';
 import { toGrpcError, toWebhook, webhookStates } from './subscription-service';
 
 const stateOf = new Map<subscriptionV1.WebhookState, WebhookState>(
   Object.entries(webhookStates).map(([name, value]) => [value, name as WebhookState]),
+);
+
+const { SyncMode } = subscriptionV1;
+const syncModes: Record<SyncModeName, subscriptionV1.SyncMode> = {
+  webhook: SyncMode.SYNC_MODE_WEBHOOK,
+  polling: SyncMode.SYNC_MODE_POLLING,
+};
+const syncModeOf = new Map<subscriptionV1.SyncMode, SyncModeName>(
+  Object.entries(syncModes).map(([name, value]) => [value, name as SyncModeName]),
 );
 
 /** Who may call each method, by certificate name: operators, through the calsync CLI. */
@@ -44,8 +54,12 @@ export function subscriptionAdminService(deps: {
         const state = stateOf.get(request.state);
         if (request.state === UNRECOGNIZED || (request.state !== WEBHOOK_STATE_UNSPECIFIED && !state))
           throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'state is not a WebhookState');
+        const syncMode = syncModeOf.get(request.syncMode);
+        if (request.syncMode !== SyncMode.SYNC_MODE_UNSPECIFIED && !syncMode)
+          throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'sync_mode is not a SyncMode');
         const page = await deps.fleet.list({
           ...(state ? { state } : {}),
+          ...(syncMode ? { syncMode } : {}),
           ...(request.userId ? { userId: request.userId } : {}),
           ...(request.pageSize !== 0 ? { pageSize: request.pageSize } : {}),
           ...(request.cursor ? { cursor: request.cursor } : {}),
@@ -62,9 +76,10 @@ export function subscriptionAdminService(deps: {
         return { activeKeyId: deps.activeKeyId, resealed, unreadable: report.unreadable, settled: report.settled };
       },
       async countHooks() {
-        const counts = await deps.fleet.count();
+        const [counts, modes] = await Promise.all([deps.fleet.count(), deps.fleet.countSyncModes()]);
         return {
           counts: [...counts].map(([state, count]) => ({ state: webhookStates[state], count })),
+          syncModes: [...modes].map(([mode, count]) => ({ syncMode: syncModes[mode], count })),
         };
       },
     },

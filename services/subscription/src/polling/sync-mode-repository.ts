@@ -2,6 +2,8 @@ import type { Db } from '../webhooks/webhook-repository';
 
 export type SyncModeName = 'webhook' | 'polling';
 
+export const syncModeNames: readonly SyncModeName[] = ['webhook', 'polling'];
+
 /** How one user's meetings reach calsync, and (polling) when their next polls are due. */
 export interface SyncModeRow {
   userId: string;
@@ -48,6 +50,8 @@ export interface SyncModeRepository {
   recordPoll(done: PollDone): Promise<void>;
   /** Polling users whose last requested poll is older than `before` (or who were never polled since before it). */
   countBehind(before: Date): Promise<number>;
+  /** Users in each mode (modes with none are absent): one GROUP BY, for metrics and operators. */
+  countByMode(): Promise<Map<SyncModeName, number>>;
 }
 
 interface Row {
@@ -146,6 +150,13 @@ export function createSyncModeRepository(db: Db): SyncModeRepository {
         [before],
       );
       return Number(rows[0]!.count);
+    },
+
+    async countByMode() {
+      const { rows } = await db.query<{ mode: SyncModeName; count: string }>(
+        'SELECT mode, count(*) AS count FROM sync_modes GROUP BY mode',
+      );
+      return new Map(rows.map((row) => [row.mode, Number(row.count)]));
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from '@calsync/service-kit';
+import type { SyncModeName } from '../polling/sync-mode-repository';
 
 /** Where a hook is in its life. Only `removing` hooks (and deleted ones) refuse deliveries. */
 export type WebhookState = 'pending' | 'active' | 'disabled' | 'missing' | 'removing' | 'failed';
@@ -117,6 +118,13 @@ const patchColumns: Record<keyof WebhookPatch, string> = {
   backfillFrom: 'backfill_from',
 };
 
+/** Which hooks a page holds: one state's, one user's, or those of users in one sync mode. */
+export interface WebhookFilter {
+  state?: WebhookState;
+  userId?: string;
+  syncMode?: SyncModeName;
+}
+
 /** Rows per INSERT when seeding many hooks at once (keeps each statement under the bind limit). */
 const insertBatch = 1_000;
 
@@ -131,10 +139,10 @@ export interface WebhookRepository {
   listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
   listLegacy(): Promise<WebhookRow[]>;
   /**
-   * Every hook (legacy ones too) in id order after `after`, optionally only one state's or one
-   * user's: the cache's warm-up pages and the operators' fleet view.
+   * Every hook (legacy ones too) in id order after `after`, optionally only one state's, one
+   * user's or those of users in one sync mode: the cache's warm-up pages and the operators' fleet view.
    */
-  listPage(after: string, limit: number, filter?: { state?: WebhookState; userId?: string }): Promise<WebhookRow[]>;
+  listPage(after: string, limit: number, filter?: WebhookFilter): Promise<WebhookRow[]>;
   /** How many hooks are in each state (states with none are absent). */
   countByState(): Promise<Map<WebhookState, number>>;
   insert(hook: NewWebhook): Promise<WebhookRow>;
@@ -222,8 +230,10 @@ export function createWebhookRepository(db: Db): WebhookRepository {
       many(
         `SELECT ${columns} FROM webhooks
          WHERE hook_id > $1 AND ($3::text IS NULL OR state = $3) AND ($4::text IS NULL OR user_id = $4)
+           AND ($5::text IS NULL OR EXISTS (
+             SELECT 1 FROM sync_modes WHERE sync_modes.user_id = webhooks.user_id AND sync_modes.mode = $5))
          ORDER BY hook_id LIMIT $2`,
-        [after, limit, filter.state ?? null, filter.userId ?? null],
+        [after, limit, filter.state ?? null, filter.userId ?? null, filter.syncMode ?? null],
       ),
     async countByState() {
       const { rows } = await db.query<{ state: WebhookState; count: string }>(
