@@ -44,7 +44,7 @@ export type { GatewayConfig } from './config';
 export { loadGatewayConfig } from './config';
 
 /** A running gateway. */
-export interface Gateway {
+export interface GatewayApp {
   /** Not ready at once, stop accepting, finish in-flight requests, drain NATS. Idempotent. */
   stop(): Promise<void>;
   ports: { http: number };
@@ -56,7 +56,7 @@ export interface Gateway {
 const envelopeAllowanceBytes = 16 * 1024;
 
 /** Starts the gateway with exactly the production wiring; resolves once it serves HTTP. */
-export async function start(config: GatewayConfig, options: { log?: Logger } = {}): Promise<Gateway> {
+export async function start(config: GatewayConfig, options: { log?: Logger } = {}): Promise<GatewayApp> {
   const log = options.log ?? createLogger({ service: 'gateway', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('gateway');
   const names = natsNames(config.NATS_SUBJECT_PREFIX);

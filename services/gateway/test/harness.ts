@@ -23,7 +23,7 @@ import { loadSubscriptionConfig } from '@calsync/subscription/dist/config';
 import { SignJWT } from 'jose';
 import { connect, type NatsConnection } from 'nats';
 import { loadGatewayConfig } from '../src/config';
-import { start as startGateway, type Gateway } from '../src/main';
+import { start as startGateway, type GatewayApp } from '../src/main';
 
 interface LocalInfra {
   freePort(): Promise<number>;
@@ -67,7 +67,7 @@ export interface GatewaySystem {
   names: NatsNames;
   /** The gateway's log lines (JSON). */
   gatewayLines: string[];
-  gateway: Gateway;
+  gateway: GatewayApp;
   jwtFor(userId: string, claims?: Record<string, unknown>): Promise<string>;
   /** A call to the gateway as `userId` (a signed JWT), JSON in and out. */
   api(
@@ -114,7 +114,7 @@ export interface GatewaySystem {
   gatewayWithoutUpstreams(options?: {
     /** Verify JWTs with this key set (one that answers nothing gives 503 auth_unavailable). */
     jwksUrl?: string;
-  }): Promise<{ url: string; gateway: Gateway }>;
+  }): Promise<{ url: string; gateway: GatewayApp }>;
   /** Every event in the gateway's stream. */
   storedEvents(): Promise<StoredEvent[]>;
   stop(): Promise<void>;

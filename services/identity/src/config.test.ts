@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { calendlyClientOptionsOf } from '@calsync/service-kit';
-import { loadConfig } from './config';
+import { loadIdentityConfig } from './config';
 
 const required = {
   DATABASE_URL: 'postgres://localhost/x',
@@ -11,7 +11,7 @@ const required = {
 
 describe('Calendly client configuration', () => {
   it('keeps the defaults identity has always had (a 5 s retry wait cap)', () => {
-    expect(calendlyClientOptionsOf(loadConfig(required))).toEqual({
+    expect(calendlyClientOptionsOf(loadIdentityConfig(required))).toEqual({
       timeoutMs: 10_000,
       maxRetries: 2,
       maxRetryDelayMs: 5_000,
@@ -21,7 +21,7 @@ describe('Calendly client configuration', () => {
   it('passes set values on and refuses bad ones with a clear message', () => {
     expect(
       calendlyClientOptionsOf(
-        loadConfig({
+        loadIdentityConfig({
           ...required,
           CALENDLY_TIMEOUT_MS: '2000',
           CALENDLY_MAX_RETRIES: '0',
@@ -29,10 +29,10 @@ describe('Calendly client configuration', () => {
         }),
       ),
     ).toEqual({ timeoutMs: 2_000, maxRetries: 0, maxRetryDelayMs: 1_000 });
-    expect(() => loadConfig({ ...required, CALENDLY_TIMEOUT_MS: '99' })).toThrow(
+    expect(() => loadIdentityConfig({ ...required, CALENDLY_TIMEOUT_MS: '99' })).toThrow(
       'CALENDLY_TIMEOUT_MS: must be at least 100',
     );
-    expect(() => loadConfig({ ...required, CALENDLY_MAX_RETRY_DELAY_MS: '1.5' })).toThrow(
+    expect(() => loadIdentityConfig({ ...required, CALENDLY_MAX_RETRY_DELAY_MS: '1.5' })).toThrow(
       'CALENDLY_MAX_RETRY_DELAY_MS: must be a whole number',
     );
   });

@@ -54,9 +54,9 @@ export const configSchema = withGrpcSecurity(
   ),
 );
 
-export type Config = z.infer<typeof configSchema>;
+export type IdentityConfig = z.infer<typeof configSchema>;
 
 /** Parses identity's environment; throws ConfigError naming every bad variable. */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+export function loadIdentityConfig(source: Record<string, string | undefined> = process.env): IdentityConfig {
   return loadEnv(configSchema, source);
 }

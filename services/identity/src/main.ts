@@ -1,6 +1,5 @@
 // First, so OpenTelemetry can instrument what the imports below load (a no-op unless OTLP is configured).
 import './tracing';
-import { join } from 'node:path';
 import { createCalendlyClient } from '@calsync/calendly-client';
 import {
   createGrpcServer,
@@ -12,14 +11,14 @@ import {
   startService,
   calendlyClientOptionsOf,
   grpcSecurityOf,
-  migrate,
   pingPostgres,
   runService,
   startMetricsServer,
   watchHealth,
   type Logger,
 } from '@calsync/service-kit';
-import { loadConfig, type Config } from './config';
+import { loadIdentityConfig, type IdentityConfig } from './config';
+import { migrateSchema } from './migrations';
 import { createAccessTokens } from './connections/access-tokens';
 import { createConnections } from './connections/connections';
 import { pruneTokenRequests } from './connections/token-budget';
@@ -29,7 +28,6 @@ import { sealedTables } from './rotation/reseal';
 import { createIdentityMetrics } from './metrics/identity-metrics';
 import { pruneExpiredOAuthStates } from './oauth/oauth-state-repository';
 
-const migrationsDir = join(__dirname, '..', 'migrations');
 const healthIntervalMs = 5_000;
 const housekeepingIntervalMs = 60_000;
 
@@ -38,14 +36,10 @@ export interface IdentityApp {
   ports: { grpc: number; metrics: number };
 }
 
-export function runMigrations(config: Config, log: Logger): Promise<string[]> {
-  return migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
-}
-
 /** Wires identity: config -> logger -> pool -> domain -> gRPC and metrics servers. */
-export async function start(config: Config, options: { log?: Logger } = {}): Promise<IdentityApp> {
+export async function start(config: IdentityConfig, options: { log?: Logger } = {}): Promise<IdentityApp> {
   const log = options.log ?? createLogger({ service: 'identity', level: config.LOG_LEVEL });
-  await runMigrations(config, log);
+  await migrateSchema(config, log);
   return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
     const pool = createPool({
       url: config.DATABASE_URL,
@@ -142,5 +136,5 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
 }
 
 if (require.main === module) {
-  runService({ service: 'identity', loadConfig, migrate: runMigrations, start });
+  runService({ service: 'identity', loadConfig: loadIdentityConfig, migrate: migrateSchema, start });
 }

@@ -1,5 +1,5 @@
 import { createLogger, createPool, createSealer, resealAll } from '@calsync/service-kit';
-import { loadConfig } from './config';
+import { loadIdentityConfig } from './config';
 import { sealedTables } from './rotation/reseal';
 
 /**
@@ -8,7 +8,7 @@ import { sealedTables } from './rotation/reseal';
  * another key (a replica not yet running with the new active key, or an unreadable value).
  */
 async function main(): Promise<number> {
-  const config = loadConfig();
+  const config = loadIdentityConfig();
   const log = createLogger({ service: 'identity-rotate-keys', level: config.LOG_LEVEL });
   const pool = createPool({
     url: config.DATABASE_URL,

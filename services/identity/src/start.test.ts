@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
-import { loadConfig } from './config';
+import { loadIdentityConfig } from './config';
 import { start } from './main';
 import { identityEnv, newSealingKey } from '../test/harness';
 
@@ -35,7 +35,7 @@ it('closes what it opened when a later step of its start fails', async () => {
   const grpcPort = portOf(probe);
   await close(probe);
   const env = await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
-  const config = loadConfig({ ...env, GRPC_PORT: String(grpcPort), METRICS_PORT: String(portOf(taken)) });
+  const config = loadIdentityConfig({ ...env, GRPC_PORT: String(grpcPort), METRICS_PORT: String(portOf(taken)) });
 
   await expect(start(config, { log: captureLogger('identity', 'silent').log })).rejects.toThrow();
   // The gRPC server that did start is closed again: its port is free.
@@ -46,7 +46,7 @@ it('closes what it opened when a later step of its start fails', async () => {
 it('refuses to start when its gRPC port is taken, and starts once it is free', async () => {
   const taken = await listen();
   const env = await identityEnv({ databaseUrl: database.url, sim, keys, activeKeyId: 'k1' });
-  const config = loadConfig({ ...env, GRPC_PORT: String(portOf(taken)) });
+  const config = loadIdentityConfig({ ...env, GRPC_PORT: String(portOf(taken)) });
   await expect(start(config, { log: captureLogger('identity', 'silent').log })).rejects.toThrow();
   await close(taken);
   const app = await start(config, { log: captureLogger('identity', 'silent').log });

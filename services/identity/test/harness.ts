@@ -14,7 +14,7 @@ import {
   type Sealer,
 } from '@calsync/service-kit';
 import { captureLogger, clientAsAllowedCallers, testGrpcEnv, waitFor } from '@calsync/service-kit/testing';
-import { loadConfig } from '../src/config';
+import { loadIdentityConfig } from '../src/config';
 import { secretContext, type SecretColumn } from '../src/connections/secret-context';
 import { identityCallers } from '../src/grpc/identity-handlers';
 import { start, type IdentityApp } from '../src/main';
@@ -116,7 +116,7 @@ export interface TestIdentity {
 }
 
 /**
- * Boots identity in this process exactly as production wires it (`start(loadConfig(env))`),
+ * Boots identity in this process exactly as production wires it (`start(loadIdentityConfig(env))`),
  * on `databaseUrl`, with the simulator as Calendly; one fresh sealing key unless `keys` are given.
  */
 export async function startTestIdentity(options: {
@@ -135,7 +135,7 @@ export async function startTestIdentity(options: {
     activeKeyId: options.activeKeyId ?? Object.keys(keys)[0]!,
     extra: options.env,
   });
-  const app = await start(loadConfig(env), { log: options.log ?? captureLogger('identity', 'silent').log });
+  const app = await start(loadIdentityConfig(env), { log: options.log ?? captureLogger('identity', 'silent').log });
   const address = `127.0.0.1:${app.ports.grpc}`;
   const client = await clientAsAllowedCallers(identityV1.IdentityServiceService, address, identityCallers).catch(
     async (error: unknown) => {

@@ -61,9 +61,9 @@ export const configSchema = withGrpcSecurity(
   }),
 );
 
-export type Config = z.infer<typeof configSchema>;
+export type MeetingsConfig = z.infer<typeof configSchema>;
 
 /** The service's configuration from the environment; throws ConfigError naming every bad variable. */
-export function loadMeetingsConfig(source: Record<string, string | undefined> = process.env): Config {
+export function loadMeetingsConfig(source: Record<string, string | undefined> = process.env): MeetingsConfig {
   return loadConfig(configSchema, source);
 }

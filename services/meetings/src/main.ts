@@ -1,6 +1,5 @@
 // First, so OpenTelemetry can instrument what the imports below load (a no-op unless OTLP is configured).
 import './tracing';
-import { join } from 'node:path';
 import { createCalendlyClient } from '@calsync/calendly-client';
 import {
   connectNats,
@@ -10,7 +9,6 @@ import {
   createPool,
   calendlyClientOptionsOf,
   grpcSecurityOf,
-  migrate,
   natsIsConnected,
   natsNames,
   pingPostgres,
@@ -24,11 +22,12 @@ import { createBackfill } from './backfill/backfill-service';
 import { createIdentityClient, identityTokenSource } from './backfill/identity-tokens';
 import { createImportCheckpoints } from './backfill/import-checkpoints';
 import { createRateBudget } from './backfill/rate-budget';
-import { loadMeetingsConfig, type Config } from './config';
+import { loadMeetingsConfig, type MeetingsConfig } from './config';
+import { migrateSchema } from './migrations';
 import { createDeadLetterReplay } from './consumer/dead-letter-replay';
 import { createDeadLetters, loggedDeadLetters } from './consumer/dead-letters';
 import { createDeliveryLog, operatorPageBounds, recordDelivery, userPageBounds } from './deliveries/delivery-log';
-import { meetingsAdminGrpcService } from './admin/meetings-admin-grpc';
+import { meetingsAdminGrpcService } from './grpc/meetings-admin-service';
 import { backfillRequestedHandler, calendlyEventHandler, isPermanentFailure } from './consumer/handlers';
 import { createPullWorker } from './consumer/pull-worker';
 import { createChangeFeed, declareFeedStream } from './feed/feed-stream';
@@ -36,7 +35,7 @@ import { createOutboxRelay } from './feed/outbox-relay';
 import { backfillDurableName, declareTopology } from './consumer/topology';
 import { createMeetingQueries } from './meetings/meeting-queries';
 import { createMeetingsApplier } from './meetings/meetings-applier';
-import { meetingsGrpcService } from './meetings/meetings-grpc';
+import { meetingsGrpcService } from './grpc/meetings-service';
 import { createStreamUserMessages } from './purge/user-messages-stream';
 import { createUserPurge } from './purge/user-purge';
 import { startInboxRetention } from './inbox/inbox-retention';
@@ -47,17 +46,12 @@ export interface MeetingsApp {
   ports: { grpc: number; metrics: number };
 }
 
-const migrationsDir = join(__dirname, '..', 'migrations');
 const healthCheckMs = 5_000;
 
-export function migrateMeetings(config: Config, log: Logger): Promise<string[]> {
-  return migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
-}
-
 /** Boots the service exactly as production runs it; tests call this with their own config. */
-export async function start(config: Config, options: { log?: Logger } = {}): Promise<MeetingsApp> {
+export async function start(config: MeetingsConfig, options: { log?: Logger } = {}): Promise<MeetingsApp> {
   const log = options.log ?? createLogger({ service: 'meetings', level: config.LOG_LEVEL });
-  await migrateMeetings(config, log);
+  await migrateSchema(config, log);
 
   return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
     const db = createPool({
@@ -222,5 +216,5 @@ export async function start(config: Config, options: { log?: Logger } = {}): Pro
 }
 
 if (require.main === module) {
-  runService({ service: 'meetings', loadConfig: loadMeetingsConfig, migrate: migrateMeetings, start });
+  runService({ service: 'meetings', loadConfig: loadMeetingsConfig, migrate: migrateSchema, start });
 }

@@ -21,9 +21,9 @@ import {
 } from '@calsync/service-kit/testing';
 import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
 import { Pool } from 'pg';
-import { loadMeetingsConfig, type Config } from '../src/config';
+import { loadMeetingsConfig, type MeetingsConfig } from '../src/config';
 import { start, type MeetingsApp } from '../src/main';
-import { meetingsCallers } from '../src/meetings/meetings-grpc';
+import { meetingsCallers } from '../src/grpc/meetings-service';
 import { toCalendlyEvent, type Delivery } from './calendly-fixtures';
 
 export type MeetingsClient = PromiseClient<typeof meetingsV1.MeetingsServiceService>;
@@ -131,7 +131,7 @@ export async function createTestWorld(label: string): Promise<TestWorld> {
 export interface RunningMeetings {
   app: MeetingsApp;
   client: MeetingsClient;
-  config: Config;
+  config: MeetingsConfig;
   lines: string[];
   metrics(): Promise<string>;
   /** The sum of a counter's samples, over those whose labels contain `label` when given. */

@@ -79,8 +79,8 @@ export function exitOnSignals(stop: () => Promise<void>, log: Logger): void {
 export function runService<C extends { LOG_LEVEL: string; MIGRATE_ONLY?: boolean }>(options: {
   service: string;
   loadConfig(): C;
-  migrate?(config: C, log: Logger): Promise<unknown>;
-  start(config: C, options: { log: Logger }): Promise<{ stop(): Promise<void> }>;
+  migrate?(config: NoInfer<C>, log: Logger): Promise<unknown>;
+  start(config: NoInfer<C>, options: { log: Logger }): Promise<{ stop(): Promise<void> }>;
 }): void {
   let config: C;
   try {

@@ -81,6 +81,17 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
 }
 
 /**
+ * A service's migrator: applies the migrations in `dir` to the schema its config names. Each
+ * service exports one (`migrateSchema` in its `src/migrations.ts`) for its start, its
+ * MIGRATE_ONLY run and its commands.
+ */
+export function schemaMigrator(
+  dir: string,
+): (config: { DATABASE_URL: string; DATABASE_SCHEMA: string }, log: Logger) => Promise<string[]> {
+  return (config, log) => migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir, log });
+}
+
+/**
  * Applies the service's SQL migrations (`<dir>/*.sql`, node-pg-migrate's `-- Up Migration`
  * format) to its own schema, recording them in that schema's history table. A blocking
  * advisory lock per schema makes concurrent starts take turns: the first applies, the others

@@ -11,7 +11,6 @@ import {
   calendlyClientOptionsOf,
   resealAll,
   grpcSecurityOf,
-  migrate,
   natsNames,
   pingPostgres,
   runService,
@@ -28,7 +27,7 @@ import { subscriptionService } from './grpc/subscription-service';
 import { createHookFleet } from './fleet/hook-fleet';
 import { createIdentityConnections } from './identity/connections';
 import { createSubscriptionMetrics } from './metrics';
-import { migrationsDir } from './migrations';
+import { migrateSchema } from './migrations';
 import { createPoller, type PollSettings } from './polling/poller';
 import { createSyncModeRepository } from './polling/sync-mode-repository';
 import { createReconciler } from './reconcile/reconciler';
@@ -47,7 +46,7 @@ export interface SubscriptionApp {
 /** Starts the subscription service exactly as production wires it; tests call this too. */
 export async function start(config: SubscriptionConfig, options: { log?: Logger } = {}): Promise<SubscriptionApp> {
   const log = options.log ?? createLogger({ service: 'subscription', level: config.LOG_LEVEL });
-  await migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
+  await migrateSchema(config, log);
 
   return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
     const pool = createPool({
@@ -189,8 +188,7 @@ if (require.main === module) {
   runService({
     service: 'subscription',
     loadConfig: loadSubscriptionConfig,
-    migrate: (config, log) =>
-      migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log }),
+    migrate: migrateSchema,
     start,
   });
 }

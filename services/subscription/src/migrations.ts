@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { schemaMigrator } from '@calsync/service-kit';
 
-/** The service's SQL migrations (node-pg-migrate format), applied at start and by the commands. */
-export const migrationsDir = join(__dirname, '..', 'migrations');
+/** Applies subscription's SQL migrations (node-pg-migrate format) to its schema: at start, alone with MIGRATE_ONLY and before the commands. */
+export const migrateSchema = schemaMigrator(join(__dirname, '..', 'migrations'));

@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
-import { createLogger, createPool, createSealer, migrate } from '@calsync/service-kit';
+import { createLogger, createPool, createSealer } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { importLegacyWebhooks, legacyRecordSchema, type LegacyRecord } from '../legacy/legacy-webhooks';
-import { migrationsDir } from '../migrations';
+import { migrateSchema } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 import { runCommand } from './run-command';
 
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
     log.error({ problems }, 'nothing imported: fix these lines');
     return 1;
   }
-  await migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
+  await migrateSchema(config, log);
   const pool = createPool({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, max: 2, log });
   try {
     const result = await importLegacyWebhooks(

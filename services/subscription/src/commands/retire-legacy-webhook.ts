@@ -1,9 +1,9 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
-import { calendlyClientOptionsOf, createLogger, createPool, grpcSecurityOf, migrate } from '@calsync/service-kit';
+import { calendlyClientOptionsOf, createLogger, createPool, grpcSecurityOf } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
 import { createIdentityConnections } from '../identity/connections';
 import { retireLegacyWebhooks } from '../legacy/legacy-webhooks';
-import { migrationsDir } from '../migrations';
+import { migrateSchema } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 import { runCommand } from './run-command';
 
@@ -15,7 +15,7 @@ import { runCommand } from './run-command';
 async function main(): Promise<number> {
   const config = loadCommandConfig();
   const log = createLogger({ service: 'subscription-retire-legacy', level: config.LOG_LEVEL });
-  await migrate({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, dir: migrationsDir, log });
+  await migrateSchema(config, log);
   const pool = createPool({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, max: 2, log });
   const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security: grpcSecurityOf(config) });
   try {

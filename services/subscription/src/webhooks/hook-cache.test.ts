@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { createPool, createSealer, migrate, type Pool } from '@calsync/service-kit';
+import { createPool, createSealer, type Pool } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, waitFor, type TestDatabase } from '@calsync/service-kit/testing';
-import { migrationsDir } from '../migrations';
+import { migrateSchema } from '../migrations';
 import { createHookCache, legacyHookKey, type HookCache } from './hook-cache';
 import { createHookLoader, signingKeyContext } from './hook-loader';
 import { createWebhookRepository, type NewWebhook, type WebhookRepository } from './webhook-repository';
@@ -42,7 +42,7 @@ async function startCache(): Promise<HookCache> {
 
 beforeAll(async () => {
   database = await createTestDatabase('hook_cache');
-  await migrate({ url: database.url, schema, dir: migrationsDir, log });
+  await migrateSchema({ DATABASE_URL: database.url, DATABASE_SCHEMA: schema }, log);
   pool = createPool({ url: database.url, schema, log });
   repository = createWebhookRepository(pool);
 });
@@ -134,7 +134,7 @@ it('serves from Postgres while its listener is down and starts empty when it is 
 
 it('warms itself with every hook when it starts listening, so the first delivery is a hit', async () => {
   const fresh = await createTestDatabase('hook_cache_warm');
-  await migrate({ url: fresh.url, schema, dir: migrationsDir, log });
+  await migrateSchema({ DATABASE_URL: fresh.url, DATABASE_SCHEMA: schema }, log);
   const freshPool = createPool({ url: fresh.url, schema, log });
   try {
     const freshRepository = createWebhookRepository(freshPool);
@@ -164,7 +164,7 @@ it('warms itself with every hook when it starts listening, so the first delivery
 
 it('once warmed with every hook, answers made-up ids and creators without a query, and still hears of new hooks', async () => {
   const fresh = await createTestDatabase('hook_cache_complete');
-  await migrate({ url: fresh.url, schema, dir: migrationsDir, log });
+  await migrateSchema({ DATABASE_URL: fresh.url, DATABASE_SCHEMA: schema }, log);
   const freshPool = createPool({ url: fresh.url, schema, log });
   try {
     const freshRepository = createWebhookRepository(freshPool);

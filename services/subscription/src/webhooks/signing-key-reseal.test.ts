@@ -1,6 +1,6 @@
-import { createPool, migrate, resealAll, type Pool } from '@calsync/service-kit';
+import { createPool, resealAll, type Pool } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, rotationSealers, type TestDatabase } from '@calsync/service-kit/testing';
-import { migrationsDir } from '../migrations';
+import { migrateSchema } from '../migrations';
 import { signingKeyContext } from './hook-loader';
 import { sealedTables } from './signing-key-reseal';
 import { createWebhookRepository } from './webhook-repository';
@@ -14,7 +14,7 @@ let pool: Pool;
 
 beforeAll(async () => {
   database = await createTestDatabase('reseal');
-  await migrate({ url: database.url, schema: 'subscription', dir: migrationsDir, log });
+  await migrateSchema({ DATABASE_URL: database.url, DATABASE_SCHEMA: 'subscription' }, log);
   pool = createPool({ url: database.url, schema: 'subscription', log });
 });
 

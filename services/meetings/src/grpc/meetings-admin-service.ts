@@ -10,7 +10,7 @@ import {
 } from '@calsync/service-kit';
 import { DeadLetterQueryInvalid, type DeadLetterReplay } from '../consumer/dead-letter-replay';
 import type { DeliveryLog } from '../deliveries/delivery-log';
-import { toDeliveryRecord } from '../deliveries/delivery-proto';
+import { toDeliveryRecord } from './delivery-proto';
 import { InvalidQueryError } from '../meetings/meeting-queries';
 
 /** Who may call each method, by certificate name: operators, through the calsync CLI; never a user's path. */

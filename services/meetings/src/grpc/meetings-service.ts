@@ -10,11 +10,11 @@ import {
 } from '@calsync/service-kit';
 import type { ImportCheckpoints, ImportRecord, ImportStatus } from '../backfill/import-checkpoints';
 import type { DeliveryLog } from '../deliveries/delivery-log';
-import { toDeliveryRecord } from '../deliveries/delivery-proto';
+import { toDeliveryRecord } from './delivery-proto';
 import { CursorError, type ChangeFeed } from '../feed/feed-stream';
 import { PurgeRequestInvalid, type UserPurge } from '../purge/user-purge';
-import { InvalidQueryError, type MeetingQueries } from './meeting-queries';
-import { toMeeting } from './meeting-proto';
+import { InvalidQueryError, type MeetingQueries } from '../meetings/meeting-queries';
+import { toMeeting } from '../meetings/meeting-proto';
 
 const { MeetingStatus } = meetingsV1;
 

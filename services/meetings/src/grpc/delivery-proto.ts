@@ -1,5 +1,5 @@
 import { meetingsV1 } from '@calsync/proto';
-import type { DeliveryLogEntry, DeliveryOutcome } from './delivery-log';
+import type { DeliveryLogEntry, DeliveryOutcome } from '../deliveries/delivery-log';
 
 const outcomes: Record<DeliveryOutcome, meetingsV1.DeliveryOutcome> = {
   applied: meetingsV1.DeliveryOutcome.DELIVERY_OUTCOME_APPLIED,
