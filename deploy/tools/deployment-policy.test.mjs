@@ -179,8 +179,12 @@ for (const file of files) {
       }
     });
 
-    test('admits gRPC calls only from each service’s callers', () => {
-      for (const [callee, callers] of Object.entries(grpcCallers)) {
+    // operator.enabled renders the operator pods' own NetworkPolicy; the services then admit them too.
+    const operatorPolicy = ofKind('NetworkPolicy').find((candidate) => component(candidate) === 'operator');
+
+    test('admits gRPC calls only from each service’s callers (and the operator’s pods with operator.enabled)', () => {
+      for (const [callee, serviceCallers] of Object.entries(grpcCallers)) {
+        const callers = operatorPolicy ? [...serviceCallers, 'operator'].sort() : serviceCallers;
         const policy = ofKind('NetworkPolicy').find((candidate) => component(candidate) === callee);
         assert.ok(policy, `${callee}: no NetworkPolicy`);
         const grpcRules = policy.spec.ingress.filter((rule) => rule.ports.some((port) => port.port === 'grpc'));
@@ -193,6 +197,49 @@ for (const file of files) {
         for (const rule of policy.spec.ingress) {
           assert.ok(rule.from?.length > 0, `${callee}: an ingress rule admits everyone`);
         }
+      }
+    });
+
+    if (operatorPolicy) {
+      test('lets the operator’s pods reach DNS and the services’ gRPC ports only, and nothing reach them', () => {
+        assert.deepEqual(operatorPolicy.spec.policyTypes, ['Ingress', 'Egress']);
+        assert.deepEqual(operatorPolicy.spec.ingress, []);
+        const reached = [];
+        for (const rule of operatorPolicy.spec.egress) {
+          const ports = rule.ports.map((port) => port.port);
+          if (ports.includes(53)) {
+            assert.deepEqual(ports, [53, 53]);
+            continue;
+          }
+          assert.equal(rule.to.length, 1);
+          const labels = rule.to[0].podSelector.matchLabels;
+          assert.equal(labels['calsync.io/role'], 'server');
+          const service = labels['app.kubernetes.io/component'];
+          const grpcPort = ofKind('Service')
+            .find((candidate) => component(candidate) === service)
+            .spec.ports.find((port) => port.name === 'grpc').port;
+          assert.deepEqual(ports, [grpcPort], `${service}: only its gRPC port`);
+          reached.push(service);
+        }
+        assert.deepEqual(reached.sort(), Object.keys(grpcCallers).sort());
+      });
+    }
+
+    test('issues certificates named for their identity: servers and clients, the operator a client only with operator.enabled', () => {
+      const certificates = ofKind('Certificate');
+      if (certificates.length === 0) return;
+      const byName = new Map(certificates.map((certificate) => [certificate.spec.commonName, certificate]));
+      for (const service of services) {
+        const usages = byName.get(`calsync-${service}`)?.spec.usages;
+        assert.ok(usages?.includes('server auth') && usages.includes('client auth'), service);
+      }
+      const operator = byName.get('calsync-operator');
+      assert.equal(Boolean(operator), Boolean(operatorPolicy), 'an operator certificate only with operator.enabled');
+      if (operator) {
+        assert.deepEqual(operator.spec.usages, ['digital signature', 'client auth']);
+        assert.deepEqual(operator.spec.dnsNames, ['calsync-operator']);
+        assert.deepEqual(operator.spec.issuerRef, byName.get('calsync-identity').spec.issuerRef);
+        assert.equal(component(operator), 'operator');
       }
     });
 

@@ -72,6 +72,7 @@ export function metricsOf(expr) {
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, ' ')
     .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\boffset\s+-?[0-9a-z]+/g, ' ')
     .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
   return [...bare.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(?!\s*\(|[A-Za-z0-9_:])/g)]
     .map((match) => match[0])
@@ -85,6 +86,7 @@ test('metricsOf finds the selected metrics, not functions, labels or keywords', 
     metricsOf('sum by (le) (rate(a_seconds_bucket{route=~"/x|y"}[5m])) / on (pod) b_total > 0 and max(c) >= 3'),
     ['a_seconds_bucket', 'b_total', 'c'],
   );
+  assert.deepEqual(metricsOf('max(d{state="x"}) - max(d{state="x"} offset 1h) > 20'), ['d', 'd']);
 });
 
 test('every dashboard query and alert asks for metrics the services export', () => {

@@ -1,7 +1,8 @@
 {{/*
 One service's NetworkPolicy, derived from calsync.topology: a gRPC service admits only the
-services that call it; the gateway admits everyone (it is the public edge); egress is DNS,
-Postgres, NATS, Calendly (or the simulator) and the gRPC services it calls.
+services that call it (and, with operator.enabled, the operator's pods); the gateway admits
+everyone (it is the public edge); egress is DNS, Postgres, NATS, Calendly (or the simulator) and
+the gRPC services it calls.
 */}}
 {{- define "calsync.networkPolicy" -}}
 {{- $root := .root }}
@@ -31,12 +32,18 @@ spec:
     {{- $callers = append $callers $other }}
     {{- end }}
     {{- end }}
-    {{- if $callers }}
+    {{- if or $callers $root.Values.operator.enabled }}
     - from:
         {{- range $callers }}
         - podSelector:
             matchLabels:
               {{- include "calsync.serverSelector" (dict "root" $root "name" .) | nindent 14 }}
+        {{- end }}
+        {{- if $root.Values.operator.enabled }}
+        {{- /* The calsync CLI's pods (operator.enabled): their certificate decides what they may call. */}}
+        - podSelector:
+            matchLabels:
+              {{- include "calsync.componentSelector" (dict "root" $root "name" "operator") | nindent 14 }}
         {{- end }}
       ports:
         - port: grpc
@@ -129,5 +136,52 @@ spec:
     {{- end }}
     {{- with $np.extraEgress }}
     {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/*
+The operator's pods (the calsync CLI run in the cluster, labelled app.kubernetes.io/component:
+operator and the release's selector labels): nothing may reach them; they may reach DNS and the
+gRPC port of every gRPC service, nothing else (not Postgres, NATS or Calendly).
+*/}}
+{{- define "calsync.operatorNetworkPolicy" -}}
+{{- $root := .root }}
+{{- $topology := include "calsync.topology" $root | fromYaml }}
+{{- $np := $root.Values.networkPolicy }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "calsync.componentName" . }}
+  labels:
+    {{- include "calsync.componentLabels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "calsync.componentSelector" . | nindent 6 }}
+  policyTypes:
+    - Ingress
+    - Egress
+  ingress: []
+  egress:
+    - ports:
+        - port: 53
+          protocol: UDP
+        - port: 53
+          protocol: TCP
+      {{- with $np.egress.dns.to }}
+      to:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- range $name := keys $topology | sortAlpha }}
+    {{- $facts := index $topology $name }}
+    {{- if $facts.grpcPort }}
+    - ports:
+        - port: {{ $facts.grpcPort }}
+          protocol: TCP
+      to:
+        - podSelector:
+            matchLabels:
+              {{- include "calsync.serverSelector" (dict "root" $root "name" $name) | nindent 14 }}
+    {{- end }}
     {{- end }}
 {{- end }}
