@@ -23,6 +23,7 @@ import {
 import { createJwtVerifier } from './auth/jwt-verifier';
 import { createStreamTokens } from './auth/stream-token';
 import { loadGatewayConfig, oauthRedirectUri, type GatewayConfig } from './config';
+import { createGatewayMetrics } from './metrics';
 import { createConnectionService } from './connections/connection-service';
 import { createConnectCookie } from './connections/connect-cookie';
 import { connectionRoutes } from './connections/connection-routes';
@@ -59,6 +60,7 @@ const envelopeAllowanceBytes = 16 * 1024;
 export async function start(config: GatewayConfig, options: { log?: Logger } = {}): Promise<GatewayApp> {
   const log = options.log ?? createLogger({ service: 'gateway', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('gateway');
+  const metrics = createGatewayMetrics(registry);
   const names = natsNames(config.NATS_SUBJECT_PREFIX);
 
   return startService({ log, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS }, async (opened) => {
@@ -110,8 +112,8 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       maxTokenAgeSeconds: config.AUTH_JWT_MAX_AGE_SECONDS,
     });
     const intake = createDeliveryIntake({
-      verifier: createSubscriptionVerifier({ client: subscription, timeoutMs: config.VERIFY_TIMEOUT_MS, registry }),
-      publisher: createEventPublisher({ nc, names, timeoutMs: config.PUBLISH_TIMEOUT_MS, registry }),
+      verifier: createSubscriptionVerifier({ client: subscription, timeoutMs: config.VERIFY_TIMEOUT_MS, metrics }),
+      publisher: createEventPublisher({ nc, names, timeoutMs: config.PUBLISH_TIMEOUT_MS, metrics }),
     });
     const connections = createConnectionService({
       identity,
@@ -154,7 +156,7 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
     ];
     const app = createApp({
       log,
-      registry,
+      metrics,
       tracker,
       stopping: () => stopping,
       corsOrigins: config.CORS_ORIGINS,

@@ -2,16 +2,14 @@ import {
   ensureStream,
   eventsStreamConfig,
   type EventsStreamLimits,
-  Histogram,
-  latencyBuckets,
   natsIsConnected,
   publishTraced,
   type NatsConnection,
   type NatsNames,
-  type Registry,
 } from '@calsync/service-kit';
 import { eventsV1 } from '@calsync/proto';
 import { headers } from 'nats';
+import type { GatewayMetrics } from '../metrics';
 import { DependencyUnavailable, type EventPublisher } from '../webhooks/delivery-intake';
 
 /** NATS header names the gateway sets on every event, beside Nats-Msg-Id and the trace context. */
@@ -37,23 +35,16 @@ export function createEventPublisher(options: {
   nc: NatsConnection;
   names: NatsNames;
   timeoutMs: number;
-  registry: Registry;
+  metrics: GatewayMetrics;
 }): EventPublisher {
   const { nc, names, timeoutMs } = options;
   const js = nc.jetstream();
-  const duration = new Histogram({
-    name: 'gateway_publish_duration_seconds',
-    help: 'JetStream publish of a delivery until acknowledged, by outcome (stored, duplicate, failed)',
-    labelNames: ['outcome'],
-    buckets: latencyBuckets,
-    registers: [options.registry],
-  });
   return {
     async publish(event, context) {
       if (!natsIsConnected(nc)) throw new DependencyUnavailable('nats', 'NATS is not connected');
       const messageHeaders = headers();
       messageHeaders.set(eventHeaders.requestId, context.requestId);
-      const stop = duration.startTimer();
+      const stop = options.metrics.timePublish();
       try {
         const ack = await publishTraced(
           js,
@@ -66,10 +57,10 @@ export function createEventPublisher(options: {
             expect: { streamName: names.eventsStream },
           },
         );
-        stop({ outcome: ack.duplicate ? 'duplicate' : 'stored' });
+        stop(ack.duplicate ? 'duplicate' : 'stored');
         return { duplicate: ack.duplicate, sequence: ack.seq };
       } catch (error) {
-        stop({ outcome: 'failed' });
+        stop('failed');
         throw new DependencyUnavailable('nats', `JetStream did not acknowledge the event: ${describe(error)}`, error);
       }
     },

@@ -7,6 +7,7 @@ import { inviteeCreatedBody } from '@calsync/calendly-client/testing';
 import { createMetricsRegistry } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
 import { healthRoutes } from '../health/health-routes';
+import { createGatewayMetrics } from '../metrics';
 import { createDeliveryIntake, type DeliveryVerifier, type EventPublisher } from '../webhooks/delivery-intake';
 import { webhookRoutes } from '../webhooks/webhook-routes';
 import { createApp } from './app';
@@ -38,7 +39,7 @@ function startApp(options: { demoDir?: string; ready?: boolean }) {
   const registry = createMetricsRegistry('gateway');
   const app = createApp({
     log,
-    registry,
+    metrics: createGatewayMetrics(registry),
     tracker: createRequestTracker(),
     stopping: () => false,
     corsOrigins: ['https://app.example.com'],

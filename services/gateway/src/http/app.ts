@@ -1,9 +1,10 @@
-import type { Logger, Registry } from '@calsync/service-kit';
+import type { Logger } from '@calsync/service-kit';
 import cors from '@koa/cors';
 import Router from '@koa/router';
 import Koa from 'koa';
 import mount from 'koa-mount';
 import serve from 'koa-static';
+import type { GatewayMetrics } from '../metrics';
 import { errorHandler, requestContext, type GatewayState } from './request-context';
 import type { RequestTracker } from './request-tracker';
 
@@ -14,7 +15,7 @@ import type { RequestTracker } from './request-tracker';
  */
 export function createApp(options: {
   log: Logger;
-  registry: Registry;
+  metrics: GatewayMetrics;
   tracker: RequestTracker;
   stopping: () => boolean;
   corsOrigins: string[];

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Counter, Histogram, latencyBuckets, type Logger, type Registry } from '@calsync/service-kit';
+import type { Logger } from '@calsync/service-kit';
 import type { Middleware } from 'koa';
 import type { Principal } from '../auth/jwt-verifier';
+import type { GatewayMetrics } from '../metrics';
 import { HttpError } from './http-error';
 import type { RequestTracker } from './request-tracker';
 
@@ -29,23 +30,10 @@ const quietRoutes = new Set(['/healthz', '/readyz', '/metrics']);
  */
 export function requestContext(options: {
   log: Logger;
-  registry: Registry;
+  metrics: GatewayMetrics;
   tracker: RequestTracker;
   stopping: () => boolean;
 }): Middleware<GatewayState> {
-  const requests = new Counter({
-    name: 'http_requests_total',
-    help: 'HTTP requests answered, by route, method, status and outcome',
-    labelNames: ['route', 'method', 'status', 'outcome'],
-    registers: [options.registry],
-  });
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'HTTP request duration until the answer, by route and method',
-    labelNames: ['route', 'method'],
-    buckets: latencyBuckets,
-    registers: [options.registry],
-  });
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const incomingId = ctx.get('X-Request-Id');
@@ -62,8 +50,7 @@ export function requestContext(options: {
       const route = routeOf(ctx);
       const status = ctx.status;
       const outcome = ctx.state.outcome ?? (status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error');
-      requests.inc({ route, method: ctx.method, status: String(status), outcome });
-      duration.observe({ route, method: ctx.method }, seconds);
+      options.metrics.observeRequest({ route, method: ctx.method, status, outcome, seconds });
       const fields = {
         method: ctx.method,
         route,

@@ -1,13 +1,7 @@
-import {
-  GrpcStatus,
-  Histogram,
-  latencyBuckets,
-  reasonOf,
-  type PromiseClient,
-  type Registry,
-} from '@calsync/service-kit';
+import { GrpcStatus, reasonOf, type PromiseClient } from '@calsync/service-kit';
 import { subscriptionV1, verifyFailureAnswerOf } from '@calsync/proto';
 import { DeliveryRejected, DependencyUnavailable, type DeliveryVerifier, type RejectionKind } from './delivery-intake';
+import type { GatewayMetrics } from '../metrics';
 import { callMetadata } from '../upstream/call-metadata';
 
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
@@ -49,19 +43,12 @@ export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | D
 export function createSubscriptionVerifier(options: {
   client: SubscriptionClient;
   timeoutMs: number;
-  registry: Registry;
+  metrics: GatewayMetrics;
 }): DeliveryVerifier {
   const { client, timeoutMs } = options;
-  const duration = new Histogram({
-    name: 'gateway_verify_duration_seconds',
-    help: 'VerifyAndResolveUser as the gateway sees it, by outcome (verified, rejected, unavailable)',
-    labelNames: ['outcome'],
-    buckets: latencyBuckets,
-    registers: [options.registry],
-  });
   return {
     async verify(request, context) {
-      const stop = duration.startTimer();
+      const stop = options.metrics.timeVerify();
       try {
         const response = await client.verifyAndResolveUser(request, {
           timeoutMs,
@@ -71,7 +58,7 @@ export function createSubscriptionVerifier(options: {
           // Publishing without a delivery key would defeat de-duplication: better Calendly retries.
           throw new DependencyUnavailable('subscription', 'subscription answered without a user or delivery key');
         }
-        stop({ outcome: 'verified' });
+        stop('verified');
         return {
           userId: response.userId,
           calendlyUserUri: response.calendlyUserUri,
@@ -82,7 +69,7 @@ export function createSubscriptionVerifier(options: {
         };
       } catch (error) {
         const failure = error instanceof DependencyUnavailable ? error : verifyErrorToDeliveryError(error);
-        stop({ outcome: failure instanceof DeliveryRejected ? 'rejected' : 'unavailable' });
+        stop(failure instanceof DeliveryRejected ? 'rejected' : 'unavailable');
         throw failure;
       }
     },
