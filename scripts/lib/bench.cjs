@@ -109,4 +109,21 @@ async function benchInfra({ dir, cleanup, databasePrefix }) {
   return { databaseUrl, natsUrl };
 }
 
-module.exports = { printBenchHeader, createCleanup, processUsage, benchInfra };
+/**
+ * A JSON call to the system under test (gateway or simulator): `body` is sent as JSON, `token`
+ * as a bearer token; any non-2xx answer throws with its status and body. 204 gives null.
+ */
+async function json(url, { method = 'GET', body, token } = {}) {
+  const response = await fetch(url, {
+    method,
+    headers: {
+      ...(body ? { 'content-type': 'application/json' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
+  return response.status === 204 ? null : response.json();
+}
+
+module.exports = { printBenchHeader, createCleanup, processUsage, benchInfra, json };

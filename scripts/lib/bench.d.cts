@@ -11,3 +11,5 @@ export function benchInfra(options: {
   cleanup: { add(stop: () => unknown): void };
   databasePrefix?: string;
 }): Promise<{ databaseUrl: string; natsUrl: string }>;
+/** A JSON call to the system under test; throws on a non-2xx answer, null for 204. */
+export function json(url: string, options?: { method?: string; body?: unknown; token?: string }): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- whatever the route answers

@@ -42,19 +42,6 @@ const { meetingsV1 } = createRequire(join(rootDir, 'package.json'))('@calsync/pr
 const say = (line) => process.stdout.write(`${line}\n`);
 const settleMs = 60_000;
 
-async function json(url, { method = 'GET', body, token } = {}) {
-  const response = await fetch(url, {
-    method,
-    headers: {
-      ...(body ? { 'content-type': 'application/json' } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
-
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -109,12 +96,12 @@ async function main() {
     const connectStarted = Date.now();
     const users = new Array(userCount);
     await inParallel([...users.keys()], 16, async (i) => {
-      const calendly = await json(`${simulator}/_sim/users`, {
+      const calendly = await bench.json(`${simulator}/_sim/users`, {
         method: 'POST',
         body: { name: `Bench ${i}`, email: `bench${i}@example.test`, plan: 'standard' },
       });
       const token = devJwt.signDevJwt(`bench-user-${i}`, system.secrets.jwtSecret);
-      await json(`${gateway}/api/calendly/token`, {
+      await bench.json(`${gateway}/api/calendly/token`, {
         method: 'POST',
         token,
         body: { token: calendly.personal_access_token },
@@ -152,18 +139,20 @@ async function main() {
         const seq = bookingSeq++;
         const user = users[seq % users.length];
         const start = new Date(base + seq * 60_000);
-        const request = json(`${simulator}/_sim/bookings`, {
-          method: 'POST',
-          body: {
-            user: user.calendly.uri,
-            invitee: { name: `Invitee ${seq}`, email: `invitee${seq}@example.test` },
-            start_time: start.toISOString(),
-            end_time: new Date(start.getTime() + 1_800_000).toISOString(),
-          },
-        }).then(
-          (booking) => booked.push(booking.invitee.uri),
-          (error) => bookingErrors.push(error),
-        );
+        const request = bench
+          .json(`${simulator}/_sim/bookings`, {
+            method: 'POST',
+            body: {
+              user: user.calendly.uri,
+              invitee: { name: `Invitee ${seq}`, email: `invitee${seq}@example.test` },
+              start_time: start.toISOString(),
+              end_time: new Date(start.getTime() + 1_800_000).toISOString(),
+            },
+          })
+          .then(
+            (booking) => booked.push(booking.invitee.uri),
+            (error) => bookingErrors.push(error),
+          );
         inFlight.add(request);
         void request.finally(() => inFlight.delete(request));
       }
@@ -176,7 +165,7 @@ async function main() {
       const load = loadavg();
 
       const attempts = (
-        await json(`${simulator}/_sim/deliveries?event=invitee.created&after=${lastAttemptId}`)
+        await bench.json(`${simulator}/_sim/deliveries?event=invitee.created&after=${lastAttemptId}`)
       ).collection.filter((attempt) => attempt.id > lastAttemptId);
       lastAttemptId = Math.max(lastAttemptId, ...attempts.map((attempt) => attempt.id));
       const firstStart = new Map(); // invitee uri -> first attempt's start

@@ -57,19 +57,6 @@ const say = (line) => process.stdout.write(`${line}\n`);
 const paidBudgetPerMinute = 500; // Calendly's per-user limit on paid plans (the simulator's default)
 const day = 24 * 3600 * 1000;
 
-async function json(url, { method = 'GET', body, token } = {}) {
-  const response = await fetch(url, {
-    method,
-    headers: {
-      ...(body ? { 'content-type': 'application/json' } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
-
 /** Runs `work(i)` for i in [0, count) with at most `width` at once. */
 async function pool(count, width, work) {
   let next = 0;
@@ -115,13 +102,13 @@ async function main() {
     const firstStart = Math.ceil((Date.now() + day) / 3_600_000) * 3_600_000;
     const spacing = Math.max(60_000, Math.floor((60 * day) / meetingsPerUser));
     await pool(userCount, 8, async (i) => {
-      const user = await json(`${simulator}/_sim/users`, {
+      const user = await bench.json(`${simulator}/_sim/users`, {
         method: 'POST',
         body: { name: `Importer ${i}`, email: `importer${i}@example.test`, plan: 'standard' },
       });
       for (let m = 0; m < meetingsPerUser; m++) {
         const start = firstStart + m * spacing;
-        await json(`${simulator}/_sim/bookings`, {
+        await bench.json(`${simulator}/_sim/bookings`, {
           method: 'POST',
           body: {
             user: user.uri,
@@ -140,7 +127,7 @@ async function main() {
     const cpuBefore = Object.fromEntries(
       services.map(([name, p]) => [name, bench.processUsage(p.child.pid).cpuSeconds]),
     );
-    const before = await json(`${simulator}/_sim/api_requests`);
+    const before = await bench.json(`${simulator}/_sim/api_requests`);
     const completedCount = async () =>
       (
         await db.query(
@@ -180,7 +167,7 @@ async function main() {
     }
     await connecting;
     const seconds = (Date.now() - started) / 1000;
-    const after = await json(`${simulator}/_sim/api_requests`);
+    const after = await bench.json(`${simulator}/_sim/api_requests`);
     const { rows } = await db.query(
       `SELECT events, invitees, calendly_requests, resumes,
               extract(epoch FROM completed_at - started_at)::float AS seconds

@@ -52,19 +52,6 @@ const intervalSeconds = 300; // subscription's RECONCILE_INTERVAL_SECONDS defaul
 const paidBudgetPerMinute = 500;
 const seedBatch = 2_000;
 
-async function json(url, { method = 'GET', body, token } = {}) {
-  const response = await fetch(url, {
-    method,
-    headers: {
-      ...(body ? { 'content-type': 'application/json' } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
-
 async function main() {
   bench.printBenchHeader(rootDir);
   const cleanup = bench.createCleanup();
@@ -141,14 +128,14 @@ async function main() {
       Array.from({ length: 16 }, async () => {
         while (next < userCount) {
           const i = next++;
-          const user = await json(`${simulator}/_sim/users`, {
+          const user = await bench.json(`${simulator}/_sim/users`, {
             method: 'POST',
             body: { name: `Reconcile ${i}`, email: `reconcile${i}@example.test`, plan: 'standard' },
           });
           const hookId = randomBytes(24).toString('base64url');
           const signingKey = randomBytes(32).toString('base64url');
           const callbackUrl = `${gateway}/webhooks/calendly/${hookId}`;
-          const { resource } = await json(`${simulator}/webhook_subscriptions`, {
+          const { resource } = await bench.json(`${simulator}/webhook_subscriptions`, {
             method: 'POST',
             token: user.personal_access_token,
             body: {
@@ -186,13 +173,13 @@ async function main() {
     });
     cleanup.add(() => client.close());
     const services = Object.entries(system.processes).filter(([name]) => name !== 'calendly-sim');
-    const calendlyRequests = async () => (await json(`${simulator}/_sim/api_requests`)).requests;
+    const calendlyRequests = async () => (await bench.json(`${simulator}/_sim/api_requests`)).requests;
 
     for (let pass = 1; pass <= passes; pass++) {
       const cpuBefore = Object.fromEntries(
         services.map(([name, p]) => [name, bench.processUsage(p.child.pid).cpuSeconds]),
       );
-      const before = await json(`${simulator}/_sim/api_requests`);
+      const before = await bench.json(`${simulator}/_sim/api_requests`);
       let peakPerSecond = 0;
       let last = before.requests;
       const sampler = setInterval(() => {
@@ -208,7 +195,7 @@ async function main() {
       const summary = await client.reconcile({ userId: '' });
       const seconds = (Date.now() - started) / 1000;
       clearInterval(sampler);
-      const after = await json(`${simulator}/_sim/api_requests`);
+      const after = await bench.json(`${simulator}/_sim/api_requests`);
       const requests = after.requests - before.requests;
       const load = loadavg();
       say('');
