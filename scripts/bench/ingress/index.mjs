@@ -33,7 +33,7 @@ const kit = require('@calsync/service-kit');
 const { subscribedEvents } = require('@calsync/calendly-client');
 const { inviteeCreatedBody } = require('@calsync/calendly-client/testing');
 const { createThrowawayCa } = require('@calsync/service-kit/testing');
-const { migrationsDir } = require('@calsync/subscription/dist/migrations');
+const { migrateSchema } = require('@calsync/subscription/dist/migrations');
 const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks/webhook-repository');
 const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
 const { callbackUrlOf, newHookId, newSigningKey } = require('@calsync/subscription/dist/webhooks/webhook-secrets');
@@ -246,7 +246,7 @@ try {
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   const sealingKey = randomBytes(32);
   const sealer = kit.createSealer({ keys: new Map([['bench', sealingKey]]), activeKeyId: 'bench' });
-  await kit.migrate({ url: databaseUrl, schema: 'subscription', dir: migrationsDir, log });
+  await migrateSchema({ DATABASE_URL: databaseUrl, DATABASE_SCHEMA: 'subscription' }, log);
   const pool = kit.createPool({ url: databaseUrl, schema: 'subscription', log });
   const users = [];
   const rows = [];

@@ -39,7 +39,7 @@ const { createThrowawayCa, spawnService } = require(
 const { createWebhookRepository } = require(join(subscriptionDist, 'webhooks', 'webhook-repository.js'));
 const { newHookId, newSigningKey } = require(join(subscriptionDist, 'webhooks', 'webhook-secrets.js'));
 const { signingKeyContext } = require(join(subscriptionDist, 'webhooks', 'hook-loader.js'));
-const { migrationsDir } = require(join(subscriptionDist, 'migrations.js'));
+const { migrateSchema } = require(join(subscriptionDist, 'migrations.js'));
 const { Client } = require('pg');
 
 const env = process.env;
@@ -85,7 +85,7 @@ function signed(key, i) {
 
 /** Seeds `size` hooks into the schema through the service's own repository; returns their ids and keys. */
 async function seed(databaseUrl, schema, size) {
-  await kit.migrate({ url: databaseUrl, schema, dir: migrationsDir, log });
+  await migrateSchema({ DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema }, log);
   const pool = kit.createPool({ url: databaseUrl, schema, max: 2, log });
   const repository = createWebhookRepository(pool);
   const hooks = [];
