@@ -55,6 +55,7 @@ async function startSystem({
   onLine = () => {},
   maxLines,
   certsDir,
+  nodeArgs = {},
 }) {
   const { spawnService, createThrowawayCa } = require(join(rootDir, 'services/service-kit/dist/testing/index.js'));
   const { grpcIdentities } = require(join(rootDir, 'services/service-kit/dist/index.js'));
@@ -75,6 +76,7 @@ async function startSystem({
       readyTimeoutMs: 60_000,
       onLine: (line) => onLine(service, line),
       maxLines,
+      nodeArgs: nodeArgs[service] ?? [],
     });
     processes.push({ service, process: running });
     return running;

@@ -29,6 +29,8 @@ export function startSystem(options: {
   maxLines?: number;
   /** Where the throwaway CA and the services' certificates are written; a temporary folder by default. */
   certsDir?: string;
+  /** Node options per service (e.g. `--cpu-prof`), before its entry. */
+  nodeArgs?: Record<string, string[]>;
 }): Promise<{
   urls: { gateway: string; simulator: string; demo: string; identity: string; subscription: string; meetings: string };
   processes: Record<string, RunningService>;

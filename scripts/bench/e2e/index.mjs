@@ -4,12 +4,17 @@
 // processes `npm run dev` starts). For each rate, bookings arrive at a steady pace spread over
 // every connected user; nothing polls, so the figures carry no polling load or interval.
 //
-//   node scripts/bench/e2e/index.mjs [--users 1000] [--rates 50,200,500] [--seconds 20]
+//   node scripts/bench/e2e/index.mjs [--users 1000] [--rates 50,200,500] [--seconds 20] [--cpu-prof DIR]
+//        [--consumer-concurrency 4]
 //
 // Per rate it prints p50/p90/p99/max, the rate reached, the load average, each service's CPU per
 // booking and RSS, and what broke first if anything did: the simulator falling behind the
 // asked rate, deliveries the gateway refused or timed out (Calendly would retry them), or changes
 // that never reached the feed within a minute.
+//
+// --consumer-concurrency sets meetings' CONSUMER_CONCURRENCY (its default, 4, unless given).
+// --cpu-prof DIR writes a V8 CPU profile of each calsync service (identity, subscription,
+// meetings, gateway) into DIR when it stops; open them in Chrome DevTools or speedscope.
 //
 // Uses DATABASE_URL / NATS_URL when set, else an embedded Postgres and a local nats-server.
 // Needs a build first: npm run build
@@ -29,6 +34,8 @@ const { values } = parseArgs({
     users: { type: 'string', default: '1000' },
     rates: { type: 'string', default: '50,200,500' },
     seconds: { type: 'string', default: '20' },
+    'cpu-prof': { type: 'string' },
+    'consumer-concurrency': { type: 'string', default: '4' },
   },
 });
 const userCount = Number(values.users);
@@ -37,6 +44,8 @@ const seconds = Number(values.seconds);
 for (const [name, value] of [['--users', userCount], ['--seconds', seconds], ...rates.map((rate) => ['--rates', rate])])
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
 
+const calsyncServices = ['identity', 'subscription', 'meetings', 'gateway'];
+const cpuProfArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
 const rootDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const { meetingsV1 } = createRequire(join(rootDir, 'package.json'))('@calsync/proto');
 const say = (line) => process.stdout.write(`${line}\n`);
@@ -72,6 +81,8 @@ async function main() {
       natsUrl,
       natsSubjectPrefix: prefix,
       logLevel: 'info',
+      extraEnv: { meetings: { CONSUMER_CONCURRENCY: values['consumer-concurrency'] } },
+      nodeArgs: values['cpu-prof'] ? Object.fromEntries(calsyncServices.map((service) => [service, cpuProfArgs])) : {},
     });
     cleanup.add(system.stop);
     const { gateway, simulator } = system.urls;

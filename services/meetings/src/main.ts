@@ -130,6 +130,7 @@ export async function start(config: MeetingsConfig, options: { log?: Logger } = 
       stream: names.eventsStream,
       durable: config.CONSUMER_DURABLE_NAME,
       batchSize: config.CONSUMER_BATCH_SIZE,
+      concurrency: config.CONSUMER_CONCURRENCY,
       handle: calendlyEventHandler(applier),
       // The user sees a delivery given up on in their delivery log.
       deadLetters: loggedDeadLetters(

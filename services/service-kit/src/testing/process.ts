@@ -26,8 +26,10 @@ export function spawnService(options: {
   onLine?: (line: string) => void;
   /** Keep at most this many lines in `lines` (all by default, for tests that scan them). */
   maxLines?: number;
+  /** Node options before the entry, e.g. `--cpu-prof` for a bench's profiles. */
+  nodeArgs?: string[];
 }): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [options.entry], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry], {
     env: { PATH: process.env.PATH ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
