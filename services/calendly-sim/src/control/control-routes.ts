@@ -96,6 +96,14 @@ export function controlRoutes(deps: {
     ctx.body = controlUser(user);
   });
 
+  // The user removes the application in their Calendly account (Integrations): its tokens stop
+  // working, and the next refresh is refused with invalid_grant.
+  router.post('/users/:user/revoke_access', (ctx) => {
+    const user = users.find(String(ctx.params.user));
+    if (!user) throw notFound();
+    ctx.body = { revoked_grants: deps.oauth.revokeUserGrants(user.uuid) };
+  });
+
   router.post('/bookings', (ctx) => {
     ctx.status = 201;
     ctx.body = ledger.book(bodyOf(ctx));

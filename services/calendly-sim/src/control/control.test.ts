@@ -66,6 +66,19 @@ test('api_errors fault: the next N Calendly calls answer the status, then servic
   expect(
     (await harness.call('POST', '/oauth/token', { form: { grant_type: 'refresh_token', refresh_token: 'x' } })).status,
   ).toBe(401);
+  // A method limits it too: listing works while creating fails.
+  await harness.control('POST', '/_sim/faults', {
+    api_errors: { status: 503, count: 1, path: '/webhook_subscriptions', method: 'POST' },
+  });
+  const listed = await harness.call(
+    'GET',
+    `/webhook_subscriptions?organization=${encodeURIComponent(ann.organization)}&user=${encodeURIComponent(ann.uri)}&scope=user`,
+    { token: ann.personal_access_token },
+  );
+  expect(listed.status).toBe(200);
+  const create = await harness.call('POST', '/webhook_subscriptions', { token: ann.personal_access_token, body: {} });
+  expect(create.status).toBe(503);
+  expect((await harness.control<{ api_errors: unknown }>('GET', '/_sim/faults')).api_errors).toBeNull();
   // The control API itself is never faulted.
   await harness.control('POST', '/_sim/faults', { api_errors: { status: 500, count: 5 } });
   expect((await harness.call('GET', '/_sim/users')).status).toBe(200);

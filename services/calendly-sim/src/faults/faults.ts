@@ -19,6 +19,8 @@ export const faultsSchema = z
         count: z.number().int().min(0),
         /** Only calls whose path starts with this (e.g. `/oauth/token`); every Calendly route when absent. */
         path: z.string().startsWith('/').optional(),
+        /** Only calls with this method (e.g. `POST`: a create fails while listing works); every method when absent. */
+        method: z.enum(['GET', 'POST', 'PATCH', 'PUT', 'DELETE']).optional(),
       })
       .strict(),
     latency: z
@@ -36,10 +38,10 @@ export type FaultsInput = z.infer<typeof faultsSchema>;
 export interface Faults {
   /** Sets failures for subscriptions already resolved to uuids. */
   failDeliveries(entries: { subscriptionUuid: string; count: number; mode: 'skip' | 'send' }[]): void;
-  setApiErrors(value: { status: number; count: number; path?: string } | undefined): void;
+  setApiErrors(value: { status: number; count: number; path?: string; method?: string } | undefined): void;
   setLatency(value: { api_ms?: number; delivery_ms?: number }): void;
-  /** Uses one injected API error if one applies to this path. */
-  takeApiError(path: string): number | undefined;
+  /** Uses one injected API error if one applies to this call. */
+  takeApiError(path: string, method: string): number | undefined;
   /** Uses one injected delivery failure for this subscription. */
   takeDeliveryFailure(subscriptionUuid: string): 'skip' | 'send' | undefined;
   apiLatencyMs(): number;
@@ -50,7 +52,7 @@ export interface Faults {
 
 export function createFaults(): Faults {
   const deliveries = new Map<string, { remaining: number; mode: 'skip' | 'send' }>();
-  let apiErrors: { status: number; remaining: number; path?: string } | undefined;
+  let apiErrors: { status: number; remaining: number; path?: string; method?: string } | undefined;
   let latency = { api_ms: 0, delivery_ms: 0 };
   return {
     failDeliveries(entries) {
@@ -61,13 +63,16 @@ export function createFaults(): Faults {
     },
     setApiErrors(value) {
       apiErrors =
-        value && value.count > 0 ? { status: value.status, remaining: value.count, path: value.path } : undefined;
+        value && value.count > 0
+          ? { status: value.status, remaining: value.count, path: value.path, method: value.method }
+          : undefined;
     },
     setLatency(value) {
       latency = { ...latency, ...value };
     },
-    takeApiError(path) {
+    takeApiError(path, method) {
       if (!apiErrors || (apiErrors.path !== undefined && !path.startsWith(apiErrors.path))) return undefined;
+      if (apiErrors.method !== undefined && method !== apiErrors.method) return undefined;
       const { status } = apiErrors;
       apiErrors.remaining -= 1;
       if (apiErrors.remaining <= 0) apiErrors = undefined;
@@ -89,7 +94,12 @@ export function createFaults(): Faults {
         mode: entry.mode,
       })),
       api_errors: apiErrors
-        ? { status: apiErrors.status, count: apiErrors.remaining, path: apiErrors.path ?? null }
+        ? {
+            status: apiErrors.status,
+            count: apiErrors.remaining,
+            path: apiErrors.path ?? null,
+            method: apiErrors.method ?? null,
+          }
         : null,
       latency: { ...latency },
     }),

@@ -79,7 +79,7 @@ export function createApp(deps: { log: Logger; faults: Faults; routers: Router[]
     if (ctx.path.startsWith('/_sim/')) return next();
     const latency = faults.apiLatencyMs();
     if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
-    const status = faults.takeApiError(ctx.path);
+    const status = faults.takeApiError(ctx.path, ctx.method);
     if (status !== undefined) {
       const headers: Record<string, string> =
         status === 429

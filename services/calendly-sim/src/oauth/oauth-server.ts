@@ -55,6 +55,11 @@ export interface OAuthServer extends Durable {
   authorize(request: AuthorizeRequest): AuthorizeOutcome;
   token(credentials: ClientCredentials): TokenResponse;
   revoke(credentials: ClientCredentials): void;
+  /**
+   * The user removes the application from their Calendly account: every grant of theirs is
+   * revoked, refresh and access tokens alike. Returns how many grants were live.
+   */
+  revokeUserGrants(userUuid: string): number;
   introspect(credentials: ClientCredentials): Record<string, unknown>;
   /** The principal behind a bearer token, or 401 in Calendly's words. */
   authenticate(bearer: string | undefined): Principal;
@@ -317,6 +322,23 @@ export function createOAuthServer(deps: {
           if (record) record.revoked = true;
         }
       }
+    },
+
+    revokeUserGrants(userUuid) {
+      const grants = new Set<Grant>();
+      for (const record of refreshTokens.values()) {
+        if (record.grant.userUuid === userUuid && !record.grant.revoked) grants.add(record.grant);
+      }
+      for (const grant of grants) {
+        grant.revoked = true;
+        for (const issued of grant.accessTokens) {
+          const record = accessTokens.get(issued);
+          if (record) record.revoked = true;
+        }
+        const refresh = refreshTokens.get(grant.refreshToken);
+        if (refresh) refresh.state = 'revoked';
+      }
+      return grants.size;
     },
 
     introspect(credentials) {

@@ -215,6 +215,27 @@ test('revoking a refresh token ends the grant, its access token included; intros
   expect(badClient.status).toBe(401);
 });
 
+test("a user removing the application revokes every grant of theirs, and nobody else's", async () => {
+  const first = await connectWithOAuth(harness, ann);
+  const second = await connectWithOAuth(harness, ann);
+  const bob = await harness.createUser({ name: 'Bob', email: 'bob@example.test' });
+  const bobs = await connectWithOAuth(harness, bob);
+
+  const answer = await harness.control<{ revoked_grants: number }>('POST', `/_sim/users/${ann.uuid}/revoke_access`);
+  expect(answer).toEqual({ revoked_grants: 2 });
+  for (const tokens of [first, second]) {
+    expect((await harness.call('GET', '/users/me', { token: tokens.access_token })).status).toBe(401);
+    expect((await exchange({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).body.error).toBe(
+      'invalid_grant',
+    );
+  }
+  expect((await harness.call('GET', '/users/me', { token: bobs.access_token })).status).toBe(200);
+  expect((await exchange({ grant_type: 'refresh_token', refresh_token: bobs.refresh_token })).status).toBe(200);
+  // Her personal access token is not an application grant.
+  expect((await harness.call('GET', '/users/me', { token: ann.personal_access_token })).status).toBe(200);
+  expect((await harness.call('POST', '/_sim/users/nobody/revoke_access')).status).toBe(404);
+});
+
 test('allows 8 token requests per user per minute; the 9th is 429 and spends nothing', async () => {
   let tokens = await connectWithOAuth(harness, ann);
   for (let i = 0; i < 7; i += 1) {
