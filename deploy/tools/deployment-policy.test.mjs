@@ -12,7 +12,7 @@ const services = ['identity', 'subscription', 'meetings', 'gateway'];
 const grpcCallers = {
   identity: ['gateway', 'meetings', 'subscription'],
   subscription: ['gateway'],
-  meetings: ['gateway'],
+  meetings: ['gateway', 'subscription'],
 };
 const secretVariables = [
   'DATABASE_URL',

@@ -18,20 +18,6 @@ function devSecrets() {
   };
 }
 
-/**
- * Starts every service and resolves { urls, processes, secrets, stop }. `onLine(service, line)`
- * receives each log line (JSON) as it is written. The services call each other over mutual
- * TLS with certificates from a throwaway CA made in `certsDir` (a temporary folder, removed
- * at stop, unless given).
- */
-/** Promise.all that waits for every promise before it rejects with the first failure. */
-async function settledAll(promises) {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((result) => result.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.map((result) => result.value);
-}
-
 /** The port variables that bring a service back where its `ready` line says it was serving. */
 function portsOf(ready) {
   const ports = {};
@@ -40,6 +26,12 @@ function portsOf(ready) {
   return ports;
 }
 
+/**
+ * Starts every service and resolves { urls, processes, secrets, stop }. `onLine(service, line)`
+ * receives each log line (JSON) as it is written. The services call each other over mutual
+ * TLS with certificates from a throwaway CA made in `certsDir` (a temporary folder, removed
+ * at stop, unless given).
+ */
 async function startSystem({
   rootDir,
   databaseUrl,
@@ -126,30 +118,25 @@ async function startSystem({
       CALENDLY_CLIENT_SECRET: secrets.clientSecret,
     });
     const identityAddr = `${host}:${identity.ready.grpcPort}`;
-    // allSettled, not all: when one fails, the other is still starting and must be in
-    // `processes` before stop() runs, or it is left running.
-    const [subscription, meetings] = await settledAll([
-      grpcPorts().then(async (ports) =>
-        start('subscription', {
-          ...(await tls('subscription')),
-          ...common,
-          ...ports,
-          ...calendly,
-          IDENTITY_ADDR: identityAddr,
-          PUBLIC_BASE_URL: publicBaseUrl,
-          CALENDLY_WEBHOOK_SIGNING_KEY: secrets.applicationSigningKey,
-        }),
-      ),
-      grpcPorts().then(async (ports) =>
-        start('meetings', {
-          ...(await tls('meetings')),
-          ...common,
-          ...ports,
-          ...calendly,
-          IDENTITY_ADDR: identityAddr,
-        }),
-      ),
-    ]);
+    // Meetings first: subscription asks it for a user's import progress (and meetings never calls subscription).
+    const meetings = await start('meetings', {
+      ...(await tls('meetings')),
+      ...common,
+      ...(await grpcPorts()),
+      ...calendly,
+      IDENTITY_ADDR: identityAddr,
+    });
+    const meetingsAddr = `${host}:${meetings.ready.grpcPort}`;
+    const subscription = await start('subscription', {
+      ...(await tls('subscription')),
+      ...common,
+      ...(await grpcPorts()),
+      ...calendly,
+      IDENTITY_ADDR: identityAddr,
+      MEETINGS_ADDR: meetingsAddr,
+      PUBLIC_BASE_URL: publicBaseUrl,
+      CALENDLY_WEBHOOK_SIGNING_KEY: secrets.applicationSigningKey,
+    });
     const gateway = await start('gateway', {
       ...(await tls('gateway')),
       NATS_URL: natsUrl,
@@ -160,7 +147,7 @@ async function startSystem({
       APP_URL: demoDir ? `${publicBaseUrl}/demo/` : publicBaseUrl,
       IDENTITY_ADDR: identityAddr,
       SUBSCRIPTION_ADDR: `${host}:${subscription.ready.grpcPort}`,
-      MEETINGS_ADDR: `${host}:${meetings.ready.grpcPort}`,
+      MEETINGS_ADDR: meetingsAddr,
       AUTH_JWT_SECRET: secrets.jwtSecret,
       AUTH_JWT_MAX_AGE_SECONDS: String(devJwtTtlSeconds),
       ...(demoDir ? { DEMO_DIR: demoDir } : {}),
@@ -172,7 +159,7 @@ async function startSystem({
         demo: `${publicBaseUrl}/demo/`,
         identity: identityAddr,
         subscription: `${host}:${subscription.ready.grpcPort}`,
-        meetings: `${host}:${meetings.ready.grpcPort}`,
+        meetings: meetingsAddr,
       },
       certsDir: ca.dir,
       /** How a client presenting `identity`'s certificate (e.g. the operator's) reaches the services. */

@@ -294,8 +294,9 @@ try {
     METRICS_PORT: '0',
     SEALING_KEYS: `bench=${sealingKey.toString('base64')}`,
     SEALING_ACTIVE_KEY_ID: 'bench',
-    // Nothing on the delivery path calls identity or Calendly.
+    // Nothing on the delivery path calls identity, meetings or Calendly.
     IDENTITY_ADDR: '127.0.0.1:1',
+    MEETINGS_ADDR: '127.0.0.1:1',
     CALENDLY_API_URL: 'http://127.0.0.1:1',
     CALENDLY_AUTH_URL: 'http://127.0.0.1:1',
     PUBLIC_BASE_URL: gatewayUrl,

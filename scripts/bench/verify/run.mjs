@@ -270,8 +270,9 @@ async function main() {
           METRICS_PORT: '0',
           NATS_URL: natsUrl,
           NATS_SUBJECT_PREFIX: `${prefix}${size}`,
-          // Never called while verifying: deliveries need neither identity nor Calendly.
+          // Never called while verifying: deliveries need neither identity, meetings nor Calendly.
           IDENTITY_ADDR: '127.0.0.1:9',
+          MEETINGS_ADDR: '127.0.0.1:9',
           CALENDLY_API_URL: 'http://127.0.0.1:9',
           PUBLIC_BASE_URL: 'https://calsync.bench',
           RECONCILE_INTERVAL_SECONDS: '0',

@@ -177,22 +177,6 @@ export async function startGatewaySystem(
     const identity = await startTestIdentity({ databaseUrl: database.url, sim, keys: { k1: sealingKey }, log: quiet });
     stops.push(() => identity.stop());
     const identityAddr = identity.address;
-    // A fixed port, so a test can stop subscription and start it again where the gateway looks.
-    const subscriptionPort = await localInfra.freePort();
-    const subscriptionConfig = loadSubscriptionConfig({
-      ...(await testGrpcEnv(grpcIdentities.subscription)),
-      ...common,
-      ...grpc,
-      ...calendly,
-      GRPC_PORT: String(subscriptionPort),
-      IDENTITY_ADDR: identityAddr,
-      PUBLIC_BASE_URL: url,
-      CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
-      RECONCILE_INTERVAL_SECONDS: '0',
-      ...options.subscriptionEnv,
-    });
-    let subscription = await startSubscription(subscriptionConfig, { log: quiet });
-    stops.push(() => subscription.stop());
     const meetings = await startMeetings(
       loadMeetingsConfig({
         ...(await testGrpcEnv(grpcIdentities.meetings)),
@@ -205,6 +189,23 @@ export async function startGatewaySystem(
       { log: quiet },
     );
     stops.push(() => meetings.stop());
+    // A fixed port, so a test can stop subscription and start it again where the gateway looks.
+    const subscriptionPort = await localInfra.freePort();
+    const subscriptionConfig = loadSubscriptionConfig({
+      ...(await testGrpcEnv(grpcIdentities.subscription)),
+      ...common,
+      ...grpc,
+      ...calendly,
+      GRPC_PORT: String(subscriptionPort),
+      IDENTITY_ADDR: identityAddr,
+      MEETINGS_ADDR: `127.0.0.1:${meetings.ports.grpc}`,
+      PUBLIC_BASE_URL: url,
+      CALENDLY_WEBHOOK_SIGNING_KEY: sim.settings.applicationSigningKey,
+      RECONCILE_INTERVAL_SECONDS: '0',
+      ...options.subscriptionEnv,
+    });
+    let subscription = await startSubscription(subscriptionConfig, { log: quiet });
+    stops.push(() => subscription.stop());
 
     const gatewayNatsUrl = options.gatewayNatsUrl ?? testNatsUrl();
     const gatewayTls = await testGrpcEnv(grpcIdentities.gateway);

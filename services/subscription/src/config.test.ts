@@ -6,6 +6,7 @@ const required = {
   DATABASE_URL: 'postgres://localhost/x',
   NATS_URL: 'nats://localhost:4222',
   IDENTITY_ADDR: 'id:50051',
+  MEETINGS_ADDR: 'meetings:50053',
   PUBLIC_BASE_URL: 'https://calsync.example.com',
   SEALING_KEYS: `k1=${randomBytes(32).toString('base64')}`,
   SEALING_ACTIVE_KEY_ID: 'k1',

@@ -44,6 +44,8 @@ const serviceSchema = withGrpcSecurity(
         ...coreFields,
         ...natsEnv,
         ...grpcServerEnv(50052, 9102),
+        /** meetings, for the import's progress in GetSyncState (meetings never calls subscription). */
+        MEETINGS_ADDR: env.string(),
         SIGNATURE_TOLERANCE_SECONDS: env.int(180, 1),
         RECONCILE_INTERVAL_SECONDS: env.int(300, 0),
         RECONCILE_CONCURRENCY: env.int(8, 1),

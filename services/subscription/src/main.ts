@@ -26,12 +26,14 @@ import { sealedTables } from './webhooks/signing-key-reseal';
 import { subscriptionService } from './grpc/subscription-service';
 import { createHookFleet } from './fleet/hook-fleet';
 import { createIdentityConnections } from './identity/connections';
+import { createMeetingsImportReports } from './meetings/import-reports';
 import { createSubscriptionMetrics } from './metrics';
 import { migrateSchema } from './migrations';
 import { createPoller, type PollSettings } from './polling/poller';
 import { createSyncModeRepository } from './polling/sync-mode-repository';
 import { createReconciler } from './reconcile/reconciler';
 import { createSubscriptions } from './subscriptions/subscriptions';
+import { createSyncStateReader } from './sync-state/sync-state-reader';
 import { createVerifier } from './verify/verifier';
 import { createDeliveryRecorder } from './webhooks/delivery-recorder';
 import { createHookCache } from './webhooks/hook-cache';
@@ -98,6 +100,8 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
     const security = grpcSecurityOf(config);
     const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security });
     opened.closeWith('identity client', () => connections.close());
+    const imports = createMeetingsImportReports({ address: config.MEETINGS_ADDR, security });
+    opened.closeWith('meetings client', () => imports.close());
     const polling: PollSettings = {
       intervalSeconds: config.POLL_INTERVAL_SECONDS,
       freshnessSeconds: config.POLL_FRESHNESS_SECONDS,
@@ -146,7 +150,13 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
 
     const grpcServer = createGrpcServer({
       services: [
-        subscriptionService({ subscriptions, verifier, reconciler, log }),
+        subscriptionService({
+          subscriptions,
+          verifier,
+          reconciler,
+          syncStates: createSyncStateReader({ subscriptions, connections, imports, log }),
+          log,
+        }),
         subscriptionAdminService({
           fleet,
           reseal: () => resealAll({ pool, sealer, log, tables: sealedTables, batchSize: 500 }),

@@ -3,6 +3,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
 import { approveAuthorize, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
 import { startTestIdentity, type IdentityClient } from '@calsync/identity/testing';
+import { start as startMeetings } from '@calsync/meetings';
+import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
 import { eventsV1, subscriptionV1 } from '@calsync/proto';
 import { connect } from 'nats';
 import { createSealer, grpcIdentities, listen, natsNames, reasonOf, type PromiseClient } from '@calsync/service-kit';
@@ -127,7 +129,12 @@ export interface Harness {
 /** The simulator, a real identity service and a real subscription service, on one test database. */
 export async function startHarness(
   label: string,
-  options: { sim?: Partial<SimulatorSettings>; env?: Record<string, string> } = {},
+  options: {
+    sim?: Partial<SimulatorSettings>;
+    env?: Record<string, string>;
+    /** Boots a real meetings service (the import's progress in GetSyncState); without it nothing answers at MEETINGS_ADDR. */
+    meetings?: boolean;
+  } = {},
 ): Promise<Harness> {
   const database = await createTestDatabase(label);
   const prefix = testSubjectPrefix(label);
@@ -148,6 +155,28 @@ export async function startHarness(
   stops.push(() => testIdentity.stop());
   const identityAddress = testIdentity.address;
 
+  let meetingsAddress = '127.0.0.1:1';
+  if (options.meetings) {
+    const meetings = await startMeetings(
+      loadMeetingsConfig({
+        ...(await testGrpcEnv(grpcIdentities.meetings)),
+        DATABASE_URL: database.url,
+        NATS_URL: testNatsUrl(),
+        NATS_SUBJECT_PREFIX: prefix,
+        GRPC_HOST: '127.0.0.1',
+        GRPC_PORT: '0',
+        METRICS_PORT: '0',
+        IDENTITY_ADDR: identityAddress,
+        CALENDLY_API_URL: sim.url,
+        CALENDLY_AUTH_URL: sim.url,
+        LOG_LEVEL: 'silent',
+      }),
+      { log },
+    );
+    stops.push(() => meetings.stop());
+    meetingsAddress = `127.0.0.1:${meetings.ports.grpc}`;
+  }
+
   const subscriptionTls = await testGrpcEnv(grpcIdentities.subscription);
   const subscriptionEnv = (env: Record<string, string> = {}) => ({
     ...subscriptionTls,
@@ -160,6 +189,7 @@ export async function startHarness(
     SEALING_KEYS: sealingKeys,
     SEALING_ACTIVE_KEY_ID: 'k1',
     IDENTITY_ADDR: identityAddress,
+    MEETINGS_ADDR: meetingsAddress,
     CALENDLY_API_URL: sim.url,
     CALENDLY_AUTH_URL: sim.url,
     PUBLIC_BASE_URL: receiver.url,

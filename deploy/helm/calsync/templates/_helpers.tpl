@@ -82,7 +82,7 @@ subscription:
   secretPolicy: true
   nats: true
   calendly: true
-  calls: [identity]
+  calls: [identity, meetings]
 meetings:
   grpcPort: 50053
   metricsPort: 9103

@@ -3,15 +3,23 @@ import { GrpcStatus } from '@calsync/service-kit';
 import { requireUser, userIdOf } from '../auth/auth-middleware';
 import type { JwtVerifier } from '../auth/jwt-verifier';
 import { z } from 'zod';
-import { HttpError } from '../http/http-error';
+import { HttpError, unavailable } from '../http/http-error';
 import { parseQueryParameters } from '../http/query-parameters';
 import { parseJsonObject, readRawBody, requireJsonContentType } from '../http/raw-body';
 import type { GatewayState } from '../http/request-context';
 import { upstreamError } from '../upstream/upstream-error';
 import type { ConnectCookie } from './connect-cookie';
 import { ConnectStepFailed, type CallContext, type ConnectionService } from './connection-service';
+import { ImportProgressUnknown } from './sync-state';
 
 const maxTokenBodyBytes = 16 * 1024;
+
+/** Why a connection could not be shown: its sync state lacks the import's progress (503, as when meetings is down), or a call failed. */
+function describeFailed(error: unknown): HttpError {
+  if (error instanceof ImportProgressUnknown)
+    return unavailable('service_unavailable', 'meetings cannot answer now; try again shortly', error);
+  return upstreamError(error, 'the connection store');
+}
 
 // `?purge=true` also forgets everything calsync holds of the user; false (or none) only disconnects.
 const disconnectParameters = z.strictObject({
@@ -83,7 +91,8 @@ export function connectionRoutes(options: {
       ctx.state.log.info({ userId }, 'calendly connected');
       backToApp({ calendly: 'connected' });
     } catch (failure) {
-      if (!(failure instanceof ConnectStepFailed)) throw failure;
+      // Connected: only showing the connection failed.
+      if (!(failure instanceof ConnectStepFailed)) throw describeFailed(failure);
       fail(callbackReason(failure), failure.cause);
     }
   });
@@ -98,7 +107,8 @@ export function connectionRoutes(options: {
     try {
       ctx.body = await connections.connectWithToken(userIdOf(ctx.state), token, context(ctx.state));
     } catch (failure) {
-      if (!(failure instanceof ConnectStepFailed)) throw failure;
+      // Connected: only showing the connection failed.
+      if (!(failure instanceof ConnectStepFailed)) throw describeFailed(failure);
       const rejected = (message: string) =>
         new HttpError(400, 'token_rejected', `Calendly did not accept the token: ${message}`);
       if (failure.step === 'credentials') {
@@ -118,7 +128,7 @@ export function connectionRoutes(options: {
     try {
       ctx.body = await connections.describe(userIdOf(ctx.state), context(ctx.state));
     } catch (error) {
-      throw upstreamError(error, 'the connection store');
+      throw describeFailed(error);
     }
   });
 

@@ -153,21 +153,22 @@ export function createConnectionService(deps: {
     },
   };
 
-  /** The connection with its webhook and sync state, each asked of the service that owns it. */
+  /** The connection (identity's) with its webhook and sync state (subscription's GetSyncState). */
   async function compose(
     userId: string,
     connection: identityV1.Connection,
     context: CallContext,
   ): Promise<ConnectionView> {
-    const hooks = await subscription.listUserWebhooks({ userId }, options(context));
-    const latestImport = hooks.initialImport
-      ? (await meetings.getImportState({ userId }, options(context))).import
-      : undefined;
-    const primary = primaryWebhook(hooks.webhooks);
-    return {
-      ...connectionView(connection, hooks.webhooks),
-      sync: syncViewOf({ connection, hooks, primaryWebhook: primary, latestImport }),
-    };
+    let answer: subscriptionV1.GetSyncStateResponse;
+    try {
+      answer = await subscription.getSyncState({ userId }, options(context));
+    } catch (error) {
+      // Disconnected between the two calls.
+      if (hasCode(error, GrpcStatus.NOT_FOUND)) return notConnected;
+      throw error;
+    }
+    if (!answer.sync) throw new Error('subscription answered GetSyncState without a sync state');
+    return { ...connectionView(connection, answer.webhook), sync: syncViewOf(answer.sync) };
   }
 }
 
@@ -194,10 +195,10 @@ const keySources: Partial<Record<subscriptionV1.SigningKeySource, WebhookView['s
 
 const iso = (date: Date | undefined) => (date ? date.toISOString() : null);
 
-/** The user-facing view of a connection and its webhooks (the active one, else the newest). */
+/** The user-facing view of a connection and the webhook its sync is judged by (subscription picks it). */
 export function connectionView(
   connection: identityV1.Connection | undefined,
-  webhooks: subscriptionV1.Webhook[],
+  webhook: subscriptionV1.Webhook | undefined,
 ): ConnectionView {
   if (!connection) return notConnected;
   return {
@@ -207,15 +208,9 @@ export function connectionView(
     kind: kinds[connection.kind] ?? null,
     state: states[connection.state] ?? null,
     connectedAt: iso(connection.connectedAt),
-    webhook: webhookView(primaryWebhook(webhooks)),
+    webhook: webhookView(webhook),
     sync: null,
   };
-}
-
-function primaryWebhook(webhooks: subscriptionV1.Webhook[]): subscriptionV1.Webhook | undefined {
-  const active = webhooks.filter((hook) => hook.state === subscriptionV1.WebhookState.WEBHOOK_STATE_ACTIVE);
-  const candidates = active.length > 0 ? active : webhooks;
-  return [...candidates].sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
 }
 
 function webhookView(webhook: subscriptionV1.Webhook | undefined): WebhookView {

@@ -1,4 +1,4 @@
-import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
+import { subscriptionV1 } from '@calsync/proto';
 
 /** Every `sync.state` the user API can show (the OpenAPI document lists the same). */
 export const syncStateNames = ['importing', 'live', 'degraded', 'reauth_required'] as const;
@@ -37,9 +37,8 @@ export interface ImportView {
 }
 
 /**
- * How the user's meetings are being kept in sync, composed from what each owner reports:
- * identity (token health), subscription (webhook, sync mode, the import it requested) and
- * meetings (the import's progress).
+ * How the user's meetings are being kept in sync, as subscription's GetSyncState decides it
+ * (the rules live there, docs/sync-state.md); the gateway only shows it.
  */
 export interface SyncView {
   state: SyncStateName;
@@ -53,86 +52,77 @@ export interface SyncView {
   import: ImportView | null;
 }
 
-/** What the owners said about one connected user. */
-export interface SyncInputs {
-  connection: identityV1.Connection;
-  /** Subscription's ListUserWebhooks answer. */
-  hooks: subscriptionV1.ListUserWebhooksResponse;
-  /** The webhook the connection view shows (the active one, else the newest). */
-  primaryWebhook: subscriptionV1.Webhook | undefined;
-  /** Meetings' GetImportState answer, when subscription requested an import. */
-  latestImport: meetingsV1.Import | undefined;
+/**
+ * Meetings did not tell subscription how far the import has got. The user API has no word for
+ * that: the request answers 503 (try again), as it did when the gateway asked meetings itself.
+ */
+export class ImportProgressUnknown extends Error {
+  constructor() {
+    super("the import's progress is not known now");
+    this.name = 'ImportProgressUnknown';
+  }
 }
+
+const { SyncStateName: States, DegradedReason: Reasons, ImportProgressStatus: Statuses, SyncMode } = subscriptionV1;
+
+const stateNames: Record<number, SyncStateName> = {
+  [States.SYNC_STATE_NAME_IMPORTING]: 'importing',
+  [States.SYNC_STATE_NAME_LIVE]: 'live',
+  [States.SYNC_STATE_NAME_DEGRADED]: 'degraded',
+  [States.SYNC_STATE_NAME_REAUTH_REQUIRED]: 'reauth_required',
+};
+
+const reasonNames: Record<number, DegradedReason> = {
+  [Reasons.DEGRADED_REASON_IMPORT_FAILED]: 'import_failed',
+  [Reasons.DEGRADED_REASON_WEBHOOK_PENDING]: 'webhook_pending',
+  [Reasons.DEGRADED_REASON_WEBHOOK_DISABLED]: 'webhook_disabled',
+  [Reasons.DEGRADED_REASON_WEBHOOK_MISSING]: 'webhook_missing',
+  [Reasons.DEGRADED_REASON_WEBHOOK_REMOVING]: 'webhook_removing',
+  [Reasons.DEGRADED_REASON_WEBHOOK_FAILED]: 'webhook_failed',
+  [Reasons.DEGRADED_REASON_WEBHOOK_NONE]: 'webhook_none',
+};
+
+const importStatuses: Record<number, ImportStatusName> = {
+  [Statuses.IMPORT_PROGRESS_STATUS_QUEUED]: 'queued',
+  [Statuses.IMPORT_PROGRESS_STATUS_RUNNING]: 'running',
+  [Statuses.IMPORT_PROGRESS_STATUS_RETRYING]: 'retrying',
+  [Statuses.IMPORT_PROGRESS_STATUS_COMPLETED]: 'completed',
+  [Statuses.IMPORT_PROGRESS_STATUS_FAILED]: 'failed',
+};
+
+const syncModes: Record<number, SyncModeName> = {
+  [SyncMode.SYNC_MODE_WEBHOOK]: 'webhook',
+  [SyncMode.SYNC_MODE_POLLING]: 'polling',
+};
 
 const iso = (date: Date | undefined) => (date ? date.toISOString() : null);
 
-const importStatuses: Partial<Record<meetingsV1.ImportStatus, ImportStatusName>> = {
-  [meetingsV1.ImportStatus.IMPORT_STATUS_RUNNING]: 'running',
-  [meetingsV1.ImportStatus.IMPORT_STATUS_RETRYING]: 'retrying',
-  [meetingsV1.ImportStatus.IMPORT_STATUS_COMPLETED]: 'completed',
-  [meetingsV1.ImportStatus.IMPORT_STATUS_FAILED]: 'failed',
-};
-
-const syncModes: Partial<Record<subscriptionV1.SyncMode, SyncModeName>> = {
-  [subscriptionV1.SyncMode.SYNC_MODE_WEBHOOK]: 'webhook',
-  [subscriptionV1.SyncMode.SYNC_MODE_POLLING]: 'polling',
-};
-
-const webhookReasons: Partial<Record<subscriptionV1.WebhookState, DegradedReason>> = {
-  [subscriptionV1.WebhookState.WEBHOOK_STATE_PENDING]: 'webhook_pending',
-  [subscriptionV1.WebhookState.WEBHOOK_STATE_DISABLED]: 'webhook_disabled',
-  [subscriptionV1.WebhookState.WEBHOOK_STATE_MISSING]: 'webhook_missing',
-  [subscriptionV1.WebhookState.WEBHOOK_STATE_REMOVING]: 'webhook_removing',
-  [subscriptionV1.WebhookState.WEBHOOK_STATE_FAILED]: 'webhook_failed',
-};
-
-/** The initial import subscription requested, as far as meetings has got with it. */
-function importView(
-  requested: subscriptionV1.InitialImport | undefined,
-  latest: meetingsV1.Import | undefined,
-): ImportView | null {
-  if (!requested) return null;
-  const started = latest && latest.requestId === requested.requestId ? latest : undefined;
+function importView(progress: subscriptionV1.ImportProgress | undefined): ImportView | null {
+  if (!progress) return null;
+  const status = importStatuses[progress.status];
+  if (!status) throw new ImportProgressUnknown();
   return {
-    status: started ? (importStatuses[started.status] ?? 'running') : 'queued',
-    eventsImported: started?.eventsImported ?? 0,
-    inviteesImported: started?.inviteesImported ?? 0,
-    requestedAt: iso(requested.requestedAt),
-    startedAt: iso(started?.startedAt),
-    completedAt: iso(started?.completedAt),
-    pausedUntil: iso(started?.pausedUntil),
-    error: started?.error || null,
+    status,
+    eventsImported: progress.eventsImported,
+    inviteesImported: progress.inviteesImported,
+    requestedAt: iso(progress.requestedAt),
+    startedAt: iso(progress.startedAt),
+    completedAt: iso(progress.completedAt),
+    pausedUntil: iso(progress.pausedUntil),
+    error: progress.error || null,
   };
 }
 
-/**
- * The connection's sync state. In order: a refused refresh token needs the user (reauth_required);
- * an import not yet done is importing (a failed one degrades); then the way changes arrive: a
- * polled user is live, a webhook user is live only while the webhook is active.
- */
-export function syncViewOf(inputs: SyncInputs): SyncView {
-  const { hooks, primaryWebhook } = inputs;
-  const mode = syncModes[hooks.syncMode] ?? null;
-  const base = {
-    mode,
-    modeReason: hooks.syncModeReason || null,
-    import: importView(hooks.initialImport, inputs.latestImport),
-  };
-  const view = (state: SyncStateName, reason: DegradedReason | null, detail: string | null): SyncView => ({
+/** Subscription's sync state as the user API shows it; throws ImportProgressUnknown when it cannot. */
+export function syncViewOf(sync: subscriptionV1.SyncState): SyncView {
+  const state = stateNames[sync.state];
+  if (!state) throw new Error(`subscription answered an unknown sync state ${sync.state}`);
+  return {
     state,
-    reason,
-    detail,
-    ...base,
-  });
-
-  if (inputs.connection.state === identityV1.ConnectionState.CONNECTION_STATE_REAUTH_REQUIRED)
-    return view('reauth_required', null, 'Calendly no longer accepts this connection: connect again');
-  const imported = base.import;
-  if (imported && imported.status === 'failed') return view('degraded', 'import_failed', imported.error);
-  if (imported && imported.status !== 'completed') return view('importing', null, imported.error);
-  if (mode === 'polling') return view('live', null, null);
-  if (!primaryWebhook) return view('degraded', 'webhook_none', null);
-  const reason = webhookReasons[primaryWebhook.state];
-  if (reason) return view('degraded', reason, primaryWebhook.lastError || null);
-  return view('live', null, null);
+    reason: reasonNames[sync.reason] ?? null,
+    detail: sync.detail || null,
+    mode: syncModes[sync.mode] ?? null,
+    modeReason: sync.modeReason || null,
+    import: importView(sync.import),
+  };
 }

@@ -24,13 +24,13 @@ const { gateway, subscription, meetings, operator } = grpcIdentities;
 /**
  * Who may call each method, by certificate name. GetAccessToken hands out a live Calendly token:
  * only the services that call Calendly for a user get it, never the public edge. GetConnection
- * shows no secret: operators read it too (`calsync status`).
+ * shows no secret: operators read it too (`calsync status`), and subscription for a user's sync state.
  */
 export const identityCallers: Callers<typeof identityV1.IdentityServiceService> = {
   beginConnect: [gateway],
   completeConnect: [gateway],
   connectWithPersonalToken: [gateway],
-  getConnection: [gateway, operator],
+  getConnection: [gateway, subscription, operator],
   getAccessToken: [subscription, meetings],
   disconnect: [gateway],
   // The gateway for the signed-in user who asked to be forgotten; an operator for any user.

@@ -43,14 +43,14 @@ async function answering<T>(work: () => Promise<T>): Promise<T> {
 
 /**
  * Who may call each method, by certificate name: the gateway reads and watches meetings (and the
- * delivery log) for signed-in users; a purge comes from the gateway (the signed-in user asked)
- * or an operator.
+ * delivery log) for signed-in users; subscription reads a user's import progress for their sync
+ * state (the gateway shows it through subscription's GetSyncState); a purge comes from the gateway (the signed-in user asked) or an operator.
  */
 export const meetingsCallers: Callers<typeof meetingsV1.MeetingsServiceService> = {
   listMeetings: [grpcIdentities.gateway],
   getMeeting: [grpcIdentities.gateway],
   watchMeetings: [grpcIdentities.gateway],
-  getImportState: [grpcIdentities.gateway],
+  getImportState: [grpcIdentities.subscription],
   listDeliveries: [grpcIdentities.gateway],
   purgeUser: [grpcIdentities.gateway, grpcIdentities.operator],
 };

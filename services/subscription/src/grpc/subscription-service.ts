@@ -12,19 +12,22 @@ import { FleetQueryInvalid } from '../fleet/hook-fleet';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
 import { DeliveryRefused, type Verifier } from '../verify/verifier';
-import type { SyncModeRow } from '../polling/sync-mode-repository';
+import type { SyncModeName, SyncModeRow } from '../polling/sync-mode-repository';
+import type { DegradedReason, ImportStatusName, SyncState, SyncStateName } from '../sync-state/sync-state';
+import { UserNotConnected, type SyncStateReader } from '../sync-state/sync-state-reader';
 import type { WebhookRow } from '../webhooks/webhook-repository';
 
 const { WebhookState, SigningKeySource, SyncMode } = subscriptionV1;
 
+const syncModes: Record<SyncModeName, subscriptionV1.SyncMode> = {
+  webhook: SyncMode.SYNC_MODE_WEBHOOK,
+  polling: SyncMode.SYNC_MODE_POLLING,
+};
+
 /** A user's sync mode as the contract shows it (no row: no sync). */
 export function toSyncMode(row: SyncModeRow | undefined) {
   return {
-    syncMode: !row
-      ? SyncMode.SYNC_MODE_UNSPECIFIED
-      : row.mode === 'polling'
-        ? SyncMode.SYNC_MODE_POLLING
-        : SyncMode.SYNC_MODE_WEBHOOK,
+    syncMode: row ? syncModes[row.mode] : SyncMode.SYNC_MODE_UNSPECIFIED,
     syncModeReason: row?.reason ?? '',
     syncModeSince: row?.since,
   };
@@ -63,6 +66,60 @@ export function toWebhook(row: WebhookRow): subscriptionV1.Webhook {
   };
 }
 
+const syncStateNames: Record<SyncStateName, subscriptionV1.SyncStateName> = {
+  importing: subscriptionV1.SyncStateName.SYNC_STATE_NAME_IMPORTING,
+  live: subscriptionV1.SyncStateName.SYNC_STATE_NAME_LIVE,
+  degraded: subscriptionV1.SyncStateName.SYNC_STATE_NAME_DEGRADED,
+  reauth_required: subscriptionV1.SyncStateName.SYNC_STATE_NAME_REAUTH_REQUIRED,
+};
+
+const degradedReasons: Record<DegradedReason, subscriptionV1.DegradedReason> = {
+  import_failed: subscriptionV1.DegradedReason.DEGRADED_REASON_IMPORT_FAILED,
+  webhook_pending: subscriptionV1.DegradedReason.DEGRADED_REASON_WEBHOOK_PENDING,
+  webhook_disabled: subscriptionV1.DegradedReason.DEGRADED_REASON_WEBHOOK_DISABLED,
+  webhook_missing: subscriptionV1.DegradedReason.DEGRADED_REASON_WEBHOOK_MISSING,
+  webhook_removing: subscriptionV1.DegradedReason.DEGRADED_REASON_WEBHOOK_REMOVING,
+  webhook_failed: subscriptionV1.DegradedReason.DEGRADED_REASON_WEBHOOK_FAILED,
+  webhook_none: subscriptionV1.DegradedReason.DEGRADED_REASON_WEBHOOK_NONE,
+};
+
+const importStatuses: Record<ImportStatusName, subscriptionV1.ImportProgressStatus> = {
+  queued: subscriptionV1.ImportProgressStatus.IMPORT_PROGRESS_STATUS_QUEUED,
+  running: subscriptionV1.ImportProgressStatus.IMPORT_PROGRESS_STATUS_RUNNING,
+  retrying: subscriptionV1.ImportProgressStatus.IMPORT_PROGRESS_STATUS_RETRYING,
+  completed: subscriptionV1.ImportProgressStatus.IMPORT_PROGRESS_STATUS_COMPLETED,
+  failed: subscriptionV1.ImportProgressStatus.IMPORT_PROGRESS_STATUS_FAILED,
+  unknown: subscriptionV1.ImportProgressStatus.IMPORT_PROGRESS_STATUS_UNKNOWN,
+};
+
+/** A sync state as the contract shows it, with the webhook it was judged by (never its key). */
+export function toSyncState(state: SyncState): subscriptionV1.GetSyncStateResponse {
+  const progress = state.import;
+  return {
+    sync: {
+      state: syncStateNames[state.state],
+      reason: state.reason ? degradedReasons[state.reason] : subscriptionV1.DegradedReason.DEGRADED_REASON_UNSPECIFIED,
+      detail: state.detail ?? '',
+      mode: state.mode ? syncModes[state.mode] : SyncMode.SYNC_MODE_UNSPECIFIED,
+      modeReason: state.modeReason ?? '',
+      import: progress
+        ? {
+            requestId: progress.requestId,
+            status: importStatuses[progress.status],
+            eventsImported: progress.eventsImported,
+            inviteesImported: progress.inviteesImported,
+            requestedAt: progress.requestedAt,
+            startedAt: progress.startedAt,
+            completedAt: progress.completedAt,
+            pausedUntil: progress.pausedUntil,
+            error: progress.error ?? '',
+          }
+        : undefined,
+    },
+    webhook: state.webhook && toWebhook(state.webhook),
+  };
+}
+
 const maxBodyBytes = 1024 * 1024;
 
 /** The subscription service's domain errors as gRPC statuses; a refused delivery per docs/errors.md. */
@@ -73,6 +130,7 @@ export function toGrpcError(error: unknown): GrpcError | undefined {
     return answer ? new GrpcError(answer.grpc, answer.message, reason) : new GrpcError(GrpcStatus.INTERNAL, 'refused');
   }
   if (error instanceof FleetQueryInvalid) return new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
+  if (error instanceof UserNotConnected) return new GrpcError(GrpcStatus.NOT_FOUND, error.message, 'NOT_CONNECTED');
   return undefined;
 }
 
@@ -81,7 +139,7 @@ const { gateway, operator } = grpcIdentities;
 /**
  * Who may call each method, by certificate name: the gateway acts for signed-in users and
  * Calendly's deliveries; a reconcile on demand is an operator's command, and operators read a
- * user's webhooks (`calsync status`; no signing key is in them).
+ * user's webhooks and sync state (`calsync status`; no signing key is in them).
  */
 export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServiceService> = {
   ensureUserWebhook: [gateway],
@@ -91,6 +149,7 @@ export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServ
   reconcile: [operator],
   // The gateway for the signed-in user who asked to be forgotten; an operator for any user.
   purgeUser: [gateway, operator],
+  getSyncState: [gateway, operator],
 };
 
 /** The SubscriptionService gRPC adapter: validates, calls the domain, maps to the contract. */
@@ -98,9 +157,10 @@ export function subscriptionService(deps: {
   subscriptions: Subscriptions;
   verifier: Verifier;
   reconciler: Reconciler;
+  syncStates: SyncStateReader;
   log: Logger;
 }): ServiceBinding {
-  const { subscriptions, verifier, reconciler } = deps;
+  const { subscriptions, verifier, reconciler, syncStates } = deps;
   return bindService(
     'calsync.subscription.v1.SubscriptionService',
     subscriptionV1.SubscriptionServiceService,
@@ -137,6 +197,7 @@ export function subscriptionService(deps: {
         return subscriptions.remove(request.userId);
       },
       purgeUser: (request) => subscriptions.purge(request.userId),
+      getSyncState: async (request) => toSyncState(await syncStates.read(request.userId)),
       async reconcile(request) {
         if (request.userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is too long');
         return request.userId ? reconciler.reconcileUser(request.userId) : reconciler.reconcileAll();

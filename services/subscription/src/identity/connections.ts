@@ -22,6 +22,11 @@ export interface CalendlyGrant {
  */
 export interface Connections {
   grantFor(userId: string): Promise<CalendlyGrant>;
+  /**
+   * The connection's health as identity records it, without touching the token: `active`,
+   * `reauth_required` (Calendly refused the refresh token), or undefined when the user has none.
+   */
+  stateOf(userId: string): Promise<'active' | 'reauth_required' | undefined>;
   close(): void;
 }
 
@@ -50,6 +55,19 @@ export function createIdentityConnections(options: {
         calendlyUserUri: answer.calendlyUserUri,
         calendlyOrganizationUri: answer.calendlyOrganizationUri,
       };
+    },
+    async stateOf(userId) {
+      let answer: identityV1.GetConnectionResponse;
+      try {
+        answer = await client.getConnection({ userId });
+      } catch (error) {
+        if ((error as { code?: number }).code === GrpcStatus.NOT_FOUND) return undefined;
+        throw translate(error);
+      }
+      if (!answer.connection) return undefined;
+      return answer.connection.state === identityV1.ConnectionState.CONNECTION_STATE_REAUTH_REQUIRED
+        ? 'reauth_required'
+        : 'active';
     },
     close: () => client.close(),
   };
