@@ -92,7 +92,7 @@ Exit codes: 0 done, 1 a call failed or the result reports a failure, 2 usage or 
 
   program
     .command('status')
-    .description("a user's Calendly connection (identity) and webhooks and sync mode (subscription)")
+    .description("a user's Calendly connection (identity), and webhooks, sync mode and sync state (subscription)")
     .argument('<user>', 'platform user id', userIdArgument)
     .action(async (userId: string) => {
       print(

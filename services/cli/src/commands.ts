@@ -37,21 +37,44 @@ export function userIdArgument(value: string): string {
 const enumName = (name: string, prefix: string) => name.replace(prefix, '').toLowerCase();
 const when = (date: Date | undefined) => (date ? date.toISOString() : '-');
 
-/** A user's Calendly connection (identity) and webhooks and sync mode (subscription). */
+/** NOT_FOUND (a user who never connected, or disconnected) as undefined. */
+const unlessNotFound = (error: unknown): undefined => {
+  if (hasCode(error, GrpcStatus.NOT_FOUND)) return undefined;
+  throw error;
+};
+
+/** The sync state's lines: the state (with its reason and detail), then the import's progress. */
+function syncStateLines(sync: subscriptionV1.SyncState | undefined): string[] {
+  if (!sync) return ['state: none'];
+  const reason = sync.reason
+    ? ` (${enumName(subscriptionV1.degradedReasonToJSON(sync.reason), 'DEGRADED_REASON_')})`
+    : '';
+  const lines = [
+    `state: ${enumName(subscriptionV1.syncStateNameToJSON(sync.state), 'SYNC_STATE_NAME_')}${reason}` +
+      (sync.detail ? `: ${sync.detail}` : ''),
+  ];
+  const progress = sync.import;
+  if (progress) {
+    lines.push(
+      `import: ${enumName(subscriptionV1.importProgressStatusToJSON(progress.status), 'IMPORT_PROGRESS_STATUS_')}, ` +
+        `${progress.eventsImported} events and ${progress.inviteesImported} invitees; requested ${when(progress.requestedAt)}, ` +
+        `completed ${when(progress.completedAt)}` +
+        (progress.pausedUntil ? `, paused until ${when(progress.pausedUntil)}` : '') +
+        (progress.error ? `; error: ${progress.error}` : ''),
+    );
+  } else lines.push('import: none');
+  return lines;
+}
+
+/** A user's Calendly connection (identity), and webhooks, sync mode and sync state (subscription). */
 export async function status(
   clients: { identity: IdentityClient; subscription: SubscriptionClient },
   userId: string,
 ): Promise<CommandResult> {
-  const [connection, hooks] = await Promise.all([
-    clients.identity.getConnection({ userId }).then(
-      (response) => response.connection,
-      // Identity answers NOT_FOUND for a user who never connected (or disconnected).
-      (error: unknown) => {
-        if (hasCode(error, GrpcStatus.NOT_FOUND)) return undefined;
-        throw error;
-      },
-    ),
+  const [connection, hooks, syncState] = await Promise.all([
+    clients.identity.getConnection({ userId }).then((response) => response.connection, unlessNotFound),
     clients.subscription.listUserWebhooks({ userId }),
+    clients.subscription.getSyncState({ userId }).then((response) => response.sync, unlessNotFound),
   ]);
   const json = {
     userId,
@@ -61,6 +84,7 @@ export async function status(
     syncModeReason: hooks.syncModeReason || null,
     syncModeSince: hooks.syncModeSince?.toISOString() ?? null,
     lastPolledAt: hooks.lastPolledAt?.toISOString() ?? null,
+    syncState: syncState ? subscriptionV1.SyncState.toJSON(syncState) : null,
   };
   const lines = [`user ${userId}`];
   if (!connection) lines.push('connection: none');
@@ -74,6 +98,7 @@ export async function status(
   lines.push(
     `sync: ${enumName(subscriptionV1.syncModeToJSON(hooks.syncMode), 'SYNC_MODE_')}` +
       (hooks.syncModeReason ? ` (${hooks.syncModeReason})` : ''),
+    ...syncStateLines(connection ? syncState : undefined),
   );
   if (hooks.webhooks.length === 0) lines.push('webhooks: none');
   for (const hook of hooks.webhooks) {

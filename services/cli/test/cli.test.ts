@@ -62,23 +62,38 @@ afterAll(async () => {
 });
 
 describe('status', () => {
-  it("shows a user's connection and webhook, as JSON and as text", async () => {
-    const status = await json(['status', 'user-ann']);
+  it("shows a user's connection, webhook and sync state, as JSON and as text", async () => {
+    // The sync state as subscription decides it: live once the import on connect is done.
+    const status = await waitFor(
+      async () => {
+        const answer = await json(['status', 'user-ann']);
+        return (answer.syncState as { state?: string } | null)?.state === 'SYNC_STATE_NAME_LIVE' ? answer : undefined;
+      },
+      { timeoutMs: 30_000, what: 'user-ann to be live' },
+    );
     expect(status).toMatchObject({
       userId: 'user-ann',
       connection: { userId: 'user-ann', state: 'CONNECTION_STATE_ACTIVE', kind: 'CONNECTION_KIND_PERSONAL_TOKEN' },
       webhooks: [expect.objectContaining({ state: 'WEBHOOK_STATE_ACTIVE', userId: 'user-ann' })],
       syncMode: 'SYNC_MODE_WEBHOOK',
+      syncState: {
+        state: 'SYNC_STATE_NAME_LIVE',
+        mode: 'SYNC_MODE_WEBHOOK',
+        import: { status: 'IMPORT_PROGRESS_STATUS_COMPLETED' },
+      },
     });
     expect(JSON.stringify(status)).not.toMatch(/accessToken|refreshToken|"signingKey"|sealed/i);
     const text = await calsync(['status', 'user-ann']);
     expect(text).toMatchObject({ code: 0, stderr: '' });
     expect(text.stdout).toMatch(/^connection: active \(personal_token\)/m);
     expect(text.stdout).toMatch(/^webhook \S+: active$/m);
+    expect(text.stdout).toMatch(/^state: live$/m);
+    expect(text.stdout).toMatch(/^import: completed, \d+ events and \d+ invitees; requested \S+, completed \S+$/m);
   });
 
   it('shows a user who never connected as not connected, and succeeds', async () => {
-    expect(await json(['status', 'user-nobody'])).toMatchObject({ connection: null, webhooks: [] });
+    expect(await json(['status', 'user-nobody'])).toMatchObject({ connection: null, webhooks: [], syncState: null });
+    expect((await calsync(['status', 'user-nobody'])).stdout).toMatch(/^state: none$/m);
   });
 });
 
