@@ -47,9 +47,8 @@ export const configSchema = withGrpcSecurity(
     CONSUMER_BACKOFF_MS: backoffList(),
     CONSUMER_BATCH_SIZE: env.int(50, 1).pipe(z.number().max(1000, 'must be at most 1000')),
     /**
-     * Deliveries one instance applies at once. Safe in any order: a user's changes take that
-     * user's lock (so their feed stays in commit order) and each row keeps the newest Calendly
-     * snapshot whatever arrives first.
+     * Deliveries one instance applies at once, each for another user; a user's own deliveries
+     * apply one after another in the order they arrived (consumer/handlers.ts).
      */
     CONSUMER_CONCURRENCY: env.int(4, 1).pipe(z.number().max(64, 'must be at most 64')),
     /** How long a delivered message may stay unacknowledged before JetStream hands it to another instance. */

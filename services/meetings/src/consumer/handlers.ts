@@ -4,6 +4,7 @@ import { BackfillRejectedError, type Backfill } from '../backfill/backfill-servi
 import type { ImportKind } from '../backfill/import-checkpoints';
 import { MalformedEventError } from '../meetings/calendly-payload';
 import type { MeetingsApplier } from '../meetings/meetings-applier';
+import { createPerKeyOrder } from './per-key-order';
 import type { MessageContext } from './pull-worker';
 
 function decode<T>(message: { decode(bytes: Uint8Array): T }, data: Uint8Array, what: string): T {
@@ -14,18 +15,25 @@ function decode<T>(message: { decode(bytes: Uint8Array): T }, data: Uint8Array, 
   }
 }
 
-/** Applies one eventsV1.CalendlyEvent from the events stream. */
+/**
+ * Applies one eventsV1.CalendlyEvent from the events stream. The worker hands over several at
+ * once; a user's deliveries are still applied one after another in the order they arrived, so
+ * that user's change feed follows the order Calendly sent them in (other users' run beside).
+ */
 export function calendlyEventHandler(applier: MeetingsApplier) {
+  const perUser = createPerKeyOrder();
   return async (data: Uint8Array): Promise<void> => {
     const event = decode(eventsV1.CalendlyEvent, data, 'calsync.events.v1.CalendlyEvent');
-    await applier.apply({
-      deliveryKey: event.deliveryKey,
-      userId: event.userId,
-      eventType: event.eventType,
-      calendlyCreatedAt: event.calendlyCreatedAt,
-      payload: event.payload,
-      ...(event.receivedAt ? { receivedAt: event.receivedAt } : {}),
-    });
+    await perUser.run(event.userId, () =>
+      applier.apply({
+        deliveryKey: event.deliveryKey,
+        userId: event.userId,
+        eventType: event.eventType,
+        calendlyCreatedAt: event.calendlyCreatedAt,
+        payload: event.payload,
+        ...(event.receivedAt ? { receivedAt: event.receivedAt } : {}),
+      }),
+    );
   };
 }
 
