@@ -60,11 +60,11 @@ export async function recordChange(
     changedAt: input.changedAt ?? new Date(),
     eventType: input.eventType,
   }).finish();
-  await client.query('INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3)', [
-    changeId,
-    input.userId,
-    Buffer.from(message),
-  ]);
-  await client.query(`SELECT pg_notify('${outboxChannel}', '')`);
+  // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback).
+  await client.query(
+    `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
+     SELECT pg_notify('${outboxChannel}', '') FROM change`,
+    [changeId, input.userId, Buffer.from(message)],
+  );
   return changeId;
 }

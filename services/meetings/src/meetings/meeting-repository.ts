@@ -1,6 +1,7 @@
 import type { PoolClient } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
-import type { MeetingStatus, MeetingStatusInputs } from './meeting-status';
+import { isDeepStrictEqual } from 'node:util';
+import { deriveMeetingStatus, type MeetingStatus, type MeetingStatusInputs } from './meeting-status';
 
 // Every statement below names user_id in its WHERE clause or conflict key: a user's delivery
 // can only ever touch that user's rows.
@@ -91,7 +92,9 @@ SELECT m.event_status, m.event_canceled_by, m.event_cancel_reason, m.event_cance
        (SELECT count(*)::int FROM invitees i WHERE i.user_id = m.user_id AND i.meeting_id = m.id) AS known,
        (SELECT count(*)::int FROM invitees i
          WHERE i.user_id = m.user_id AND i.meeting_id = m.id AND i.status = 'active') AS active_known,
-       last.canceled_by, last.cancel_reason, last.canceler_type, last.canceled_at
+       last.canceled_by, last.cancel_reason, last.canceler_type, last.canceled_at,
+       m.status AS stored_status, m.canceled_by AS stored_canceled_by, m.cancel_reason AS stored_cancel_reason,
+       m.canceler_type AS stored_canceler_type, m.canceled_at AS stored_canceled_at
   FROM meetings m
   LEFT JOIN LATERAL (
     SELECT canceled_by, cancel_reason, canceler_type, canceled_at FROM invitees i
@@ -112,6 +115,11 @@ interface StatusInputsRow {
   cancel_reason: string | null;
   canceler_type: string | null;
   canceled_at: Date | null;
+  stored_status: 'active' | 'canceled';
+  stored_canceled_by: string | null;
+  stored_cancel_reason: string | null;
+  stored_canceler_type: string | null;
+  stored_canceled_at: Date | null;
 }
 
 function cancellationFrom(
@@ -122,6 +130,22 @@ function cancellationFrom(
 ): CancellationFields | null {
   if (canceledBy === null && reason === null && cancelerType === null && canceledAt === null) return null;
   return { canceledBy, reason, cancelerType, canceledAt: canceledAt?.toISOString() ?? null };
+}
+
+function statusInputsOf(row: StatusInputsRow): MeetingStatusInputs {
+  return {
+    eventCanceled: row.event_status === 'canceled',
+    eventCancellation: cancellationFrom(
+      row.event_canceled_by,
+      row.event_cancel_reason,
+      row.event_canceler_type,
+      row.event_canceled_at,
+    ),
+    activeInviteesCounter: row.active_invitees,
+    knownInvitees: row.known,
+    activeKnownInvitees: row.active_known,
+    latestInviteeCancellation: cancellationFrom(row.canceled_by, row.cancel_reason, row.canceler_type, row.canceled_at),
+  };
 }
 
 /** Writes of one delivery, all on the caller's transaction. */
@@ -210,27 +234,24 @@ export const meetingWrites = {
     );
   },
 
-  async statusInputs(client: PoolClient, userId: string, meetingId: string): Promise<MeetingStatusInputs> {
+  /**
+   * Derives the meeting's status from what is stored now (after this delivery's upserts) and
+   * writes it when it differs from the stored one: most deliveries leave it as it was.
+   */
+  async settleStatus(client: PoolClient, userId: string, meetingId: string): Promise<void> {
     const { rows } = await client.query<StatusInputsRow>(statusInputsSql, [userId, meetingId]);
     const row = rows[0]!;
-    return {
-      eventCanceled: row.event_status === 'canceled',
-      eventCancellation: cancellationFrom(
-        row.event_canceled_by,
-        row.event_cancel_reason,
-        row.event_canceler_type,
-        row.event_canceled_at,
-      ),
-      activeInviteesCounter: row.active_invitees,
-      knownInvitees: row.known,
-      activeKnownInvitees: row.active_known,
-      latestInviteeCancellation: cancellationFrom(
-        row.canceled_by,
-        row.cancel_reason,
-        row.canceler_type,
-        row.canceled_at,
+    const status = deriveMeetingStatus(statusInputsOf(row));
+    const stored: MeetingStatus = {
+      status: row.stored_status,
+      cancellation: cancellationFrom(
+        row.stored_canceled_by,
+        row.stored_cancel_reason,
+        row.stored_canceler_type,
+        row.stored_canceled_at,
       ),
     };
+    if (!isDeepStrictEqual(status, stored)) await meetingWrites.setStatus(client, userId, meetingId, status);
   },
 
   async setStatus(client: PoolClient, userId: string, meetingId: string, status: MeetingStatus): Promise<void> {

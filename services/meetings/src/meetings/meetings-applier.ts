@@ -4,7 +4,6 @@ import { recordDelivery, type DeliveryOutcome } from '../deliveries/delivery-log
 import { changeKindOf, lockUserChanges, recordChange } from '../feed/meeting-changes';
 import { createMeetingQueries } from './meeting-queries';
 import { meetingWrites } from './meeting-repository';
-import { deriveMeetingStatus } from './meeting-status';
 
 /** applied: the delivery changed (or confirmed) state; duplicate: its key was already applied; ignored: not a meetings event. */
 export type ApplyOutcome = 'applied' | 'duplicate' | 'ignored';
@@ -63,8 +62,7 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
       if (invitee.newInviteeUri)
         await meetingWrites.linkReschedule(client, change.userId, invitee.uri, invitee.newInviteeUri);
-      const status = deriveMeetingStatus(await meetingWrites.statusInputs(client, change.userId, meetingId));
-      await meetingWrites.setStatus(client, change.userId, meetingId, status);
+      await meetingWrites.settleStatus(client, change.userId, meetingId);
       const after = (await reads.get(change.userId, meetingId))!;
       const kind = changeKindOf(before, after, {
         eventType: change.eventType,
