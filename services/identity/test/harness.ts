@@ -16,7 +16,7 @@ import {
 import { captureLogger, clientAsAllowedCallers, testGrpcEnv, waitFor } from '@calsync/service-kit/testing';
 import { loadIdentityConfig } from '../src/config';
 import { secretContext, type SecretColumn } from '../src/connections/secret-context';
-import { identityCallers } from '../src/grpc/identity-handlers';
+import { identityCallers } from '../src/grpc/identity-service';
 import { start, type IdentityApp } from '../src/main';
 
 /**

@@ -8,7 +8,7 @@ import {
   type ServiceProcess,
   type TestDatabase,
 } from '@calsync/service-kit/testing';
-import { identityCallers } from '../grpc/identity-handlers';
+import { identityCallers } from '../grpc/identity-service';
 import { approveAuthorize, createSimUser, simControl } from '@calsync/calendly-sim/testing';
 import {
   accessTokenExpired,
