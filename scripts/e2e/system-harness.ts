@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { GrpcSecurity } from '@calsync/service-kit';
 import { createTestDatabase, testNatsUrl, testSubjectPrefix, type TestDatabase } from '@calsync/service-kit/testing';
 
 // CommonJS helpers shared with `npm run dev`, so the tests boot exactly what dev boots.
@@ -15,6 +16,10 @@ export interface RunningSystem {
   jwtSecret: string;
   jwtFor(userId: string): string;
   logLines(): string[];
+  /** `host:port` of each gRPC service. */
+  addresses: { identity: string; subscription: string; meetings: string };
+  /** Mutual TLS presenting `identity`'s certificate (e.g. `calsync-operator`) from the system's CA. */
+  grpcSecurity(identity: string): Promise<GrpcSecurity>;
   /** Stops one service's process (e.g. 'gateway'), as when it crashes or is shut down alone. */
   stopService(service: string): Promise<void>;
   stop(): Promise<void>;
@@ -49,6 +54,12 @@ export async function bootSystem(options: {
     jwtSecret: system.secrets.jwtSecret,
     jwtFor: (userId) => signDevJwt(userId, system.secrets.jwtSecret),
     logLines: () => lines,
+    addresses: {
+      identity: system.urls.identity,
+      subscription: system.urls.subscription,
+      meetings: system.urls.meetings,
+    },
+    grpcSecurity: (identity) => system.grpcSecurity(identity),
     stopService: async (service) => {
       const running = system.processes[service];
       if (!running) throw new Error(`no service named ${service}`);
