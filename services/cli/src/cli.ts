@@ -11,6 +11,7 @@ import { createGrpcClient, GrpcStatus, type GrpcSecurity } from '@calsync/servic
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   listDeadLetters,
+  listHooks,
   purge,
   reconcile,
   replayDeadLetters,
@@ -142,27 +143,56 @@ Exit codes: 0 done, 1 a call failed or the result reports a failure, 2 usage or 
       );
     });
 
+  // The list commands page alike: --limit per call, --cursor to go on, --all-pages to follow every page.
+  const paged = (command: Command) =>
+    command
+      .addOption(new Option('--limit <n>', 'page size').argParser(integer(1, 500)).default(50))
+      .option('--cursor <cursor>', 'the next page, as a previous list printed it')
+      .option('--all-pages', 'follow every page');
+  type PagingOptions = { limit: number; cursor?: string; allPages?: boolean };
+  const paging = (options: PagingOptions) => ({
+    limit: options.limit,
+    cursor: options.cursor ?? '',
+    allPages: Boolean(options.allPages),
+  });
+
+  paged(
+    program
+      .command('hooks')
+      .description(
+        "every user's webhooks (subscription) with last delivery and last error; e.g. --state disabled, or --sync-mode polling for the hooks Calendly refused",
+      )
+      .option('--state <state>', 'only this state: pending, active, disabled, missing, removing or failed')
+      .option('--sync-mode <mode>', 'only users synced this way: webhook or polling')
+      .option('--user <id>', "only this user's", userIdArgument),
+  ).action(async (options: PagingOptions & { state?: string; syncMode?: string; user?: string }) => {
+    print(
+      await listHooks(
+        { subscriptionAdmin: clientFor(subscriptionAdminV1.SubscriptionAdminServiceService, 'SUBSCRIPTION_ADDR') },
+        {
+          ...paging(options),
+          ...(options.state !== undefined ? { state: options.state } : {}),
+          ...(options.syncMode !== undefined ? { syncMode: options.syncMode } : {}),
+          userId: options.user ?? '',
+        },
+      ),
+    );
+  });
+
   const deadLetters = program.command('dead-letters').description("meetings' dead letters: list and replay");
-  deadLetters
-    .command('list')
-    .description('list dead letters, oldest first, a page at a time')
-    .option('--user <id>', "only this user's", userIdArgument)
-    .addOption(new Option('--limit <n>', 'page size').argParser(integer(1, 500)).default(50))
-    .option('--cursor <cursor>', 'the next page, as a previous list printed it')
-    .option('--all-pages', 'follow every page')
-    .action(async (options: { user?: string; limit: number; cursor?: string; allPages?: boolean }) => {
-      print(
-        await listDeadLetters(
-          { meetingsAdmin: clientFor(meetingsAdminV1.MeetingsAdminServiceService, 'MEETINGS_ADDR') },
-          {
-            userId: options.user ?? '',
-            limit: options.limit,
-            cursor: options.cursor ?? '',
-            allPages: Boolean(options.allPages),
-          },
-        ),
-      );
-    });
+  paged(
+    deadLetters
+      .command('list')
+      .description('list dead letters, oldest first, a page at a time')
+      .option('--user <id>', "only this user's", userIdArgument),
+  ).action(async (options: PagingOptions & { user?: string }) => {
+    print(
+      await listDeadLetters(
+        { meetingsAdmin: clientFor(meetingsAdminV1.MeetingsAdminServiceService, 'MEETINGS_ADDR') },
+        { ...paging(options), userId: options.user ?? '' },
+      ),
+    );
+  });
   deadLetters
     .command('replay')
     .description('replay dead letters through the normal path (idempotent): by sequence, --user or --all')

@@ -152,18 +152,84 @@ export async function purge(
   return { json, lines };
 }
 
+/** The lower-case names an enum's values go by on the command line, without the UNSPECIFIED one. */
+function choicesOf<E extends number>(values: Record<string, E | string>, prefix: string): Map<string, E> {
+  return new Map(
+    Object.entries(values)
+      .filter(([, value]) => typeof value === 'number' && value > 0)
+      .map(([name, value]) => [enumName(name, prefix), value as E]),
+  );
+}
+
+const webhookStates = choicesOf<subscriptionV1.WebhookState>(subscriptionV1.WebhookState, 'WEBHOOK_STATE_');
+const syncModes = choicesOf<subscriptionV1.SyncMode>(subscriptionV1.SyncMode, 'SYNC_MODE_');
+
+/** A command-line choice (e.g. `reauth_required`) as the enum value, or a usage error naming the choices. */
+function choice<E>(option: string, value: string | undefined, choices: Map<string, E>): E | 0 {
+  if (value === undefined) return 0;
+  const chosen = choices.get(value);
+  if (chosen === undefined) throw new UsageError(`--${option} must be one of ${[...choices.keys()].join(', ')}`);
+  return chosen;
+}
+
+/** How the list commands page: `limit` per call, from `cursor`, every page with `allPages`. */
+export interface Paging {
+  limit: number;
+  cursor: string;
+  allPages: boolean;
+}
+
+async function collectPages<T>(
+  paging: Paging,
+  fetchPage: (pageSize: number, cursor: string) => Promise<{ items: T[]; nextCursor: string }>,
+): Promise<{ items: T[]; cursor: string }> {
+  const items: T[] = [];
+  let cursor = paging.cursor;
+  do {
+    const page = await fetchPage(paging.limit, cursor);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (paging.allPages && cursor);
+  return { items, cursor };
+}
+
+/** Every user's webhooks (subscription), optionally one state's, one user's or those of users in one sync mode. */
+export async function listHooks(
+  clients: { subscriptionAdmin: SubscriptionAdminClient },
+  query: Paging & { state?: string; syncMode?: string; userId: string },
+): Promise<CommandResult> {
+  const state = choice('state', query.state, webhookStates);
+  const syncMode = choice('sync-mode', query.syncMode, syncModes);
+  const { items, cursor } = await collectPages(query, async (pageSize, pageCursor) => {
+    const page = await clients.subscriptionAdmin.listHooks({
+      state,
+      syncMode,
+      userId: query.userId,
+      pageSize,
+      cursor: pageCursor,
+    });
+    return { items: page.webhooks, nextCursor: page.nextCursor };
+  });
+  const json = { webhooks: items.map((hook) => subscriptionV1.Webhook.toJSON(hook)), nextCursor: cursor || null };
+  const lines = items.map(
+    (hook) =>
+      `${hook.hookId}\t${hook.userId}\t${enumName(subscriptionV1.webhookStateToJSON(hook.state), 'WEBHOOK_STATE_')}` +
+      `\tlast delivery ${when(hook.lastDeliveryAt)}${hook.lastError ? `\tlast error ${hook.lastError}` : ''}`,
+  );
+  if (items.length === 0) lines.push('no webhooks');
+  if (cursor) lines.push(`more: --cursor ${cursor}`);
+  return { json, lines };
+}
+
 /** Dead letters, newest page first (all pages with `all`). */
 export async function listDeadLetters(
   clients: { meetingsAdmin: MeetingsAdminClient },
-  query: { userId: string; limit: number; cursor: string; allPages: boolean },
+  query: Paging & { userId: string },
 ): Promise<CommandResult> {
-  const deadLetters: meetingsAdminV1.DeadLetterSummary[] = [];
-  let cursor = query.cursor;
-  do {
-    const page = await clients.meetingsAdmin.listDeadLetters({ pageSize: query.limit, cursor, userId: query.userId });
-    deadLetters.push(...page.deadLetters);
-    cursor = page.nextCursor;
-  } while (query.allPages && cursor);
+  const { items: deadLetters, cursor } = await collectPages(query, async (pageSize, pageCursor) => {
+    const page = await clients.meetingsAdmin.listDeadLetters({ pageSize, cursor: pageCursor, userId: query.userId });
+    return { items: page.deadLetters, nextCursor: page.nextCursor };
+  });
   const json = {
     deadLetters,
     nextCursor: cursor || null,

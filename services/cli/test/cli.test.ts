@@ -160,6 +160,37 @@ describe('dead letters', () => {
   });
 });
 
+describe('hooks', () => {
+  it("lists the hooks of users Calendly refused a webhook, with Calendly's reason, and filters by state", async () => {
+    const free = await system.createSimUser('user-free', { plan: 'free' });
+    const connected = await system.api('/api/calendly/token', {
+      userId: 'user-free',
+      method: 'POST',
+      body: { token: free.personal_access_token },
+    });
+    expect(connected.status).toBe(200);
+    const polling = await json(['hooks', '--sync-mode', 'polling']);
+    expect(polling).toEqual({
+      webhooks: [
+        expect.objectContaining({
+          userId: 'user-free',
+          state: 'WEBHOOK_STATE_FAILED',
+          lastError: expect.stringMatching(/Calendly refused/),
+        }),
+      ],
+      nextCursor: null,
+    });
+    const text = await calsync(['hooks', '--sync-mode', 'polling']);
+    expect(text.stdout).toMatch(/^\S+\tuser-free\tfailed\tlast delivery -\tlast error Calendly refused/m);
+    const active = (await json(['hooks', '--state', 'active', '--all-pages'])) as { webhooks: { userId: string }[] };
+    expect(active.webhooks.map((hook) => hook.userId)).toEqual(expect.arrayContaining(['user-ann']));
+    expect(active.webhooks.map((hook) => hook.userId)).not.toContain('user-free');
+    const bad = await calsync(['hooks', '--sync-mode', 'sometimes']);
+    expect(bad).toMatchObject({ code: 2 });
+    expect(bad.stderr).toMatch(/--sync-mode must be one of webhook, polling/);
+  });
+});
+
 describe('rotate-keys', () => {
   it('asks identity and subscription to re-seal under their active key, and says when it is done', async () => {
     // Everything here is sealed with the one key, k1: nothing to re-seal, and nothing left.
