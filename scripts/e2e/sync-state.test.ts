@@ -75,18 +75,18 @@ async function connectWithOAuth(userId: string, calendly: SimUser) {
 
 it('shows reauth_required once Calendly refuses the refresh token, in the gateway and over gRPC', async () => {
   const calendly = await createSimUser(system.simulator, { name: 'Rae Revoked' });
-  // Short-lived tokens, so that identity must soon refresh this one rather than hand it out.
+  // Short-lived tokens until Rae's are revoked, so that identity must soon refresh hers (a token
+  // issued after the setting went back would outlive the test).
   const { accessTokenTtlSeconds } = await sim<{ accessTokenTtlSeconds: number }>('GET', '/_sim/settings');
   await sim('POST', '/_sim/settings', { accessTokenTtlSeconds: 2 });
   try {
     await connectWithOAuth('user-rae', calendly);
+    expect((await connection('user-rae')).sync).toMatchObject({ state: expect.stringMatching(/^(importing|live)$/) });
+    // Rae removes calsync from her Calendly account: her tokens stop working.
+    expect(await sim('POST', `/_sim/users/${calendly.uuid}/revoke_access`)).toEqual({ revoked_grants: 1 });
   } finally {
     await sim('POST', '/_sim/settings', { accessTokenTtlSeconds });
   }
-  await gatewayUntil('user-rae', (sync) => sync.state === 'live', 'live');
-
-  // Rae removes calsync from her Calendly account: her tokens stop working.
-  expect(await sim('POST', `/_sim/users/${calendly.uuid}/revoke_access`)).toEqual({ revoked_grants: 1 });
   await waitFor(
     async () => {
       const { connection: found } = await identity.getConnection({ userId: 'user-rae' });

@@ -78,15 +78,18 @@ it('is degraded while Calendly has disabled the webhook and it cannot be replace
 });
 
 it('asks for a new connect once Calendly refuses the refresh token, whatever else holds', async () => {
-  // Short-lived tokens, so that identity must soon refresh this one rather than hand it out.
+  // Short-lived tokens until the user's are revoked, so that identity must soon refresh theirs (a
+  // token issued after the setting went back would outlive the test).
   const { accessTokenTtlSeconds } = (await h.sim_('/_sim/settings')) as { accessTokenTtlSeconds: number };
   await h.sim_('/_sim/settings', { body: { accessTokenTtlSeconds: 2 } });
-  const user = await h
-    .connectWithOAuth('sync-revoked')
-    .finally(() => h.sim_('/_sim/settings', { body: { accessTokenTtlSeconds } }));
-  await h.subscription.ensureUserWebhook({ userId: 'sync-revoked' });
-  // The user removes calsync from their Calendly account.
-  await h.sim_(`/_sim/users/${user.uuid}/revoke_access`, { method: 'POST', body: {} });
+  try {
+    const user = await h.connectWithOAuth('sync-revoked');
+    await h.subscription.ensureUserWebhook({ userId: 'sync-revoked' });
+    // The user removes calsync from their Calendly account.
+    await h.sim_(`/_sim/users/${user.uuid}/revoke_access`, { method: 'POST', body: {} });
+  } finally {
+    await h.sim_('/_sim/settings', { body: { accessTokenTtlSeconds } });
+  }
   await accessTokenExpired(h.database.url, 'sync-revoked');
 
   // The next call that needs the token finds out: here, a reconcile.
