@@ -51,37 +51,39 @@ export class CalendlyError extends Error {
     return this.failure === 'timeout' || this.failure === 'network' || this.status === 429 || this.status >= 500;
   }
 
-  /** The failure as a gRPC status with a message safe to hand to any caller. */
-  toGrpcError(): GrpcError {
+  /**
+   * The failure in words safe to show any caller or to store: the operation and Calendly's own
+   * explanation, never a token. Which status a caller gets is each service's call (docs/errors.md).
+   */
+  get safeMessage(): string {
     const calendlySays = this.detailsMessage ? `: ${this.detailsMessage}` : '';
-    if (this.failure === 'timeout')
-      return new GrpcError(GrpcStatus.UNAVAILABLE, `Calendly did not answer ${this.operation} in time`);
-    if (this.failure === 'network')
-      return new GrpcError(GrpcStatus.UNAVAILABLE, `Calendly could not be reached for ${this.operation}`);
-    if (this.failure === 'invalid_response')
-      return new GrpcError(GrpcStatus.UNAVAILABLE, `Calendly answered ${this.operation} with an unreadable response`);
+    if (this.failure === 'timeout') return `Calendly did not answer ${this.operation} in time`;
+    if (this.failure === 'network') return `Calendly could not be reached for ${this.operation}`;
+    if (this.failure === 'invalid_response') return `Calendly answered ${this.operation} with an unreadable response`;
     if (this.status === 401)
-      return new GrpcError(
-        GrpcStatus.UNAUTHENTICATED,
-        `Calendly refused the credentials for ${this.operation} (invalid, expired or revoked)${calendlySays}`,
-      );
-    if (this.status === 403)
-      return new GrpcError(GrpcStatus.PERMISSION_DENIED, `Calendly denied ${this.operation}${calendlySays}`);
-    if (this.status === 404) return new GrpcError(GrpcStatus.NOT_FOUND, `Calendly found nothing for ${this.operation}`);
-    if (this.status === 409) return new GrpcError(GrpcStatus.ALREADY_EXISTS, `Calendly: already exists${calendlySays}`);
+      return `Calendly refused the credentials for ${this.operation} (invalid, expired or revoked)${calendlySays}`;
+    if (this.status === 403) return `Calendly denied ${this.operation}${calendlySays}`;
+    if (this.status === 404) return `Calendly found nothing for ${this.operation}`;
+    if (this.status === 409) return `Calendly: already exists${calendlySays}`;
     if (this.status === 429) {
       const wait = this.retryAfterSeconds !== undefined ? `; retry in ${this.retryAfterSeconds} s` : '';
-      return new GrpcError(
-        GrpcStatus.RESOURCE_EXHAUSTED,
-        `Calendly's rate limit was reached for ${this.operation}${wait}`,
-      );
+      return `Calendly's rate limit was reached for ${this.operation}${wait}`;
     }
-    if (this.status >= 500)
-      return new GrpcError(GrpcStatus.UNAVAILABLE, `Calendly failed ${this.operation} (HTTP ${this.status})`);
-    return new GrpcError(
-      GrpcStatus.INVALID_ARGUMENT,
-      `Calendly rejected ${this.operation}${calendlySays}${parameters(this.details)}`,
-    );
+    if (this.status >= 500) return `Calendly failed ${this.operation} (HTTP ${this.status})`;
+    return `Calendly rejected ${this.operation}${calendlySays}${parameters(this.details)}`;
+  }
+
+  /** The failure as a gRPC status with a message safe to hand to any caller. */
+  toGrpcError(): GrpcError {
+    if (this.failure !== 'http' || this.status >= 500) return new GrpcError(GrpcStatus.UNAVAILABLE, this.safeMessage);
+    const codes: Record<number, GrpcStatus> = {
+      401: GrpcStatus.UNAUTHENTICATED,
+      403: GrpcStatus.PERMISSION_DENIED,
+      404: GrpcStatus.NOT_FOUND,
+      409: GrpcStatus.ALREADY_EXISTS,
+      429: GrpcStatus.RESOURCE_EXHAUSTED,
+    };
+    return new GrpcError(codes[this.status] ?? GrpcStatus.INVALID_ARGUMENT, this.safeMessage);
   }
 }
 

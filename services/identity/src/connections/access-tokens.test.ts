@@ -1,19 +1,12 @@
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { createCalendlyClient } from '@calsync/calendly-client';
-import {
-  createMetricsRegistry,
-  createPool,
-  GrpcStatus,
-  migrate,
-  reasonOf,
-  type Pool,
-  type Registry,
-} from '@calsync/service-kit';
+import { createMetricsRegistry, createPool, GrpcStatus, migrate, type Pool, type Registry } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
 import { createIdentityMetrics } from '../metrics/identity-metrics';
 import { approveAuthorize, createSimUser, simControl } from '@calsync/calendly-sim/testing';
 import { clientId, clientSecret, newSealingKey, redirectUri, sealerFor, withDatabase } from '../../test/harness';
+import { toGrpcError } from '../grpc/identity-service';
 import { createAccessTokens, type AccessTokens } from './access-tokens';
 import { createConnections, type Connections } from './connections';
 
@@ -99,14 +92,17 @@ const storedRow = (userId: string) =>
     return rows[0]!;
   });
 
+/** The failure as identity's callers see it, through the gRPC adapter's table. */
 const refusal = async (call: Promise<unknown>) => {
-  const error = (await call.then(
+  const error = await call.then(
     () => {
       throw new Error('expected the call to fail');
     },
     (e: unknown) => e,
-  )) as { code: number; message: string };
-  return { code: error.code, reason: reasonOf(error) ?? (error as { reason?: string }).reason, message: error.message };
+  );
+  const answer = toGrpcError(error);
+  if (!answer) throw error;
+  return { code: answer.code, reason: answer.reason, message: answer.message };
 };
 
 describe('access tokens', () => {

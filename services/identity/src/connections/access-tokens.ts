@@ -1,5 +1,5 @@
 import { CalendlyError, type CalendlyClient } from '@calsync/calendly-client';
-import { GrpcError, GrpcStatus, inTransaction, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
+import { inTransaction, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
 import type { IdentityMetrics } from '../metrics/identity-metrics';
 import {
   findConnection,
@@ -10,8 +10,8 @@ import {
   type ConnectionKind,
   type ConnectionRow,
 } from './connection-repository';
-import { notConnected, reauthRequired } from './connection-view';
-import { asGrpcError, describeFailure } from './calendly-failures';
+import { describeFailure } from './calendly-failures';
+import { IdentityError, notConnected, reauthRequired, tokenRateLimited } from '../errors';
 import { requireMinValidity, requireUserId } from './input';
 import { secretContext } from './secret-context';
 import { reserveTokenRequest, type TokenBudget } from './token-budget';
@@ -117,8 +117,8 @@ export function createAccessTokens(deps: {
     } catch (error) {
       if (!isLockTimeout(error)) throw error;
       metrics.refreshFailed('lock_timeout');
-      throw new GrpcError(
-        GrpcStatus.UNAVAILABLE,
+      throw new IdentityError(
+        'REFRESH_IN_PROGRESS',
         "another replica is still refreshing this user's Calendly token; try again shortly",
       );
     }
@@ -132,19 +132,15 @@ export function createAccessTokens(deps: {
       log.warn({ userId }, 'calendly refused the refresh token; connection needs reauthorization');
     } else if ('limited' in outcome) {
       metrics.refreshFailed('rate_limited');
-      throw new GrpcError(
-        GrpcStatus.RESOURCE_EXHAUSTED,
-        `too many Calendly token requests for this user in the last minute; retry in ${outcome.limited.retryAfterSeconds} s`,
-        'TOKEN_RATE_LIMITED',
-      );
+      throw tokenRateLimited(outcome.limited.retryAfterSeconds);
     } else if ('failed' in outcome) {
       const failure = outcome.failed;
       metrics.refreshFailed(failure.status > 0 ? `http_${failure.status}` : failure.failure);
       log.warn({ userId, failure: describeFailure(failure) }, 'access token refresh failed');
-      if (failure.transient) throw asGrpcError(failure);
+      if (failure.transient) throw failure;
       // Calendly refused calsync itself (e.g. invalid_client): no caller can fix that by retrying.
-      throw new GrpcError(
-        GrpcStatus.INTERNAL,
+      throw new IdentityError(
+        'REFRESH_REFUSED',
         `Calendly refused calsync's token refresh (HTTP ${failure.status}${failure.oauthError ? ` ${failure.oauthError}` : ''})`,
       );
     }

@@ -1,10 +1,5 @@
 import { CalendlyError } from '@calsync/calendly-client';
 
-/** A Calendly failure as the gRPC status callers should see; anything else is ours and stays INTERNAL. */
-export function asGrpcError(error: unknown): unknown {
-  return error instanceof CalendlyError ? error.toGrpcError() : error;
-}
-
 /** A loggable summary of a failure that never includes request data. */
 export function describeFailure(error: unknown): Record<string, unknown> {
   if (error instanceof CalendlyError)

@@ -1,4 +1,3 @@
-import { GrpcError, GrpcStatus } from '@calsync/service-kit';
 import type { ConnectionKind, ConnectionRow, ConnectionState } from './connection-repository';
 
 /** A connection as callers see it: no secret. */
@@ -27,13 +26,3 @@ export function toConnection(row: ConnectionRow): Connection {
     accessTokenExpiresAt: row.access_token_expires_at ?? undefined,
   };
 }
-
-export const notConnected = () =>
-  new GrpcError(GrpcStatus.NOT_FOUND, 'this user has no Calendly connection', 'NOT_CONNECTED');
-
-export const reauthRequired = () =>
-  new GrpcError(
-    GrpcStatus.FAILED_PRECONDITION,
-    'Calendly no longer accepts this Calendly connection (its refresh token was revoked or already used): the user must connect Calendly again',
-    'REAUTH_REQUIRED',
-  );

@@ -1,5 +1,5 @@
 import { CalendlyError, type CalendlyClient } from '@calsync/calendly-client';
-import { GrpcError, GrpcStatus, inTransaction, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
+import { inTransaction, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
 import {
   consumeOAuthState,
   hashState,
@@ -17,8 +17,9 @@ import {
   type ConnectionKind,
   type ConnectionRow,
 } from './connection-repository';
-import { asGrpcError, describeFailure } from './calendly-failures';
-import { notConnected, toConnection, type Connection } from './connection-view';
+import { describeFailure } from './calendly-failures';
+import { toConnection, type Connection } from './connection-view';
+import { IdentityError, notConnected, tokenRateLimited } from '../errors';
 import { requirePersonalToken, requireRedirectUri, requireText, requireUserId } from './input';
 import { secretContext } from './secret-context';
 import { reserveTokenRequest } from './token-budget';
@@ -107,12 +108,7 @@ export function createConnections(deps: {
     const budget = await inTransaction(pool, (client) =>
       reserveTokenRequest(client, userId, settings.tokenRequestsPerMinute),
     );
-    if (!budget.allowed)
-      throw new GrpcError(
-        GrpcStatus.RESOURCE_EXHAUSTED,
-        `too many Calendly token requests for this user in the last minute; retry in ${budget.retryAfterSeconds} s`,
-        'TOKEN_RATE_LIMITED',
-      );
+    if (!budget.allowed) throw tokenRateLimited(budget.retryAfterSeconds);
   }
 
   /** Makes these tokens the user's one connection, replacing (and revoking) any earlier one. */
@@ -152,10 +148,9 @@ export function createConnections(deps: {
         { userId, calendlyUserUri: tokens.calendlyUserUri },
         'calendly account already connected to another user',
       );
-      throw new GrpcError(
-        GrpcStatus.ALREADY_EXISTS,
-        'this Calendly account is already connected to another user; it must be disconnected there before it can be connected here',
+      throw new IdentityError(
         'CALENDLY_ACCOUNT_TAKEN',
+        'this Calendly account is already connected to another user; it must be disconnected there before it can be connected here',
       );
     }
     const { row, previous } = outcome;
@@ -172,10 +167,9 @@ export function createConnections(deps: {
       const userId = requireUserId(userIdInput);
       const redirectUri = requireRedirectUri(redirectUriInput);
       if (!settings.clientId)
-        throw new GrpcError(
-          GrpcStatus.FAILED_PRECONDITION,
-          'OAuth connect is not configured here (no Calendly client id); connect with a personal access token instead',
+        throw new IdentityError(
           'OAUTH_NOT_CONFIGURED',
+          'OAuth connect is not configured here (no Calendly client id); connect with a personal access token instead',
         );
       const state = randomSecret();
       const verifier = randomSecret();
@@ -204,17 +198,12 @@ export function createConnections(deps: {
       // Consumed before anything else: a state works once, whatever happens next.
       const pending = await consumeOAuthState(pool, hashState(state));
       if (!pending)
-        throw new GrpcError(
-          GrpcStatus.FAILED_PRECONDITION,
-          'this connect link is unknown or was already used; start connecting Calendly again',
+        throw new IdentityError(
           'OAUTH_STATE_INVALID',
+          'this connect link is unknown or was already used; start connecting Calendly again',
         );
       if (pending.expires_at.getTime() <= now())
-        throw new GrpcError(
-          GrpcStatus.FAILED_PRECONDITION,
-          'this connect link expired; start connecting Calendly again',
-          'OAUTH_STATE_EXPIRED',
-        );
+        throw new IdentityError('OAUTH_STATE_EXPIRED', 'this connect link expired; start connecting Calendly again');
       const userId = pending.user_id;
       const codeVerifier = sealer.open(pending.code_verifier_sealed, secretContext('code_verifier', userId));
       await reserveTokenRequestOrRefuse(userId);
@@ -223,12 +212,11 @@ export function createConnections(deps: {
         tokens = await calendly.exchangeCode({ code, redirectUri: pending.redirect_uri, codeVerifier });
       } catch (error) {
         if (error instanceof CalendlyError && error.oauthError === 'invalid_grant')
-          throw new GrpcError(
-            GrpcStatus.FAILED_PRECONDITION,
-            'Calendly refused the authorization code (expired, already used, or issued for another connect); start connecting Calendly again',
+          throw new IdentityError(
             'OAUTH_CODE_REFUSED',
+            'Calendly refused the authorization code (expired, already used, or issued for another connect); start connecting Calendly again',
           );
-        throw asGrpcError(error);
+        throw error;
       }
       const { issuedAt, expiresAt } = tokenLifetime(tokens, now());
       return store({
@@ -252,12 +240,11 @@ export function createConnections(deps: {
         user = await calendly.getCurrentUser(token);
       } catch (error) {
         if (error instanceof CalendlyError && error.status === 401)
-          throw new GrpcError(
-            GrpcStatus.UNAUTHENTICATED,
-            'Calendly refused this personal access token (invalid, expired or revoked)',
+          throw new IdentityError(
             'PERSONAL_TOKEN_REFUSED',
+            'Calendly refused this personal access token (invalid, expired or revoked)',
           );
-        throw asGrpcError(error);
+        throw error;
       }
       return store({
         userId,

@@ -1,9 +1,8 @@
-import { GrpcError, GrpcStatus } from '@calsync/service-kit';
+import { invalidInput as invalid } from '../errors';
 
 // Request checks shared by every operation: each bad input is refused with a message naming the
 // field, and never echoes a secret back.
 
-const invalid = (message: string) => new GrpcError(GrpcStatus.INVALID_ARGUMENT, message);
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u001f\u007f]/;
 

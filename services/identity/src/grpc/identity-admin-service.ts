@@ -7,6 +7,7 @@ import {
   type ResealReport,
   type ServiceBinding,
 } from '@calsync/service-kit';
+import { toGrpcError } from './identity-service';
 
 /** Who may call each method, by certificate name: operators, through the calsync CLI. */
 export const identityAdminCallers: Callers<typeof identityAdminV1.IdentityAdminServiceService> = {
@@ -36,5 +37,6 @@ export function identityAdminService(deps: {
     },
     identityAdminCallers,
     deps.log,
+    { toGrpcError },
   );
 }

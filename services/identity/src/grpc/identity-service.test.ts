@@ -1,3 +1,4 @@
+import { CalendlyError } from '@calsync/calendly-client';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { identityV1 } from '@calsync/proto';
 import { channelCredentials, grpcIdentities, GrpcStatus, type PromiseClient } from '@calsync/service-kit';
@@ -29,6 +30,8 @@ import {
   whoIs,
   withDatabase,
 } from '../../test/harness';
+import { IdentityError } from '../errors';
+import { toGrpcError } from './identity-service';
 
 const { ConnectionKind, ConnectionState } = identityV1;
 type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
@@ -446,5 +449,39 @@ describe('secrets at rest and in logs', () => {
     expect(scanned.rows).toBeGreaterThan(5);
     expect(scanned.lines).toBeGreaterThan(50);
     expect(scanned.secrets).toBeGreaterThan(20);
+  });
+});
+
+describe('toGrpcError', () => {
+  it.each([
+    [{ failure: 'timeout' as const }, GrpcStatus.UNAVAILABLE],
+    [{ failure: 'network' as const }, GrpcStatus.UNAVAILABLE],
+    [{ failure: 'invalid_response' as const, status: 200 }, GrpcStatus.UNAVAILABLE],
+    [{ status: 400 }, GrpcStatus.INVALID_ARGUMENT],
+    [{ status: 401 }, GrpcStatus.UNAUTHENTICATED],
+    [{ status: 403 }, GrpcStatus.PERMISSION_DENIED],
+    [{ status: 404 }, GrpcStatus.NOT_FOUND],
+    [{ status: 409 }, GrpcStatus.ALREADY_EXISTS],
+    [{ status: 429 }, GrpcStatus.RESOURCE_EXHAUSTED],
+    [{ status: 503 }, GrpcStatus.UNAVAILABLE],
+  ])('answers a Calendly failure %j with status %i and its safe message, no reason', (init, code) => {
+    const error = new CalendlyError({ operation: 'getCurrentUser', failure: 'http', ...init });
+    expect(toGrpcError(error)).toMatchObject({ code, message: error.safeMessage, reason: undefined });
+  });
+
+  it('sends the reason only for failures the contract names', () => {
+    expect(toGrpcError(new IdentityError('NOT_CONNECTED', 'no connection'))).toMatchObject({
+      code: GrpcStatus.NOT_FOUND,
+      message: 'no connection',
+      reason: 'NOT_CONNECTED',
+    });
+    expect(toGrpcError(new IdentityError('INVALID_INPUT', 'user_id is required'))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      reason: undefined,
+    });
+  });
+
+  it('leaves errors it does not know to the kit (INTERNAL, message hidden)', () => {
+    expect(toGrpcError(new Error('boom'))).toBeUndefined();
   });
 });

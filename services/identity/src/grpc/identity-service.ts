@@ -1,9 +1,19 @@
+import { CalendlyError } from '@calsync/calendly-client';
 import { identityV1 } from '@calsync/proto';
-import { bindService, grpcIdentities, type Callers, type Logger, type ServiceBinding } from '@calsync/service-kit';
+import {
+  bindService,
+  grpcIdentities,
+  GrpcError,
+  GrpcStatus,
+  type Callers,
+  type Logger,
+  type ServiceBinding,
+} from '@calsync/service-kit';
 import type { AccessTokens } from '../connections/access-tokens';
 import type { ConnectionKind } from '../connections/connection-repository';
 import type { Connection } from '../connections/connection-view';
 import type { Connections } from '../connections/connections';
+import { IdentityError, type IdentityFailure } from '../errors';
 
 const kinds: Record<ConnectionKind, identityV1.ConnectionKind> = {
   oauth: identityV1.ConnectionKind.CONNECTION_KIND_OAUTH,
@@ -17,6 +27,47 @@ const states: Record<Connection['state'], identityV1.ConnectionState> = {
 
 function toProto(connection: Connection): identityV1.Connection {
   return { ...connection, kind: kinds[connection.kind], state: states[connection.state] };
+}
+
+/** Each domain failure's status; `reason`: the failure's name travels as the calsync-reason trailer. */
+const failures: Record<IdentityFailure, { code: GrpcStatus; reason?: true }> = {
+  INVALID_INPUT: { code: GrpcStatus.INVALID_ARGUMENT },
+  NOT_CONNECTED: { code: GrpcStatus.NOT_FOUND, reason: true },
+  REAUTH_REQUIRED: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  TOKEN_RATE_LIMITED: { code: GrpcStatus.RESOURCE_EXHAUSTED, reason: true },
+  CALENDLY_ACCOUNT_TAKEN: { code: GrpcStatus.ALREADY_EXISTS, reason: true },
+  OAUTH_NOT_CONFIGURED: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  OAUTH_STATE_INVALID: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  OAUTH_STATE_EXPIRED: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  OAUTH_CODE_REFUSED: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  PERSONAL_TOKEN_REFUSED: { code: GrpcStatus.UNAUTHENTICATED, reason: true },
+  REFRESH_IN_PROGRESS: { code: GrpcStatus.UNAVAILABLE },
+  REFRESH_REFUSED: { code: GrpcStatus.INTERNAL },
+};
+
+/** A failed Calendly call by its HTTP status; no answer, an unreadable one or a 5xx is UNAVAILABLE. */
+const calendlyStatuses: Partial<Record<number, GrpcStatus>> = {
+  401: GrpcStatus.UNAUTHENTICATED,
+  403: GrpcStatus.PERMISSION_DENIED,
+  404: GrpcStatus.NOT_FOUND,
+  409: GrpcStatus.ALREADY_EXISTS,
+  429: GrpcStatus.RESOURCE_EXHAUSTED,
+};
+
+/** identity's one table of errors as gRPC statuses (docs/errors.md); the admin service shares it. */
+export function toGrpcError(error: unknown): GrpcError | undefined {
+  if (error instanceof IdentityError) {
+    const { code, reason } = failures[error.failure];
+    return new GrpcError(code, error.message, reason && error.failure);
+  }
+  if (error instanceof CalendlyError) {
+    const code =
+      error.failure !== 'http' || error.status >= 500
+        ? GrpcStatus.UNAVAILABLE
+        : (calendlyStatuses[error.status] ?? GrpcStatus.INVALID_ARGUMENT);
+    return new GrpcError(code, error.safeMessage);
+  }
+  return undefined;
 }
 
 const { gateway, subscription, meetings, operator } = grpcIdentities;
@@ -72,5 +123,6 @@ export function identityService(deps: {
     },
     identityCallers,
     deps.log,
+    { toGrpcError },
   );
 }
