@@ -138,13 +138,14 @@ const { gateway, operator } = grpcIdentities;
 
 /**
  * Who may call each method, by certificate name: the gateway acts for signed-in users and
- * Calendly's deliveries; a reconcile on demand is an operator's command, and operators read a
- * user's webhooks and sync state (`calsync status`; no signing key is in them).
+ * Calendly's deliveries (the webhook a user sees comes with their sync state); a reconcile on
+ * demand is an operator's command, and operators read a user's webhooks and sync state
+ * (`calsync status`; no signing key is in them).
  */
 export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServiceService> = {
   ensureUserWebhook: [gateway],
   verifyAndResolveUser: [gateway],
-  listUserWebhooks: [gateway, operator],
+  listUserWebhooks: [operator],
   removeUserWebhooks: [gateway],
   reconcile: [operator],
   // The gateway for the signed-in user who asked to be forgotten; an operator for any user.
