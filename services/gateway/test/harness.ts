@@ -19,7 +19,7 @@ import {
   waitFor,
 } from '@calsync/service-kit/testing';
 import { start as startSubscription } from '@calsync/subscription';
-import { loadSubscriptionConfig } from '@calsync/subscription/dist/config';
+import { loadSubscriptionConfig, type SubscriptionConfig } from '@calsync/subscription/dist/config';
 import { SignJWT } from 'jose';
 import { connect, type NatsConnection } from 'nats';
 import { loadGatewayConfig } from '../src/config';
@@ -96,8 +96,8 @@ export interface GatewaySystem {
   subscriptionAddr: string;
   /** Stops the subscription service (the gateway keeps running). */
   stopSubscription(): Promise<void>;
-  /** Starts the subscription service again on the same port and database. */
-  startSubscription(): Promise<void>;
+  /** Starts the subscription service again on the same port and database (with `env` over its settings). */
+  startSubscription(env?: Partial<SubscriptionConfig>): Promise<void>;
   /**
    * A second subscription replica (on the same database) and a second gateway whose
    * SUBSCRIPTION_ADDR lists both replicas, as they would run behind a headless Service.
@@ -401,8 +401,8 @@ export async function startGatewaySystem(
       },
       subscriptionAddr: `127.0.0.1:${subscriptionPort}`,
       stopSubscription: () => subscription.stop(),
-      async startSubscription() {
-        subscription = await startSubscription(subscriptionConfig, { log: quiet });
+      async startSubscription(env = {}) {
+        subscription = await startSubscription({ ...subscriptionConfig, ...env }, { log: quiet });
       },
       stop: stopAll,
     };

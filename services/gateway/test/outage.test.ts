@@ -79,6 +79,27 @@ test('with subscription stopped the gateway answers 503, stores nothing, and rec
   expect(await retried.json()).toEqual({ status: 'stored' });
 }, 120_000);
 
+test('answers 503 for a connection whose import progress meetings cannot report, and the sync state once it can', async () => {
+  await system.stopSubscription();
+  // Subscription runs, but its meetings answers nothing: GetSyncState marks the import unknown.
+  await system.startSubscription({ MEETINGS_ADDR: `127.0.0.1:${await localInfra.freePort()}` });
+  try {
+    await waitFor(async () => ((await readiness()).status === 200 ? true : undefined));
+    const refused = await system.api('/api/calendly/connection', { userId: 'user-alice' });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.body).toEqual({ error: 'service_unavailable', message: expect.stringContaining('meetings') });
+  } finally {
+    await system.stopSubscription();
+    await system.startSubscription();
+  }
+  const shown = await waitFor(async () => {
+    const answer = await system.api('/api/calendly/connection', { userId: 'user-alice' });
+    return answer.status === 200 ? answer.body : undefined;
+  });
+  expect(shown).toMatchObject({ connected: true, sync: { import: { status: expect.any(String) } } });
+}, 120_000);
+
 test("sees subscription back within seconds after an outage longer than gRPC's default back-off grows", async () => {
   const delivery = await system.withheldDelivery(alice, 4);
   await system.stopSubscription();
