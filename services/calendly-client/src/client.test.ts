@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { authorizeWithPkce, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
-import { createMetricsRegistry, GrpcStatus, type Registry } from '@calsync/service-kit';
+import { createMetricsRegistry, type Registry } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
 import { CalendlyError, createCalendlyClient, type CalendlyClient } from './index';
 
@@ -82,9 +82,9 @@ describe('calendly client', () => {
     expect(error).toBeInstanceOf(CalendlyError);
     const calendlyError = error as CalendlyError;
     expect(calendlyError.status).toBe(401);
-    expect(calendlyError.toGrpcError().code).toBe(GrpcStatus.UNAUTHENTICATED);
+    expect(calendlyError.transient).toBe(false);
     expect(calendlyError.message).not.toContain(token);
-    expect(calendlyError.toGrpcError().message).not.toContain(token);
+    expect(calendlyError.safeMessage).not.toContain(token);
   });
 
   it('retries Calendly 5xx answers and then succeeds', async () => {
@@ -101,7 +101,7 @@ describe('calendly client', () => {
     await control('POST', '/faults', { api_errors: { status: 502, count: 5, path: '/users/me' } });
     const error = (await client.getCurrentUser(user.personal_access_token).catch((e: unknown) => e)) as CalendlyError;
     expect(error.status).toBe(502);
-    expect(error.toGrpcError().code).toBe(GrpcStatus.UNAVAILABLE);
+    expect(error.transient).toBe(true);
     expect(await metricValue('calendly_requests_total', { operation: 'getCurrentUser', status: '502' })).toBe(3);
   });
 
@@ -132,9 +132,8 @@ describe('calendly client', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(error.status).toBe(429);
     expect(error.retryAfterSeconds).toBe(60);
-    const grpcError = error.toGrpcError();
-    expect(grpcError.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
-    expect(grpcError.message).toContain('retry in 60 s');
+    expect(error.transient).toBe(true);
+    expect(error.safeMessage).toContain('retry in 60 s');
   });
 
   it('times out a slow answer and reports UNAVAILABLE', async () => {
@@ -145,7 +144,7 @@ describe('calendly client', () => {
       .getCurrentUser(user.personal_access_token)
       .catch((e: unknown) => e)) as CalendlyError;
     expect(error.failure).toBe('timeout');
-    expect(error.toGrpcError().code).toBe(GrpcStatus.UNAVAILABLE);
+    expect(error.transient).toBe(true);
     // A read is safe to repeat after a timeout.
     expect(await metricValue('calendly_requests_total', { operation: 'getCurrentUser', status: 'timeout' })).toBe(2);
   });
@@ -162,7 +161,7 @@ describe('calendly client', () => {
     const unreachable = newClient({ apiUrl: 'http://127.0.0.1:9', maxRetries: 1 });
     const error = (await unreachable.getCurrentUser('x').catch((e: unknown) => e)) as CalendlyError;
     expect(error.failure).toBe('network');
-    expect(error.toGrpcError().code).toBe(GrpcStatus.UNAVAILABLE);
+    expect(error.transient).toBe(true);
   });
 
   it('exchanges a code with PKCE, refreshes once, and refuses the spent refresh token with invalid_grant', async () => {
@@ -244,10 +243,11 @@ describe('calendly client', () => {
     const missing = (await client
       .getWebhookSubscription(token, created[0]!.uri)
       .catch((e: unknown) => e)) as CalendlyError;
-    expect(missing.toGrpcError().code).toBe(GrpcStatus.NOT_FOUND);
+    expect(missing.status).toBe(404);
+    expect(missing.safeMessage).toBe('Calendly found nothing for getWebhookSubscription');
   });
 
-  it('maps a duplicate callback URL to ALREADY_EXISTS', async () => {
+  it('refuses a duplicate callback URL with 409, not a transient failure', async () => {
     const user = await newUser();
     const input = {
       url: `https://hooks.example.com/${randomBytes(6).toString('hex')}`,
@@ -261,7 +261,7 @@ describe('calendly client', () => {
       .createWebhookSubscription(user.personal_access_token, input)
       .catch((e: unknown) => e)) as CalendlyError;
     expect(error.status).toBe(409);
-    expect(error.toGrpcError().code).toBe(GrpcStatus.ALREADY_EXISTS);
+    expect(error.transient).toBe(false);
   });
 
   it("carries Calendly's message on a 403 (a free plan cannot have webhooks)", async () => {
@@ -276,20 +276,16 @@ describe('calendly client', () => {
       })
       .catch((e: unknown) => e)) as CalendlyError;
     expect(error.status).toBe(403);
-    const grpcError = error.toGrpcError();
-    expect(grpcError.code).toBe(GrpcStatus.PERMISSION_DENIED);
-    expect(grpcError.message).toContain('Please upgrade your Calendly account to Standard');
+    expect(error.safeMessage).toContain('Please upgrade your Calendly account to Standard');
   });
 
-  it('maps invalid parameters to INVALID_ARGUMENT naming the parameter', async () => {
+  it('names the parameter Calendly refused in the safe message', async () => {
     const user = await newUser();
     const error = (await client
       .listScheduledEvents(user.personal_access_token, { user: user.uri, count: 1000 })
       .catch((e: unknown) => e)) as CalendlyError;
     expect(error.status).toBe(400);
-    const grpcError = error.toGrpcError();
-    expect(grpcError.code).toBe(GrpcStatus.INVALID_ARGUMENT);
-    expect(grpcError.message).toContain('count');
+    expect(error.safeMessage).toContain('count');
   });
 
   it('lists scheduled events and their invitees', async () => {

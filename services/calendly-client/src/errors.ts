@@ -1,4 +1,3 @@
-import { GrpcError, GrpcStatus } from '@calsync/service-kit';
 import type { CalendlyErrorDetail } from './types';
 
 /** Why a Calendly call failed: an HTTP error answer, no answer in time, no connection, or an answer we cannot read. */
@@ -71,19 +70,6 @@ export class CalendlyError extends Error {
     }
     if (this.status >= 500) return `Calendly failed ${this.operation} (HTTP ${this.status})`;
     return `Calendly rejected ${this.operation}${calendlySays}${parameters(this.details)}`;
-  }
-
-  /** The failure as a gRPC status with a message safe to hand to any caller. */
-  toGrpcError(): GrpcError {
-    if (this.failure !== 'http' || this.status >= 500) return new GrpcError(GrpcStatus.UNAVAILABLE, this.safeMessage);
-    const codes: Record<number, GrpcStatus> = {
-      401: GrpcStatus.UNAUTHENTICATED,
-      403: GrpcStatus.PERMISSION_DENIED,
-      404: GrpcStatus.NOT_FOUND,
-      409: GrpcStatus.ALREADY_EXISTS,
-      429: GrpcStatus.RESOURCE_EXHAUSTED,
-    };
-    return new GrpcError(codes[this.status] ?? GrpcStatus.INVALID_ARGUMENT, this.safeMessage);
   }
 }
 

@@ -21,7 +21,7 @@ import {
 } from '@calsync/service-kit/testing';
 import { loadSubscriptionConfig } from '../src/config';
 import { subscriptionCallers } from '../src/grpc/subscription-service';
-import { createIdentityConnections, type Connections } from '../src/identity/connections';
+import { createIdentityConnections, type Connections } from '../src/upstream/identity-connections';
 import { start as startSubscription, type SubscriptionApp } from '../src/main';
 
 export type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;

@@ -1,7 +1,7 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
 import { createPool, type Pool } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
-import type { Connections } from '../src/identity/connections';
+import type { Connections } from '../src/upstream/identity-connections';
 import { importLegacyWebhooks, retireLegacyWebhooks } from '../src/legacy/legacy-webhooks';
 import { createWebhookRepository } from '../src/webhooks/webhook-repository';
 import {

@@ -2,7 +2,7 @@ import { createCalendlyClient } from '@calsync/calendly-client';
 import { Client } from 'pg';
 import { createPool, GrpcStatus, reasonOf, type Pool } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
-import type { Connections } from '../src/identity/connections';
+import type { Connections } from '../src/upstream/identity-connections';
 import { importLegacyWebhooks, retireLegacyWebhooks } from '../src/legacy/legacy-webhooks';
 import { signatureHeaderFor } from '../src/verify/signature';
 import { createWebhookRepository } from '../src/webhooks/webhook-repository';

@@ -1,7 +1,7 @@
 import { createCalendlyClient } from '@calsync/calendly-client';
 import { calendlyClientOptionsOf, createLogger, createPool, grpcSecurityOf } from '@calsync/service-kit';
 import { loadCommandConfig } from '../config';
-import { createIdentityConnections } from '../identity/connections';
+import { createIdentityConnections } from '../upstream/identity-connections';
 import { retireLegacyWebhooks } from '../legacy/legacy-webhooks';
 import { migrateSchema } from '../migrations';
 import { createWebhookRepository } from '../webhooks/webhook-repository';

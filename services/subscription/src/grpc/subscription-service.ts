@@ -1,3 +1,4 @@
+import { CalendlyError } from '@calsync/calendly-client';
 import { subscriptionV1, verifyFailureAnswers } from '@calsync/proto';
 import {
   bindService,
@@ -8,13 +9,14 @@ import {
   type Logger,
   type ServiceBinding,
 } from '@calsync/service-kit';
+import { SubscriptionError, type SubscriptionFailure } from '../errors';
 import { FleetQueryInvalid } from '../fleet/hook-fleet';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
 import { DeliveryRefused, type Verifier } from '../verify/verifier';
 import type { SyncModeName, SyncModeRow } from '../polling/sync-mode-repository';
 import type { DegradedReason, ImportStatusName, SyncState, SyncStateName } from '../sync-state/sync-state';
-import { UserNotConnected, type SyncStateReader } from '../sync-state/sync-state-reader';
+import type { SyncStateReader } from '../sync-state/sync-state-reader';
 import type { WebhookRow } from '../webhooks/webhook-repository';
 
 const { WebhookState, SigningKeySource, SyncMode } = subscriptionV1;
@@ -122,15 +124,52 @@ export function toSyncState(state: SyncState): subscriptionV1.GetSyncStateRespon
 
 const maxBodyBytes = 1024 * 1024;
 
-/** The subscription service's domain errors as gRPC statuses; a refused delivery per docs/errors.md. */
+/** Each domain failure's status; `reason`: the failure's name travels as the calsync-reason trailer. */
+const failures: Record<SubscriptionFailure, { code: GrpcStatus; reason?: true }> = {
+  INVALID_INPUT: { code: GrpcStatus.INVALID_ARGUMENT },
+  NOT_CONNECTED: { code: GrpcStatus.NOT_FOUND, reason: true },
+  REAUTH_REQUIRED: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  IDENTITY_REFUSED_USER_ID: { code: GrpcStatus.INVALID_ARGUMENT },
+  IDENTITY_UNAVAILABLE: { code: GrpcStatus.UNAVAILABLE },
+  CALENDLY_FORBIDDEN: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  // By the failed call's HTTP status (calendlyStatuses below).
+  CALENDLY_FAILED: { code: GrpcStatus.UNAVAILABLE },
+  CALENDLY_CALL_BROKEN: { code: GrpcStatus.INTERNAL },
+  APPLICATION_SIGNING_KEY_MISSING: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
+  CALLBACK_URL_TAKEN: { code: GrpcStatus.ABORTED },
+  NO_WEBHOOK: { code: GrpcStatus.INTERNAL },
+  RECONCILE_RUNNING: { code: GrpcStatus.ABORTED, reason: true },
+  RECONCILE_LOCK_LOST: { code: GrpcStatus.UNAVAILABLE },
+};
+
+/** A failed Calendly call by its HTTP status; no answer, an unreadable one or a 5xx is UNAVAILABLE. */
+const calendlyStatuses: Partial<Record<number, GrpcStatus>> = {
+  401: GrpcStatus.UNAUTHENTICATED,
+  403: GrpcStatus.PERMISSION_DENIED,
+  404: GrpcStatus.NOT_FOUND,
+  409: GrpcStatus.ALREADY_EXISTS,
+  429: GrpcStatus.RESOURCE_EXHAUSTED,
+};
+
+function calendlyStatus(error: CalendlyError): GrpcStatus {
+  if (error.failure !== 'http' || error.status >= 500) return GrpcStatus.UNAVAILABLE;
+  return calendlyStatuses[error.status] ?? GrpcStatus.INVALID_ARGUMENT;
+}
+
+/** subscription's one table of errors as gRPC statuses (docs/errors.md); the admin service shares it. */
 export function toGrpcError(error: unknown): GrpcError | undefined {
+  if (error instanceof SubscriptionError) {
+    const { code, reason } = failures[error.failure];
+    const { cause } = error;
+    const status = error.failure === 'CALENDLY_FAILED' && cause instanceof CalendlyError ? calendlyStatus(cause) : code;
+    return new GrpcError(status, error.message, reason && error.failure);
+  }
   if (error instanceof DeliveryRefused) {
     const answer = verifyFailureAnswers[error.failure as keyof typeof verifyFailureAnswers];
     const reason = subscriptionV1.verifyFailureToJSON(error.failure);
     return answer ? new GrpcError(answer.grpc, answer.message, reason) : new GrpcError(GrpcStatus.INTERNAL, 'refused');
   }
   if (error instanceof FleetQueryInvalid) return new GrpcError(GrpcStatus.INVALID_ARGUMENT, error.message);
-  if (error instanceof UserNotConnected) return new GrpcError(GrpcStatus.NOT_FOUND, error.message, 'NOT_CONNECTED');
   return undefined;
 }
 
@@ -200,7 +239,6 @@ export function subscriptionService(deps: {
       purgeUser: (request) => subscriptions.purge(request.userId),
       getSyncState: async (request) => toSyncState(await syncStates.read(request.userId)),
       async reconcile(request) {
-        if (request.userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is too long');
         return request.userId ? reconciler.reconcileUser(request.userId) : reconciler.reconcileAll();
       },
     },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Logger, Sealer } from '@calsync/service-kit';
 import type { CalendlyWebhooks } from '../subscriptions/subscriptions';
-import type { Connections } from '../identity/connections';
+import type { Connections } from '../upstream/identity-connections';
 import { signingKeyContext } from '../webhooks/hook-loader';
 import type { WebhookRepository } from '../webhooks/webhook-repository';
 import { legacyCallbackPath, newHookId } from '../webhooks/webhook-secrets';

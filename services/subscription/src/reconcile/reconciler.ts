@@ -1,11 +1,5 @@
-import {
-  connectDedicated,
-  GrpcError,
-  GrpcStatus,
-  tryLockForSession,
-  type Logger,
-  type Pool,
-} from '@calsync/service-kit';
+import { connectDedicated, tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
+import { invalidInput, SubscriptionError } from '../errors';
 import type { SyncOutcome, Subscriptions } from '../subscriptions/subscriptions';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 
@@ -25,7 +19,7 @@ export interface ReconcileSummary {
 }
 
 export interface Reconciler {
-  /** Every user with hooks or leftovers; one run at a time across all replicas (ABORTED otherwise). */
+  /** Every user with hooks or leftovers; one run at a time across all replicas (RECONCILE_RUNNING otherwise). */
   reconcileAll(): Promise<ReconcileSummary>;
   reconcileUser(userId: string): Promise<ReconcileSummary>;
   /** Runs reconcileAll every interval (0: never). */
@@ -122,16 +116,12 @@ export function createReconciler(options: {
     });
     try {
       if (!(await tryLockForSession(client, runLockKey)))
-        throw new GrpcError(
-          GrpcStatus.ABORTED,
-          'another replica is reconciling every user right now',
-          'RECONCILE_RUNNING',
-        );
+        throw new SubscriptionError('RECONCILE_RUNNING', 'another replica is reconciling every user right now');
       const started = process.hrtime.bigint();
       const summary = await walk(() => lockHeld);
       if (!lockHeld)
-        throw new GrpcError(
-          GrpcStatus.UNAVAILABLE,
+        throw new SubscriptionError(
+          'RECONCILE_LOCK_LOST',
           'the reconcile run lost its lock with its database connection; run it again',
         );
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -156,7 +146,7 @@ export function createReconciler(options: {
     timer = setTimeout(() => {
       reconcileAll()
         .catch((error: unknown) => {
-          if (error instanceof GrpcError && error.code === GrpcStatus.ABORTED)
+          if (error instanceof SubscriptionError && error.failure === 'RECONCILE_RUNNING')
             log.debug('reconcile skipped: running elsewhere');
           else log.error({ err: error }, 'reconcile run failed');
         })
@@ -168,6 +158,7 @@ export function createReconciler(options: {
   return {
     reconcileAll,
     async reconcileUser(userId) {
+      if (userId.length > 200) throw invalidInput('user_id is too long');
       const summary = emptySummary();
       await reconcileOne(userId, summary);
       return summary;

@@ -1,18 +1,11 @@
 import type { CalendlyClient, WebhookSubscription } from '@calsync/calendly-client';
 import { CalendlyError, coversSubscribedEvents, subscribedEvents } from '@calsync/calendly-client';
-import {
-  GrpcError,
-  GrpcStatus,
-  hasCode,
-  type Logger,
-  type Pool,
-  type PoolClient,
-  type Sealer,
-} from '@calsync/service-kit';
+import type { Logger, Pool, PoolClient, Sealer } from '@calsync/service-kit';
 import type { BackfillPublisher } from '../backfill/backfill-publisher';
+import { calendlyFailed, invalidInput, SubscriptionError } from '../errors';
 import { firstSchedule, sweepWindow, type PollSettings } from '../polling/poller';
 import { createSyncModeRepository, type SyncModeRepository, type SyncModeRow } from '../polling/sync-mode-repository';
-import type { CalendlyGrant, Connections } from '../identity/connections';
+import type { CalendlyGrant, Connections } from '../upstream/identity-connections';
 import { signingKeyContext } from '../webhooks/hook-loader';
 import {
   createWebhookRepository,
@@ -41,7 +34,7 @@ export interface SyncResult {
   backfillsRequested: number;
   leftoversDeleted: number;
   /** Why the sync failed, safe to show the caller. */
-  error?: GrpcError;
+  error?: SubscriptionError;
 }
 
 export interface RemoveResult {
@@ -53,7 +46,7 @@ export interface RemoveResult {
 export interface Subscriptions {
   /**
    * Makes sure the user has exactly one active subscription, or, when Calendly refuses them one
-   * (plan or role), that they are polled (no hook then); throws GrpcError when it cannot.
+   * (plan or role), that they are polled (no hook then); throws SubscriptionError when it cannot.
    */
   ensure(userId: string): Promise<{ hook: WebhookRow | undefined; created: boolean; sync: SyncModeRow | undefined }>;
   /** Deletes the user's subscriptions at Calendly where possible and always locally. */
@@ -120,12 +113,12 @@ const webhookModeOf = (hook: WebhookRow): SyncModeRow => ({
 /** A create that failed, with the row that was made for it. */
 class ProvisionError extends Error {
   constructor(
-    readonly grpc: GrpcError,
+    readonly failure: SubscriptionError,
     readonly definitive: boolean,
     /** Set when Calendly refused the user a webhook (its 403: plan or role): why, for the user. */
     readonly refusedBecause?: string,
   ) {
-    super(grpc.message);
+    super(failure.message);
   }
 }
 
@@ -151,19 +144,19 @@ export function createSubscriptions(deps: {
   const keySourceFor = (grant: CalendlyGrant): SigningKeySource =>
     grant.kind === 'personal_token' || settings.oauthHonoursSigningKey ? 'subscription' : 'application';
 
-  const calendlyFailure = (error: unknown, action: string): GrpcError => {
-    if (error instanceof GrpcError) return error;
+  const calendlyFailure = (error: unknown, action: string): SubscriptionError => {
+    if (error instanceof SubscriptionError) return error;
     if (error instanceof CalendlyError) {
       if (error.status === 403)
-        return new GrpcError(
-          GrpcStatus.FAILED_PRECONDITION,
-          `Calendly refused to ${action}: ${error.detailsMessage ?? 'forbidden'}`,
+        return new SubscriptionError(
           'CALENDLY_FORBIDDEN',
+          `Calendly refused to ${action}: ${error.detailsMessage ?? 'forbidden'}`,
+          { cause: error },
         );
-      return error.toGrpcError();
+      return calendlyFailed(error);
     }
     log.error({ err: error, action }, 'unexpected failure talking to Calendly');
-    return new GrpcError(GrpcStatus.INTERNAL, `could not ${action}`);
+    return new SubscriptionError('CALENDLY_CALL_BROKEN', `could not ${action}`, { cause: error });
   };
 
   /** Calendly's 403 to a webhook call (plan or role): why the user is polled instead, for them to read. */
@@ -209,10 +202,9 @@ export function createSubscriptions(deps: {
     const signingKeySource = keySourceFor(grant);
     if (signingKeySource === 'application' && !settings.applicationSigningKey)
       throw new ProvisionError(
-        new GrpcError(
-          GrpcStatus.FAILED_PRECONDITION,
-          'OAuth connections need CALENDLY_WEBHOOK_SIGNING_KEY, which is not configured',
+        new SubscriptionError(
           'APPLICATION_SIGNING_KEY_MISSING',
+          'OAuth connections need CALENDLY_WEBHOOK_SIGNING_KEY, which is not configured',
         ),
         true,
       );
@@ -249,10 +241,10 @@ export function createSubscriptions(deps: {
           if (error instanceof CalendlyError && error.status === 409) conflict = true;
           else if (error instanceof CalendlyError && error.transient && attempt === 0) continue;
           else {
-            const grpc = calendlyFailure(error, 'create the webhook subscription');
+            const failure = calendlyFailure(error, 'create the webhook subscription');
             const definitive = !(error instanceof CalendlyError && error.transient);
-            await repo.update(hookId, { state: definitive ? 'failed' : 'pending', lastError: grpc.message });
-            throw new ProvisionError(grpc, definitive, refusalOf(error));
+            await repo.update(hookId, { state: definitive ? 'failed' : 'pending', lastError: failure.message });
+            throw new ProvisionError(failure, definitive, refusalOf(error));
           }
         }
       }
@@ -261,9 +253,9 @@ export function createSubscriptions(deps: {
         try {
           existing = (await listRemote(grant)).find((remote) => remote.callback_url === row.callbackUrl);
         } catch (error) {
-          const grpc = calendlyFailure(error, 'list webhook subscriptions');
-          await repo.update(hookId, { lastError: grpc.message });
-          throw new ProvisionError(grpc, false);
+          const failure = calendlyFailure(error, 'list webhook subscriptions');
+          await repo.update(hookId, { lastError: failure.message });
+          throw new ProvisionError(failure, false);
         }
         if (existing?.state === 'active') created = existing;
         else {
@@ -285,7 +277,7 @@ export function createSubscriptions(deps: {
       return { ...row, ...patch };
     }
     throw new ProvisionError(
-      new GrpcError(GrpcStatus.ABORTED, 'Calendly kept answering that the callback URL already exists'),
+      new SubscriptionError('CALLBACK_URL_TAKEN', 'Calendly kept answering that the callback URL already exists'),
       false,
     );
   };
@@ -418,7 +410,7 @@ export function createSubscriptions(deps: {
     // once Calendly allows it; whether anyone else should have one is Ensure's call.
     if (mode === 'reconcile' && all.length === 0 && synced?.mode !== 'polling')
       return { ...result, outcome: 'no_webhook' };
-    const recordError = async (error: GrpcError) => {
+    const recordError = async (error: SubscriptionError) => {
       for (const row of rows) await repo.update(row.hookId, { lastError: error.message });
       return { ...result, outcome: 'failed' as const, error, hook: rows.at(-1) };
     };
@@ -504,12 +496,12 @@ export function createSubscriptions(deps: {
           await repo.update(entry.row.hookId, {
             state: entry.health === 'outdated' ? 'active' : entry.health,
             downSince: entry.health === 'outdated' ? entry.row.downSince : (entry.row.downSince ?? downSince),
-            lastError: error.grpc.message,
+            lastError: error.failure.message,
           });
         }
         const left = await repo.listByUser(userId);
         if (error.refusedBecause) return pollInstead(error.refusedBecause, left.at(-1));
-        return { ...result, outcome: 'failed', error: error.grpc, hook: left.at(-1) };
+        return { ...result, outcome: 'failed', error: error.failure, hook: left.at(-1) };
       }
       result.outcome = rows.length === 0 ? 'created' : 'recreated';
     }
@@ -563,7 +555,7 @@ export function createSubscriptions(deps: {
   const grantOrThrow = async (userId: string) => deps.connections.grantFor(userId);
 
   const requireUserId = (userId: string) => {
-    if (!userId || userId.length > 200) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'user_id is required');
+    if (!userId || userId.length > 200) throw invalidInput('user_id is required');
   };
 
   const subscriptions: Subscriptions = {
@@ -579,7 +571,7 @@ export function createSubscriptions(deps: {
         log.info({ userId, outcome: result.outcome }, 'webhook refused; user is polled');
         return { hook: undefined, created: false, sync: result.sync };
       }
-      if (result.error || !result.hook) throw result.error ?? new GrpcError(GrpcStatus.INTERNAL, 'no webhook');
+      if (result.error || !result.hook) throw result.error ?? new SubscriptionError('NO_WEBHOOK', 'no webhook');
       log.info({ userId, hookId: result.hook.hookId, outcome: result.outcome }, 'webhook ensured');
       return {
         hook: result.hook,
@@ -606,7 +598,7 @@ export function createSubscriptions(deps: {
           try {
             grant = await grantOrThrow(userId);
           } catch (error) {
-            const reason = error instanceof GrpcError ? error.message : 'identity failed';
+            const reason = error instanceof SubscriptionError ? error.message : 'identity failed';
             await repo.addLeftovers(userId, remoteUris, reason);
             result.leftForReconcile = remoteUris.length;
           }
@@ -671,14 +663,18 @@ export function createSubscriptions(deps: {
       } catch (error) {
         return withUserLock(deps.pool, userId, async (client) => {
           const repo = createWebhookRepository(client);
-          if (hasCode(error, GrpcStatus.NOT_FOUND)) {
+          if (error instanceof SubscriptionError && error.failure === 'NOT_CONNECTED') {
             const forgotten = await forgetDisconnected(client, userId);
             log.info({ userId, hooks: forgotten }, 'user has no connection; hooks forgotten');
             return { ...empty, outcome: 'disconnected' as const };
           }
-          const grpc = error instanceof GrpcError ? error : new GrpcError(GrpcStatus.UNAVAILABLE, 'identity failed');
-          for (const row of await repo.listByUser(userId)) await repo.update(row.hookId, { lastError: grpc.message });
-          return { ...empty, outcome: 'failed' as const, error: grpc };
+          const failure =
+            error instanceof SubscriptionError
+              ? error
+              : new SubscriptionError('IDENTITY_UNAVAILABLE', 'identity failed', { cause: error });
+          for (const row of await repo.listByUser(userId))
+            await repo.update(row.hookId, { lastError: failure.message });
+          return { ...empty, outcome: 'failed' as const, error: failure };
         });
       }
       return withUserLock(deps.pool, userId, (client) => syncLocked(client, userId, grant, 'reconcile'));

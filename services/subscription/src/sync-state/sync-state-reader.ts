@@ -1,19 +1,12 @@
 import type { Logger } from '@calsync/service-kit';
-import type { Connections } from '../identity/connections';
-import type { ImportReports } from '../meetings/import-reports';
+import { notConnected } from '../errors';
+import type { Connections } from '../upstream/identity-connections';
+import type { ImportReports } from '../upstream/meetings-import-reports';
 import type { Subscriptions } from '../subscriptions/subscriptions';
 import { syncStateOf, type SyncState } from './sync-state';
 
-/** The user has no Calendly connection: there is no sync to describe. */
-export class UserNotConnected extends Error {
-  constructor() {
-    super('the user has no Calendly connection');
-    this.name = 'UserNotConnected';
-  }
-}
-
 export interface SyncStateReader {
-  /** The user's sync state, asked of each owner; throws UserNotConnected without a connection. */
+  /** The user's sync state, asked of each owner; throws NOT_CONNECTED without a connection: there is no sync to describe. */
   read(userId: string): Promise<SyncState>;
 }
 
@@ -46,7 +39,7 @@ export function createSyncStateReader(deps: {
         subscriptions.syncMode(userId),
         subscriptions.initialImport(userId),
       ]);
-      if (!connection) throw new UserNotConnected();
+      if (!connection) throw notConnected();
       const latest = requested ? await latestImport(userId) : undefined;
       return syncStateOf({ connection, hooks, syncMode, requested, latest });
     },

@@ -1,12 +1,6 @@
 import { identityV1 } from '@calsync/proto';
-import {
-  createGrpcClient,
-  GrpcError,
-  GrpcStatus,
-  reasonOf,
-  type GrpcSecurity,
-  type PromiseClient,
-} from '@calsync/service-kit';
+import { createGrpcClient, GrpcStatus, hasCode, type GrpcSecurity, type PromiseClient } from '@calsync/service-kit';
+import { notConnected, SubscriptionError } from '../errors';
 
 /** What subscription needs of a user's Calendly connection to act for them. */
 export interface CalendlyGrant {
@@ -17,8 +11,8 @@ export interface CalendlyGrant {
 }
 
 /**
- * The user's Calendly connection, from identity. Throws GrpcError NOT_FOUND when the user has
- * no connection, FAILED_PRECONDITION when they must connect again, UNAVAILABLE otherwise.
+ * The user's Calendly connection, from identity. Throws SubscriptionError NOT_CONNECTED when the
+ * user has none, REAUTH_REQUIRED when they must connect again, IDENTITY_UNAVAILABLE otherwise.
  */
 export interface Connections {
   grantFor(userId: string): Promise<CalendlyGrant>;
@@ -61,7 +55,7 @@ export function createIdentityConnections(options: {
       try {
         answer = await client.getConnection({ userId });
       } catch (error) {
-        if ((error as { code?: number }).code === GrpcStatus.NOT_FOUND) return undefined;
+        if (hasCode(error, GrpcStatus.NOT_FOUND)) return undefined;
         throw translate(error);
       }
       if (!answer.connection) return undefined;
@@ -73,17 +67,15 @@ export function createIdentityConnections(options: {
   };
 }
 
-function translate(error: unknown): GrpcError {
-  const code = (error as { code?: number }).code;
-  if (code === GrpcStatus.NOT_FOUND)
-    return new GrpcError(GrpcStatus.NOT_FOUND, 'the user has no Calendly connection', 'NOT_CONNECTED');
-  if (code === GrpcStatus.FAILED_PRECONDITION)
-    return new GrpcError(
-      GrpcStatus.FAILED_PRECONDITION,
-      'the user must connect Calendly again',
-      reasonOf(error) ?? 'REAUTH_REQUIRED',
-    );
-  if (code === GrpcStatus.INVALID_ARGUMENT)
-    return new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'identity refused the user id');
-  return new GrpcError(GrpcStatus.UNAVAILABLE, 'identity could not be reached for the Calendly connection');
+/** identity's answer as subscription's domain error: the one place that reads identity's statuses. */
+function translate(error: unknown): SubscriptionError {
+  if (hasCode(error, GrpcStatus.NOT_FOUND)) return notConnected();
+  // GetAccessToken's only FAILED_PRECONDITION is REAUTH_REQUIRED (identity.proto).
+  if (hasCode(error, GrpcStatus.FAILED_PRECONDITION))
+    return new SubscriptionError('REAUTH_REQUIRED', 'the user must connect Calendly again');
+  if (hasCode(error, GrpcStatus.INVALID_ARGUMENT))
+    return new SubscriptionError('IDENTITY_REFUSED_USER_ID', 'identity refused the user id');
+  return new SubscriptionError('IDENTITY_UNAVAILABLE', 'identity could not be reached for the Calendly connection', {
+    cause: error,
+  });
 }
