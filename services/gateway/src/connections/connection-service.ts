@@ -130,15 +130,17 @@ export function createConnectionService(deps: {
     },
 
     async describe(userId, context) {
-      let connection: identityV1.Connection | undefined;
-      try {
-        connection = (await identity.getConnection({ userId }, options(context))).connection;
-      } catch (error) {
-        if (hasCode(error, GrpcStatus.NOT_FOUND)) return notConnected;
-        throw error;
+      // Asked at once: the view needs both, and a user who is not connected is rare here.
+      const [connectionAnswer, syncAnswer] = await Promise.allSettled([
+        identity.getConnection({ userId }, options(context)),
+        subscription.getSyncState({ userId }, options(context)),
+      ]);
+      if (connectionAnswer.status === 'rejected') {
+        if (hasCode(connectionAnswer.reason, GrpcStatus.NOT_FOUND)) return notConnected;
+        throw connectionAnswer.reason;
       }
-      if (!connection) return notConnected;
-      return compose(userId, connection, context);
+      const { connection } = connectionAnswer.value;
+      return connection ? withSyncState(connection, syncAnswer) : notConnected;
     },
 
     async disconnect(userId, context, disconnectOptions) {
@@ -154,22 +156,24 @@ export function createConnectionService(deps: {
   };
 
   /** The connection (identity's) with its webhook and sync state (subscription's GetSyncState). */
-  async function compose(
-    userId: string,
-    connection: identityV1.Connection,
-    context: CallContext,
-  ): Promise<ConnectionView> {
-    let answer: subscriptionV1.GetSyncStateResponse;
-    try {
-      answer = await subscription.getSyncState({ userId }, options(context));
-    } catch (error) {
-      // Disconnected between the two calls.
-      if (hasCode(error, GrpcStatus.NOT_FOUND)) return notConnected;
-      throw error;
-    }
-    if (!answer.sync) throw new Error('subscription answered GetSyncState without a sync state');
-    return { ...connectionView(connection, answer.webhook), sync: syncViewOf(answer.sync) };
+  async function compose(userId: string, connection: identityV1.Connection, context: CallContext) {
+    const [syncAnswer] = await Promise.allSettled([subscription.getSyncState({ userId }, options(context))]);
+    return withSyncState(connection, syncAnswer);
   }
+}
+
+function withSyncState(
+  connection: identityV1.Connection,
+  syncAnswer: PromiseSettledResult<subscriptionV1.GetSyncStateResponse>,
+): ConnectionView {
+  if (syncAnswer.status === 'rejected') {
+    // Disconnected between identity's answer and subscription's.
+    if (hasCode(syncAnswer.reason, GrpcStatus.NOT_FOUND)) return notConnected;
+    throw syncAnswer.reason;
+  }
+  const { sync, webhook } = syncAnswer.value;
+  if (!sync) throw new Error('subscription answered GetSyncState without a sync state');
+  return { ...connectionView(connection, webhook), sync: syncViewOf(sync) };
 }
 
 const kinds: Partial<Record<identityV1.ConnectionKind, ConnectionView['kind']>> = {
