@@ -19,7 +19,7 @@ import {
   type Logger,
 } from '@calsync/service-kit';
 import { createBackfill } from './backfill/backfill-service';
-import { createIdentityClient, identityTokenSource } from './backfill/identity-tokens';
+import { createIdentityClient, identityTokenSource } from './upstream/identity-tokens';
 import { createImportCheckpoints } from './backfill/import-checkpoints';
 import { createRateBudget } from './backfill/rate-budget';
 import { loadMeetingsConfig, type MeetingsConfig } from './config';

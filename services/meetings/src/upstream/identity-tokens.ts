@@ -7,7 +7,7 @@ import {
   type GrpcSecurity,
   type PromiseClient,
 } from '@calsync/service-kit';
-import { BackfillRejectedError, type TokenSource } from './backfill-service';
+import { BackfillRejectedError, type TokenSource } from '../backfill/backfill-service';
 
 export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 
