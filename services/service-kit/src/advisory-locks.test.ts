@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { lockForTransaction, withAdvisoryLock, withAdvisoryLockIfFree } from './advisory-locks';
+import { lockForTransaction, transactionLockSql, withAdvisoryLock, withAdvisoryLockIfFree } from './advisory-locks';
 import { inTransaction } from './postgres';
 import { createTestDatabase, type TestDatabase } from './testing/infra';
 
@@ -73,5 +73,39 @@ it('holds a transaction lock until the transaction ends', async () => {
   expect(await withAdvisoryLockIfFree(pool, key, async () => 'x')).toEqual({ locked: false });
   held.open();
   await transaction;
+  expect(await withAdvisoryLockIfFree(pool, key, async () => 'x')).toEqual({ locked: true, value: 'x' });
+});
+
+it('builds the same transaction lock into a larger statement, taken only for the rows it runs on', async () => {
+  const lockIn = (client: { query: Pool['query'] }, rows: number) => {
+    const values: unknown[] = [rows];
+    const bind = (value: string) => `$${values.push(value)}`;
+    return client.query(`SELECT ${transactionLockSql(key, bind)} FROM generate_series(1, $1::int)`, values);
+  };
+  const held = gate();
+  const taken = gate();
+  const noRows = inTransaction(pool, async (client) => {
+    await lockIn(client, 0);
+    taken.open();
+    await held.opened;
+  });
+  await taken.opened;
+  // Over no rows the call never ran: the lock is free while that transaction is open.
+  expect(await withAdvisoryLockIfFree(pool, key, async () => 'free')).toEqual({ locked: true, value: 'free' });
+  held.open();
+  await noRows;
+
+  const heldAgain = gate();
+  const takenAgain = gate();
+  const oneRow = inTransaction(pool, async (client) => {
+    await lockIn(client, 1);
+    takenAgain.open();
+    await heldAgain.opened;
+  });
+  await takenAgain.opened;
+  // The same key as lockForTransaction's and the session locks': they exclude each other.
+  expect(await withAdvisoryLockIfFree(pool, key, async () => 'x')).toEqual({ locked: false });
+  heldAgain.open();
+  await oneRow;
   expect(await withAdvisoryLockIfFree(pool, key, async () => 'x')).toEqual({ locked: true, value: 'x' });
 });

@@ -14,9 +14,19 @@ export interface LockKey {
 
 const args = (key: LockKey) => [key.namespace, key.name];
 
+/**
+ * The SQL call that takes `key`'s lock until the transaction ends, for a statement that takes it
+ * along with other work (e.g. only for the rows a CTE returned): `bind` adds a value to the
+ * statement's parameters and answers its placeholder (`$n`).
+ */
+export function transactionLockSql(key: LockKey, bind: (value: string) => string): string {
+  return `pg_advisory_xact_lock(hashtext(${bind(key.namespace)}), hashtext(${bind(key.name)}))`;
+}
+
 /** Takes the lock until the current transaction ends (commit or rollback releases it). */
 export async function lockForTransaction(client: Pick<PoolClient, 'query'>, key: LockKey): Promise<void> {
-  await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', args(key));
+  const values: string[] = [];
+  await client.query(`SELECT ${transactionLockSql(key, (value) => `$${values.push(value)}`)}`, values);
 }
 
 /**

@@ -50,17 +50,33 @@ function decodeCursor(cursor: string): string {
   return match[1]!;
 }
 
+/** One received delivery, as the log is given it. */
+export interface DeliveryLogInput {
+  userId: string;
+  deliveryKey: string;
+  eventType: string;
+  outcome: DeliveryOutcome;
+  receivedAt: Date;
+}
+
+/**
+ * The statement that logs `entry`, for another statement to run alongside it (`bind` adds a
+ * value to the shared parameters and answers its `$n`).
+ */
+export function recordDeliverySql(entry: DeliveryLogInput, bind: (value: unknown) => string): string {
+  return `INSERT INTO delivery_log (user_id, delivery_key, event_type, outcome, received_at)
+    VALUES (${[entry.userId, entry.deliveryKey, entry.eventType, entry.outcome, entry.receivedAt].map(bind).join(', ')})`;
+}
+
 /**
  * Records one received delivery on the caller's connection (inside the transaction that decided
  * its outcome, so an applied delivery and its log row commit together).
  */
-export async function recordDelivery(
-  db: Pool | PoolClient,
-  entry: { userId: string; deliveryKey: string; eventType: string; outcome: DeliveryOutcome; receivedAt: Date },
-): Promise<void> {
+export async function recordDelivery(db: Pool | PoolClient, entry: DeliveryLogInput): Promise<void> {
+  const values: unknown[] = [];
   await db.query(
-    `INSERT INTO delivery_log (user_id, delivery_key, event_type, outcome, received_at) VALUES ($1, $2, $3, $4, $5)`,
-    [entry.userId, entry.deliveryKey, entry.eventType, entry.outcome, entry.receivedAt],
+    recordDeliverySql(entry, (value) => `$${values.push(value)}`),
+    values,
   );
 }
 

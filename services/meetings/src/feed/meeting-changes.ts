@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { meetingsV1 } from '@calsync/proto';
-import { lockForTransaction, type PoolClient } from '@calsync/service-kit';
+import { lockForTransaction, transactionLockSql, type LockKey, type PoolClient } from '@calsync/service-kit';
 import { toMeeting } from '../meetings/meeting-proto';
 import type { MeetingRecord } from '../meetings/meeting-queries';
 
@@ -36,18 +36,35 @@ export function changeKindOf(
   return 'updated';
 }
 
+const userChangesLock = (userId: string): LockKey => ({ namespace: 'meetings.user', name: userId });
+
 /**
  * Serialises a user's changes: taken first in every transaction that changes the user's meetings,
  * so their outbox rows are numbered in the order they commit.
  */
 export async function lockUserChanges(client: PoolClient, userId: string): Promise<void> {
-  await lockForTransaction(client, { namespace: 'meetings.user', name: userId });
+  await lockForTransaction(client, userChangesLock(userId));
 }
 
-/** Writes the change's MeetingChanged into the outbox on the caller's transaction. */
+/** lockUserChanges as a call inside a larger statement (`bind` answers a value's `$n`). */
+export function lockUserChangesSql(userId: string, bind: (value: string) => string): string {
+  return transactionLockSql(userChangesLock(userId), bind);
+}
+
+/**
+ * A data-modifying statement to run within another one (as a CTE), so that both commit or fail
+ * together in one round trip: `bind` adds a value to the shared parameters and answers its `$n`.
+ */
+export type AlongsideStatement = (bind: (value: unknown) => string) => string;
+
+/**
+ * Writes the change's MeetingChanged into the outbox on the caller's transaction, and `alongside`
+ * (e.g. the delivery's log row) in the same statement.
+ */
 export async function recordChange(
   client: PoolClient,
   input: { userId: string; kind: MeetingChangeKind; meeting: MeetingRecord; eventType: string; changedAt?: Date },
+  alongside?: AlongsideStatement,
 ): Promise<string> {
   const changeId = randomUUID();
   const message = meetingsV1.MeetingChanged.encode({
@@ -61,10 +78,13 @@ export async function recordChange(
     eventType: input.eventType,
   }).finish();
   // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback).
+  const values: unknown[] = [changeId, input.userId, Buffer.from(message)];
+  const other = alongside?.((value) => `$${values.push(value)}`);
   await client.query(
     `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
+     ${other ? `, alongside AS (${other})` : ''}
      SELECT pg_notify('${outboxChannel}', '') FROM change`,
-    [changeId, input.userId, Buffer.from(message)],
+    values,
   );
   return changeId;
 }

@@ -85,7 +85,7 @@ const cursorSchema = z.strictObject({
 });
 
 // Microsecond text, so a cursor lands exactly between two meetings however close their starts.
-const startKey = `to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+const startKey = `to_char(m.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 interface MeetingRow {
   id: string;
@@ -129,9 +129,48 @@ interface InviteeRow {
   calendly_updated_at: Date | null;
 }
 
-const meetingColumns = `id, user_id, scheduled_event_uri, name, event_type_uri, status, start_time, end_time,
-  location_type, location, join_url, canceled_by, cancel_reason, canceler_type, canceled_at,
-  calendly_created_at, calendly_updated_at, ${startKey} AS start_key`;
+// Over `meetings m`.
+const meetingColumns = `m.id, m.user_id, m.scheduled_event_uri, m.name, m.event_type_uri, m.status, m.start_time,
+  m.end_time, m.location_type, m.location, m.join_url, m.canceled_by, m.cancel_reason, m.canceler_type,
+  m.canceled_at, m.calendly_created_at, m.calendly_updated_at, ${startKey} AS start_key`;
+
+// Over `invitees i`: each InviteeRow field and the expression that reads it.
+const inviteeFields: Record<keyof InviteeRow, string> = {
+  meeting_id: 'i.meeting_id',
+  uri: 'i.uri',
+  name: 'i.name',
+  email: 'i.email',
+  status: 'i.status',
+  timezone: 'i.timezone',
+  answers: 'i.answers',
+  canceled_by: 'i.canceled_by',
+  cancel_reason: 'i.cancel_reason',
+  canceler_type: 'i.canceler_type',
+  canceled_at: 'i.canceled_at',
+  rescheduled: 'i.rescheduled',
+  no_show: 'i.no_show',
+  no_show_at: 'i.no_show_at',
+  calendly_created_at: 'i.calendly_created_at',
+  calendly_updated_at: 'i.calendly_updated_at',
+  old_invitee_uri: `(SELECT r.old_invitee_uri FROM reschedules r
+    WHERE r.user_id = i.user_id AND r.new_invitee_uri = i.uri
+    ORDER BY r.created_at, r.old_invitee_uri LIMIT 1)`,
+  new_invitee_uri: `(SELECT r.new_invitee_uri FROM reschedules r
+    WHERE r.user_id = i.user_id AND r.old_invitee_uri = i.uri
+    ORDER BY r.created_at, r.new_invitee_uri LIMIT 1)`,
+};
+const inviteeNames = Object.keys(inviteeFields) as (keyof InviteeRow)[];
+// Beside the meeting's columns (one query for a meeting and its invitees) an invitee's are prefixed.
+const inviteePrefix = 'invitee_';
+const inviteeColumns = (prefix: string) =>
+  inviteeNames.map((name) => `${inviteeFields[name]} AS ${prefix}${name}`).join(',\n  ');
+/** An invitee's columns read with inviteeColumns(inviteePrefix), named as InviteeRow names them. */
+function unprefixed(row: Record<string, unknown>): InviteeRow {
+  const invitee: Record<string, unknown> = {};
+  for (const name of inviteeNames) invitee[name] = row[`${inviteePrefix}${name}`];
+  return invitee as unknown as InviteeRow;
+}
+const inviteeOrder = 'i.calendly_created_at NULLS LAST, i.uri';
 
 function cancellationOf(row: {
   canceled_by: string | null;
@@ -146,6 +185,43 @@ function cancellationOf(row: {
     reason: row.cancel_reason ?? '',
     cancelerType: row.canceler_type ?? '',
     canceledAt: row.canceled_at,
+  };
+}
+
+function inviteeOf(row: InviteeRow): InviteeRecord {
+  return {
+    uri: row.uri,
+    name: row.name,
+    email: row.email,
+    status: row.status,
+    timezone: row.timezone,
+    answers: row.answers,
+    cancellation: cancellationOf(row),
+    rescheduled: row.rescheduled || row.new_invitee_uri !== null,
+    oldInviteeUri: row.old_invitee_uri ?? '',
+    newInviteeUri: row.new_invitee_uri ?? '',
+    noShow: row.no_show,
+    noShowAt: row.no_show ? row.no_show_at : null,
+    createdAt: row.calendly_created_at,
+    updatedAt: row.calendly_updated_at,
+  };
+}
+
+function meetingOf(row: MeetingRow, invitees: InviteeRecord[]): MeetingRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    scheduledEventUri: row.scheduled_event_uri,
+    name: row.name,
+    eventTypeUri: row.event_type_uri,
+    status: row.status,
+    startTime: row.start_time,
+    endTime: row.end_time,
+    location: { type: row.location_type, location: row.location, joinUrl: row.join_url },
+    cancellation: cancellationOf(row),
+    invitees,
+    createdAt: row.calendly_created_at,
+    updatedAt: row.calendly_updated_at,
   };
 }
 
@@ -186,38 +262,12 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
     const byMeeting = new Map<string, InviteeRecord[]>(meetingIds.map((id) => [id, []]));
     if (meetingIds.length === 0) return byMeeting;
     const { rows } = await pool.query<InviteeRow>(
-      `SELECT i.meeting_id, i.uri, i.name, i.email, i.status, i.timezone, i.answers,
-              i.canceled_by, i.cancel_reason, i.canceler_type, i.canceled_at, i.rescheduled,
-              i.no_show, i.no_show_at, i.calendly_created_at, i.calendly_updated_at,
-              (SELECT r.old_invitee_uri FROM reschedules r
-                WHERE r.user_id = i.user_id AND r.new_invitee_uri = i.uri
-                ORDER BY r.created_at, r.old_invitee_uri LIMIT 1) AS old_invitee_uri,
-              (SELECT r.new_invitee_uri FROM reschedules r
-                WHERE r.user_id = i.user_id AND r.old_invitee_uri = i.uri
-                ORDER BY r.created_at, r.new_invitee_uri LIMIT 1) AS new_invitee_uri
-         FROM invitees i
+      `SELECT ${inviteeColumns('')} FROM invitees i
         WHERE i.user_id = $1 AND i.meeting_id = ANY($2::uuid[])
-        ORDER BY i.calendly_created_at NULLS LAST, i.uri`,
+        ORDER BY ${inviteeOrder}`,
       [userId, meetingIds],
     );
-    for (const row of rows) {
-      byMeeting.get(row.meeting_id)?.push({
-        uri: row.uri,
-        name: row.name,
-        email: row.email,
-        status: row.status,
-        timezone: row.timezone,
-        answers: row.answers,
-        cancellation: cancellationOf(row),
-        rescheduled: row.rescheduled || row.new_invitee_uri !== null,
-        oldInviteeUri: row.old_invitee_uri ?? '',
-        newInviteeUri: row.new_invitee_uri ?? '',
-        noShow: row.no_show,
-        noShowAt: row.no_show ? row.no_show_at : null,
-        createdAt: row.calendly_created_at,
-        updatedAt: row.calendly_updated_at,
-      });
-    }
+    for (const row of rows) byMeeting.get(row.meeting_id)?.push(inviteeOf(row));
     return byMeeting;
   }
 
@@ -226,31 +276,25 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
       userId,
       rows.map((row) => row.id),
     );
-    return rows.map((row) => ({
-      id: row.id,
-      userId: row.user_id,
-      scheduledEventUri: row.scheduled_event_uri,
-      name: row.name,
-      eventTypeUri: row.event_type_uri,
-      status: row.status,
-      startTime: row.start_time,
-      endTime: row.end_time,
-      location: { type: row.location_type, location: row.location, joinUrl: row.join_url },
-      cancellation: cancellationOf(row),
-      invitees: invitees.get(row.id) ?? [],
-      createdAt: row.calendly_created_at,
-      updatedAt: row.calendly_updated_at,
-    }));
+    return rows.map((row) => meetingOf(row, invitees.get(row.id) ?? []));
   }
 
+  // The meeting and its invitees in one query: a row per invitee (one with no invitee columns
+  // when it has none), the meeting's columns on each.
   async function oneMeeting(userId: string, key: 'id' | 'scheduled_event_uri', value: string) {
-    const { rows } = await pool.query<MeetingRow>(
-      `SELECT ${meetingColumns} FROM meetings WHERE user_id = $1 AND ${key} = $2`,
+    const { rows } = await pool.query<MeetingRow & Record<string, unknown>>(
+      `SELECT ${meetingColumns},
+         ${inviteeColumns(inviteePrefix)}
+         FROM meetings m
+         LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
+        WHERE m.user_id = $1 AND m.${key} = $2
+        ORDER BY ${inviteeOrder}`,
       [userId, value],
     );
-    if (rows.length === 0) return null;
-    const [meeting] = await withInvitees(userId, rows);
-    return meeting ?? null;
+    const first = rows[0];
+    if (!first) return null;
+    const invitees = rows.filter((row) => row[`${inviteePrefix}uri`] !== null).map((row) => inviteeOf(unprefixed(row)));
+    return meetingOf(first, invitees);
   }
 
   return {
@@ -278,7 +322,7 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
         conditions.push(`(start_time, id) < (${bind(cursor.t)}::timestamptz, ${bind(cursor.id)}::uuid)`);
       }
       const { rows } = await pool.query<MeetingRow>(
-        `SELECT ${meetingColumns} FROM meetings WHERE ${conditions.join(' AND ')}
+        `SELECT ${meetingColumns} FROM meetings m WHERE ${conditions.join(' AND ')}
           ORDER BY start_time DESC, id DESC LIMIT ${bind(pageSize + 1)}`,
         values,
       );

@@ -1,6 +1,7 @@
 import type { PoolClient } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
 import { isDeepStrictEqual } from 'node:util';
+import { lockUserChangesSql } from '../feed/meeting-changes';
 import { deriveMeetingStatus, type MeetingStatus, type MeetingStatusInputs } from './meeting-status';
 
 // Every statement below names user_id in its WHERE clause or conflict key: a user's delivery
@@ -31,14 +32,14 @@ const meetingDetailsNewer =
 
 // Canceled is final at Calendly, so the flag only ever goes one way and the first cancellation
 // details recorded stay (COALESCE keeps them; they are NULL while the event is active).
-const upsertMeetingSql = `
+const upsertMeetingSql = (values: string) => `
 INSERT INTO meetings AS m (
   user_id, scheduled_event_uri, status,
   name, event_type_uri, start_time, end_time, location_type, location, join_url,
   calendly_created_at, calendly_updated_at, details_version, details_tiebreak,
   event_status, event_canceled_by, event_cancel_reason, event_canceler_type, event_canceled_at,
   active_invitees, counter_version)
-VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+VALUES (${values})
 ON CONFLICT (user_id, scheduled_event_uri) DO UPDATE SET
   ${newerWins('m', meetingDetailColumns, meetingDetailsNewer)},
   event_status = CASE WHEN m.event_status = 'canceled' OR excluded.event_status = 'canceled' THEN 'canceled' ELSE 'active' END,
@@ -68,13 +69,13 @@ const inviteeDetailsNewer =
 const noShowColumns = ['no_show', 'no_show_uri', 'no_show_at', 'no_show_version'];
 const noShowNewer = 'excluded.no_show_version > i.no_show_version';
 
-const upsertInviteeSql = `
+const upsertInviteeSql = (values: string) => `
 INSERT INTO invitees AS i (
   user_id, uri, meeting_id,
   name, email, timezone, answers, calendly_created_at, calendly_updated_at, details_version, details_tiebreak,
   status, canceled_by, cancel_reason, canceler_type, canceled_at, rescheduled,
   no_show, no_show_uri, no_show_at, no_show_version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+VALUES (${values})
 ON CONFLICT (user_id, uri) DO UPDATE SET
   ${newerWins('i', inviteeDetailColumns, inviteeDetailsNewer)},
   ${newerWins('i', noShowColumns, noShowNewer)},
@@ -85,6 +86,65 @@ ON CONFLICT (user_id, uri) DO UPDATE SET
   canceled_at = COALESCE(i.canceled_at, excluded.canceled_at),
   rescheduled = i.rescheduled OR excluded.rescheduled,
   updated_at = now()`;
+
+/** The meeting's column values, in upsertMeetingSql's order. */
+function meetingValues(change: InviteeChange): unknown[] {
+  const { meeting } = change;
+  const cancellation = meeting.cancellation;
+  return [
+    change.userId,
+    meeting.uri,
+    // A new meeting starts active; settleStatus derives the status from what is stored.
+    'active',
+    meeting.name,
+    meeting.eventTypeUri,
+    meeting.startTime,
+    meeting.endTime,
+    meeting.locationType,
+    meeting.location,
+    meeting.joinUrl,
+    meeting.calendlyCreatedAt,
+    meeting.calendlyUpdatedAt,
+    meeting.version,
+    change.envelopeCreatedAt,
+    meeting.canceled ? 'canceled' : 'active',
+    cancellation?.canceledBy ?? null,
+    cancellation?.reason ?? null,
+    cancellation?.cancelerType ?? null,
+    cancellation?.canceledAt ?? null,
+    meeting.activeInvitees,
+    meeting.activeInvitees === null ? null : change.envelopeCreatedAt,
+  ];
+}
+
+/** The invitee's column values after user_id, uri and meeting_id, in upsertInviteeSql's order. */
+function inviteeValues(change: InviteeChange): unknown[] {
+  const { invitee } = change;
+  const cancellation = invitee.cancellation;
+  return [
+    invitee.name,
+    invitee.email,
+    invitee.timezone,
+    JSON.stringify(invitee.answers),
+    invitee.calendlyCreatedAt,
+    invitee.calendlyUpdatedAt,
+    invitee.version,
+    change.envelopeCreatedAt,
+    invitee.canceled ? 'canceled' : 'active',
+    cancellation?.canceledBy ?? null,
+    cancellation?.reason ?? null,
+    cancellation?.cancelerType ?? null,
+    cancellation?.canceledAt ?? null,
+    invitee.rescheduled,
+    invitee.noShow.marked,
+    invitee.noShow.uri,
+    invitee.noShow.at,
+    change.envelopeCreatedAt,
+  ];
+}
+
+const claimSql = `INSERT INTO inbox (user_id, delivery_key, event_type, outcome) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (user_id, delivery_key) DO NOTHING`;
 
 const statusInputsSql = `
 SELECT m.event_status, m.event_canceled_by, m.event_cancel_reason, m.event_canceler_type, m.event_canceled_at,
@@ -155,69 +215,49 @@ export const meetingWrites = {
     client: PoolClient,
     input: { userId: string; deliveryKey: string; eventType: string; outcome: 'applied' | 'ignored' },
   ): Promise<boolean> {
+    const result = await client.query(claimSql, [input.userId, input.deliveryKey, input.eventType, input.outcome]);
+    return result.rowCount === 1;
+  },
+
+  /**
+   * claimDelivery, and when the key is fresh lockUserChanges after it, in one statement: a
+   * duplicate takes no lock (it waits for nobody), a fresh delivery holds the user's lock from
+   * here to its commit, exactly as if the two ran one after the other.
+   */
+  async claimDeliveryLockingUser(
+    client: PoolClient,
+    input: { userId: string; deliveryKey: string; eventType: string },
+  ): Promise<boolean> {
+    const values: unknown[] = [input.userId, input.deliveryKey, input.eventType, 'applied'];
+    const bind = (value: unknown) => `$${values.push(value)}`;
     const result = await client.query(
-      `INSERT INTO inbox (user_id, delivery_key, event_type, outcome) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (user_id, delivery_key) DO NOTHING`,
-      [input.userId, input.deliveryKey, input.eventType, input.outcome],
+      `WITH claim AS (${claimSql} RETURNING 1) SELECT ${lockUserChangesSql(input.userId, bind)} FROM claim`,
+      values,
     );
     return result.rowCount === 1;
   },
 
-  /** Upserts the meeting (locking its row for the rest of the transaction) and returns its id. */
-  async upsertMeeting(client: PoolClient, change: InviteeChange): Promise<string> {
-    const { meeting } = change;
-    const cancellation = meeting.cancellation;
-    const result = await client.query<{ id: string }>(upsertMeetingSql, [
-      change.userId,
-      meeting.uri,
-      meeting.name,
-      meeting.eventTypeUri,
-      meeting.startTime,
-      meeting.endTime,
-      meeting.locationType,
-      meeting.location,
-      meeting.joinUrl,
-      meeting.calendlyCreatedAt,
-      meeting.calendlyUpdatedAt,
-      meeting.version,
-      change.envelopeCreatedAt,
-      meeting.canceled ? 'canceled' : 'active',
-      cancellation?.canceledBy ?? null,
-      cancellation?.reason ?? null,
-      cancellation?.cancelerType ?? null,
-      cancellation?.canceledAt ?? null,
-      meeting.activeInvitees,
-      meeting.activeInvitees === null ? null : change.envelopeCreatedAt,
-    ]);
+  /**
+   * Upserts the meeting (locking its row for the rest of the transaction) and the invitee in it,
+   * in one statement, and returns the meeting's id.
+   */
+  async upsertMeetingAndInvitee(client: PoolClient, change: InviteeChange): Promise<string> {
+    const values: unknown[] = [];
+    const bind = (value: unknown) => `$${values.push(value)}`;
+    const meeting = upsertMeetingSql(meetingValues(change).map(bind).join(', '));
+    const invitee = upsertInviteeSql(
+      [
+        bind(change.userId),
+        bind(change.invitee.uri),
+        '(SELECT id FROM meeting)',
+        ...inviteeValues(change).map(bind),
+      ].join(', '),
+    );
+    const result = await client.query<{ id: string }>(
+      `WITH meeting AS (${meeting}), invitee AS (${invitee}) SELECT id FROM meeting`,
+      values,
+    );
     return result.rows[0]!.id;
-  },
-
-  async upsertInvitee(client: PoolClient, change: InviteeChange, meetingId: string): Promise<void> {
-    const { invitee } = change;
-    const cancellation = invitee.cancellation;
-    await client.query(upsertInviteeSql, [
-      change.userId,
-      invitee.uri,
-      meetingId,
-      invitee.name,
-      invitee.email,
-      invitee.timezone,
-      JSON.stringify(invitee.answers),
-      invitee.calendlyCreatedAt,
-      invitee.calendlyUpdatedAt,
-      invitee.version,
-      change.envelopeCreatedAt,
-      invitee.canceled ? 'canceled' : 'active',
-      cancellation?.canceledBy ?? null,
-      cancellation?.reason ?? null,
-      cancellation?.cancelerType ?? null,
-      cancellation?.canceledAt ?? null,
-      invitee.rescheduled,
-      invitee.noShow.marked,
-      invitee.noShow.uri,
-      invitee.noShow.at,
-      change.envelopeCreatedAt,
-    ]);
   },
 
   /** Records that `oldInviteeUri` was rescheduled to `newInviteeUri`; either may not be stored yet. */

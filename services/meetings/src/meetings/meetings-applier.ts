@@ -1,7 +1,12 @@
 import { inTransaction, type Logger, type Pool, type PoolClient } from '@calsync/service-kit';
 import { parseDelivery, type Delivery, type InviteeChange } from './calendly-payload';
-import { recordDelivery, type DeliveryOutcome } from '../deliveries/delivery-log';
-import { changeKindOf, lockUserChanges, recordChange } from '../feed/meeting-changes';
+import {
+  recordDelivery,
+  recordDeliverySql,
+  type DeliveryLogInput,
+  type DeliveryOutcome,
+} from '../deliveries/delivery-log';
+import { changeKindOf, recordChange } from '../feed/meeting-changes';
 import { createMeetingQueries } from './meeting-queries';
 import { meetingWrites } from './meeting-repository';
 
@@ -28,35 +33,40 @@ const maxAttempts = 3;
 export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?: ApplyObserver }): MeetingsApplier {
   const { pool, log } = deps;
 
-  // A webhook delivery's outcome goes into the delivery log in the transaction that decided it.
+  // A webhook delivery's outcome goes into the delivery log in the transaction that decided it;
+  // a backfill's fetches are not deliveries (no receivedAt) and have no entry.
+  const logEntry = (delivery: Delivery, eventType: string, outcome: DeliveryOutcome): DeliveryLogInput | null =>
+    delivery.receivedAt
+      ? {
+          userId: delivery.userId,
+          deliveryKey: delivery.deliveryKey,
+          eventType,
+          outcome,
+          receivedAt: delivery.receivedAt,
+        }
+      : null;
   const logDelivery = async (client: PoolClient, delivery: Delivery, eventType: string, outcome: DeliveryOutcome) => {
-    if (!delivery.receivedAt) return;
-    await recordDelivery(client, {
-      userId: delivery.userId,
-      deliveryKey: delivery.deliveryKey,
-      eventType,
-      outcome,
-      receivedAt: delivery.receivedAt,
-    });
+    const entry = logEntry(delivery, eventType, outcome);
+    if (entry) await recordDelivery(client, entry);
   };
 
+  // Every step is one round trip, and each costs CPU here and in Postgres: the claim takes the
+  // user's lock in the same statement, the meeting and its invitee are upserted together, each
+  // snapshot is one query, and the change's outbox row and the delivery's log row go together.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
     return inTransaction(pool, async (client) => {
-      const fresh = await meetingWrites.claimDelivery(client, {
+      const fresh = await meetingWrites.claimDeliveryLockingUser(client, {
         userId: change.userId,
         deliveryKey: change.deliveryKey,
         eventType: change.eventType,
-        outcome: 'applied',
       });
       if (!fresh) {
         await logDelivery(client, delivery, change.eventType, 'duplicate');
         return 'duplicate';
       }
-      await lockUserChanges(client, change.userId);
       const reads = createMeetingQueries({ pool: client });
       const before = await reads.byScheduledEvent(change.userId, change.meeting.uri);
-      const meetingId = await meetingWrites.upsertMeeting(client, change);
-      await meetingWrites.upsertInvitee(client, change, meetingId);
+      const meetingId = await meetingWrites.upsertMeetingAndInvitee(client, change);
       const { invitee } = change;
       if (invitee.oldInviteeUri)
         await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
@@ -68,9 +78,16 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         eventType: change.eventType,
         rescheduled: invitee.rescheduled || Boolean(invitee.newInviteeUri),
       });
-      if (kind)
-        await recordChange(client, { userId: change.userId, kind, meeting: after, eventType: change.eventType });
-      await logDelivery(client, delivery, change.eventType, 'applied');
+      const entry = logEntry(delivery, change.eventType, 'applied');
+      if (kind) {
+        await recordChange(
+          client,
+          { userId: change.userId, kind, meeting: after, eventType: change.eventType },
+          entry ? (bind) => recordDeliverySql(entry, bind) : undefined,
+        );
+      } else if (entry) {
+        await recordDelivery(client, entry);
+      }
       return 'applied';
     });
   }

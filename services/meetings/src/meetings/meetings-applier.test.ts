@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { createLogger, createPool, inTransaction, type Pool } from '@calsync/service-kit';
+import { createTestDatabase, waitFor, type TestDatabase } from '@calsync/service-kit/testing';
+import { deliveryKeyOf, fakeCalendlyAccount, type Delivery as CalendlyDelivery } from '../../test/calendly-fixtures';
+import { lockUserChanges } from '../feed/meeting-changes';
+import { migrateSchema } from '../migrations';
+import type { Delivery } from './calendly-payload';
+import { createMeetingsApplier, type MeetingsApplier } from './meetings-applier';
+
+// The applier on its own against real Postgres: the statements that do two things at once (the
+// claim that takes the user's lock, the outbox row written with the log row) keep the semantics
+// of doing them one after the other, and a delivery costs the round trips it should.
+
+const log = createLogger({ service: 'meetings-applier-test', level: 'warn' });
+let database: TestDatabase;
+let pool: Pool;
+let other: Pool;
+let applier: MeetingsApplier;
+let roundTrips = 0;
+
+beforeAll(async () => {
+  database = await createTestDatabase('meetings_applier');
+  await migrateSchema({ DATABASE_URL: database.url, DATABASE_SCHEMA: 'meetings' }, log);
+  pool = createPool({ url: database.url, schema: 'meetings', max: 2, log });
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+      roundTrips++;
+      return query(...args);
+    };
+  });
+  other = createPool({ url: database.url, schema: 'meetings', max: 2, log });
+  applier = createMeetingsApplier({ pool, log });
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await other?.end();
+  await database?.drop();
+});
+
+const toDelivery = (userId: string, delivery: CalendlyDelivery): Delivery => ({
+  deliveryKey: deliveryKeyOf(userId, delivery),
+  userId,
+  eventType: delivery.eventType,
+  payload: delivery.body,
+  receivedAt: new Date(),
+});
+
+const count = async (table: string, userId: string) =>
+  (await other.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE user_id = $1`, [userId])).rows[0]!.n;
+
+/** Holds the user's change lock on another connection until `release` is called. */
+async function holdUserLock(userId: string) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let taken!: () => void;
+  const isTaken = new Promise<void>((resolve) => (taken = resolve));
+  const done = inTransaction(other, async (client) => {
+    await lockUserChanges(client, userId);
+    taken();
+    await released;
+  });
+  await isTaken;
+  return { release, done };
+}
+
+const waitingForAdvisoryLock = async () =>
+  (
+    await other.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database =
+         (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    )
+  ).rows[0]!.n;
+
+it('costs 8 round trips for a new booking, 4 for a duplicate', async () => {
+  const userId = `rt-${randomUUID()}`;
+  const { delivery } = fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' });
+  roundTrips = 0;
+  await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('applied');
+  // BEGIN, claim + lock, before, meeting + invitee, status, after, outbox + log, COMMIT.
+  expect(roundTrips).toBe(8);
+  roundTrips = 0;
+  await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('duplicate');
+  // BEGIN, claim (no lock), log, COMMIT.
+  expect(roundTrips).toBe(4);
+  expect(await count('outbox', userId)).toBe(1);
+  expect(await count('delivery_log', userId)).toBe(2);
+});
+
+it("takes the user's lock only for a fresh delivery: a duplicate waits for nobody", async () => {
+  const userId = `lock-${randomUUID()}`;
+  const cal = fakeCalendlyAccount();
+  const first = cal.book({ start: '2026-06-01T10:00:00Z' });
+  const second = cal.book({ start: '2026-06-02T10:00:00Z' });
+  await expect(applier.apply(toDelivery(userId, first.delivery))).resolves.toBe('applied');
+
+  const lock = await holdUserLock(userId);
+  // The duplicate finishes while another transaction holds the user's lock.
+  await expect(applier.apply(toDelivery(userId, first.delivery))).resolves.toBe('duplicate');
+  // A fresh delivery claims its key, then waits for the lock before it reads or writes anything.
+  const fresh = applier.apply(toDelivery(userId, second.delivery));
+  await waitFor(async () => (await waitingForAdvisoryLock()) === 1, { what: 'the fresh delivery waiting' });
+  expect(await count('meetings', userId)).toBe(1);
+  lock.release();
+  await lock.done;
+  await expect(fresh).resolves.toBe('applied');
+  expect(await count('meetings', userId)).toBe(2);
+  expect(await count('outbox', userId)).toBe(2);
+});
+
+it('rolls the outbox row and the log row back together when their one statement fails', async () => {
+  const userId = `rollback-${randomUUID()}`;
+  const { delivery } = fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' });
+  const input = toDelivery(userId, delivery);
+  // Refuses this delivery's log row only (NOT VALID: the rows already there are not checked).
+  await other.query(
+    `ALTER TABLE delivery_log ADD CONSTRAINT refuse_test_key CHECK (delivery_key <> '${input.deliveryKey}') NOT VALID`,
+  );
+  try {
+    await expect(applier.apply(input)).rejects.toThrow(/refuse_test_key/);
+    for (const table of ['inbox', 'meetings', 'invitees', 'outbox', 'delivery_log'])
+      expect({ table, rows: await count(table, userId) }).toEqual({ table, rows: 0 });
+  } finally {
+    await other.query('ALTER TABLE delivery_log DROP CONSTRAINT refuse_test_key');
+  }
+  await expect(applier.apply(input)).resolves.toBe('applied');
+  for (const table of ['inbox', 'meetings', 'invitees', 'outbox', 'delivery_log'])
+    expect({ table, rows: await count(table, userId) }).toEqual({ table, rows: 1 });
+});
+
+it('upserts the meeting and its invitee together: an invitee that cannot be stored leaves no meeting', async () => {
+  const userId = `upsert-${randomUUID()}`;
+  const { delivery } = fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' });
+  const input = toDelivery(userId, delivery);
+  await other.query(`ALTER TABLE invitees ADD CONSTRAINT refuse_test_user CHECK (user_id <> '${userId}') NOT VALID`);
+  try {
+    await expect(applier.apply(input)).rejects.toThrow(/refuse_test_user/);
+    for (const table of ['inbox', 'meetings', 'invitees', 'outbox', 'delivery_log'])
+      expect({ table, rows: await count(table, userId) }).toEqual({ table, rows: 0 });
+  } finally {
+    await other.query('ALTER TABLE invitees DROP CONSTRAINT refuse_test_user');
+  }
+  await expect(applier.apply(input)).resolves.toBe('applied');
+  expect(await count('meetings', userId)).toBe(1);
+  expect(await count('invitees', userId)).toBe(1);
+});
