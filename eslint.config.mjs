@@ -126,8 +126,7 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [transportPackages] }] },
   },
   {
-    // Not the gateway yet: its connections/ and webhooks/ still read upstream gRPC statuses.
-    files: ['services/{identity,subscription,meetings}/src/**/*.ts'],
+    files: ['services/{identity,subscription,meetings,gateway}/src/**/*.ts'],
     ignores: adapters,
     rules: { 'no-restricted-imports': ['error', { patterns: [transportPackages], paths: [kitGrpc] }] },
   },

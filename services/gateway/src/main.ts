@@ -24,7 +24,7 @@ import { createJwtVerifier } from './auth/jwt-verifier';
 import { createStreamTokens } from './auth/stream-token';
 import { loadGatewayConfig, oauthRedirectUri, type GatewayConfig } from './config';
 import { createGatewayMetrics } from './metrics';
-import { createConnectionService } from './connections/connection-service';
+import { createConnectionService } from './upstream/connection-service';
 import { createConnectCookie } from './connections/connect-cookie';
 import { connectionRoutes } from './connections/connection-routes';
 import { createEventPublisher, ensureEventsStream } from './events/event-publisher';
@@ -38,7 +38,7 @@ import { meetingEventsRoutes } from './meetings/meeting-events-routes';
 import { meetingRoutes } from './meetings/meeting-routes';
 import { deliveryRoutes } from './deliveries/delivery-routes';
 import { createDeliveryIntake } from './webhooks/delivery-intake';
-import { createSubscriptionVerifier } from './webhooks/subscription-verifier';
+import { createSubscriptionVerifier } from './upstream/subscription-verifier';
 import { webhookRoutes } from './webhooks/webhook-routes';
 
 export type { GatewayConfig } from './config';

@@ -9,7 +9,7 @@ import { parseJsonObject, readRawBody, requireJsonContentType } from '../http/ra
 import type { GatewayState } from '../http/request-context';
 import { upstreamError } from '../upstream/upstream-error';
 import type { ConnectCookie } from './connect-cookie';
-import { ConnectStepFailed, type CallContext, type ConnectionService } from './connection-service';
+import { ConnectStepFailed, type CallContext, type ConnectionService } from '../upstream/connection-service';
 import { ImportProgressUnknown } from './sync-state';
 
 const maxTokenBodyBytes = 16 * 1024;

@@ -7,10 +7,10 @@ import type {
   ResponseObject,
   SchemaObject,
 } from 'openapi3-ts/oas31';
-import { webhookStateNames } from '../connections/connection-service';
+import { webhookStateNames } from '../upstream/connection-service';
 import { degradedReasons, importStatusNames, syncModeNames, syncStateNames } from '../connections/sync-state';
 import type { RejectionKind } from '../webhooks/delivery-intake';
-import { defaultCodeByKind } from '../webhooks/subscription-verifier';
+import { defaultCodeByKind } from '../upstream/subscription-verifier';
 import { statusByKind } from '../webhooks/webhook-routes';
 
 /*

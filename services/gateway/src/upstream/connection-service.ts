@@ -1,7 +1,7 @@
 import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
 import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
-import { callMetadata } from '../upstream/call-metadata';
-import { syncViewOf, type SyncView } from './sync-state';
+import { callMetadata } from './call-metadata';
+import { syncViewOf, type SyncView } from '../connections/sync-state';
 
 type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;

@@ -1,8 +1,13 @@
 import { GrpcStatus, reasonOf, type PromiseClient } from '@calsync/service-kit';
 import { subscriptionV1, verifyFailureAnswerOf } from '@calsync/proto';
-import { DeliveryRejected, DependencyUnavailable, type DeliveryVerifier, type RejectionKind } from './delivery-intake';
+import {
+  DeliveryRejected,
+  DependencyUnavailable,
+  type DeliveryVerifier,
+  type RejectionKind,
+} from '../webhooks/delivery-intake';
 import type { GatewayMetrics } from '../metrics';
-import { callMetadata } from '../upstream/call-metadata';
+import { callMetadata } from './call-metadata';
 
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
 

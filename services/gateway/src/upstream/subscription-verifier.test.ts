@@ -1,9 +1,9 @@
 import { Metadata } from '@grpc/grpc-js';
 import { GrpcError, GrpcStatus } from '@calsync/service-kit';
 import { subscriptionV1, verifyFailureAnswers } from '@calsync/proto';
-import { DeliveryRejected, DependencyUnavailable } from './delivery-intake';
+import { DeliveryRejected, DependencyUnavailable } from '../webhooks/delivery-intake';
 import { verifyErrorToDeliveryError } from './subscription-verifier';
-import { statusByKind } from './webhook-routes';
+import { statusByKind } from '../webhooks/webhook-routes';
 
 /** The error grpc-js hands a client for a GrpcError thrown by a calsync handler. */
 function received(code: GrpcStatus, reason?: subscriptionV1.VerifyFailure) {
