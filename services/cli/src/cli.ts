@@ -10,6 +10,7 @@ import {
 import { createGrpcClient, GrpcStatus, type GrpcSecurity } from '@calsync/service-kit';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
+  listConnections,
   listDeadLetters,
   listHooks,
   purge,
@@ -154,6 +155,22 @@ Exit codes: 0 done, 1 a call failed or the result reports a failure, 2 usage or 
     limit: options.limit,
     cursor: options.cursor ?? '',
     allPages: Boolean(options.allPages),
+  });
+
+  paged(
+    program
+      .command('connections')
+      .description(
+        "every user's Calendly connection (identity), with its last refresh and last refresh error; e.g. --state reauth_required",
+      )
+      .option('--state <state>', 'only this state: active or reauth_required'),
+  ).action(async (options: PagingOptions & { state?: string }) => {
+    print(
+      await listConnections(
+        { identityAdmin: clientFor(identityAdminV1.IdentityAdminServiceService, 'IDENTITY_ADDR') },
+        { ...paging(options), ...(options.state !== undefined ? { state: options.state } : {}) },
+      ),
+    );
   });
 
   paged(

@@ -161,6 +161,7 @@ function choicesOf<E extends number>(values: Record<string, E | string>, prefix:
   );
 }
 
+const connectionStates = choicesOf<identityV1.ConnectionState>(identityV1.ConnectionState, 'CONNECTION_STATE_');
 const webhookStates = choicesOf<subscriptionV1.WebhookState>(subscriptionV1.WebhookState, 'WEBHOOK_STATE_');
 const syncModes = choicesOf<subscriptionV1.SyncMode>(subscriptionV1.SyncMode, 'SYNC_MODE_');
 
@@ -191,6 +192,34 @@ async function collectPages<T>(
     cursor = page.nextCursor;
   } while (paging.allPages && cursor);
   return { items, cursor };
+}
+
+/** Every user's Calendly connection (identity), optionally one state's, with its last refresh and last refresh error. */
+export async function listConnections(
+  clients: { identityAdmin: IdentityAdminClient },
+  query: Paging & { state?: string },
+): Promise<CommandResult> {
+  const state = choice('state', query.state, connectionStates);
+  const { items, cursor } = await collectPages(query, async (pageSize, pageCursor) => {
+    const page = await clients.identityAdmin.listConnections({ state, pageSize, cursor: pageCursor });
+    return { items: page.connections, nextCursor: page.nextCursor };
+  });
+  const json = {
+    connections: items.map((connection) => identityV1.Connection.toJSON(connection)),
+    nextCursor: cursor || null,
+  };
+  const lines = items.map(
+    (connection) =>
+      `${connection.userId}\t${enumName(identityV1.connectionStateToJSON(connection.state), 'CONNECTION_STATE_')}` +
+      `\t${enumName(identityV1.connectionKindToJSON(connection.kind), 'CONNECTION_KIND_')}` +
+      `\tlast refresh ${when(connection.lastRefreshedAt)}` +
+      (connection.lastRefreshError
+        ? `\tlast refresh error ${connection.lastRefreshError} at ${when(connection.lastRefreshErrorAt)}`
+        : ''),
+  );
+  if (items.length === 0) lines.push('no connections');
+  if (cursor) lines.push(`more: --cursor ${cursor}`);
+  return { json, lines };
 }
 
 /** Every user's webhooks (subscription), optionally one state's, one user's or those of users in one sync mode. */

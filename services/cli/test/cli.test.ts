@@ -15,6 +15,7 @@ const bin = join(__dirname, '../dist/cli.js');
 let system: GatewaySystem;
 let operatorEnv: Record<string, string>;
 let meetingsSql: Pool;
+let identitySql: Pool;
 
 interface Run {
   code: number;
@@ -53,11 +54,13 @@ beforeAll(async () => {
     MEETINGS_ADDR: system.addresses.meetings,
   };
   meetingsSql = new Pool({ connectionString: system.databaseUrl, max: 1, options: '-c search_path=meetings' });
+  identitySql = new Pool({ connectionString: system.databaseUrl, max: 1, options: '-c search_path=identity' });
   await system.connectWithToken('user-ann');
 }, 120_000);
 
 afterAll(async () => {
   await meetingsSql?.end();
+  await identitySql?.end();
   await system?.stop();
 });
 
@@ -157,6 +160,65 @@ describe('dead letters', () => {
       expect(run.code).toBe(2);
       expect(run.stderr).toMatch(/choose what to replay/);
     }
+  });
+});
+
+describe('connections', () => {
+  beforeAll(async () => {
+    await system.connectWithToken('user-cat');
+    await system.connectWithToken('user-reauth');
+    // Calendly refusing a refresh token is identity's own test (identity-admin-service.test.ts);
+    // here only the state it leaves matters, so it is written as identity writes it.
+    await identitySql.query(
+      `UPDATE connections SET state = 'reauth_required', reauth_reason = 'calendly refused the refresh token',
+         last_refresh_error = 'invalid_grant', last_refresh_error_at = now() WHERE user_id = 'user-reauth'`,
+    );
+  });
+
+  it('lists the connections that need their users to connect again, as JSON and as text, without a token', async () => {
+    const listed = await json(['connections', '--state', 'reauth_required']);
+    expect(listed).toEqual({
+      connections: [
+        expect.objectContaining({
+          userId: 'user-reauth',
+          state: 'CONNECTION_STATE_REAUTH_REQUIRED',
+          lastRefreshError: 'invalid_grant',
+          lastRefreshErrorAt: expect.any(String),
+        }),
+      ],
+      nextCursor: null,
+    });
+    expect(JSON.stringify(listed)).not.toMatch(/accessToken"|refreshToken|sealed/i);
+    const text = await calsync(['connections', '--state', 'reauth_required']);
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).toMatch(
+      /^user-reauth\treauth_required\tpersonal_token\tlast refresh -\tlast refresh error invalid_grant at \S+$/m,
+    );
+  });
+
+  it('pages with the cursor it prints, or follows every page', async () => {
+    const first = await calsync(['connections', '--state', 'active', '--limit', '1']);
+    const cursor = /^more: --cursor (\S+)$/m.exec(first.stdout)?.[1];
+    expect(cursor).toBeDefined();
+    const second = await json(['connections', '--state', 'active', '--limit', '1', '--cursor', cursor!]);
+    const all = (await json(['connections', '--state', 'active', '--limit', '1', '--all-pages'])) as {
+      connections: { userId: string }[];
+      nextCursor: null;
+    };
+    expect(all.nextCursor).toBeNull();
+    const users = all.connections.map((connection) => connection.userId);
+    expect(users).toEqual(expect.arrayContaining(['user-ann', 'user-cat']));
+    expect(users).not.toContain('user-reauth');
+    expect(users[1]).toBe((second as { connections: { userId: string }[] }).connections[0]!.userId);
+  });
+
+  it('refuses a state it does not know, and a cursor the service never returned, as usage', async () => {
+    const state = await calsync(['connections', '--state', 'broken']);
+    expect(state).toMatchObject({ code: 2, stdout: '' });
+    expect(state.stderr).toMatch(/--state must be one of active, reauth_required/);
+    const cursor = await calsync(['connections', '--cursor', 'not*a*cursor']);
+    expect(cursor).toMatchObject({ code: 2, stdout: '' });
+    expect(cursor.stderr).toMatch(/^calsync: INVALID_ARGUMENT: cursor is not one this API returned/);
   });
 });
 

@@ -22,10 +22,11 @@ import { migrateSchema } from './migrations';
 import { createAccessTokens } from './connections/access-tokens';
 import { createConnections } from './connections/connections';
 import { pruneTokenRequests } from './connections/token-budget';
+import { createConnectionFleet } from './fleet/connection-fleet';
 import { identityAdminService } from './grpc/identity-admin-service';
 import { identityService } from './grpc/identity-service';
 import { sealedTables } from './rotation/reseal';
-import { createIdentityMetrics } from './metrics/identity-metrics';
+import { createIdentityMetrics } from './metrics';
 import { pruneExpiredOAuthStates } from './oauth/oauth-state-repository';
 
 const healthIntervalMs = 5_000;
@@ -93,6 +94,7 @@ export async function start(config: IdentityConfig, options: { log?: Logger } = 
         identityAdminService({
           reseal: () => resealAll({ pool, sealer, log, tables: sealedTables, batchSize: config.ROTATE_BATCH_SIZE }),
           activeKeyId: sealer.activeKeyId,
+          fleet: createConnectionFleet({ pool }),
           log,
         }),
       ],

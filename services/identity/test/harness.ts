@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { Simulator } from '@calsync/calendly-sim';
+import { approveAuthorize, type SimUser } from '@calsync/calendly-sim/testing';
 import { identityV1 } from '@calsync/proto';
 import {
   createSealer,
@@ -294,4 +295,22 @@ export async function failureOf(call: Promise<unknown>): Promise<{ code: number;
     return { code, reason: reasonOf(error), details };
   }
   throw new Error('the call succeeded but was expected to fail');
+}
+
+/**
+ * The whole OAuth connect as the gateway and the browser drive it: begin, approve at the
+ * simulator as `simUser`, complete. `onSecret` sees the state and code (to prove none leaks).
+ */
+export async function connectWithOAuth(
+  identity: IdentityClient,
+  userId: string,
+  simUser: SimUser,
+  onSecret: (secret: string) => void = () => {},
+): Promise<identityV1.CompleteConnectResponse> {
+  const begun = await identity.beginConnect({ userId, redirectUri });
+  onSecret(begun.state);
+  const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
+  onSecret(code);
+  if (state !== begun.state) throw new Error('the simulator redirected back with another state');
+  return identity.completeConnect({ state, code });
 }

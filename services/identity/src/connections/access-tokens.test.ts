@@ -3,7 +3,7 @@ import { startSimulator, type Simulator } from '@calsync/calendly-sim';
 import { createCalendlyClient } from '@calsync/calendly-client';
 import { createMetricsRegistry, createPool, GrpcStatus, migrate, type Pool, type Registry } from '@calsync/service-kit';
 import { captureLogger, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
-import { createIdentityMetrics } from '../metrics/identity-metrics';
+import { createIdentityMetrics } from '../metrics';
 import { approveAuthorize, createSimUser, simControl } from '@calsync/calendly-sim/testing';
 import { clientId, clientSecret, newSealingKey, redirectUri, sealerFor, withDatabase } from '../../test/harness';
 import { toGrpcError } from '../grpc/identity-service';
@@ -92,6 +92,20 @@ const storedRow = (userId: string) =>
     return rows[0]!;
   });
 
+/** What operators see of a user's refreshes (IdentityAdminService.ListConnections). */
+const refreshRecord = (userId: string) =>
+  withDatabase(database.url, async (client) => {
+    const { rows } = await client.query<{
+      last_refreshed_at: Date | null;
+      last_refresh_error: string | null;
+      last_refresh_error_at: Date | null;
+    }>(
+      'SELECT last_refreshed_at, last_refresh_error, last_refresh_error_at FROM identity.connections WHERE user_id = $1',
+      [userId],
+    );
+    return rows[0]!;
+  });
+
 /** The failure as identity's callers see it, through the gRPC adapter's table. */
 const refusal = async (call: Promise<unknown>) => {
   const error = await call.then(
@@ -120,6 +134,11 @@ describe('access tokens', () => {
     expect((await counter('calendly_requests_total', { operation: 'refreshToken' })) - refreshesBefore).toBe(7);
     expect((await storedRow('user-busy')).state).toBe('active');
     expect(await counter('identity_token_refresh_failures_total', { reason: 'rate_limited' })).toBe(1);
+    expect(await refreshRecord('user-busy')).toMatchObject({
+      last_refreshed_at: expect.any(Date),
+      last_refresh_error: 'rate_limited',
+      last_refresh_error_at: expect.any(Date),
+    });
   });
 
   it("never demands more than half a token's lifetime, so a fresh token is not refreshed again and again", async () => {
@@ -160,6 +179,41 @@ describe('access tokens', () => {
     } finally {
       await simControl(sim, 'POST', '/_sim/settings', { clientSecret });
     }
+  });
+
+  it('records when a refresh last succeeded, and why the last one that failed did, in the words of the metrics', async () => {
+    await connect('user-record');
+    expect(await refreshRecord('user-record')).toEqual({
+      last_refreshed_at: null,
+      last_refresh_error: null,
+      last_refresh_error_at: null,
+    });
+    offsetMs = 2 * 3600_000;
+    await accessTokens.getAccessToken('user-record');
+    const refreshed = await refreshRecord('user-record');
+    expect(refreshed).toMatchObject({ last_refreshed_at: expect.any(Date), last_refresh_error: null });
+
+    const failuresBefore = await counter('identity_token_refresh_failures_total');
+    await simControl(sim, 'POST', '/_sim/settings', { clientSecret: 'rotated-at-calendly' });
+    try {
+      offsetMs = 4 * 3600_000;
+      expect((await refusal(accessTokens.getAccessToken('user-record'))).code).toBe(GrpcStatus.INTERNAL);
+    } finally {
+      await simControl(sim, 'POST', '/_sim/settings', { clientSecret });
+    }
+    const failed = await refreshRecord('user-record');
+    expect(failed.last_refresh_error).toMatch(/^http_4\d\d_invalid_client$/);
+    expect(failed.last_refreshed_at).toEqual(refreshed.last_refreshed_at);
+    expect((await counter('identity_token_refresh_failures_total')) - failuresBefore).toBe(1);
+    expect(
+      await counter('identity_token_refresh_failures_total', { reason: failed.last_refresh_error! }),
+    ).toBeGreaterThan(0);
+
+    // A later success keeps the failure on record beside the newer refresh time.
+    await accessTokens.getAccessToken('user-record');
+    const recovered = await refreshRecord('user-record');
+    expect(recovered.last_refreshed_at!.getTime()).toBeGreaterThan(refreshed.last_refreshed_at!.getTime());
+    expect(recovered.last_refresh_error).toBe(failed.last_refresh_error);
   });
 
   it('hands a personal access token out as it is, whatever validity is asked for', async () => {

@@ -1,16 +1,17 @@
 import { CalendlyError, type CalendlyClient } from '@calsync/calendly-client';
 import { inTransaction, type Logger, type Pool, type Sealer } from '@calsync/service-kit';
-import type { IdentityMetrics } from '../metrics/identity-metrics';
+import type { IdentityMetrics } from '../metrics';
 import {
   findConnection,
   isLockTimeout,
   lockConnection,
   markReauthRequired,
+  recordRefreshFailure,
   updateRefreshedTokens,
   type ConnectionKind,
   type ConnectionRow,
 } from './connection-repository';
-import { describeFailure } from './calendly-failures';
+import { describeFailure, refreshFailureReason } from './calendly-failures';
 import { IdentityError, notConnected, reauthRequired, tokenRateLimited } from '../errors';
 import { requireMinValidity, requireUserId } from './input';
 import { secretContext } from './secret-context';
@@ -89,7 +90,10 @@ export function createAccessTokens(deps: {
         const row = await lockConnection(client, userId);
         if (!row || row.state !== 'active' || isFresh(row, minValiditySeconds, now())) return { row };
         const budget = await reserveTokenRequest(client, userId, settings.tokenRequestsPerMinute);
-        if (!budget.allowed) return { row, limited: budget };
+        if (!budget.allowed) {
+          await recordRefreshFailure(client, userId, 'rate_limited');
+          return { row, limited: budget };
+        }
         const refreshToken = sealer.open(row.refresh_token_sealed!, secretContext('refresh_token', userId));
         try {
           const tokens = await calendly.refreshToken(refreshToken);
@@ -105,12 +109,15 @@ export function createAccessTokens(deps: {
           return { row: updated, refreshed: true };
         } catch (error) {
           if (!(error instanceof CalendlyError)) throw error;
-          if (error.oauthError === 'invalid_grant')
+          if (error.oauthError === 'invalid_grant') {
+            await recordRefreshFailure(client, userId, 'invalid_grant');
             return {
               row: await markReauthRequired(client, userId, 'calendly refused the refresh token'),
               refusedGrant: true,
             };
-          // Nothing changes, but the transaction still commits the token request just made.
+          }
+          // The tokens stay; the transaction commits the token request just made and the failure.
+          await recordRefreshFailure(client, userId, refreshFailureReason(error));
           return { row, failed: error };
         }
       });
@@ -135,7 +142,7 @@ export function createAccessTokens(deps: {
       throw tokenRateLimited(outcome.limited.retryAfterSeconds);
     } else if ('failed' in outcome) {
       const failure = outcome.failed;
-      metrics.refreshFailed(failure.status > 0 ? `http_${failure.status}` : failure.failure);
+      metrics.refreshFailed(refreshFailureReason(failure));
       log.warn({ userId, failure: describeFailure(failure) }, 'access token refresh failed');
       if (failure.transient) throw failure;
       // Calendly refused calsync itself (e.g. invalid_client): no caller can fix that by retrying.

@@ -5,6 +5,9 @@ type Db = Pool | PoolClient;
 export type ConnectionKind = 'oauth' | 'personal_token';
 export type ConnectionState = 'active' | 'reauth_required';
 
+export const connectionKinds: readonly ConnectionKind[] = ['oauth', 'personal_token'];
+export const connectionStates: readonly ConnectionState[] = ['active', 'reauth_required'];
+
 /** A `connections` row as stored: the token columns are sealed. */
 export interface ConnectionRow {
   user_id: string;
@@ -20,6 +23,10 @@ export interface ConnectionRow {
   reauth_reason: string | null;
   connected_at: Date;
   updated_at: Date;
+  last_refreshed_at: Date | null;
+  /** The reason of the last refresh that produced no token (the metrics' refresh failure reasons), never a secret. */
+  last_refresh_error: string | null;
+  last_refresh_error_at: Date | null;
 }
 
 /** What a (re)connect writes; the tokens already sealed. */
@@ -70,15 +77,16 @@ export async function upsertConnection(client: PoolClient, connection: NewConnec
   const result = await client.query<ConnectionRow>(
     `INSERT INTO connections (user_id, kind, state, calendly_user_uri, calendly_organization_uri, scope,
        access_token_sealed, refresh_token_sealed, access_token_issued_at, access_token_expires_at,
-       reauth_reason, connected_at, updated_at)
-     VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, NULL, now(), now())
+       reauth_reason, connected_at, updated_at, last_refreshed_at, last_refresh_error, last_refresh_error_at)
+     VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, NULL, now(), now(), NULL, NULL, NULL)
      ON CONFLICT (user_id) DO UPDATE SET
        kind = EXCLUDED.kind, state = 'active', calendly_user_uri = EXCLUDED.calendly_user_uri,
        calendly_organization_uri = EXCLUDED.calendly_organization_uri, scope = EXCLUDED.scope,
        access_token_sealed = EXCLUDED.access_token_sealed, refresh_token_sealed = EXCLUDED.refresh_token_sealed,
        access_token_issued_at = EXCLUDED.access_token_issued_at,
        access_token_expires_at = EXCLUDED.access_token_expires_at,
-       reauth_reason = NULL, connected_at = now(), updated_at = now()
+       reauth_reason = NULL, connected_at = now(), updated_at = now(),
+       last_refreshed_at = NULL, last_refresh_error = NULL, last_refresh_error_at = NULL
      RETURNING *`,
     [
       connection.userId,
@@ -109,7 +117,7 @@ export async function updateRefreshedTokens(
 ): Promise<ConnectionRow> {
   const result = await client.query<ConnectionRow>(
     `UPDATE connections SET access_token_sealed = $2, refresh_token_sealed = $3, scope = $4,
-       access_token_issued_at = $5, access_token_expires_at = $6, updated_at = now()
+       access_token_issued_at = $5, access_token_expires_at = $6, updated_at = now(), last_refreshed_at = now()
      WHERE user_id = $1 RETURNING *`,
     [
       update.userId,
@@ -132,10 +140,33 @@ export async function markReauthRequired(client: PoolClient, userId: string, rea
   return result.rows[0]!;
 }
 
+/** Records why a refresh produced no token (a reason as the metrics name it, never a secret), and when. */
+export async function recordRefreshFailure(db: Db, userId: string, reason: string): Promise<void> {
+  await db.query('UPDATE connections SET last_refresh_error = $2, last_refresh_error_at = now() WHERE user_id = $1', [
+    userId,
+    reason,
+  ]);
+}
+
 /** Deletes the user's connection, returning what it held (to revoke it), or undefined. */
 export async function deleteConnection(db: Db, userId: string): Promise<ConnectionRow | undefined> {
   const result = await db.query<ConnectionRow>('DELETE FROM connections WHERE user_id = $1 RETURNING *', [userId]);
   return result.rows[0];
+}
+
+/** Every user's connection in user id order after `after`, optionally only one state's: the operators' view. */
+export async function listConnectionsPage(
+  db: Db,
+  after: string,
+  limit: number,
+  filter: { state?: ConnectionState } = {},
+): Promise<ConnectionRow[]> {
+  const result = await db.query<ConnectionRow>(
+    `SELECT * FROM connections WHERE user_id > $1 AND ($3::text IS NULL OR state = $3)
+     ORDER BY user_id LIMIT $2`,
+    [after, limit, filter.state ?? null],
+  );
+  return result.rows;
 }
 
 /** Connections by kind and state, for the metrics gauge. */

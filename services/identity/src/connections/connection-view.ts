@@ -11,6 +11,10 @@ export interface Connection {
   connectedAt: Date;
   updatedAt: Date;
   accessTokenExpiresAt?: Date;
+  lastRefreshedAt?: Date;
+  /** Why the last refresh that produced no token failed (e.g. invalid_grant, http_503); empty when none did. */
+  lastRefreshError: string;
+  lastRefreshErrorAt?: Date;
 }
 
 export function toConnection(row: ConnectionRow): Connection {
@@ -24,5 +28,8 @@ export function toConnection(row: ConnectionRow): Connection {
     connectedAt: row.connected_at,
     updatedAt: row.updated_at,
     accessTokenExpiresAt: row.access_token_expires_at ?? undefined,
+    lastRefreshedAt: row.last_refreshed_at ?? undefined,
+    lastRefreshError: row.last_refresh_error ?? '',
+    lastRefreshErrorAt: row.last_refresh_error_at ?? undefined,
   };
 }

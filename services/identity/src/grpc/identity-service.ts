@@ -20,12 +20,13 @@ const kinds: Record<ConnectionKind, identityV1.ConnectionKind> = {
   personal_token: identityV1.ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN,
 };
 
-const states: Record<Connection['state'], identityV1.ConnectionState> = {
+export const states: Record<Connection['state'], identityV1.ConnectionState> = {
   active: identityV1.ConnectionState.CONNECTION_STATE_ACTIVE,
   reauth_required: identityV1.ConnectionState.CONNECTION_STATE_REAUTH_REQUIRED,
 };
 
-function toProto(connection: Connection): identityV1.Connection {
+/** A connection as the contract shows it: never a secret. */
+export function toProto(connection: Connection): identityV1.Connection {
   return { ...connection, kind: kinds[connection.kind], state: states[connection.state] };
 }
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Logger, type Pool, type Registry } from '@calsync/service-kit';
-import { countConnections } from '../connections/connection-repository';
+import { connectionKinds, connectionStates, countConnections } from './connections/connection-repository';
 
 /** What the domain reports; Prometheus names stay here. */
 export interface IdentityMetrics {
@@ -12,13 +12,14 @@ export function createIdentityMetrics(options: { registry: Registry; pool: Pool;
   const { registry, pool, log } = options;
   new Gauge({
     name: 'identity_connections',
-    help: 'Calendly connections, by kind and state (read from Postgres at scrape time, so every replica agrees)',
+    help: 'Calendly connections, by kind and state (one GROUP BY at scrape time, so every replica agrees; never a user label)',
     labelNames: ['kind', 'state'],
     registers: [registry],
     async collect() {
       try {
         const counts = await countConnections(pool);
-        this.reset();
+        // Every kind and state, zero included, so a rise from none shows (and alerts) like any other.
+        for (const kind of connectionKinds) for (const state of connectionStates) this.set({ kind, state }, 0);
         for (const { kind, state, count } of counts) this.set({ kind, state }, count);
       } catch (error) {
         log.warn({ err: error }, 'connection count for metrics failed');
