@@ -1,6 +1,7 @@
 // The meetings applier's cost per delivery: how many deliveries a second one process applies,
-// the CPU (milliseconds of this process, which is where node-postgres spends it) and the database
-// round trips each one costs, through the real applier against a real Postgres. No NATS, no gRPC:
+// the CPU (milliseconds of this process, which is where node-postgres spends it, and of the
+// Postgres backends serving it, when they run on this machine) and the database round trips each
+// one costs, through the real applier against a real Postgres. No NATS, no gRPC:
 // only what the meetings service does between taking a delivery off the stream and acking it.
 //
 //   node scripts/bench/apply/index.mjs [--deliveries 4000] [--users 100] [--concurrency 4]
@@ -87,7 +88,10 @@ async function measure(build, databaseUrl, round, log) {
   await build.migrations.migrateSchema({ DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema }, log);
   const pool = kit.createPool({ url: databaseUrl, schema, max: concurrency, log });
   let roundTrips = 0;
+  // The Postgres backend behind each connection, for the server's side of the cost.
+  const backends = new Set();
   pool.on('connect', (client) => {
+    backends.add(client.processID);
     const query = client.query;
     client.query = function countedQuery(...args) {
       roundTrips++;
@@ -113,26 +117,42 @@ async function measure(build, databaseUrl, round, log) {
     };
     await run(warmUp);
     roundTrips = 0;
+    const backendCpuBefore = backendCpuSeconds(backends);
     const cpuBefore = process.cpuUsage();
     const started = process.hrtime.bigint();
     const outcomes = await run(deliveryCount);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const cpu = process.cpuUsage(cpuBefore);
+    const backendCpuAfter = backendCpuSeconds(backends);
     if (outcomes.get('applied') !== deliveryCount)
       throw new Error(`expected every delivery applied, got ${JSON.stringify([...outcomes])}`);
     return {
       perSecond: deliveryCount / seconds,
       cpuMs: (cpu.user + cpu.system) / 1000 / deliveryCount,
       roundTrips: roundTrips / deliveryCount,
+      backendCpuMs:
+        backendCpuBefore === null || backendCpuAfter === null
+          ? NaN
+          : ((backendCpuAfter - backendCpuBefore) * 1000) / deliveryCount,
     };
   } finally {
     await pool.query(`DROP SCHEMA ${schema} CASCADE`).finally(() => pool.end());
   }
 }
 
+/** CPU seconds of these Postgres backends so far (/proc), or null when they are not on this machine. */
+function backendCpuSeconds(pids) {
+  try {
+    return [...pids].reduce((sum, pid) => sum + bench.processUsage(pid).cpuSeconds, 0);
+  } catch {
+    return null;
+  }
+}
+
 const format = (result) =>
   `${result.perSecond.toFixed(0)} deliveries/s, ${result.cpuMs.toFixed(3)} CPU ms/delivery, ` +
-  `${result.roundTrips.toFixed(2)} round trips/delivery`;
+  `${result.roundTrips.toFixed(2)} round trips/delivery, ` +
+  `Postgres backends ${Number.isNaN(result.backendCpuMs) ? 'n/a' : result.backendCpuMs.toFixed(3)} CPU ms/delivery`;
 
 const mean = (results, key) => results.reduce((sum, result) => sum + result[key], 0) / results.length;
 
@@ -161,7 +181,12 @@ async function main() {
     const summary = new Map(
       [...results].map(([label, runs]) => [
         label,
-        { perSecond: mean(runs, 'perSecond'), cpuMs: mean(runs, 'cpuMs'), roundTrips: mean(runs, 'roundTrips') },
+        {
+          perSecond: mean(runs, 'perSecond'),
+          cpuMs: mean(runs, 'cpuMs'),
+          roundTrips: mean(runs, 'roundTrips'),
+          backendCpuMs: mean(runs, 'backendCpuMs'),
+        },
       ]),
     );
     for (const [label, result] of summary)
@@ -172,7 +197,8 @@ async function main() {
       say(
         `this/baseline: deliveries/s x${(now.perSecond / base.perSecond).toFixed(2)}, ` +
           `CPU ms/delivery x${(now.cpuMs / base.cpuMs).toFixed(2)}, ` +
-          `round trips/delivery x${(now.roundTrips / base.roundTrips).toFixed(2)}`,
+          `round trips/delivery x${(now.roundTrips / base.roundTrips).toFixed(2)}, ` +
+          `Postgres backend CPU ms/delivery x${(now.backendCpuMs / base.backendCpuMs).toFixed(2)}`,
       );
     }
     say(

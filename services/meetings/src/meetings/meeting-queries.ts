@@ -254,6 +254,41 @@ function checkBound(name: 'from' | 'to', date: Date | undefined): void {
   }
 }
 
+/** More of a meeting's row to read in the same query: SQL over `meetings m` (aliases unique). */
+export interface MeetingExtra {
+  columns: string;
+  /** LATERAL joins of one row per meeting the columns may read from. */
+  joins?: string;
+}
+
+/**
+ * The user's meeting and its invitees in one query (a row per invitee, one with no invitee
+ * columns when it has none, the meeting's columns on each), with `extra`'s columns as read
+ * from its first row; null when the user has no such meeting.
+ */
+export async function readMeeting<Extra extends object = object>(
+  db: Pool | PoolClient,
+  userId: string,
+  key: 'id' | 'scheduled_event_uri',
+  value: string,
+  extra?: MeetingExtra,
+): Promise<{ meeting: MeetingRecord; extra: Extra } | null> {
+  const { rows } = await db.query<MeetingRow & Extra & Record<string, unknown>>(
+    `SELECT ${meetingColumns},
+       ${inviteeColumns(inviteePrefix)}${extra ? `,\n       ${extra.columns}` : ''}
+       FROM meetings m
+       ${extra?.joins ?? ''}
+       LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
+      WHERE m.user_id = $1 AND m.${key} = $2
+      ORDER BY ${inviteeOrder}`,
+    [userId, value],
+  );
+  const first = rows[0];
+  if (!first) return null;
+  const invitees = rows.filter((row) => row[`${inviteePrefix}uri`] !== null).map((row) => inviteeOf(unprefixed(row)));
+  return { meeting: meetingOf(first, invitees), extra: first };
+}
+
 /** Reads through the pool, or through a transaction's client to see its own writes. */
 export function createMeetingQueries(deps: { pool: Pool | PoolClient }): MeetingQueries {
   const pool = deps.pool as Pool;
@@ -279,23 +314,8 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
     return rows.map((row) => meetingOf(row, invitees.get(row.id) ?? []));
   }
 
-  // The meeting and its invitees in one query: a row per invitee (one with no invitee columns
-  // when it has none), the meeting's columns on each.
-  async function oneMeeting(userId: string, key: 'id' | 'scheduled_event_uri', value: string) {
-    const { rows } = await pool.query<MeetingRow & Record<string, unknown>>(
-      `SELECT ${meetingColumns},
-         ${inviteeColumns(inviteePrefix)}
-         FROM meetings m
-         LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
-        WHERE m.user_id = $1 AND m.${key} = $2
-        ORDER BY ${inviteeOrder}`,
-      [userId, value],
-    );
-    const first = rows[0];
-    if (!first) return null;
-    const invitees = rows.filter((row) => row[`${inviteePrefix}uri`] !== null).map((row) => inviteeOf(unprefixed(row)));
-    return meetingOf(first, invitees);
-  }
+  const oneMeeting = async (userId: string, key: 'id' | 'scheduled_event_uri', value: string) =>
+    (await readMeeting(pool, userId, key, value))?.meeting ?? null;
 
   return {
     async list(query) {

@@ -2,6 +2,7 @@ import type { PoolClient } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
 import { isDeepStrictEqual } from 'node:util';
 import { lockUserChangesSql } from '../feed/meeting-changes';
+import { readMeeting, type MeetingExtra, type MeetingRecord } from './meeting-queries';
 import { deriveMeetingStatus, type MeetingStatus, type MeetingStatusInputs } from './meeting-status';
 
 // Every statement below names user_id in its WHERE clause or conflict key: a user's delivery
@@ -146,40 +147,42 @@ function inviteeValues(change: InviteeChange): unknown[] {
 const claimSql = `INSERT INTO inbox (user_id, delivery_key, event_type, outcome) VALUES ($1, $2, $3, $4)
   ON CONFLICT (user_id, delivery_key) DO NOTHING`;
 
-const statusInputsSql = `
-SELECT m.event_status, m.event_canceled_by, m.event_cancel_reason, m.event_canceler_type, m.event_canceled_at,
-       m.active_invitees,
-       (SELECT count(*)::int FROM invitees i WHERE i.user_id = m.user_id AND i.meeting_id = m.id) AS known,
-       (SELECT count(*)::int FROM invitees i
-         WHERE i.user_id = m.user_id AND i.meeting_id = m.id AND i.status = 'active') AS active_known,
-       last.canceled_by, last.cancel_reason, last.canceler_type, last.canceled_at,
-       m.status AS stored_status, m.canceled_by AS stored_canceled_by, m.cancel_reason AS stored_cancel_reason,
-       m.canceler_type AS stored_canceler_type, m.canceled_at AS stored_canceled_at
-  FROM meetings m
-  LEFT JOIN LATERAL (
-    SELECT canceled_by, cancel_reason, canceler_type, canceled_at FROM invitees i
-     WHERE i.user_id = m.user_id AND i.meeting_id = m.id AND i.status = 'canceled'
-     ORDER BY canceled_at DESC NULLS LAST, uri LIMIT 1) last ON true
- WHERE m.user_id = $1 AND m.id = $2`;
+// What deriveMeetingStatus needs, as columns beside a meeting's (readMeeting): read with the
+// meeting after this delivery's upserts, so the after-snapshot and the status cost one query.
+const statusInputs: MeetingExtra = {
+  columns: `m.event_status AS status_event_status, m.event_canceled_by AS status_event_canceled_by,
+    m.event_cancel_reason AS status_event_cancel_reason, m.event_canceler_type AS status_event_canceler_type,
+    m.event_canceled_at AS status_event_canceled_at, m.active_invitees AS status_active_invitees,
+    (SELECT count(*)::int FROM invitees k WHERE k.user_id = m.user_id AND k.meeting_id = m.id) AS status_known,
+    (SELECT count(*)::int FROM invitees k
+      WHERE k.user_id = m.user_id AND k.meeting_id = m.id AND k.status = 'active') AS status_active_known,
+    last.canceled_by AS status_canceled_by, last.cancel_reason AS status_cancel_reason,
+    last.canceler_type AS status_canceler_type, last.canceled_at AS status_canceled_at,
+    m.canceled_by AS status_stored_canceled_by, m.cancel_reason AS status_stored_cancel_reason,
+    m.canceler_type AS status_stored_canceler_type, m.canceled_at AS status_stored_canceled_at`,
+  joins: `LEFT JOIN LATERAL (
+    SELECT canceled_by, cancel_reason, canceler_type, canceled_at FROM invitees k
+     WHERE k.user_id = m.user_id AND k.meeting_id = m.id AND k.status = 'canceled'
+     ORDER BY canceled_at DESC NULLS LAST, uri LIMIT 1) last ON true`,
+};
 
 interface StatusInputsRow {
-  event_status: string;
-  event_canceled_by: string | null;
-  event_cancel_reason: string | null;
-  event_canceler_type: string | null;
-  event_canceled_at: Date | null;
-  active_invitees: number | null;
-  known: number;
-  active_known: number;
-  canceled_by: string | null;
-  cancel_reason: string | null;
-  canceler_type: string | null;
-  canceled_at: Date | null;
-  stored_status: 'active' | 'canceled';
-  stored_canceled_by: string | null;
-  stored_cancel_reason: string | null;
-  stored_canceler_type: string | null;
-  stored_canceled_at: Date | null;
+  status_event_status: string;
+  status_event_canceled_by: string | null;
+  status_event_cancel_reason: string | null;
+  status_event_canceler_type: string | null;
+  status_event_canceled_at: Date | null;
+  status_active_invitees: number | null;
+  status_known: number;
+  status_active_known: number;
+  status_canceled_by: string | null;
+  status_cancel_reason: string | null;
+  status_canceler_type: string | null;
+  status_canceled_at: Date | null;
+  status_stored_canceled_by: string | null;
+  status_stored_cancel_reason: string | null;
+  status_stored_canceler_type: string | null;
+  status_stored_canceled_at: Date | null;
 }
 
 function cancellationFrom(
@@ -194,17 +197,22 @@ function cancellationFrom(
 
 function statusInputsOf(row: StatusInputsRow): MeetingStatusInputs {
   return {
-    eventCanceled: row.event_status === 'canceled',
+    eventCanceled: row.status_event_status === 'canceled',
     eventCancellation: cancellationFrom(
-      row.event_canceled_by,
-      row.event_cancel_reason,
-      row.event_canceler_type,
-      row.event_canceled_at,
+      row.status_event_canceled_by,
+      row.status_event_cancel_reason,
+      row.status_event_canceler_type,
+      row.status_event_canceled_at,
     ),
-    activeInviteesCounter: row.active_invitees,
-    knownInvitees: row.known,
-    activeKnownInvitees: row.active_known,
-    latestInviteeCancellation: cancellationFrom(row.canceled_by, row.cancel_reason, row.canceler_type, row.canceled_at),
+    activeInviteesCounter: row.status_active_invitees,
+    knownInvitees: row.status_known,
+    activeKnownInvitees: row.status_active_known,
+    latestInviteeCancellation: cancellationFrom(
+      row.status_canceled_by,
+      row.status_cancel_reason,
+      row.status_canceler_type,
+      row.status_canceled_at,
+    ),
   };
 }
 
@@ -276,22 +284,25 @@ export const meetingWrites = {
 
   /**
    * Derives the meeting's status from what is stored now (after this delivery's upserts) and
-   * writes it when it differs from the stored one: most deliveries leave it as it was.
+   * writes it when it differs from the stored one, then answers the meeting as stored: most
+   * deliveries leave the status as it was, and then the derivation and the answer are one query.
    */
-  async settleStatus(client: PoolClient, userId: string, meetingId: string): Promise<void> {
-    const { rows } = await client.query<StatusInputsRow>(statusInputsSql, [userId, meetingId]);
-    const row = rows[0]!;
+  async settleStatus(client: PoolClient, userId: string, meetingId: string): Promise<MeetingRecord> {
+    const read = (await readMeeting<StatusInputsRow>(client, userId, 'id', meetingId, statusInputs))!;
+    const row = read.extra;
     const status = deriveMeetingStatus(statusInputsOf(row));
     const stored: MeetingStatus = {
-      status: row.stored_status,
+      status: read.meeting.status,
       cancellation: cancellationFrom(
-        row.stored_canceled_by,
-        row.stored_cancel_reason,
-        row.stored_canceler_type,
-        row.stored_canceled_at,
+        row.status_stored_canceled_by,
+        row.status_stored_cancel_reason,
+        row.status_stored_canceler_type,
+        row.status_stored_canceled_at,
       ),
     };
-    if (!isDeepStrictEqual(status, stored)) await meetingWrites.setStatus(client, userId, meetingId, status);
+    if (isDeepStrictEqual(status, stored)) return read.meeting;
+    await meetingWrites.setStatus(client, userId, meetingId, status);
+    return (await readMeeting(client, userId, 'id', meetingId))!.meeting;
   },
 
   async setStatus(client: PoolClient, userId: string, meetingId: string, status: MeetingStatus): Promise<void> {

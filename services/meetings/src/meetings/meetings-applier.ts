@@ -52,7 +52,8 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
 
   // Every step is one round trip, and each costs CPU here and in Postgres: the claim takes the
   // user's lock in the same statement, the meeting and its invitee are upserted together, each
-  // snapshot is one query, and the change's outbox row and the delivery's log row go together.
+  // snapshot is one query (the after-snapshot with the status inputs), and the change's outbox
+  // row and the delivery's log row go together.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
     return inTransaction(pool, async (client) => {
       const fresh = await meetingWrites.claimDeliveryLockingUser(client, {
@@ -72,8 +73,7 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
       if (invitee.newInviteeUri)
         await meetingWrites.linkReschedule(client, change.userId, invitee.uri, invitee.newInviteeUri);
-      await meetingWrites.settleStatus(client, change.userId, meetingId);
-      const after = (await reads.get(change.userId, meetingId))!;
+      const after = await meetingWrites.settleStatus(client, change.userId, meetingId);
       const kind = changeKindOf(before, after, {
         eventType: change.eventType,
         rescheduled: invitee.rescheduled || Boolean(invitee.newInviteeUri),
