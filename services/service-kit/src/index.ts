@@ -5,6 +5,7 @@ export * from './grpc-server';
 export * from './grpc-client';
 export * from './postgres';
 export * from './advisory-locks';
+export * from './paging';
 export * from './nats';
 export * from './nats-names';
 export * from './nats-streams';

@@ -1,4 +1,4 @@
-import type { Pool } from '@calsync/service-kit';
+import { pageSizeOf, type PageSizeBounds, type Pool } from '@calsync/service-kit';
 import { listConnectionsPage, type ConnectionState } from '../connections/connection-repository';
 import { toConnection, type Connection } from '../connections/connection-view';
 import { invalidInput } from '../errors';
@@ -17,8 +17,7 @@ export interface ConnectionFleet {
   list(query: ConnectionPageQuery): Promise<{ connections: Connection[]; nextCursor: string }>;
 }
 
-const maxPageSize = 500;
-const defaultPageSize = 100;
+const pageBounds: PageSizeBounds = { defaultSize: 100, maxSize: 500 };
 const maxUserIdLength = 200;
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u001f\u007f]/;
@@ -44,9 +43,7 @@ function decodeCursor(cursor: string): string {
 export function createConnectionFleet(deps: { pool: Pool }): ConnectionFleet {
   return {
     async list(query) {
-      const pageSize = query.pageSize ?? defaultPageSize;
-      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
-        throw invalidInput(`page_size must be between 1 and ${maxPageSize}`);
+      const pageSize = pageSizeOf(query.pageSize, pageBounds, invalidInput);
       const after = query.cursor ? decodeCursor(query.cursor) : '';
       // One more than asked tells whether another page follows without a count.
       const rows = await listConnectionsPage(deps.pool, after, pageSize + 1, query.state ? { state: query.state } : {});

@@ -1,5 +1,11 @@
 import { eventsV1 } from '@calsync/proto';
-import { publishTraced, type JetStreamClient, type JetStreamManager, type NatsNames } from '@calsync/service-kit';
+import {
+  pageSizeOf,
+  publishTraced,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsNames,
+} from '@calsync/service-kit';
 
 /** A dead letter as operators see it: why it was given up and whose it was, never its payload. */
 export interface DeadLetterSummary {
@@ -30,8 +36,8 @@ export interface DeadLetterReplay {
   replay(target: { sequences: number[] } | { userId?: string }): Promise<{ replayed: number; notFound: number }>;
 }
 
-const maxPageSize = 200;
-const defaultPageSize = 50;
+const pageBounds = { defaultSize: 50, maxSize: 200 };
+const maxPageSize = pageBounds.maxSize;
 // Replayed letters leave gaps; one call looks at this many sequences per asked-for row at most.
 const scanFactor = 20;
 
@@ -98,9 +104,7 @@ export function createDeadLetterReplay(deps: {
 
   return {
     async list(query) {
-      const pageSize = query.pageSize ?? defaultPageSize;
-      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
-        throw new DeadLetterQueryInvalid(`page_size must be between 1 and ${maxPageSize}`);
+      const pageSize = pageSizeOf(query.pageSize, pageBounds, (message) => new DeadLetterQueryInvalid(message));
       const cursor = query.cursor ?? '';
       if (cursor && !/^\d{1,15}$/.test(cursor)) throw new DeadLetterQueryInvalid('cursor is not one this API returned');
       const result = await page(cursor ? Number(cursor) : 0, pageSize, query.userId);

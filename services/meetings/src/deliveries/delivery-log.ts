@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '@calsync/service-kit';
+import { pageSizeOf, type PageSizeBounds, type Pool, type PoolClient } from '@calsync/service-kit';
 import { InvalidQueryError } from '../meetings/meeting-queries';
 
 /** What became of a received delivery: the meetings applier's outcomes, and the dead-letter stream's. */
@@ -30,13 +30,8 @@ export interface DeliveryLog {
 }
 
 /** How many rows one page may hold: the user API's and the operators' bounds differ. */
-export interface PageBounds {
-  defaultSize: number;
-  maxSize: number;
-}
-
-export const userPageBounds: PageBounds = { defaultSize: 20, maxSize: 100 };
-export const operatorPageBounds: PageBounds = { defaultSize: 50, maxSize: 200 };
+export const userPageBounds: PageSizeBounds = { defaultSize: 20, maxSize: 100 };
+export const operatorPageBounds: PageSizeBounds = { defaultSize: 50, maxSize: 200 };
 
 const maxUserIdLength = 200;
 // Exactly what encodeCursor writes: a version and the last row's id, nothing else.
@@ -90,13 +85,11 @@ interface LogRow {
   recorded_at: Date;
 }
 
-export function createDeliveryLog(deps: { pool: Pool; bounds: PageBounds }): DeliveryLog {
+export function createDeliveryLog(deps: { pool: Pool; bounds: PageSizeBounds }): DeliveryLog {
   const { pool, bounds } = deps;
   return {
     async list(query) {
-      const pageSize = query.pageSize === 0 ? bounds.defaultSize : query.pageSize;
-      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > bounds.maxSize)
-        throw new InvalidQueryError(`page_size must be between 1 and ${bounds.maxSize}`);
+      const pageSize = pageSizeOf(query.pageSize, bounds, (message) => new InvalidQueryError(message));
       if (query.userId !== undefined && (query.userId.length === 0 || query.userId.length > maxUserIdLength))
         throw new InvalidQueryError(`user_id must be 1 to ${maxUserIdLength} characters`);
       const conditions: string[] = [];

@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '@calsync/service-kit';
+import { pageSizeOf, type Pool, type PoolClient } from '@calsync/service-kit';
 import { z } from 'zod';
 
 /** A read request the caller got wrong (bad page size, cursor or window). */
@@ -69,8 +69,7 @@ export interface MeetingQueries {
   byScheduledEvent(userId: string, scheduledEventUri: string): Promise<MeetingRecord | null>;
 }
 
-const defaultPageSize = 20;
-const maxPageSize = 100;
+const pageBounds = { defaultSize: 20, maxSize: 100 };
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const firstYear = 1;
 const lastYear = 9999;
@@ -320,9 +319,7 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
   return {
     async list(query) {
       if (!query.userId) throw new InvalidQueryError('user_id is required');
-      const pageSize = query.pageSize === 0 ? defaultPageSize : query.pageSize;
-      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
-        throw new InvalidQueryError(`page_size must be between 1 and ${maxPageSize}`);
+      const pageSize = pageSizeOf(query.pageSize, pageBounds, (message) => new InvalidQueryError(message));
       checkBound('from', query.from);
       checkBound('to', query.to);
       if (query.from && query.to && query.from.getTime() >= query.to.getTime())

@@ -1,3 +1,4 @@
+import { pageSizeOf, type PageSizeBounds } from '@calsync/service-kit';
 import { syncModeNames, type SyncModeName, type SyncModeRepository } from '../polling/sync-mode-repository';
 import type { WebhookRepository, WebhookRow, WebhookState } from '../webhooks/webhook-repository';
 
@@ -32,17 +33,14 @@ export interface HookFleet {
   countSyncModes(): Promise<Map<SyncModeName, number>>;
 }
 
-const maxPageSize = 500;
-const defaultPageSize = 100;
+const pageBounds: PageSizeBounds = { defaultSize: 100, maxSize: 500 };
 // Cursors are hook ids, which the schema keeps to this alphabet and length.
 const cursorPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function createHookFleet(deps: { repository: WebhookRepository; syncModes: SyncModeRepository }): HookFleet {
   return {
     async list(query) {
-      const pageSize = query.pageSize ?? defaultPageSize;
-      if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > maxPageSize)
-        throw new FleetQueryInvalid(`page_size must be between 1 and ${maxPageSize}`);
+      const pageSize = pageSizeOf(query.pageSize, pageBounds, (message) => new FleetQueryInvalid(message));
       const cursor = query.cursor ?? '';
       if (cursor && !cursorPattern.test(cursor)) throw new FleetQueryInvalid('cursor is not one this API returned');
       if (query.userId !== undefined && (query.userId.length === 0 || query.userId.length > 200))
