@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
-import { approveAuthorize, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
-import { startTestIdentity, type IdentityClient } from '@calsync/identity/testing';
+import { createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
+import { connectWithOAuth, startTestIdentity, type IdentityClient } from '@calsync/identity/testing';
 import { start as startMeetings } from '@calsync/meetings';
 import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
 import { eventsV1, subscriptionV1 } from '@calsync/proto';
@@ -254,9 +254,7 @@ export async function startHarness(
     },
     async connectWithOAuth(userId, extra = {}) {
       const user = await createUser(userId, extra);
-      const { authorizeUrl } = await identity.beginConnect({ userId, redirectUri: 'http://127.0.0.1:1/callback' });
-      const { code, state } = await approveAuthorize(authorizeUrl, user);
-      await identity.completeConnect({ state, code });
+      await connectWithOAuth(identity, userId, user);
       return user;
     },
     async stop() {

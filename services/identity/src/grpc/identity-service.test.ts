@@ -16,6 +16,7 @@ import type { IdentityApp } from '../main';
 import { approveAuthorize, createSimUser, simControl, type SimUser } from '@calsync/calendly-sim/testing';
 import {
   accessTokenExpired,
+  connectWithOAuth as connectUserWithOAuth,
   expectNoPlaintextSecrets,
   failureOf,
   startTestIdentity,
@@ -78,15 +79,9 @@ async function newSimUser(overrides: Record<string, string> = {}): Promise<SimUs
   return user;
 }
 
-/** The whole OAuth connect as the gateway and the browser drive it. */
-async function connectWithOAuth(userId: string, simUser: SimUser) {
-  const begun = await identity.beginConnect({ userId, redirectUri });
-  secrets.add(begun.state);
-  const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
-  secrets.add(code);
-  expect(state).toBe(begun.state);
-  return identity.completeConnect({ state, code });
-}
+/** The whole OAuth connect as the gateway and the browser drive it; its state and code are secrets. */
+const connectWithOAuth = (userId: string, simUser: SimUser) =>
+  connectUserWithOAuth(identity, userId, simUser, (secret) => secrets.add(secret));
 
 async function accessToken(userId: string, minValiditySeconds = 0): Promise<string> {
   const answer = await identity.getAccessToken({ userId, minValiditySeconds });

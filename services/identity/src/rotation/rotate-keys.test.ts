@@ -5,6 +5,7 @@ import { grpcIdentities, GrpcStatus } from '@calsync/service-kit';
 import { captureLogger, clientAs, createTestDatabase, type TestDatabase } from '@calsync/service-kit/testing';
 import { approveAuthorize, createSimUser, type SimUser } from '@calsync/calendly-sim/testing';
 import {
+  connectWithOAuth,
   expectNoPlaintextSecrets,
   identityEnv,
   newSealingKey,
@@ -68,9 +69,7 @@ describe('key rotation', () => {
         ),
     );
     for (const [i, simUser] of simUsers.slice(20, 23).entries()) {
-      const begun = await first.client.beginConnect({ userId: userIds[20 + i]!, redirectUri });
-      const { code, state } = await approveAuthorize(begun.authorizeUrl, simUser);
-      await first.client.completeConnect({ state, code });
+      await connectWithOAuth(first.client, userIds[20 + i]!, simUser);
     }
     const pending = await first.client.beginConnect({ userId: 'user-pending', redirectUri });
     const connected = userIds.slice(0, 23);
