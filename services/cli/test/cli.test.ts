@@ -273,9 +273,11 @@ describe('purge', () => {
     await system.connectWithToken('user-bob');
     const purged = await json(['purge', 'user-bob']);
     expect(purged).toMatchObject({ userId: 'user-bob' });
-    // The connection is gone from identity and the webhook from subscription (which deletes it
-    // at Calendly before counting the rows it deletes after).
-    expect((purged as { identity: { rowsDeleted: number } }).identity.rowsDeleted).toBeGreaterThan(0);
+    // The connection is gone from identity, and from subscription the webhook (deleted at
+    // Calendly first), its import request and the rest of the user's rows, all counted.
+    const counts = purged as { identity: { rowsDeleted: number }; subscription: { rowsDeleted: number } };
+    expect(counts.identity.rowsDeleted).toBeGreaterThan(0);
+    expect(counts.subscription.rowsDeleted).toBeGreaterThanOrEqual(2);
     expect(await json(['status', 'user-bob'])).toMatchObject({ connection: null, webhooks: [] });
     expect(await json(['purge', 'user-bob'])).toMatchObject({
       subscription: { rowsDeleted: 0 },

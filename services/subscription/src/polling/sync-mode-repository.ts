@@ -41,7 +41,8 @@ export interface SyncModeRepository {
     reason: string,
     schedule: { nextPollAt: Date; nextSweepAt: Date },
   ): Promise<SyncModeRow | undefined>;
-  forget(userId: string): Promise<void>;
+  /** Resolves the rows deleted (0 or 1). */
+  forget(userId: string): Promise<number>;
   /**
    * Polling users whose short poll or sweep is due at `now`, earliest first, locked for the
    * caller's transaction (rows another replica holds are skipped).
@@ -121,7 +122,7 @@ export function createSyncModeRepository(db: Db): SyncModeRepository {
     },
 
     async forget(userId) {
-      await db.query('DELETE FROM sync_modes WHERE user_id = $1', [userId]);
+      return (await db.query('DELETE FROM sync_modes WHERE user_id = $1', [userId])).rowCount ?? 0;
     },
 
     async claimDue(now, limit) {

@@ -41,6 +41,8 @@ export interface RemoveResult {
   removedLocally: number;
   deletedRemotely: number;
   leftForReconcile: number;
+  /** Every row this removal deleted: the hooks, the import request and the sync mode. */
+  rowsDeleted: number;
 }
 
 export interface Subscriptions {
@@ -589,9 +591,9 @@ export function createSubscriptions(deps: {
         const rows = await repo.markUserRemoving(userId);
         await repo.releaseShared(userId);
         // Connecting again imports again: what happened meanwhile was never delivered.
-        await client.query('DELETE FROM initial_imports WHERE user_id = $1', [userId]);
-        await createSyncModeRepository(client).forget(userId);
-        const result: RemoveResult = { removedLocally: 0, deletedRemotely: 0, leftForReconcile: 0 };
+        const imports = await client.query('DELETE FROM initial_imports WHERE user_id = $1', [userId]);
+        const modes = await createSyncModeRepository(client).forget(userId);
+        const result: RemoveResult = { removedLocally: 0, deletedRemotely: 0, leftForReconcile: 0, rowsDeleted: 0 };
         const remoteUris = rows.flatMap((row) => (row.calendlySubscriptionUri ? [row.calendlySubscriptionUri] : []));
         let grant: CalendlyGrant | undefined;
         if (remoteUris.length > 0) {
@@ -610,6 +612,7 @@ export function createSubscriptions(deps: {
           }
         }
         result.removedLocally = await repo.delete(rows.map((row) => row.hookId));
+        result.rowsDeleted = result.removedLocally + (imports.rowCount ?? 0) + modes;
         log.info({ userId, ...result }, 'webhooks removed');
         return result;
       });
@@ -641,11 +644,11 @@ export function createSubscriptions(deps: {
     },
 
     async purge(userId) {
-      await subscriptions.remove(userId);
+      const removed = await subscriptions.remove(userId);
       // A subscription Calendly could not delete now stays a leftover no one can delete later
       // (the token goes with the user): Calendly disables it once its deliveries find no hook.
       return withUserLock(deps.pool, userId, async (client) => {
-        let rowsDeleted = 0;
+        let rowsDeleted = removed.rowsDeleted;
         for (const table of userTables) {
           const result = await client.query(`DELETE FROM ${table} WHERE user_id = $1`, [userId]);
           rowsDeleted += result.rowCount ?? 0;
