@@ -39,3 +39,21 @@ export function hasCode(error: unknown, code: status): boolean {
 }
 
 export { status as GrpcStatus } from '@grpc/grpc-js';
+
+const statusByHttpStatus: Partial<Record<number, status>> = {
+  401: status.UNAUTHENTICATED,
+  403: status.PERMISSION_DENIED,
+  404: status.NOT_FOUND,
+  409: status.ALREADY_EXISTS,
+  429: status.RESOURCE_EXHAUSTED,
+};
+
+/**
+ * What a failed HTTP call to an outside API (Calendly) means for our own callers, by the HTTP
+ * status it answered: no answer, an unreadable one (undefined) or a 5xx is UNAVAILABLE (worth a
+ * retry); the refusals keep their meaning; any other 4xx is INVALID_ARGUMENT.
+ */
+export function grpcStatusOfHttpFailure(httpStatus: number | undefined): status {
+  if (httpStatus === undefined || httpStatus >= 500) return status.UNAVAILABLE;
+  return statusByHttpStatus[httpStatus] ?? status.INVALID_ARGUMENT;
+}

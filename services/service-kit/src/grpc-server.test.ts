@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { connect, TLSSocket, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { meetingsV1 } from '@calsync/proto';
-import { GrpcError, reasonOf } from './errors';
+import { GrpcError, grpcStatusOfHttpFailure, reasonOf } from './errors';
 import { createGrpcClient } from './grpc-client';
 import { bindService, createGrpcServer, livenessHealthName, type GrpcServer, type ServiceBinding } from './grpc-server';
 import { channelCredentials, grpcIdentities, type GrpcSecurity } from './grpc-security';
@@ -402,5 +402,22 @@ describe('certificate rotation', () => {
       await server.stop();
       ca.remove();
     }
+  });
+});
+
+describe('grpcStatusOfHttpFailure', () => {
+  it.each([
+    [undefined, grpc.status.UNAVAILABLE],
+    [500, grpc.status.UNAVAILABLE],
+    [503, grpc.status.UNAVAILABLE],
+    [401, grpc.status.UNAUTHENTICATED],
+    [403, grpc.status.PERMISSION_DENIED],
+    [404, grpc.status.NOT_FOUND],
+    [409, grpc.status.ALREADY_EXISTS],
+    [429, grpc.status.RESOURCE_EXHAUSTED],
+    [400, grpc.status.INVALID_ARGUMENT],
+    [422, grpc.status.INVALID_ARGUMENT],
+  ])('maps an outside API answering %p to %i', (httpStatus, expected) => {
+    expect(grpcStatusOfHttpFailure(httpStatus)).toBe(expected);
   });
 });

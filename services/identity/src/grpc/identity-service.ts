@@ -5,6 +5,7 @@ import {
   grpcIdentities,
   GrpcError,
   GrpcStatus,
+  grpcStatusOfHttpFailure,
   type Callers,
   type Logger,
   type ServiceBinding,
@@ -46,15 +47,6 @@ const failures: Record<IdentityFailure, { code: GrpcStatus; reason?: true }> = {
   REFRESH_REFUSED: { code: GrpcStatus.INTERNAL },
 };
 
-/** A failed Calendly call by its HTTP status; no answer, an unreadable one or a 5xx is UNAVAILABLE. */
-const calendlyStatuses: Partial<Record<number, GrpcStatus>> = {
-  401: GrpcStatus.UNAUTHENTICATED,
-  403: GrpcStatus.PERMISSION_DENIED,
-  404: GrpcStatus.NOT_FOUND,
-  409: GrpcStatus.ALREADY_EXISTS,
-  429: GrpcStatus.RESOURCE_EXHAUSTED,
-};
-
 /** identity's one table of errors as gRPC statuses (docs/errors.md); the admin service shares it. */
 export function toGrpcError(error: unknown): GrpcError | undefined {
   if (error instanceof IdentityError) {
@@ -62,11 +54,11 @@ export function toGrpcError(error: unknown): GrpcError | undefined {
     return new GrpcError(code, error.message, reason && error.failure);
   }
   if (error instanceof CalendlyError) {
-    const code =
-      error.failure !== 'http' || error.status >= 500
-        ? GrpcStatus.UNAVAILABLE
-        : (calendlyStatuses[error.status] ?? GrpcStatus.INVALID_ARGUMENT);
-    return new GrpcError(code, error.safeMessage);
+    // By the HTTP status Calendly answered (the kit's one rule for an outside API).
+    return new GrpcError(
+      grpcStatusOfHttpFailure(error.failure === 'http' ? error.status : undefined),
+      error.safeMessage,
+    );
   }
   return undefined;
 }

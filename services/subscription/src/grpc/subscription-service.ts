@@ -5,6 +5,7 @@ import {
   grpcIdentities,
   GrpcError,
   GrpcStatus,
+  grpcStatusOfHttpFailure,
   type Callers,
   type Logger,
   type ServiceBinding,
@@ -142,18 +143,9 @@ const failures: Record<SubscriptionFailure, { code: GrpcStatus; reason?: true }>
   RECONCILE_LOCK_LOST: { code: GrpcStatus.UNAVAILABLE },
 };
 
-/** A failed Calendly call by its HTTP status; no answer, an unreadable one or a 5xx is UNAVAILABLE. */
-const calendlyStatuses: Partial<Record<number, GrpcStatus>> = {
-  401: GrpcStatus.UNAUTHENTICATED,
-  403: GrpcStatus.PERMISSION_DENIED,
-  404: GrpcStatus.NOT_FOUND,
-  409: GrpcStatus.ALREADY_EXISTS,
-  429: GrpcStatus.RESOURCE_EXHAUSTED,
-};
-
+/** A failed Calendly call by the HTTP status it answered (the kit's one rule for an outside API). */
 function calendlyStatus(error: CalendlyError): GrpcStatus {
-  if (error.failure !== 'http' || error.status >= 500) return GrpcStatus.UNAVAILABLE;
-  return calendlyStatuses[error.status] ?? GrpcStatus.INVALID_ARGUMENT;
+  return grpcStatusOfHttpFailure(error.failure === 'http' ? error.status : undefined);
 }
 
 /** subscription's one table of errors as gRPC statuses (docs/errors.md); the admin service shares it. */
