@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { createPool, inTransaction, migrate } from './postgres';
+import { createPool, inTransaction, migrate, prepared } from './postgres';
 import { captureLogger } from './testing/log-capture';
 import { createTestDatabase, type TestDatabase } from './testing/infra';
 
@@ -143,5 +143,27 @@ describe('a terminated connection', () => {
       await ended;
       return { ended: true, queryable: await client.query('SELECT 1').then(() => true, () => false) };`);
     expect(outcome).toEqual({ ended: true, queryable: false });
+  });
+});
+
+describe('prepared', () => {
+  it('names one text one statement, which each connection parses once and reuses', async () => {
+    const { log } = captureLogger();
+    const pool = createPool({ url: database.url, schema: 'public', max: 1, log });
+    try {
+      const text = 'SELECT $1::int + 1 AS n';
+      const first = prepared(text, [1]);
+      expect(prepared(text, [2]).name).toBe(first.name);
+      expect(prepared('SELECT $1::int + 2 AS n', [1]).name).not.toBe(first.name);
+      for (const value of [1, 2, 3])
+        expect((await pool.query(prepared(text, [value]))).rows).toEqual([{ n: value + 1 }]);
+      const { rows } = await pool.query<{ statements: number }>(
+        'SELECT count(*)::int AS statements FROM pg_prepared_statements WHERE name = $1',
+        [first.name],
+      );
+      expect(rows).toEqual([{ statements: 1 }]);
+    } finally {
+      await pool.end();
+    }
   });
 });

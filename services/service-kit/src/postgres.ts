@@ -1,4 +1,5 @@
-import { Client, Pool, type PoolClient } from 'pg';
+import { createHash } from 'node:crypto';
+import { Client, Pool, type PoolClient, type QueryConfig } from 'pg';
 import { runner } from 'node-pg-migrate';
 import { lockForSession } from './advisory-locks';
 import type { Logger } from './logger';
@@ -6,6 +7,24 @@ import type { Logger } from './logger';
 export type { Pool, PoolClient } from 'pg';
 
 const identifier = /^[a-z_][a-z0-9_]{0,62}$/;
+
+const statementNames = new Map<string, string>();
+const maxStatementNames = 1_000;
+
+/**
+ * `text` as a named prepared statement: Postgres parses and plans it once per connection instead
+ * of on every call, and node-postgres sends only the values after the first. For the fixed
+ * statements of a hot path; the name comes from the text, so one text is always one statement.
+ */
+export function prepared(text: string, values: unknown[]): QueryConfig<unknown[]> {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `calsync_${createHash('sha256').update(text).digest('base64url').slice(0, 32)}`;
+    // Texts are a fixed set; the bound only keeps a caller that builds them from data harmless.
+    if (statementNames.size < maxStatementNames) statementNames.set(text, name);
+  }
+  return { name, text, values };
+}
 
 function assertSchemaName(schema: string): void {
   if (!identifier.test(schema)) throw new Error(`"${schema}" is not a plain lower-case schema name`);

@@ -1,4 +1,4 @@
-import { pageSizeOf, type PageSizeBounds, type Pool, type PoolClient } from '@calsync/service-kit';
+import { pageSizeOf, prepared, type PageSizeBounds, type Pool, type PoolClient } from '@calsync/service-kit';
 import { InvalidQueryError } from '../meetings/meeting-queries';
 
 /** What became of a received delivery: the meetings applier's outcomes, and the dead-letter stream's. */
@@ -70,8 +70,10 @@ export function recordDeliverySql(entry: DeliveryLogInput, bind: (value: unknown
 export async function recordDelivery(db: Pool | PoolClient, entry: DeliveryLogInput): Promise<void> {
   const values: unknown[] = [];
   await db.query(
-    recordDeliverySql(entry, (value) => `$${values.push(value)}`),
-    values,
+    prepared(
+      recordDeliverySql(entry, (value) => `$${values.push(value)}`),
+      values,
+    ),
   );
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { meetingsV1 } from '@calsync/proto';
-import { lockForTransaction, transactionLockSql, type LockKey, type PoolClient } from '@calsync/service-kit';
+import { lockForTransaction, prepared, transactionLockSql, type LockKey, type PoolClient } from '@calsync/service-kit';
 import { toMeeting } from '../meetings/meeting-proto';
 import type { MeetingRecord } from '../meetings/meeting-queries';
 
@@ -81,10 +81,12 @@ export async function recordChange(
   const values: unknown[] = [changeId, input.userId, Buffer.from(message)];
   const other = alongside?.((value) => `$${values.push(value)}`);
   await client.query(
-    `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
+    prepared(
+      `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
      ${other ? `, alongside AS (${other})` : ''}
      SELECT pg_notify('${outboxChannel}', '') FROM change`,
-    values,
+      values,
+    ),
   );
   return changeId;
 }

@@ -1,4 +1,4 @@
-import { pageSizeOf, type Pool, type PoolClient } from '@calsync/service-kit';
+import { pageSizeOf, prepared, type Pool, type PoolClient } from '@calsync/service-kit';
 import { z } from 'zod';
 
 /** A read request the caller got wrong (bad page size, cursor or window). */
@@ -273,14 +273,16 @@ export async function readMeeting<Extra extends object = object>(
   extra?: MeetingExtra,
 ): Promise<{ meeting: MeetingRecord; extra: Extra } | null> {
   const { rows } = await db.query<MeetingRow & Extra & Record<string, unknown>>(
-    `SELECT ${meetingColumns},
+    prepared(
+      `SELECT ${meetingColumns},
        ${inviteeColumns(inviteePrefix)}${extra ? `,\n       ${extra.columns}` : ''}
        FROM meetings m
        ${extra?.joins ?? ''}
        LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
       WHERE m.user_id = $1 AND m.${key} = $2
       ORDER BY ${inviteeOrder}`,
-    [userId, value],
+      [userId, value],
+    ),
   );
   const first = rows[0];
   if (!first) return null;

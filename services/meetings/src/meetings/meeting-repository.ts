@@ -1,4 +1,4 @@
-import type { PoolClient } from '@calsync/service-kit';
+import { prepared, type PoolClient } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
 import { isDeepStrictEqual } from 'node:util';
 import { lockUserChangesSql } from '../feed/meeting-changes';
@@ -223,7 +223,9 @@ export const meetingWrites = {
     client: PoolClient,
     input: { userId: string; deliveryKey: string; eventType: string; outcome: 'applied' | 'ignored' },
   ): Promise<boolean> {
-    const result = await client.query(claimSql, [input.userId, input.deliveryKey, input.eventType, input.outcome]);
+    const result = await client.query(
+      prepared(claimSql, [input.userId, input.deliveryKey, input.eventType, input.outcome]),
+    );
     return result.rowCount === 1;
   },
 
@@ -239,8 +241,10 @@ export const meetingWrites = {
     const values: unknown[] = [input.userId, input.deliveryKey, input.eventType, 'applied'];
     const bind = (value: unknown) => `$${values.push(value)}`;
     const result = await client.query(
-      `WITH claim AS (${claimSql} RETURNING 1) SELECT ${lockUserChangesSql(input.userId, bind)} FROM claim`,
-      values,
+      prepared(
+        `WITH claim AS (${claimSql} RETURNING 1) SELECT ${lockUserChangesSql(input.userId, bind)} FROM claim`,
+        values,
+      ),
     );
     return result.rowCount === 1;
   },
@@ -262,8 +266,7 @@ export const meetingWrites = {
       ].join(', '),
     );
     const result = await client.query<{ id: string }>(
-      `WITH meeting AS (${meeting}), invitee AS (${invitee}) SELECT id FROM meeting`,
-      values,
+      prepared(`WITH meeting AS (${meeting}), invitee AS (${invitee}) SELECT id FROM meeting`, values),
     );
     return result.rows[0]!.id;
   },
