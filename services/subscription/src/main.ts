@@ -96,6 +96,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       log,
       onOutcome: metrics.verification,
       onVerified: recorder.note,
+      onRefused: recorder.noteRefusal,
     });
     const security = grpcSecurityOf(config);
     const connections = createIdentityConnections({ address: config.IDENTITY_ADDR, security });

@@ -235,3 +235,23 @@ it('records when a hook last verified a delivery, without a write per delivery',
   );
   expect(hookIdOf(webhook!.callbackUrl)).toBe(aliceHook);
 });
+
+it("records a hook's last refused delivery and why, batched like its deliveries", async () => {
+  const before = Date.now();
+  const booking = await book(bob, 'forged');
+  const delivery = await nextDelivery(bobHook, booking);
+  // Bob's genuine delivery, sent to Alice's hook: refused there, and recorded on Alice's hook.
+  expect(await refusal({ hookId: aliceHook, signatureHeader: delivery.signature, rawBody: delivery.body })).toEqual({
+    code: GrpcStatus.UNAUTHENTICATED,
+    reason: 'VERIFY_FAILURE_SIGNATURE_MISMATCH',
+  });
+  const refusedAt = await waitFor(
+    async () => {
+      const [hook] = (await h.subscription.listUserWebhooks({ userId: 'user-alice' })).webhooks;
+      return hook?.lastRefusedAt && hook.lastRefusedAt.getTime() >= before ? hook : undefined;
+    },
+    { timeoutMs: 12_000, what: "alice's hook to record the refusal" },
+  );
+  expect(refusedAt.lastRefusal).toBe('VERIFY_FAILURE_SIGNATURE_MISMATCH');
+  expect(refusedAt.lastRefusedAt!.getTime()).toBeLessThanOrEqual(Date.now());
+});

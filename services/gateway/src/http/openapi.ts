@@ -179,7 +179,15 @@ const schemas: Record<string, SchemaObject> = {
     lastVerifiedAt: nullableDateTime,
     lastDeliveryAt: nullableDateTime,
     lastError: nullableString,
+    lastRefusal: nullable(ref('WebhookRefusal')),
   }),
+  WebhookRefusal: object(
+    {
+      at: { type: 'string', format: 'date-time' },
+      error: { type: 'string', description: 'the `error` calsync answered, e.g. `signature_mismatch`' },
+    },
+    'The last delivery to this webhook calsync refused (its signature, timestamp or payload); recorded at most every few seconds, so deliveries that arrive but fail show here.',
+  ),
   Connection: object(
     {
       connected: { type: 'boolean' },

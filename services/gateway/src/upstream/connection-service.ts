@@ -1,5 +1,5 @@
 import { GrpcStatus, hasCode, type PromiseClient } from '@calsync/service-kit';
-import { identityV1, meetingsV1, subscriptionV1 } from '@calsync/proto';
+import { identityV1, meetingsV1, subscriptionV1, verifyFailureAnswerOf } from '@calsync/proto';
 import { callMetadata } from './call-metadata';
 import { syncViewOf, type SyncView } from '../connections/sync-state';
 
@@ -25,6 +25,11 @@ export interface WebhookView {
   lastVerifiedAt: string | null;
   lastDeliveryAt: string | null;
   lastError: string | null;
+  /**
+   * The last delivery to this webhook that was refused, with the `error` the gateway answered
+   * (e.g. `signature_mismatch`): deliveries are arriving but failing. Null when none was.
+   */
+  lastRefusal: { at: string; error: string } | null;
 }
 
 /** A user's Calendly connection as the user API shows it: never a token. */
@@ -227,6 +232,7 @@ function webhookView(webhook: subscriptionV1.Webhook | undefined): WebhookView {
       lastVerifiedAt: null,
       lastDeliveryAt: null,
       lastError: null,
+      lastRefusal: null,
     };
   }
   return {
@@ -237,5 +243,11 @@ function webhookView(webhook: subscriptionV1.Webhook | undefined): WebhookView {
     lastVerifiedAt: iso(webhook.lastVerifiedAt),
     lastDeliveryAt: iso(webhook.lastDeliveryAt),
     lastError: webhook.lastError || null,
+    lastRefusal: webhook.lastRefusedAt
+      ? {
+          at: webhook.lastRefusedAt.toISOString(),
+          error: verifyFailureAnswerOf(webhook.lastRefusal)?.code ?? 'refused',
+        }
+      : null,
   };
 }

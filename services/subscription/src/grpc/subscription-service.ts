@@ -66,6 +66,8 @@ export function toWebhook(row: WebhookRow): subscriptionV1.Webhook {
     lastDeliveryAt: row.lastDeliveryAt ?? undefined,
     legacy: row.legacy,
     scope: row.scope,
+    lastRefusedAt: row.lastRefusedAt ?? undefined,
+    lastRefusal: row.lastRefusal ?? '',
   };
 }
 

@@ -56,12 +56,16 @@ export function createVerifier(options: {
   now?: () => number;
   onOutcome?: (outcome: VerifyOutcome) => void;
   onVerified?: (hookId: string, at: Date) => void;
+  /** A delivery to a hook we know was refused (the VerifyFailure name). */
+  onRefused?: (hookId: string, at: Date, reason: string) => void;
 }): Verifier {
   const now = options.now ?? Date.now;
   const applicationKey = options.applicationSigningKey ? Buffer.from(options.applicationSigningKey) : undefined;
 
-  const refuse = (failure: VerifyFailureValue): never => {
-    options.onOutcome?.(subscriptionV1.verifyFailureToJSON(failure) as VerifyOutcome);
+  const refuse = (failure: VerifyFailureValue, hook?: CachedHook): never => {
+    const name = subscriptionV1.verifyFailureToJSON(failure);
+    options.onOutcome?.(name as VerifyOutcome);
+    if (hook) options.onRefused?.(hook.hookId, new Date(now()), name);
     throw new DeliveryRefused(failure);
   };
 
@@ -80,25 +84,26 @@ export function createVerifier(options: {
     async verify({ hookId, signatureHeader, rawBody }) {
       const hook = await findHook(hookId, rawBody);
       if (!hook || hook.refusing) return refuse(VerifyFailure.VERIFY_FAILURE_HOOK_NOT_FOUND);
-      if (signatureHeader === '') return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING);
+      if (signatureHeader === '') return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISSING, hook);
       const signature = parseSignatureHeader(signatureHeader);
-      if (!signature) return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED);
+      if (!signature) return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MALFORMED, hook);
 
       const ageSeconds = now() / 1000 - signature.timestamp;
-      if (ageSeconds > options.toleranceSeconds) return refuse(VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE);
-      if (ageSeconds < -options.toleranceSeconds) return refuse(VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE);
+      if (ageSeconds > options.toleranceSeconds) return refuse(VerifyFailure.VERIFY_FAILURE_TIMESTAMP_STALE, hook);
+      if (ageSeconds < -options.toleranceSeconds) return refuse(VerifyFailure.VERIFY_FAILURE_TIMESTAMP_IN_FUTURE, hook);
 
       const key = hook.signingKey ?? applicationKey;
       if (!key) {
         options.log.error({ hookId: hook.hookId }, 'hook signed with the application key, which is not configured');
-        return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH);
+        return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH, hook);
       }
-      if (!signatureMatches(key, signature, rawBody)) return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH);
+      if (!signatureMatches(key, signature, rawBody))
+        return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH, hook);
 
       const parsed = parseWebhookEnvelope(rawBody);
-      if (!parsed.ok) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED);
+      if (!parsed.ok) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED, hook);
       const { envelope } = parsed;
-      if (!hook.events.has(envelope.event)) return refuse(VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED);
+      if (!hook.events.has(envelope.event)) return refuse(VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED, hook);
 
       let owner: { userId: string; calendlyUserUri: string } | undefined = hook;
       if (hook.scope === 'organization') {
@@ -112,7 +117,7 @@ export function createVerifier(options: {
       } else if (!belongsTo(envelope, hook.calendlyUserUri)) {
         owner = undefined;
       }
-      if (!owner) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER);
+      if (!owner) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER, hook);
 
       options.onOutcome?.('ok');
       options.onVerified?.(hook.hookId, new Date(now()));

@@ -4,6 +4,12 @@ import type { WebhookRepository } from './webhook-repository';
 export interface DeliveryRecorder {
   /** Notes that a delivery to the hook verified; written in batches, never on the request path. */
   note(hookId: string, at: Date): void;
+  /**
+   * Notes that a delivery to this known hook was refused, and why (a VerifyFailure name); held
+   * and written like `note`, so a flood of forged deliveries costs one row update per hook per
+   * interval.
+   */
+  noteRefusal(hookId: string, at: Date, reason: string): void;
   /** Writes what was noted so far. */
   flush(): Promise<void>;
   start(): void;
@@ -12,9 +18,9 @@ export interface DeliveryRecorder {
 }
 
 /**
- * Keeps last_delivery_at without a write per delivery: verification is the hot path and a row
- * update each time would cost more than the verification itself. At most one time per hook is
- * held, and a failed write is kept for the next round.
+ * Keeps last_delivery_at (and last_refused_at) without a write per delivery: verification is the
+ * hot path and a row update each time would cost more than the verification itself. At most one
+ * time per hook is held, and a failed write is kept for the next round.
  */
 export function createDeliveryRecorder(options: {
   repository: WebhookRepository;
@@ -22,19 +28,31 @@ export function createDeliveryRecorder(options: {
   intervalMs?: number;
 }): DeliveryRecorder {
   let pending = new Map<string, Date>();
+  let pendingRefusals = new Map<string, { at: Date; reason: string }>();
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
 
   const flush = () => {
     writing = writing.then(async () => {
-      if (pending.size === 0) return;
-      const batch = pending;
-      pending = new Map();
-      try {
-        await options.repository.recordDeliveries(batch);
-      } catch (error) {
-        options.log.warn({ err: error, hooks: batch.size }, 'could not record delivery times; will retry');
-        for (const [hookId, at] of batch) if (!pending.has(hookId)) pending.set(hookId, at);
+      if (pending.size > 0) {
+        const batch = pending;
+        pending = new Map();
+        try {
+          await options.repository.recordDeliveries(batch);
+        } catch (error) {
+          options.log.warn({ err: error, hooks: batch.size }, 'could not record delivery times; will retry');
+          for (const [hookId, at] of batch) if (!pending.has(hookId)) pending.set(hookId, at);
+        }
+      }
+      if (pendingRefusals.size > 0) {
+        const batch = pendingRefusals;
+        pendingRefusals = new Map();
+        try {
+          await options.repository.recordRefusals(batch);
+        } catch (error) {
+          options.log.warn({ err: error, hooks: batch.size }, 'could not record refused deliveries; will retry');
+          for (const [hookId, refusal] of batch) if (!pendingRefusals.has(hookId)) pendingRefusals.set(hookId, refusal);
+        }
       }
     });
     return writing;
@@ -43,6 +61,9 @@ export function createDeliveryRecorder(options: {
   return {
     note(hookId, at) {
       pending.set(hookId, at);
+    },
+    noteRefusal(hookId, at, reason) {
+      pendingRefusals.set(hookId, { at, reason });
     },
     flush,
     start() {

@@ -29,6 +29,9 @@ export interface WebhookRow {
   lastError: string | null;
   downSince: Date | null;
   backfillFrom: Date | null;
+  /** The last refused delivery to this hook (a bad signature, timestamp or payload) and why. */
+  lastRefusedAt: Date | null;
+  lastRefusal: string | null;
 }
 
 /** What a caller supplies to insert a hook; bookkeeping columns start empty. */
@@ -61,7 +64,7 @@ export interface RemoteLeftover {
 
 const columns = `hook_id, user_id, calendly_user_uri, calendly_organization_uri, calendly_subscription_uri,
   callback_url, events, scope, legacy, state, signing_key_source, signing_key_sealed, created_at, updated_at,
-  last_verified_at, last_delivery_at, last_error, down_since, backfill_from`;
+  last_verified_at, last_delivery_at, last_error, down_since, backfill_from, last_refused_at, last_refusal`;
 
 interface Row {
   hook_id: string;
@@ -83,6 +86,8 @@ interface Row {
   last_error: string | null;
   down_since: Date | null;
   backfill_from: Date | null;
+  last_refused_at: Date | null;
+  last_refusal: string | null;
 }
 
 function fromRow(row: Row): WebhookRow {
@@ -106,6 +111,8 @@ function fromRow(row: Row): WebhookRow {
     lastError: row.last_error,
     downSince: row.down_since,
     backfillFrom: row.backfill_from,
+    lastRefusedAt: row.last_refused_at,
+    lastRefusal: row.last_refusal,
   };
 }
 
@@ -159,6 +166,8 @@ export interface WebhookRepository {
   delete(hookIds: string[]): Promise<number>;
   /** Records when hooks last verified a delivery; never moves a time backwards. */
   recordDeliveries(deliveries: ReadonlyMap<string, Date>): Promise<void>;
+  /** Records each hook's last refused delivery and why; never moves a time backwards. */
+  recordRefusals(refusals: ReadonlyMap<string, { at: Date; reason: string }>): Promise<void>;
   /** Users with hooks or remote leftovers, in id order after `after`: the reconciler's work list. */
   listUserIds(after: string, limit: number): Promise<string[]>;
   /** Users with a hook but no active per-user hook: the ones still relying on the legacy URL. */
@@ -288,6 +297,16 @@ export function createWebhookRepository(db: Db): WebhookRepository {
         `UPDATE webhooks SET last_delivery_at = GREATEST(coalesce(last_delivery_at, d.at), d.at)
          FROM unnest($1::text[], $2::timestamptz[]) AS d(hook_id, at) WHERE webhooks.hook_id = d.hook_id`,
         [[...deliveries.keys()], [...deliveries.values()]],
+      );
+    },
+    async recordRefusals(refusals) {
+      if (refusals.size === 0) return;
+      const refused = [...refusals.values()];
+      await db.query(
+        `UPDATE webhooks SET last_refused_at = d.at, last_refusal = d.reason
+         FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS d(hook_id, at, reason)
+         WHERE webhooks.hook_id = d.hook_id AND (webhooks.last_refused_at IS NULL OR webhooks.last_refused_at < d.at)`,
+        [[...refusals.keys()], refused.map((refusal) => refusal.at), refused.map((refusal) => refusal.reason)],
       );
     },
     async listUserIds(after, limit) {
