@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnv, env } from '@calsync/service-kit';
+import { commonEnv, env, loadConfig } from '@calsync/service-kit';
 import type { SimulatorSettings } from './settings/settings';
 
 /** The simulator's environment: where it listens, and each SimulatorSettings field as SIM_*. */
@@ -26,6 +26,10 @@ export const configSchema = z.object({
 });
 
 export type SimConfig = z.infer<typeof configSchema>;
+
+export function loadSimConfig(source: Record<string, string | undefined> = process.env): SimConfig {
+  return loadConfig(configSchema, source);
+}
 
 const defined = <T extends object>(value: T): Partial<T> =>
   Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;

@@ -1,12 +1,15 @@
-import { createLogger, loadConfig, runService, type Logger } from '@calsync/service-kit';
-import { configSchema, settingsFromConfig, type SimConfig } from './config';
+import { createLogger, runService, type Logger } from '@calsync/service-kit';
+import { loadSimConfig, settingsFromConfig, type SimConfig } from './config';
 import { startSimulator } from './simulator';
 
+export interface SimApp {
+  stop(): Promise<void>;
+  ports: { http: number };
+}
+
 /** Starts the simulator as the process does; logs `ready` with its port. */
-export async function start(
-  config: SimConfig,
-  log: Logger = createLogger({ service: 'calendly-sim', level: config.LOG_LEVEL }),
-): Promise<{ stop(): Promise<void>; ports: { http: number } }> {
+export async function start(config: SimConfig, options: { log?: Logger } = {}): Promise<SimApp> {
+  const log = options.log ?? createLogger({ service: 'calendly-sim', level: config.LOG_LEVEL });
   const simulator = await startSimulator({
     port: config.SIM_PORT,
     host: config.SIM_HOST,
@@ -22,7 +25,7 @@ export async function start(
 if (require.main === module) {
   runService({
     service: 'calendly-sim',
-    loadConfig: () => loadConfig(configSchema),
-    start: (config, { log }) => start(config, log),
+    loadConfig: loadSimConfig,
+    start,
   });
 }
