@@ -169,7 +169,6 @@ function unprefixed(row: Record<string, unknown>): InviteeRow {
   for (const name of inviteeNames) invitee[name] = row[`${inviteePrefix}${name}`];
   return invitee as unknown as InviteeRow;
 }
-const inviteeOrder = 'i.calendly_created_at NULLS LAST, i.uri';
 
 function cancellationOf(row: {
   canceled_by: string | null;
@@ -261,10 +260,39 @@ export interface MeetingExtra {
 }
 
 /**
- * The user's meeting and its invitees in one query (a row per invitee, one with no invitee
- * columns when it has none, the meeting's columns on each), with `extra`'s columns as read
- * from its first row; null when the user has no such meeting.
+ * The SELECT of the user's meeting `m.<key> = valueSql` and its invitees: a row per invitee (one
+ * with no invitee columns when it has none), the meeting's columns and `extra`'s on each. For a
+ * statement that reads it as a CTE; order its rows by meetingRowsOrder and read them with
+ * meetingFromRows.
  */
+export function meetingRowsSql(
+  userIdSql: string,
+  key: 'id' | 'scheduled_event_uri',
+  valueSql: string,
+  extra?: MeetingExtra,
+): string {
+  return `SELECT ${meetingColumns},
+       ${inviteeColumns(inviteePrefix)}${extra ? `,\n       ${extra.columns}` : ''}
+       FROM meetings m
+       ${extra?.joins ?? ''}
+       LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
+      WHERE m.user_id = ${userIdSql} AND m.${key} = ${valueSql}`;
+}
+
+/** The order of meetingRowsSql's rows, by its output columns: the invitees' order everywhere. */
+export const meetingRowsOrder = `${inviteePrefix}calendly_created_at NULLS LAST, ${inviteePrefix}uri`;
+
+/** The meeting of meetingRowsSql's rows (in meetingRowsOrder), with `extra`'s columns from its first; null for none. */
+export function meetingFromRows<Extra extends object = object>(
+  rows: Record<string, unknown>[],
+): { meeting: MeetingRecord; extra: Extra } | null {
+  const first = rows[0] as (MeetingRow & Extra) | undefined;
+  if (!first) return null;
+  const invitees = rows.filter((row) => row[`${inviteePrefix}uri`] !== null).map((row) => inviteeOf(unprefixed(row)));
+  return { meeting: meetingOf(first, invitees), extra: first };
+}
+
+/** The user's meeting and its invitees (and `extra`'s columns) in one query; null when the user has no such meeting. */
 export async function readMeeting<Extra extends object = object>(
   db: Pool | PoolClient,
   userId: string,
@@ -272,22 +300,10 @@ export async function readMeeting<Extra extends object = object>(
   value: string,
   extra?: MeetingExtra,
 ): Promise<{ meeting: MeetingRecord; extra: Extra } | null> {
-  const { rows } = await db.query<MeetingRow & Extra & Record<string, unknown>>(
-    prepared(
-      `SELECT ${meetingColumns},
-       ${inviteeColumns(inviteePrefix)}${extra ? `,\n       ${extra.columns}` : ''}
-       FROM meetings m
-       ${extra?.joins ?? ''}
-       LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
-      WHERE m.user_id = $1 AND m.${key} = $2
-      ORDER BY ${inviteeOrder}`,
-      [userId, value],
-    ),
+  const { rows } = await db.query<Record<string, unknown>>(
+    prepared(`${meetingRowsSql('$1', key, '$2', extra)} ORDER BY ${meetingRowsOrder}`, [userId, value]),
   );
-  const first = rows[0];
-  if (!first) return null;
-  const invitees = rows.filter((row) => row[`${inviteePrefix}uri`] !== null).map((row) => inviteeOf(unprefixed(row)));
-  return { meeting: meetingOf(first, invitees), extra: first };
+  return meetingFromRows<Extra>(rows);
 }
 
 /** Reads through the pool, or through a transaction's client to see its own writes. */
@@ -300,7 +316,7 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
     const { rows } = await pool.query<InviteeRow>(
       `SELECT ${inviteeColumns('')} FROM invitees i
         WHERE i.user_id = $1 AND i.meeting_id = ANY($2::uuid[])
-        ORDER BY ${inviteeOrder}`,
+        ORDER BY i.calendly_created_at NULLS LAST, i.uri`,
       [userId, meetingIds],
     );
     for (const row of rows) byMeeting.get(row.meeting_id)?.push(inviteeOf(row));

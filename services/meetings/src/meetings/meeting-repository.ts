@@ -2,7 +2,14 @@ import { prepared, type PoolClient } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
 import { isDeepStrictEqual } from 'node:util';
 import { lockUserChangesSql } from '../feed/meeting-changes';
-import { readMeeting, type MeetingExtra, type MeetingRecord } from './meeting-queries';
+import {
+  meetingFromRows,
+  meetingRowsOrder,
+  meetingRowsSql,
+  readMeeting,
+  type MeetingExtra,
+  type MeetingRecord,
+} from './meeting-queries';
 import { deriveMeetingStatus, type MeetingStatus, type MeetingStatusInputs } from './meeting-status';
 
 // Every statement below names user_id in its WHERE clause or conflict key: a user's delivery
@@ -251,11 +258,17 @@ export const meetingWrites = {
 
   /**
    * Upserts the meeting (locking its row for the rest of the transaction) and the invitee in it,
-   * in one statement, and returns the meeting's id.
+   * in one statement, and answers the meeting's id and the meeting as it was before (read in the
+   * same statement, whose parts all see the state from before it: the change-feed's
+   * before-snapshot, exactly as a query just before the upserts would read it under the user's lock).
    */
-  async upsertMeetingAndInvitee(client: PoolClient, change: InviteeChange): Promise<string> {
+  async upsertMeetingAndInvitee(
+    client: PoolClient,
+    change: InviteeChange,
+  ): Promise<{ meetingId: string; before: MeetingRecord | null }> {
     const values: unknown[] = [];
     const bind = (value: unknown) => `$${values.push(value)}`;
+    const before = meetingRowsSql(bind(change.userId), 'scheduled_event_uri', bind(change.meeting.uri));
     const meeting = upsertMeetingSql(meetingValues(change).map(bind).join(', '));
     const invitee = upsertInviteeSql(
       [
@@ -265,10 +278,19 @@ export const meetingWrites = {
         ...inviteeValues(change).map(bind),
       ].join(', '),
     );
-    const result = await client.query<{ id: string }>(
-      prepared(`WITH meeting AS (${meeting}), invitee AS (${invitee}) SELECT id FROM meeting`, values),
+    const { rows } = await client.query<Record<string, unknown> & { upserted_id: string; id: string | null }>(
+      prepared(
+        `WITH before AS (${before}), meeting AS (${meeting}), invitee AS (${invitee})
+         SELECT (SELECT id FROM meeting) AS upserted_id, before.*
+           FROM (SELECT 1) AS upsert LEFT JOIN before ON true
+          ORDER BY ${meetingRowsOrder}`,
+        values,
+      ),
     );
-    return result.rows[0]!.id;
+    return {
+      meetingId: rows[0]!.upserted_id,
+      before: meetingFromRows(rows.filter((row) => row.id !== null))?.meeting ?? null,
+    };
   },
 
   /** Records that `oldInviteeUri` was rescheduled to `newInviteeUri`; either may not be stored yet. */

@@ -73,13 +73,13 @@ const waitingForAdvisoryLock = async () =>
     )
   ).rows[0]!.n;
 
-it('costs 7 round trips for a new booking, 4 for a duplicate', async () => {
+it('costs 6 round trips for a new booking, 4 for a duplicate', async () => {
   const userId = `rt-${randomUUID()}`;
   const { delivery } = fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' });
   roundTrips = 0;
   await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('applied');
-  // BEGIN, claim + lock, before, meeting + invitee, after + status, outbox + log, COMMIT.
-  expect(roundTrips).toBe(7);
+  // BEGIN, claim + lock, before + meeting + invitee, after + status, outbox + log, COMMIT.
+  expect(roundTrips).toBe(6);
   roundTrips = 0;
   await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('duplicate');
   // BEGIN, claim (no lock), log, COMMIT.

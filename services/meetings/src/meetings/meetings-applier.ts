@@ -7,7 +7,6 @@ import {
   type DeliveryOutcome,
 } from '../deliveries/delivery-log';
 import { changeKindOf, recordChange } from '../feed/meeting-changes';
-import { createMeetingQueries } from './meeting-queries';
 import { meetingWrites } from './meeting-repository';
 
 /** applied: the delivery changed (or confirmed) state; duplicate: its key was already applied; ignored: not a meetings event. */
@@ -51,9 +50,9 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
   };
 
   // Every step is one round trip, and each costs CPU here and in Postgres: the claim takes the
-  // user's lock in the same statement, the meeting and its invitee are upserted together, each
-  // snapshot is one query (the after-snapshot with the status inputs), and the change's outbox
-  // row and the delivery's log row go together.
+  // user's lock in the same statement; the meeting and its invitee are upserted together, in the
+  // statement that reads the before-snapshot; the after-snapshot is read with the status inputs;
+  // and the change's outbox row and the delivery's log row go together.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
     return inTransaction(pool, async (client) => {
       const fresh = await meetingWrites.claimDeliveryLockingUser(client, {
@@ -65,9 +64,7 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
         await logDelivery(client, delivery, change.eventType, 'duplicate');
         return 'duplicate';
       }
-      const reads = createMeetingQueries({ pool: client });
-      const before = await reads.byScheduledEvent(change.userId, change.meeting.uri);
-      const meetingId = await meetingWrites.upsertMeetingAndInvitee(client, change);
+      const { meetingId, before } = await meetingWrites.upsertMeetingAndInvitee(client, change);
       const { invitee } = change;
       if (invitee.oldInviteeUri)
         await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
