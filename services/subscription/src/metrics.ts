@@ -1,13 +1,14 @@
 import { Counter, Gauge, Histogram, type Logger, type Registry } from '@calsync/service-kit';
 import type { SyncOutcome } from './subscriptions/subscriptions';
 import type { VerifyOutcome } from './verify/verifier';
+import type { WebhookState } from './webhooks/webhook-repository';
 import type { HookFleet } from './fleet/hook-fleet';
 import type { PollKind, Poller } from './polling/poller';
 import type { CacheLookup, HookCache } from './webhooks/hook-cache';
 
 /** The service's own Prometheus series, on top of the kit's gRPC and process metrics. */
 export interface SubscriptionMetrics {
-  verification(outcome: VerifyOutcome): void;
+  verification(outcome: VerifyOutcome, hookState: WebhookState | 'none'): void;
   cacheLookup(lookup: CacheLookup): void;
   reconcileResult(outcome: SyncOutcome): void;
   reconcileRun(seconds: number): void;
@@ -23,8 +24,8 @@ export interface SubscriptionMetrics {
 export function createSubscriptionMetrics(registry: Registry, log: Logger): SubscriptionMetrics {
   const verifications = new Counter({
     name: 'subscription_verifications_total',
-    help: 'Deliveries verified, by outcome (ok or the VerifyFailure name)',
-    labelNames: ['outcome'],
+    help: 'Deliveries verified, by outcome (ok or the VerifyFailure name) and the state of the hook they came to (none: no such hook)',
+    labelNames: ['outcome', 'hook_state'],
     registers: [registry],
   });
   const lookups = new Counter({
@@ -120,7 +121,7 @@ export function createSubscriptionMetrics(registry: Registry, log: Logger): Subs
     watchPoller(watched) {
       poller = watched;
     },
-    verification: (outcome) => verifications.inc({ outcome }),
+    verification: (outcome, hookState) => verifications.inc({ outcome, hook_state: hookState }),
     cacheLookup: (result) => lookups.inc({ result }),
     reconcileResult: (outcome) => reconcileResults.inc({ outcome }),
     reconcileRun: (seconds) => reconcileRuns.observe(seconds),

@@ -222,6 +222,11 @@ it('counts verifications by outcome and cache lookups in its metrics', async () 
   const metrics = await (await fetch(`http://127.0.0.1:${h.app.ports.metrics}/metrics`)).text();
   expect(metrics).toMatch(/subscription_verifications_total\{[^}]*outcome="ok"[^}]*\} [1-9]/);
   expect(metrics).toMatch(/subscription_verifications_total\{[^}]*outcome="VERIFY_FAILURE_SIGNATURE_MISMATCH"/);
+  // By the state of the hook each delivery came to: none when there is no such hook.
+  expect(metrics).toMatch(/subscription_verifications_total\{outcome="ok",hook_state="active"[^}]*\} [1-9]/);
+  expect(metrics).toMatch(
+    /subscription_verifications_total\{outcome="VERIFY_FAILURE_HOOK_NOT_FOUND",hook_state="none"[^}]*\} [1-9]/,
+  );
   expect(metrics).toMatch(/subscription_hook_cache_lookups_total\{[^}]*result="hit"[^}]*\} [1-9]/);
   expect(metrics).toMatch(/subscription_hook_cache_hit_ratio\{[^}]*\} 0\.\d+/);
 });

@@ -2,6 +2,7 @@ import type { Logger } from '@calsync/service-kit';
 import { subscriptionV1 } from '@calsync/proto';
 import { creatorOf, deliveryKeyOf, parseWebhookEnvelope, type WebhookEnvelope } from '@calsync/calendly-client';
 import { legacyHookKey, type CachedHook, type HookCache } from '../webhooks/hook-cache';
+import type { WebhookState } from '../webhooks/webhook-repository';
 import { isWellFormedHookId } from '../webhooks/webhook-secrets';
 import { parseSignatureHeader, signatureMatches } from './signature';
 
@@ -54,7 +55,8 @@ export function createVerifier(options: {
   toleranceSeconds: number;
   log: Logger;
   now?: () => number;
-  onOutcome?: (outcome: VerifyOutcome) => void;
+  /** Every answer, with the state of the hook it was for ('none': no such hook). */
+  onOutcome?: (outcome: VerifyOutcome, hookState: WebhookState | 'none') => void;
   onVerified?: (hookId: string, at: Date) => void;
   /** A delivery to a hook we know was refused (the VerifyFailure name). */
   onRefused?: (hookId: string, at: Date, reason: string) => void;
@@ -64,7 +66,7 @@ export function createVerifier(options: {
 
   const refuse = (failure: VerifyFailureValue, hook?: CachedHook): never => {
     const name = subscriptionV1.verifyFailureToJSON(failure);
-    options.onOutcome?.(name as VerifyOutcome);
+    options.onOutcome?.(name as VerifyOutcome, hook?.state ?? 'none');
     if (hook) options.onRefused?.(hook.hookId, new Date(now()), name);
     throw new DeliveryRefused(failure);
   };
@@ -119,7 +121,7 @@ export function createVerifier(options: {
       }
       if (!owner) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_OTHER_USER, hook);
 
-      options.onOutcome?.('ok');
+      options.onOutcome?.('ok', hook.state);
       options.onVerified?.(hook.hookId, new Date(now()));
       return {
         userId: owner.userId,

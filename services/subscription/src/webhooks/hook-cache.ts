@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import type { Logger } from '@calsync/service-kit';
+import type { WebhookState } from './webhook-repository';
 
 /** What verification needs of a hook, with its signing key already opened. */
 export interface CachedHook {
@@ -11,6 +12,8 @@ export interface CachedHook {
   legacy: boolean;
   /** A hook being removed refuses deliveries. */
   refusing: boolean;
+  /** Its state as last synced with Calendly (labels the verification metrics, never a user). */
+  state: WebhookState;
   /** The subscription's own key; null when the OAuth application key signs its deliveries. */
   signingKey: Buffer | null;
 }

@@ -16,6 +16,7 @@ export function toCachedHook(row: WebhookRow, sealer: Sealer): CachedHook {
     scope: row.scope,
     legacy: row.legacy,
     refusing: row.state === 'removing',
+    state: row.state,
     signingKey: row.signingKeySealed
       ? Buffer.from(sealer.open(row.signingKeySealed, signingKeyContext(row.hookId)))
       : null,
