@@ -189,8 +189,25 @@ describe('outages', () => {
         await waitFor(async () => meetings.lines.some((line) => line.includes('pausing: a dependency')) || undefined, {
           what: 'the consumer to pause',
         });
-        // Longer than every delivery the message has would last if each attempt were spent.
-        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        // Held through more than all its deliveries would last if each ack wait were spent: the
+        // worker tells JetStream it is still in hand every third of the ack wait, and each such
+        // keep-alive moves the consumer's last_active. Seen 3 x (max deliver + 1) times, the hold
+        // spans more than (max deliver + 1) ack waits, and the message was never handed out again.
+        const { CONSUMER_DURABLE_NAME: durable, CONSUMER_MAX_DELIVER: maxDeliver } = meetings.config;
+        const keepAlives = new Set<unknown>();
+        let deliveredAs: number | undefined;
+        await waitFor(
+          async () => {
+            const info = await world.jsm.consumers.info(world.names.eventsStream, durable);
+            expect(info.num_redelivered).toBe(0);
+            expect(info.num_ack_pending).toBe(1);
+            deliveredAs ??= info.delivered.consumer_seq;
+            expect(info.delivered.consumer_seq).toBe(deliveredAs);
+            keepAlives.add(info.delivered.last_active);
+            return keepAlives.size > 3 * (maxDeliver + 1) || undefined;
+          },
+          { what: 'the message kept in hand past its ack waits', timeoutMs: 30_000 },
+        );
       } finally {
         await admin(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS true`);
       }
