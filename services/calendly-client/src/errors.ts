@@ -50,6 +50,11 @@ export class CalendlyError extends Error {
     return this.failure === 'timeout' || this.failure === 'network' || this.status === 429 || this.status >= 500;
   }
 
+  /** The status of Calendly's error answer; undefined when it never answered, or answered unreadably. */
+  get answeredStatus(): number | undefined {
+    return this.failure === 'http' ? this.status : undefined;
+  }
+
   /**
    * The failure in words safe to show any caller or to store: the operation and Calendly's own
    * explanation, never a token. Which status a caller gets is each service's call (docs/errors.md).

@@ -55,10 +55,7 @@ export function toGrpcError(error: unknown): GrpcError | undefined {
   }
   if (error instanceof CalendlyError) {
     // By the HTTP status Calendly answered (the kit's one rule for an outside API).
-    return new GrpcError(
-      grpcStatusOfHttpFailure(error.failure === 'http' ? error.status : undefined),
-      error.safeMessage,
-    );
+    return new GrpcError(grpcStatusOfHttpFailure(error.answeredStatus), error.safeMessage);
   }
   return undefined;
 }

@@ -135,7 +135,7 @@ const failures: Record<SubscriptionFailure, { code: GrpcStatus; reason?: true }>
   IDENTITY_REFUSED_USER_ID: { code: GrpcStatus.INVALID_ARGUMENT },
   IDENTITY_UNAVAILABLE: { code: GrpcStatus.UNAVAILABLE },
   CALENDLY_FORBIDDEN: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
-  // By the failed call's HTTP status (calendlyStatuses below).
+  // By the HTTP status Calendly answered (the kit's one rule for an outside API, in toGrpcError).
   CALENDLY_FAILED: { code: GrpcStatus.UNAVAILABLE },
   CALENDLY_CALL_BROKEN: { code: GrpcStatus.INTERNAL },
   APPLICATION_SIGNING_KEY_MISSING: { code: GrpcStatus.FAILED_PRECONDITION, reason: true },
@@ -145,17 +145,15 @@ const failures: Record<SubscriptionFailure, { code: GrpcStatus; reason?: true }>
   RECONCILE_LOCK_LOST: { code: GrpcStatus.UNAVAILABLE },
 };
 
-/** A failed Calendly call by the HTTP status it answered (the kit's one rule for an outside API). */
-function calendlyStatus(error: CalendlyError): GrpcStatus {
-  return grpcStatusOfHttpFailure(error.failure === 'http' ? error.status : undefined);
-}
-
 /** subscription's one table of errors as gRPC statuses (docs/errors.md); the admin service shares it. */
 export function toGrpcError(error: unknown): GrpcError | undefined {
   if (error instanceof SubscriptionError) {
     const { code, reason } = failures[error.failure];
     const { cause } = error;
-    const status = error.failure === 'CALENDLY_FAILED' && cause instanceof CalendlyError ? calendlyStatus(cause) : code;
+    const status =
+      error.failure === 'CALENDLY_FAILED' && cause instanceof CalendlyError
+        ? grpcStatusOfHttpFailure(cause.answeredStatus)
+        : code;
     return new GrpcError(status, error.message, reason && error.failure);
   }
   if (error instanceof DeliveryRefused) {
