@@ -18,6 +18,33 @@ export interface DeliveryRecorder {
 }
 
 /**
+ * The latest value per hook, written as one batch; a failed write is kept for the next round
+ * (unless a newer value came meanwhile).
+ */
+function perHookBatch<V>(
+  write: (batch: ReadonlyMap<string, V>) => Promise<void>,
+  failed: (error: unknown, hooks: number) => void,
+) {
+  let pending = new Map<string, V>();
+  return {
+    note(hookId: string, value: V) {
+      pending.set(hookId, value);
+    },
+    async write() {
+      if (pending.size === 0) return;
+      const batch = pending;
+      pending = new Map();
+      try {
+        await write(batch);
+      } catch (error) {
+        failed(error, batch.size);
+        for (const [hookId, value] of batch) if (!pending.has(hookId)) pending.set(hookId, value);
+      }
+    },
+  };
+}
+
+/**
  * Keeps last_delivery_at (and last_refused_at) without a write per delivery: verification is the
  * hot path and a row update each time would cost more than the verification itself. At most one
  * time per hook is held, and a failed write is kept for the next round.
@@ -27,43 +54,32 @@ export function createDeliveryRecorder(options: {
   log: Logger;
   intervalMs?: number;
 }): DeliveryRecorder {
-  let pending = new Map<string, Date>();
-  let pendingRefusals = new Map<string, { at: Date; reason: string }>();
+  const { repository, log } = options;
+  const deliveries = perHookBatch<Date>(
+    (batch) => repository.recordDeliveries(batch),
+    (error, hooks) => log.warn({ err: error, hooks }, 'could not record delivery times; will retry'),
+  );
+  const refusals = perHookBatch<{ at: Date; reason: string }>(
+    (batch) => repository.recordRefusals(batch),
+    (error, hooks) => log.warn({ err: error, hooks }, 'could not record refused deliveries; will retry'),
+  );
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
 
   const flush = () => {
     writing = writing.then(async () => {
-      if (pending.size > 0) {
-        const batch = pending;
-        pending = new Map();
-        try {
-          await options.repository.recordDeliveries(batch);
-        } catch (error) {
-          options.log.warn({ err: error, hooks: batch.size }, 'could not record delivery times; will retry');
-          for (const [hookId, at] of batch) if (!pending.has(hookId)) pending.set(hookId, at);
-        }
-      }
-      if (pendingRefusals.size > 0) {
-        const batch = pendingRefusals;
-        pendingRefusals = new Map();
-        try {
-          await options.repository.recordRefusals(batch);
-        } catch (error) {
-          options.log.warn({ err: error, hooks: batch.size }, 'could not record refused deliveries; will retry');
-          for (const [hookId, refusal] of batch) if (!pendingRefusals.has(hookId)) pendingRefusals.set(hookId, refusal);
-        }
-      }
+      await deliveries.write();
+      await refusals.write();
     });
     return writing;
   };
 
   return {
     note(hookId, at) {
-      pending.set(hookId, at);
+      deliveries.note(hookId, at);
     },
     noteRefusal(hookId, at, reason) {
-      pendingRefusals.set(hookId, { at, reason });
+      refusals.note(hookId, { at, reason });
     },
     flush,
     start() {
