@@ -65,8 +65,6 @@ export interface MeetingQueries {
   list(query: ListQuery): Promise<{ meetings: MeetingRecord[]; nextCursor: string }>;
   /** The user's meeting, or null when it does not exist or is someone else's. */
   get(userId: string, id: string): Promise<MeetingRecord | null>;
-  /** The user's meeting of this Calendly scheduled event, or null. */
-  byScheduledEvent(userId: string, scheduledEventUri: string): Promise<MeetingRecord | null>;
 }
 
 const pageBounds = { defaultSize: 20, maxSize: 100 };
@@ -331,9 +329,6 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
     return rows.map((row) => meetingOf(row, invitees.get(row.id) ?? []));
   }
 
-  const oneMeeting = async (userId: string, key: 'id' | 'scheduled_event_uri', value: string) =>
-    (await readMeeting(pool, userId, key, value))?.meeting ?? null;
-
   return {
     async list(query) {
       if (!query.userId) throw new InvalidQueryError('user_id is required');
@@ -369,12 +364,10 @@ export function createMeetingQueries(deps: { pool: Pool | PoolClient }): Meeting
       };
     },
 
-    get(userId, id) {
+    async get(userId, id) {
       if (!userId) throw new InvalidQueryError('user_id is required');
       if (!uuidPattern.test(id)) throw new InvalidQueryError('id is not a meeting id');
-      return oneMeeting(userId, 'id', id);
+      return (await readMeeting(pool, userId, 'id', id))?.meeting ?? null;
     },
-
-    byScheduledEvent: (userId, scheduledEventUri) => oneMeeting(userId, 'scheduled_event_uri', scheduledEventUri),
   };
 }
