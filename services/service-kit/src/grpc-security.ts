@@ -114,17 +114,65 @@ export function certificatesLoaded(security: GrpcSecurity): Promise<void> {
   });
 }
 
+/** Server credentials, and how to take back what a bind that failed left watching the files. */
+export interface ServerCredentialsHandle {
+  credentials: grpc.ServerCredentials;
+  /**
+   * Stops this server's certificate listeners. grpc-js removes them when a listening server
+   * closes, but not when its bind fails: the file watcher's interval then keeps polling and
+   * keeps the process alive.
+   */
+  release(): void;
+}
+
 /**
  * Server credentials: the service's certificate, and a request for the caller's. The TLS
  * handshake accepts a caller without a valid certificate so that the call gets a clear
  * UNAUTHENTICATED from authorizeCallers instead of an anonymous connection reset.
  */
-export function serverCredentials(security: GrpcSecurity): grpc.ServerCredentials {
-  if (security.mode === 'plaintext') return grpc.ServerCredentials.createInsecure();
+export function serverCredentials(security: GrpcSecurity): ServerCredentialsHandle {
+  if (security.mode === 'plaintext') return { credentials: grpc.ServerCredentials.createInsecure(), release: () => {} };
   checkCertificateFiles(security);
-  const provider = certificateProvider(security);
+  const provider = listenersTracked(certificateProvider(security));
   // One provider serves as both the CA and the identity source.
-  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  return {
+    credentials: grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false),
+    release: provider.release,
+  };
+}
+
+/** The shared provider as one server sees it: `release` removes every listener added through it. */
+function listenersTracked(
+  shared: grpc.experimental.CertificateProvider,
+): grpc.experimental.CertificateProvider & { release(): void } {
+  type CaListener = Parameters<grpc.experimental.CertificateProvider['addCaCertificateListener']>[0];
+  type IdentityListener = Parameters<grpc.experimental.CertificateProvider['addIdentityCertificateListener']>[0];
+  const ca = new Set<CaListener>();
+  const identity = new Set<IdentityListener>();
+  return {
+    addCaCertificateListener(listener) {
+      ca.add(listener);
+      shared.addCaCertificateListener(listener);
+    },
+    removeCaCertificateListener(listener) {
+      ca.delete(listener);
+      shared.removeCaCertificateListener(listener);
+    },
+    addIdentityCertificateListener(listener) {
+      identity.add(listener);
+      shared.addIdentityCertificateListener(listener);
+    },
+    removeIdentityCertificateListener(listener) {
+      identity.delete(listener);
+      shared.removeIdentityCertificateListener(listener);
+    },
+    release() {
+      for (const listener of ca) shared.removeCaCertificateListener(listener);
+      for (const listener of identity) shared.removeIdentityCertificateListener(listener);
+      ca.clear();
+      identity.clear();
+    },
+  };
 }
 
 const channels = new Map<string, grpc.ChannelCredentials>();

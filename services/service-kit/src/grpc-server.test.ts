@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { connect, TLSSocket, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { meetingsV1 } from '@calsync/proto';
@@ -365,6 +368,35 @@ describe('createGrpcServer', () => {
     await expect(slow).resolves.toMatchObject({ meeting: { id: 'slow' } });
     await stopped;
     meetings.close();
+  });
+});
+
+describe('a server whose port is taken', () => {
+  it('rejects its start and leaves nothing behind that keeps the process alive', async () => {
+    // grpc-js starts watching the certificate files for a bind and, when the bind fails, never
+    // stops: a process (a test file, a service retrying its start) would then never exit.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const takenPort = (taken.address() as { port: number }).port;
+    const kit = join(__dirname, '..', 'dist', 'index.js');
+    const script = `
+      const kit = require(${JSON.stringify(kit)});
+      const server = kit.createGrpcServer({
+        services: [], host: '127.0.0.1', port: ${takenPort},
+        security: ${JSON.stringify(await testGrpcSecurity(meetingsServer))},
+        log: require('pino')({ level: 'silent' }), registry: kit.createMetricsRegistry('bind-test'),
+        shutdownTimeoutMs: 1000,
+      });
+      server.start().then(() => process.exit(3), () => console.log('start rejected'));`;
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
+        cwd: join(__dirname, '..'),
+        timeout: 20_000,
+      });
+      expect(stdout).toContain('start rejected');
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
   });
 });
 

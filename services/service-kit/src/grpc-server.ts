@@ -301,8 +301,12 @@ export function createGrpcServer(options: {
       logGrpcSecurity(options.security, log);
       await certificatesLoaded(options.security);
       return new Promise<number>((resolve, reject) => {
-        server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.security), (error, port) => {
-          if (error) return reject(error);
+        const { credentials, release } = serverCredentials(options.security);
+        server.bindAsync(`${options.host}:${options.port}`, credentials, (error, port) => {
+          if (error) {
+            release();
+            return reject(error);
+          }
           log.info({ port }, 'grpc listening');
           resolve(port);
         });
