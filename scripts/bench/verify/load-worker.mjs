@@ -1,6 +1,8 @@
-// One load-generating thread of the verify benchmark: its own gRPC channel, `workers` calls in
-// flight, until the time or request budget runs out. Posts back latencies (ms) and failures.
-// `method: 'health'` makes plain grpc.health.v1 Check calls instead (the transport's ceiling).
+// One load-generating thread of the verify benchmark: its own gRPC channels, kept open between
+// runs. Each `run` message sends `workers` calls in flight until its time or request budget runs
+// out, waits for the calls still in flight, and posts back latencies (ms), seconds and failures;
+// `close` ends the thread. `method: 'health'` makes plain grpc.health.v1 Check calls instead of
+// VerifyAndResolveUser (the transport's ceiling on the same server and channel settings).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -13,7 +15,7 @@ const kit = require(join(root, 'services', 'service-kit', 'dist', 'index.js'));
 const grpc = require('@grpc/grpc-js');
 const { subscriptionV1 } = require(join(root, 'proto', 'dist', 'src', 'index.js'));
 
-const { address, security, requests, durationMs, maxRequests, workers, method } = workerData;
+const { address, security } = workerData;
 const client = kit.createGrpcClient(subscriptionV1.SubscriptionServiceService, address, { security });
 // HealthCheckRequest{service: ""} is the empty message; HealthCheckResponse{status: SERVING} is 08 01.
 const health = new grpc.Client(address, kit.channelCredentials(security, kit.grpcIdentities.subscription), {
@@ -32,30 +34,56 @@ const check = () =>
       (error, answer) => (error ? reject(error) : resolve(answer)),
     ),
   );
-const latencies = [];
+
+let requests = [];
 let next = 0;
-let wrong = 0;
-const started = performance.now();
-const deadline = started + durationMs;
-const worker = async () => {
-  while (performance.now() < deadline && next < maxRequests) {
-    const { request, userId } = requests[next++ % requests.length];
-    const sent = performance.now();
-    try {
-      if (method === 'health') {
-        if (!serving.equals(await check())) wrong += 1;
-      } else {
-        const answer = await client.verifyAndResolveUser(request, { timeoutMs: 120_000 });
-        if (answer.userId !== userId) wrong += 1;
+
+async function run({ durationMs, maxRequests, workers, method }) {
+  const latencies = [];
+  let sent = 0;
+  let wrong = 0;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  const worker = async () => {
+    while (performance.now() < deadline && sent < maxRequests) {
+      sent += 1;
+      const { request, userId } = requests[next++ % requests.length];
+      const at = performance.now();
+      try {
+        if (method === 'health') {
+          if (!serving.equals(await check())) wrong += 1;
+        } else {
+          const answer = await client.verifyAndResolveUser(request, { timeoutMs: 120_000 });
+          if (answer.userId !== userId) wrong += 1;
+        }
+      } catch {
+        wrong += 1;
       }
-    } catch {
-      wrong += 1;
+      latencies.push(performance.now() - at);
     }
-    latencies.push(performance.now() - sent);
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
+  return { latencies, seconds: (performance.now() - started) / 1000, wrong };
+}
+
+parentPort.on('message', async (message) => {
+  if (message.type === 'requests') {
+    requests = message.requests;
+    next = 0;
+    parentPort.postMessage({ type: 'ok' });
+  } else if (message.type === 'run') {
+    parentPort.postMessage({ type: 'ran', ...(await run(message)) });
+  } else if (message.type === 'close') {
+    client.close();
+    health.close();
+    parentPort.close();
   }
-};
-await Promise.all(Array.from({ length: workers }, worker));
-const seconds = (performance.now() - started) / 1000;
-client.close();
-health.close();
-parentPort.postMessage({ latencies, seconds, wrong });
+});
+// Connect both channels before the first measured call: a TLS handshake is not a verify.
+await Promise.all([
+  client.waitForReady(10_000),
+  new Promise((resolve, reject) =>
+    health.waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve())),
+  ),
+]);
+parentPort.postMessage({ type: 'ready' });

@@ -1,28 +1,37 @@
 // VerifyAndResolveUser over gRPC at 100, 10,000 and 100,000 subscriptions: calsync's
 // subscription service (O(1) hook lookup, one HMAC) side by side with the seed's approach
 // (read every key, try each) and with a plain grpc-js unary call (grpc.health.v1 Check on the
-// same server, same mutual TLS, same concurrency): the transport's ceiling. Each round measures
-// every size and both calls one after another, so background load hits them alike; the figures
-// are medians over the rounds, with their spread (max - min over median) beside them. Prints
-// throughput, p99, server CPU per call, the service's peak RSS, the ratios and the command.
+// same server, same mutual TLS, same concurrency): the transport's ceiling. Within a round,
+// verify and Check run in alternating slices (BENCH_SLICES of each, BENCH_SLICE_MS long, the
+// first method alternating from round to round) over the same open channels, so a change in
+// background load hits both alike and their ratio, printed per round with its spread, is what
+// the bench stands on. Sizes are measured round-robin. After the rounds, one more verify phase
+// samples the service's V8 heap through its inspector (opened by SIGUSR1 only then), and full
+// garbage collections show the live heap beside the peak RSS. Prints throughput, p99, server
+// CPU per call, memory, the ratios, the command, the machine and the load average.
 // Build first: `npx tsc -p services/subscription/tsconfig.build.json`.
 //
 //   node scripts/bench/verify/run.mjs
 //
 // Env (all optional): BENCH_DATABASE_URL (a server where a database may be created; default
-// CALSYNC_TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres), BENCH_NATS_URL
-// (default CALSYNC_TEST_NATS_URL or nats://127.0.0.1:4222), BENCH_SIZES (100,10000,100000),
-// BENCH_ROUNDS (5), BENCH_PHASE_MS (6000), BENCH_CONCURRENCY (32), BENCH_CLIENT_THREADS (2), BENCH_SEED_MAX_REQUESTS (100),
-// BENCH_SEED_PHASE_MS (2000), BENCH_WARMUP_MS (3000). Sizes are measured round-robin so
-// background load hits them alike; the seed's requests are capped (at 100,000 one takes seconds).
+// CALSYNC_TEST_DATABASE_URL, else an embedded Postgres), BENCH_NATS_URL (default
+// CALSYNC_TEST_NATS_URL, else a local nats-server), BENCH_SIZES (100,10000,100000),
+// BENCH_ROUNDS (5), BENCH_SLICES (6 of each method per round), BENCH_SLICE_MS (1000),
+// BENCH_MEMORY_MS (6000), BENCH_CONCURRENCY (32), BENCH_CLIENT_THREADS (2),
+// BENCH_SEED_MAX_REQUESTS (100), BENCH_SEED_PHASE_MS (2000), BENCH_WARMUP_MS (3000),
+// BENCH_SERVICE_NODE_ARGS (space-separated node options for the subscription processes, e.g.
+// `--cpu-prof --cpu-prof-dir=/tmp/verify-prof`). The seed's requests are capped (at 100,000
+// one takes seconds).
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { once } from 'node:events';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { inspectorUrlOf, openInspectorOf } from './heap-probe.mjs';
 
 const require = createRequire(import.meta.url);
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -50,7 +59,10 @@ let serverUrl = env.BENCH_DATABASE_URL ?? env.CALSYNC_TEST_DATABASE_URL;
 let natsUrl = env.BENCH_NATS_URL ?? env.CALSYNC_TEST_NATS_URL;
 const sizes = (env.BENCH_SIZES ?? '100,10000,100000').split(',').map(Number);
 const rounds = Number(env.BENCH_ROUNDS ?? 5);
-const phaseMs = Number(env.BENCH_PHASE_MS ?? 6000);
+const slices = Number(env.BENCH_SLICES ?? 6);
+const sliceMs = Number(env.BENCH_SLICE_MS ?? 1000);
+const memoryMs = Number(env.BENCH_MEMORY_MS ?? 6000);
+const serviceNodeArgs = (env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const concurrency = Number(env.BENCH_CONCURRENCY ?? 32);
 const clientThreads = Number(env.BENCH_CLIENT_THREADS ?? 2);
 const seedMaxRequests = Number(env.BENCH_SEED_MAX_REQUESTS ?? 100);
@@ -141,37 +153,73 @@ async function warmedIn(service) {
   }
 }
 
-/** Sends requests from `threads` threads with `workers` in flight each, until the time or request budget runs out. */
-async function load(
-  address,
-  requests,
-  { durationMs, maxRequests = Infinity, workers, threads = clientThreads, method = 'verify' },
-) {
-  const runs = await Promise.all(
+/**
+ * `threads` load-generating threads on `address`, their channels open (and TLS done) before the
+ * first run: `use` hands them requests, `run` sends calls with `workers` in flight in all until
+ * the time or request budget runs out, and waits for every call in flight.
+ */
+async function createLoadPool(address, threads = clientThreads) {
+  const pool = await Promise.all(
     Array.from(
       { length: threads },
-      (_, index) =>
+      () =>
         new Promise((resolve, reject) => {
           const worker = new Worker(join(benchDir, 'load-worker.mjs'), {
-            workerData: {
-              address,
-              security: gatewaySecurity,
-              requests: requests.slice(index).concat(requests.slice(0, index)),
+            workerData: { address, security: gatewaySecurity },
+          });
+          worker.once('error', reject);
+          worker.once('message', () => resolve(worker));
+        }),
+    ),
+  );
+  const ask = (worker, message, answer) =>
+    new Promise((resolve, reject) => {
+      const onMessage = (reply) => {
+        if (reply.type !== answer) return;
+        worker.off('message', onMessage);
+        worker.off('error', reject);
+        resolve(reply);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.postMessage(message);
+    });
+  return {
+    use: (requests) =>
+      Promise.all(
+        pool.map((worker, index) =>
+          ask(worker, { type: 'requests', requests: requests.slice(index).concat(requests.slice(0, index)) }, 'ok'),
+        ),
+      ),
+    async run({ durationMs, maxRequests = Infinity, workers, method = 'verify' }) {
+      const runs = await Promise.all(
+        pool.map((worker) =>
+          ask(
+            worker,
+            {
+              type: 'run',
               durationMs,
               maxRequests: Math.ceil(maxRequests / threads),
               workers: Math.max(1, Math.round(workers / threads)),
               method,
             },
-          });
-          worker.once('message', resolve);
-          worker.once('error', reject);
+            'ran',
+          ),
+        ),
+      );
+      return {
+        latencies: runs.flatMap((run) => run.latencies),
+        seconds: Math.max(...runs.map((run) => run.seconds)),
+        wrong: runs.reduce((sum, run) => sum + run.wrong, 0),
+      };
+    },
+    close: () =>
+      Promise.all(
+        pool.map((worker) => {
+          worker.postMessage({ type: 'close' });
+          return once(worker, 'exit');
         }),
-    ),
-  );
-  return {
-    latencies: runs.flatMap((run) => run.latencies),
-    seconds: Math.max(...runs.map((run) => run.seconds)),
-    wrong: runs.reduce((sum, run) => sum + run.wrong, 0),
+      ),
   };
 }
 
@@ -207,6 +255,11 @@ const percentile = (values, p) => {
 const median = (values) => percentile(values, 50);
 /** (max - min) / median of a round's figures, in percent: how far the rounds agree. */
 const spread = (values) => ((Math.max(...values) - Math.min(...values)) / median(values)) * 100;
+const loadAverage = () =>
+  loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ');
+const startLoad = loadAverage();
 const fmt = (value, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
@@ -262,9 +315,13 @@ async function main() {
         GRPC_HOST: '127.0.0.1',
         GRPC_PORT: '0',
       };
+      const target = { size, hooks, inspectorUrl: undefined };
       const service = await spawnService({
         entry: join(subscriptionDist, 'main.js'),
         maxLines: 200,
+        // The inspector listens only once the memory phase sends SIGUSR1, on a free loopback port.
+        nodeArgs: ['--inspect-port=127.0.0.1:0', ...serviceNodeArgs],
+        onLine: (line) => (target.inspectorUrl ??= inspectorUrlOf(line)),
         env: {
           ...common,
           METRICS_PORT: '0',
@@ -286,81 +343,124 @@ async function main() {
         maxLines: 200,
       });
       cleanups.add(() => seedProcess.stop());
-      targets.push({
-        size,
-        hooks,
-        service,
-        calsync: `127.0.0.1:${service.ready.grpcPort}`,
-        seed: `127.0.0.1:${seedProcess.ready.grpcPort}`,
-        results: {
-          calsync: [],
-          calsyncLatencies: [],
-          calsyncCpu: [],
-          health: [],
-          healthCpu: [],
-          toHealth: [],
-          peakRssMb: 0,
-          seed: [],
-          seedLatencies: [],
-          wrong: 0,
-        },
-      });
+      targets.push(
+        Object.assign(target, {
+          service,
+          calsync: await createLoadPool(`127.0.0.1:${service.ready.grpcPort}`),
+          seed: `127.0.0.1:${seedProcess.ready.grpcPort}`,
+          results: {
+            calsync: [],
+            calsyncLatencies: [],
+            calsyncCpu: [],
+            health: [],
+            healthCpu: [],
+            toHealth: [],
+            peakRssMb: 0,
+            seed: [],
+            seedLatencies: [],
+            wrong: 0,
+          },
+        }),
+      );
+      cleanups.add(() => target.calsync.close());
     }
 
     // Each service loads every hook into memory when it starts; wait for that, then give every
-    // server process a few seconds of load so all of them are JIT-warm before anything counts.
+    // server process a few seconds of both calls so all of them are JIT-warm before anything counts.
     for (const target of targets) {
       target.warmedMs = await warmedIn(target.service);
-      const settle = await load(target.calsync, requestsFor(target.hooks, requestPool), {
-        durationMs: warmupMs,
-        workers: concurrency,
-      });
-      target.results.wrong += settle.wrong;
+      await target.calsync.use(requestsFor(target.hooks, requestPool));
+      for (const method of ['verify', 'health']) {
+        const settle = await target.calsync.run({ durationMs: warmupMs, workers: concurrency, method });
+        target.results.wrong += settle.wrong;
+      }
     }
 
     for (let round = 1; round <= rounds; round++) {
       for (const target of targets) {
+        const r = target.results;
         const requests = requestsFor(target.hooks, requestPool);
+        await target.calsync.use(requests);
         const pid = target.service.child.pid;
-        const cpuBefore = cpuSecondsOf(pid);
-        const [calsync, peakRss] = await withPeakRss(pid, () =>
-          load(target.calsync, requests, { durationMs: phaseMs, workers: concurrency }),
+        const totals = { verify: { calls: 0, seconds: 0, cpu: 0 }, health: { calls: 0, seconds: 0, cpu: 0 } };
+        // Verify and Check in turn, the same number of slices each; which goes first alternates.
+        for (let slice = 0; slice < 2 * slices; slice++) {
+          const method = (slice + round) % 2 === 1 ? 'verify' : 'health';
+          const cpuBefore = cpuSecondsOf(pid);
+          const [ran, peakRss] = await withPeakRss(pid, () =>
+            target.calsync.run({ durationMs: sliceMs, workers: concurrency, method }),
+          );
+          const total = totals[method];
+          total.cpu += cpuSecondsOf(pid) - cpuBefore;
+          total.calls += ran.latencies.length;
+          total.seconds += ran.seconds;
+          r.wrong += ran.wrong;
+          r.peakRssMb = Math.max(r.peakRssMb, peakRss);
+          if (method === 'verify') r.calsyncLatencies.push(...ran.latencies);
+        }
+        const rate = totals.verify.calls / totals.verify.seconds;
+        const healthRate = totals.health.calls / totals.health.seconds;
+        r.calsync.push(rate);
+        r.calsyncCpu.push((totals.verify.cpu / totals.verify.calls) * 1e6);
+        r.health.push(healthRate);
+        r.healthCpu.push((totals.health.cpu / totals.health.calls) * 1e6);
+        r.toHealth.push(rate / healthRate);
+        say(
+          `round ${round}/${rounds}, ${fmt(target.size)} hooks: verify ${fmt(rate)}/s, Check ${fmt(healthRate)}/s -> ${fmt(rate / healthRate, 3)}; server CPU ${fmt(r.calsyncCpu.at(-1))} / ${fmt(r.healthCpu.at(-1))} µs per call; load average ${loadAverage()}`,
         );
-        const cpu = cpuSecondsOf(pid) - cpuBefore;
-        const rate = calsync.latencies.length / calsync.seconds;
-        target.results.calsync.push(rate);
-        target.results.calsyncCpu.push((cpu / calsync.latencies.length) * 1e6);
-        target.results.calsyncLatencies.push(...calsync.latencies);
-        target.results.peakRssMb = Math.max(target.results.peakRssMb, peakRss);
-        // The same server, transport and concurrency, with the cheapest call it serves.
-        const healthCpuBefore = cpuSecondsOf(pid);
-        const health = await load(target.calsync, requests, {
-          durationMs: phaseMs,
-          workers: concurrency,
-          method: 'health',
-        });
-        const healthCpu = cpuSecondsOf(pid) - healthCpuBefore;
-        const healthRate = health.latencies.length / health.seconds;
-        target.results.health.push(healthRate);
-        target.results.healthCpu.push((healthCpu / health.latencies.length) * 1e6);
-        target.results.toHealth.push(rate / healthRate);
-        target.results.wrong += health.wrong;
-        const seedRun = await load(target.seed, requests, {
+        const seedPool = await createLoadPool(target.seed, 1);
+        await seedPool.use(requests);
+        const seedRun = await seedPool.run({
           durationMs: seedPhaseMs,
           maxRequests: Math.max(4, Math.ceil(seedMaxRequests / rounds)),
           workers: 4,
-          threads: 1,
         });
-        target.results.seed.push(seedRun.latencies.length / seedRun.seconds);
-        target.results.seedLatencies.push(...seedRun.latencies);
-        target.results.wrong += calsync.wrong + seedRun.wrong;
+        await seedPool.close();
+        r.seed.push(seedRun.latencies.length / seedRun.seconds);
+        r.seedLatencies.push(...seedRun.latencies);
+        r.wrong += seedRun.wrong;
       }
-      say(`round ${round}/${rounds} done`);
+    }
+
+    // Memory, by itself after the rounds: the heap under verify load, sampled through the
+    // inspector, then what is left after full collections (the live heap: the cache and the rest).
+    for (const target of targets) {
+      const pid = target.service.child.pid;
+      const inspector = await openInspectorOf(target.service.child, () => target.inspectorUrl);
+      try {
+        await target.calsync.use(requestsFor(target.hooks, requestPool));
+        const peak = { used: 0, total: 0, newSpace: 0 };
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            const heap = await inspector.heap();
+            peak.used = Math.max(peak.used, heap.used);
+            peak.total = Math.max(peak.total, heap.total);
+            peak.newSpace = Math.max(peak.newSpace, heap.spaces.new_space?.size ?? 0);
+            await new Promise((resolve) => setTimeout(resolve, 250));
+          }
+        })();
+        const [ran, peakRss] = await withPeakRss(pid, () =>
+          target.calsync.run({ durationMs: memoryMs, workers: concurrency, method: 'verify' }),
+        );
+        sampling = false;
+        await sampler;
+        target.results.wrong += ran.wrong;
+        await inspector.collectGarbage();
+        const live = await inspector.heap();
+        target.memory = {
+          underLoad: { rate: ran.latencies.length / ran.seconds, peakRssMb: peakRss, ...peak },
+          live,
+          rssAfterGcMb: rssMbOf(pid),
+        };
+      } finally {
+        inspector.close();
+      }
     }
 
     say('');
     say(
-      `VerifyAndResolveUser over gRPC, loopback, ${concurrency} in flight from ${clientThreads} client threads (seed: 4 from 1), median of ${rounds} rounds of ${phaseMs} ms; ± is the rounds' spread (max - min) / median`,
+      `VerifyAndResolveUser over gRPC, loopback, ${concurrency} in flight from ${clientThreads} client threads (seed: 4 from 1), median of ${rounds} rounds of ${slices} x ${sliceMs} ms verify slices interleaved with as many Check slices; ± is the rounds' spread (max - min) / median`,
     );
     say(
       '| subscriptions | calsync req/s | health Check req/s | calsync / Check | calsync p99 ms | server CPU per call: calsync / Check | peak RSS | seed req/s | seed p99 ms | calsync / seed | cache warm-up |',
@@ -371,34 +471,54 @@ async function main() {
       const calsync = median(r.calsync);
       const seedRate = median(r.seed);
       say(
-        `| ${fmt(target.size)} | ${fmt(calsync)} ±${fmt(spread(r.calsync))}% | ${fmt(median(r.health))} ±${fmt(spread(r.health))}% | ${fmt(median(r.toHealth), 2)} ±${fmt(spread(r.toHealth))}% | ${fmt(percentile(r.calsyncLatencies, 99), 1)} | ${fmt(median(r.calsyncCpu))} / ${fmt(median(r.healthCpu))} µs | ${fmt(r.peakRssMb)} MB | ${fmt(seedRate, 1)} | ${fmt(percentile(r.seedLatencies, 99), 0)} | ${fmt(calsync / seedRate, 0)}x | ${fmt(target.warmedMs / 1000, 1)} s |`,
+        `| ${fmt(target.size)} | ${fmt(calsync)} ±${fmt(spread(r.calsync))}% | ${fmt(median(r.health))} ±${fmt(spread(r.health))}% | ${fmt(median(r.toHealth), 3)} ±${fmt(spread(r.toHealth), 1)}% | ${fmt(percentile(r.calsyncLatencies, 99), 1)} | ${fmt(median(r.calsyncCpu))} / ${fmt(median(r.healthCpu))} µs | ${fmt(r.peakRssMb)} MB | ${fmt(seedRate, 1)} | ${fmt(percentile(r.seedLatencies, 99), 0)} | ${fmt(calsync / seedRate, 0)}x | ${fmt(target.warmedMs / 1000, 1)} s |`,
       );
     }
-    const first = targets[0];
-    const last = targets[targets.length - 1];
-    // Per round, so a change in background load between rounds cancels out.
-    const ratios = last.results.calsync.map((rate, i) => rate / first.results.calsync[i]);
-    const ratio = median(ratios);
     say('');
     say(
-      `calsync throughput at ${fmt(last.size)} / at ${fmt(first.size)}: ${fmt(ratio, 3)} (rounds: ${ratios.map((x) => fmt(x, 3)).join(', ')}) (target: within 10%, i.e. >= 0.900) -> ${ratio >= 0.9 ? 'met' : 'NOT met'}`,
+      `Memory of the service after the rounds, under ${fmt(memoryMs / 1000, 0)} s more of verify load (heap sampled every 250 ms through the inspector), then after full garbage collections`,
     );
-    const toHealth = median(targets.flatMap((target) => target.results.toHealth));
     say(
-      `calsync / plain unary health Check, all sizes: ${fmt(toHealth, 2)} (target >= 0.60) -> ${toHealth >= 0.6 ? 'met' : 'NOT met'}`,
+      '| subscriptions | verify req/s | peak RSS | peak heap used / committed | young generation committed | live heap after GC | external (of it array buffers) | RSS after GC |',
+    );
+    say('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const mb = (bytes) => `${fmt(bytes / 2 ** 20, 1)} MB`;
+    for (const target of targets) {
+      const { underLoad, live, rssAfterGcMb } = target.memory;
+      say(
+        `| ${fmt(target.size)} | ${fmt(underLoad.rate)} | ${fmt(underLoad.peakRssMb)} MB | ${mb(underLoad.used)} / ${mb(underLoad.total)} | ${mb(underLoad.newSpace)} | **${mb(live.used)}** | ${mb(live.external)} (${mb(live.arrayBuffers)}) | ${fmt(rssAfterGcMb)} MB |`,
+      );
+    }
+    if (targets.length > 1) {
+      const first = targets[0];
+      const last = targets[targets.length - 1];
+      const perHook = (last.memory.live.used - first.memory.live.used) / (last.size - first.size);
+      say(`live heap per cached hook (${fmt(last.size)} against ${fmt(first.size)}): ${fmt(perHook)} bytes`);
+      // Per round, so a change in background load between rounds cancels out.
+      const ratios = last.results.calsync.map((rate, i) => rate / first.results.calsync[i]);
+      const ratio = median(ratios);
+      say('');
+      say(
+        `calsync throughput at ${fmt(last.size)} / at ${fmt(first.size)}: ${fmt(ratio, 3)} (rounds: ${ratios.map((x) => fmt(x, 3)).join(', ')}) (target: within 10%, i.e. >= 0.900) -> ${ratio >= 0.9 ? 'met' : 'NOT met'}`,
+      );
+    }
+    const allRatios = targets.flatMap((target) => target.results.toHealth);
+    const toHealth = median(allRatios);
+    say(
+      `calsync / plain unary health Check, all sizes: ${fmt(toHealth, 3)} (target >= 0.60) -> ${toHealth >= 0.6 ? 'met' : 'NOT met'}; every round's ratio: ${allRatios.map((x) => fmt(x, 3)).join(', ')}; spread ${fmt(spread(allRatios), 1)}% (target: within 5%)`,
     );
     const wrong = targets.reduce((sum, target) => sum + target.results.wrong, 0);
     say(`wrong or failed answers: ${wrong}`);
     say(
-      `machine: ${(await import('node:os')).cpus().length} cores, node ${process.version}; took ${fmt((performance.now() - began) / 1000, 0)} s`,
+      `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}, node ${process.version}; took ${fmt((performance.now() - began) / 1000, 0)} s`,
     );
-    say(`command: node scripts/bench/verify/run.mjs${env.BENCH_SIZES ? ` (BENCH_SIZES=${env.BENCH_SIZES})` : ''}`);
     say(
-      `load average (1/5/15 min) at the end: ${(await import('node:os'))
-        .loadavg()
-        .map((n) => n.toFixed(2))
-        .join(' ')}`,
+      `command: node scripts/bench/verify/run.mjs${Object.entries(env)
+        .filter(([name]) => name.startsWith('BENCH_'))
+        .map(([name, value]) => ` ${name}=${value}`)
+        .join('')}`,
     );
+    say(`load average (1/5/15 min) at the start: ${startLoad}; at the end: ${loadAverage()}`);
     if (wrong > 0) process.exitCode = 1;
   } finally {
     await cleanups.run();
