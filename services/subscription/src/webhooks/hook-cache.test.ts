@@ -61,9 +61,20 @@ it('answers from memory after the first lookup and opens the sealed key', async 
   const cache = await startCache();
   const first = await cache.get(hook.hookId);
   expect(first).toMatchObject({ userId: 'u-memory', refusing: false });
-  expect(first!.signingKey!.toString()).toBe(key);
+  expect(first!.signingKey).toBe(key);
   await cache.get(hook.hookId);
   expect(cache.stats()).toMatchObject({ miss: 1, hit: 1, size: 1 });
+});
+
+it('hooks subscribed to the same events share one set, so 100,000 cached hooks do not hold 100,000', async () => {
+  const [a, b] = [newHook('u-share-a'), newHook('u-share-b')];
+  const other = { ...newHook('u-share-c'), events: ['invitee.created', 'invitee.canceled'] };
+  await repository.insertMany([a, b, other]);
+  const cache = await startCache();
+  const [first, second, third] = [await cache.get(a.hookId), await cache.get(b.hookId), await cache.get(other.hookId)];
+  expect(first!.events).toBe(second!.events);
+  expect([...first!.events]).toEqual(['invitee.created']);
+  expect([...third!.events]).toEqual(['invitee.created', 'invitee.canceled']);
 });
 
 it('every replica refuses a hook as soon as another marks it removed or deletes it', async () => {

@@ -2,11 +2,16 @@ import { Client } from 'pg';
 import type { Logger } from '@calsync/service-kit';
 import type { WebhookState } from './webhook-repository';
 
-/** What verification needs of a hook, with its signing key already opened. */
+/**
+ * What verification needs of a hook, with its signing key already opened. 100,000 of these stay
+ * in memory, so each holds only its own strings: the event set, state and scope are shared
+ * (see toCachedHook), and the key is kept as the text Calendly hashes with.
+ */
 export interface CachedHook {
   hookId: string;
   userId: string;
   calendlyUserUri: string;
+  /** Shared by every hook subscribed to the same events: never modified. */
   events: ReadonlySet<string>;
   scope: 'user' | 'organization';
   legacy: boolean;
@@ -14,8 +19,12 @@ export interface CachedHook {
   refusing: boolean;
   /** Its state as last synced with Calendly (labels the verification metrics, never a user). */
   state: WebhookState;
-  /** The subscription's own key; null when the OAuth application key signs its deliveries. */
-  signingKey: Buffer | null;
+  /**
+   * The subscription's own key, the text Calendly uses as the HMAC key (in memory only, never
+   * logged); null when the OAuth application key signs its deliveries. A string costs a third
+   * of a Buffer per hook and pins no slab of Node's shared buffer pool.
+   */
+  signingKey: string | null;
 }
 
 export type CacheLookup = 'hit' | 'miss' | 'bypass';
@@ -60,7 +69,7 @@ export interface HookCache {
   stats(): Record<CacheLookup, number> & { size: number };
 }
 
-/** Beyond this many hooks the oldest entries make room (100,000 hooks take about 50 MB). */
+/** Beyond this many hooks the oldest entries make room (100,000 hooks take about 35 MB of live heap). */
 const maxEntries = 1_000_000;
 /** Unknown ids remembered, so a flood of made-up ids does not become a flood of queries. */
 const maxAbsent = 10_000;
