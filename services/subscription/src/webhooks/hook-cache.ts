@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { Client } from 'pg';
 import type { Logger } from '@calsync/service-kit';
 import type { WebhookState } from './webhook-repository';
@@ -69,8 +70,15 @@ export interface HookCache {
   stats(): Record<CacheLookup, number> & { size: number };
 }
 
-/** Beyond this many hooks the oldest entries make room (100,000 hooks take about 35 MB of live heap). */
-const maxEntries = 1_000_000;
+/** What a cached hook costs in live heap (the verify bench measures about 370 bytes), rounded up. */
+const bytesPerHook = 512;
+/**
+ * Beyond this many hooks the oldest entries make room: a million at most, and never more than
+ * fill half of the heap V8 was given (the service runs with --max-old-space-size=192, see its
+ * README: about 240,000 hooks), so a fleet larger than the heap costs misses served from
+ * Postgres, never a process out of memory.
+ */
+const maxEntries = Math.min(1_000_000, Math.floor(getHeapStatistics().heap_size_limit / 2 / bytesPerHook));
 /** Unknown ids remembered, so a flood of made-up ids does not become a flood of queries. */
 const maxAbsent = 10_000;
 
