@@ -3,6 +3,7 @@ import { inTransaction, type Logger, type Pool, type Sealer } from '@calsync/ser
 import type { IdentityMetrics } from '../metrics';
 import {
   findConnection,
+  findConnections,
   isLockTimeout,
   lockConnection,
   markReauthRequired,
@@ -12,7 +13,7 @@ import {
   type ConnectionRow,
 } from './connection-repository';
 import { describeFailure, refreshFailureReason } from './calendly-failures';
-import { IdentityError, notConnected, reauthRequired, tokenRateLimited } from '../errors';
+import { IdentityError, invalidInput, notConnected, reauthRequired, tokenRateLimited } from '../errors';
 import { requireMinValidity, requireUserId } from './input';
 import { secretContext } from './secret-context';
 import { reserveTokenRequest, type TokenBudget } from './token-budget';
@@ -37,7 +38,17 @@ export interface AccessToken {
 export interface AccessTokens {
   /** A token valid for at least `minValiditySeconds` more (0: the configured default), refreshing when needed. */
   getAccessToken(userId: string, minValiditySeconds?: number): Promise<AccessToken>;
+  /**
+   * getAccessToken for many users (at most maxUsersPerBatch) with one read of their rows: by
+   * user, their token or what getAccessToken would have thrown. Throws only for the request itself.
+   */
+  getAccessTokens(userIds: string[], minValiditySeconds?: number): Promise<Map<string, AccessToken | Error>>;
 }
+
+/** The most users one getAccessTokens call takes. */
+export const maxUsersPerBatch = 1_000;
+/** How many of one batch's users are refreshed at a time, so a page of expired tokens does not burst at Calendly. */
+const batchRefreshConcurrency = 8;
 
 type RefreshOutcome =
   | { row?: ConnectionRow }
@@ -155,27 +166,71 @@ export function createAccessTokens(deps: {
     return outcome.row;
   }
 
+  /** The row as read, or after the one refresh in flight for the user when its token is not valid long enough. */
+  async function freshRow(userId: string, row: ConnectionRow | undefined, minValiditySeconds: number) {
+    if (usable(row, minValiditySeconds)) return row;
+    const key = `${userId}\u0000${minValiditySeconds}`;
+    let refresh = inflight.get(key);
+    if (!refresh) {
+      refresh = refreshUnderLock(userId, minValiditySeconds).finally(() => inflight.delete(key));
+      inflight.set(key, refresh);
+    }
+    return refresh;
+  }
+
+  const tokenOf = (userId: string, row: ConnectionRow): AccessToken => ({
+    accessToken: sealer.open(row.access_token_sealed, secretContext('access_token', userId)),
+    expiresAt: row.access_token_expires_at ?? undefined,
+    kind: row.kind,
+    calendlyUserUri: row.calendly_user_uri,
+    calendlyOrganizationUri: row.calendly_organization_uri,
+  });
+
   return {
     async getAccessToken(userIdInput, minValidityInput = 0) {
       const userId = requireUserId(userIdInput);
       const minValiditySeconds = requireMinValidity(minValidityInput, settings.defaultMinValiditySeconds);
-      let row = await findConnection(pool, userId);
-      if (!usable(row, minValiditySeconds)) {
-        const key = `${userId}\u0000${minValiditySeconds}`;
-        let refresh = inflight.get(key);
-        if (!refresh) {
-          refresh = refreshUnderLock(userId, minValiditySeconds).finally(() => inflight.delete(key));
-          inflight.set(key, refresh);
+      return tokenOf(userId, await freshRow(userId, await findConnection(pool, userId), minValiditySeconds));
+    },
+
+    async getAccessTokens(userIdsInput, minValidityInput = 0) {
+      if (userIdsInput.length === 0) throw invalidInput('user_ids is required');
+      if (userIdsInput.length > maxUsersPerBatch)
+        throw invalidInput(`user_ids must hold at most ${maxUsersPerBatch} user ids`);
+      const minValiditySeconds = requireMinValidity(minValidityInput, settings.defaultMinValiditySeconds);
+      const results = new Map<string, AccessToken | Error>();
+      const userIds: string[] = [];
+      for (const userId of new Set(userIdsInput)) {
+        try {
+          userIds.push(requireUserId(userId));
+        } catch (error) {
+          results.set(userId, error as Error);
         }
-        row = await refresh;
       }
-      return {
-        accessToken: sealer.open(row.access_token_sealed, secretContext('access_token', userId)),
-        expiresAt: row.access_token_expires_at ?? undefined,
-        kind: row.kind,
-        calendlyUserUri: row.calendly_user_uri,
-        calendlyOrganizationUri: row.calendly_organization_uri,
+      const rows = userIds.length > 0 ? await findConnections(pool, userIds) : new Map<string, ConnectionRow>();
+      const stale: string[] = [];
+      for (const userId of userIds) {
+        try {
+          const row = rows.get(userId);
+          if (usable(row, minValiditySeconds)) results.set(userId, tokenOf(userId, row));
+          else stale.push(userId);
+        } catch (error) {
+          results.set(userId, error as Error);
+        }
+      }
+      let next = 0;
+      const refresher = async () => {
+        while (next < stale.length) {
+          const userId = stale[next++]!;
+          try {
+            results.set(userId, tokenOf(userId, await freshRow(userId, rows.get(userId), minValiditySeconds)));
+          } catch (error) {
+            results.set(userId, error instanceof Error ? error : new Error(String(error)));
+          }
+        }
       };
+      await Promise.all(Array.from({ length: Math.min(batchRefreshConcurrency, stale.length) }, refresher));
+      return results;
     },
   };
 }

@@ -58,6 +58,12 @@ export async function findConnection(db: Db, userId: string): Promise<Connection
   return result.rows[0];
 }
 
+/** findConnection for many users in one query, by user (users without a connection are absent). */
+export async function findConnections(db: Db, userIds: string[]): Promise<Map<string, ConnectionRow>> {
+  const result = await db.query<ConnectionRow>('SELECT * FROM connections WHERE user_id = ANY($1::text[])', [userIds]);
+  return new Map(result.rows.map((row) => [row.user_id, row]));
+}
+
 /** Reads the row and holds its lock until the transaction ends, so only one replica refreshes it. */
 export async function lockConnection(client: PoolClient, userId: string): Promise<ConnectionRow | undefined> {
   const result = await client.query<ConnectionRow>('SELECT * FROM connections WHERE user_id = $1 FOR UPDATE', [userId]);

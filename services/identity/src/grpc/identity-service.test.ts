@@ -480,3 +480,85 @@ describe('toGrpcError', () => {
     expect(toGrpcError(new Error('boom'))).toBeUndefined();
   });
 });
+
+describe('GetAccessTokens', () => {
+  it('answers each user on their own: a token, a refreshed token, or the status GetAccessToken would have said', async () => {
+    const pat = await newSimUser();
+    await identity.connectWithPersonalToken({ userId: 'many-pat', token: pat.personal_access_token });
+    const expiring = await newSimUser();
+    await withShortLivedTokens(() => connectWithOAuth('many-expiring', expiring));
+    await accessTokenExpired(database.url, 'many-expiring');
+    const revoked = await newSimUser();
+    await withShortLivedTokens(() => connectWithOAuth('many-revoked', revoked));
+    const refreshToken = await storedRefreshToken(database.url, sealer, 'many-revoked');
+    secrets.add(refreshToken);
+    await revokeAtCalendly(sim, refreshToken);
+    await accessTokenExpired(database.url, 'many-revoked');
+
+    const { tokens } = await identity.getAccessTokens({
+      userIds: ['many-pat', 'many-expiring', 'many-revoked', 'many-nobody', 'many-pat', 'bad\u0000id'],
+      minValiditySeconds: 0,
+    });
+    for (const entry of tokens) if (entry.token) secrets.add(entry.token.accessToken);
+    const byUser = new Map(tokens.map((entry) => [entry.userId, entry]));
+    // Each distinct user once.
+    expect(tokens).toHaveLength(5);
+    expect(byUser.get('many-pat')).toMatchObject({
+      token: {
+        accessToken: pat.personal_access_token,
+        kind: ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN,
+        calendlyUserUri: pat.uri,
+        calendlyOrganizationUri: pat.organization,
+      },
+      errorCode: 0,
+    });
+    const refreshed = byUser.get('many-expiring')!.token!;
+    expect(refreshed.kind).toBe(ConnectionKind.CONNECTION_KIND_OAUTH);
+    expect(await whoIs(sim, refreshed.accessToken)).toBe(expiring.uri);
+    expect(refreshed.expiresAt!.getTime()).toBeGreaterThan(Date.now());
+    // The same answers as GetAccessToken, one user at a time.
+    expect(await accessToken('many-expiring')).toBe(refreshed.accessToken);
+    const single = await failureOf(identity.getAccessToken({ userId: 'many-revoked', minValiditySeconds: 0 }));
+    expect(byUser.get('many-revoked')).toMatchObject({
+      token: undefined,
+      errorCode: GrpcStatus.FAILED_PRECONDITION,
+      errorReason: 'REAUTH_REQUIRED',
+      errorMessage: single.details,
+    });
+    expect(byUser.get('many-nobody')).toMatchObject({
+      token: undefined,
+      errorCode: GrpcStatus.NOT_FOUND,
+      errorReason: 'NOT_CONNECTED',
+    });
+    expect(byUser.get('bad\u0000id')).toMatchObject({
+      token: undefined,
+      errorCode: GrpcStatus.INVALID_ARGUMENT,
+      errorMessage: 'user_id must not contain control characters',
+    });
+  });
+
+  it('refuses a request without user ids, with too many, or with a bad min_validity_seconds, and changes nothing', async () => {
+    expect(await failureOf(identity.getAccessTokens({ userIds: [], minValiditySeconds: 0 }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: 'user_ids is required',
+    });
+    const tooMany = Array.from({ length: 1001 }, (_, i) => `many-${i}`);
+    expect(await failureOf(identity.getAccessTokens({ userIds: tooMany, minValiditySeconds: 0 }))).toMatchObject({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: 'user_ids must hold at most 1000 user ids',
+    });
+    expect(
+      await failureOf(identity.getAccessTokens({ userIds: ['many-pat'], minValiditySeconds: 7201 })),
+    ).toMatchObject({ code: GrpcStatus.INVALID_ARGUMENT });
+  });
+
+  it('hands tokens only to subscription: meetings and the gateway are refused', async () => {
+    const address = `127.0.0.1:${app.ports.grpc}`;
+    for (const refused of [grpcIdentities.gateway, grpcIdentities.meetings]) {
+      const client = await clientAs(refused, identityV1.IdentityServiceService, address);
+      const failure = await client.getAccessTokens({ userIds: ['many-pat'], minValiditySeconds: 0 }).catch((e) => e);
+      client.close();
+      expect(failure).toMatchObject({ code: GrpcStatus.PERMISSION_DENIED });
+    }
+  });
+});

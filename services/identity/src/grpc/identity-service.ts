@@ -73,6 +73,7 @@ export const identityCallers: Callers<typeof identityV1.IdentityServiceService> 
   connectWithPersonalToken: [gateway],
   getConnection: [gateway, subscription, operator],
   getAccessToken: [subscription, meetings],
+  getAccessTokens: [subscription],
   disconnect: [gateway],
   // The gateway for the signed-in user who asked to be forgotten; an operator for any user.
   purgeUser: [gateway, operator],
@@ -104,6 +105,30 @@ export function identityService(deps: {
       async getAccessToken(request) {
         const token = await accessTokens.getAccessToken(request.userId, request.minValiditySeconds);
         return { ...token, kind: kinds[token.kind] };
+      },
+      async getAccessTokens(request) {
+        const results = await accessTokens.getAccessTokens(request.userIds, request.minValiditySeconds);
+        return {
+          tokens: [...results].map(([userId, result]): identityV1.UserAccessToken => {
+            if (!(result instanceof Error))
+              return {
+                userId,
+                token: { ...result, kind: kinds[result.kind] },
+                errorCode: 0,
+                errorMessage: '',
+                errorReason: '',
+              };
+            const failure = toGrpcError(result);
+            if (!failure) deps.log.error({ err: result, userId }, 'could not read an access token');
+            return {
+              userId,
+              token: undefined,
+              errorCode: failure?.code ?? GrpcStatus.INTERNAL,
+              errorMessage: failure?.message ?? 'identity could not read the access token',
+              errorReason: failure?.reason ?? '',
+            };
+          }),
+        };
       },
       disconnect: (request) => connections.disconnect(request.userId),
       async purgeUser(request) {
