@@ -7,9 +7,9 @@
 // The users are seeded as calsync would hold them after connecting: a simulated Calendly user
 // each, with a personal access token (identity's `connections`, sealed as identity seals it) and
 // a per-user webhook subscription created at the simulator through Calendly's API with a signing
-// key of its own (subscription's `webhooks`, sealed as subscription seals it). Seeding writes the
-// two tables directly, because connecting 100,000 users through the gateway would take the better
-// part of an hour; the reconcile passes then run through the real gRPC call (Reconcile, as the
+// key of its own (subscription's `webhooks`, sealed as subscription seals it), synced by that
+// webhook (subscription's `sync_modes`). Seeding writes the tables directly, because connecting
+// 100,000 users through the gateway would take the better part of an hour; the reconcile passes then run through the real gRPC call (Reconcile, as the
 // operator), exactly as the timer runs them.
 //
 // Each pass prints its time, users per second, Calendly requests per user, the peak requests per
@@ -32,6 +32,8 @@ const { values } = parseArgs({
   options: {
     users: { type: 'string', default: '100000' },
     passes: { type: 'string', default: '2' },
+    // Writes subscription's and identity's CPU profiles (.cpuprofile) into this directory on exit.
+    'cpu-prof': { type: 'string' },
   },
 });
 const userCount = Number(values.users);
@@ -72,6 +74,14 @@ async function main() {
       logLevel: 'info',
       // Only the bench's own passes run (the timer would start one in the middle of seeding).
       extraEnv: { subscription: { RECONCILE_INTERVAL_SECONDS: '0' } },
+      nodeArgs: values['cpu-prof']
+        ? Object.fromEntries(
+            ['subscription', 'identity'].map((service) => [
+              service,
+              ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`, `--cpu-prof-name=${service}.cpuprofile`],
+            ]),
+          )
+        : {},
     });
     cleanup.add(system.stop);
     const { simulator, gateway } = system.urls;
@@ -120,6 +130,12 @@ async function main() {
           [...subscribedEvents],
           column((row) => sealer.seal(row.signingKey, `webhook:${row.hookId}`)),
         ],
+      );
+      // Ensure records each user synced by their webhook.
+      await db.query(
+        `INSERT INTO subscription.sync_modes (user_id, calendly_user_uri, mode)
+         SELECT u, cu, 'webhook' FROM unnest($1::text[], $2::text[]) AS t(u, cu)`,
+        [column((row) => row.userId), column((row) => row.calendlyUserUri)],
       );
     };
     let next = 0;

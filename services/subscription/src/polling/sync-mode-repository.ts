@@ -29,6 +29,8 @@ export interface PollDone {
 
 export interface SyncModeRepository {
   get(userId: string): Promise<SyncModeRow | undefined>;
+  /** get for many users in one query, by user (users without a sync are absent). */
+  getMany(userIds: string[]): Promise<Map<string, SyncModeRow>>;
   /** Records the user as synced by their webhook; returns the mode they were in before. */
   useWebhook(userId: string, calendlyUserUri: string): Promise<SyncModeRow | undefined>;
   /**
@@ -92,6 +94,14 @@ export function createSyncModeRepository(db: Db): SyncModeRepository {
     async get(userId) {
       const { rows } = await db.query<Row>(`SELECT ${columns} FROM sync_modes WHERE user_id = $1`, [userId]);
       return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+
+    async getMany(userIds) {
+      if (userIds.length === 0) return new Map();
+      const { rows } = await db.query<Row>(`SELECT ${columns} FROM sync_modes WHERE user_id = ANY($1::text[])`, [
+        userIds,
+      ]);
+      return new Map(rows.map((row) => [row.user_id, fromRow(row)]));
     },
 
     async useWebhook(userId, calendlyUserUri) {

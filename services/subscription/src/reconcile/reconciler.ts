@@ -1,6 +1,7 @@
 import { connectDedicated, tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
 import { invalidInput, SubscriptionError } from '../errors';
-import type { SyncOutcome, Subscriptions } from '../subscriptions/subscriptions';
+import type { ReconcilePage, SyncOutcome, Subscriptions } from '../subscriptions/subscriptions';
+import type { CalendlyGrant } from '../upstream/identity-connections';
 import { createWebhookRepository } from '../webhooks/webhook-repository';
 
 export interface ReconcileSummary {
@@ -66,10 +67,20 @@ export function createReconciler(options: {
   let running: Promise<ReconcileSummary> | undefined;
   let stopping = false;
 
-  const reconcileOne = async (userId: string, summary: ReconcileSummary) => {
+  const count = (outcome: SyncOutcome, summary: ReconcileSummary) => {
+    summary.usersChecked += 1;
+    if (outcome === 'healthy') summary.healthy += 1;
+    else if (outcome === 'created' || outcome === 'recreated') summary.recreated += 1;
+    else if (outcome === 'disconnected') summary.usersDisconnected += 1;
+    else if (outcome === 'failed') summary.failed += 1;
+    else if (outcome === 'polling') summary.polling += 1;
+    options.onResult?.(outcome);
+  };
+
+  const reconcileOne = async (userId: string, summary: ReconcileSummary, grant?: CalendlyGrant | SubscriptionError) => {
     let outcome: SyncOutcome;
     try {
-      const result = await options.subscriptions.reconcileUser(userId);
+      const result = await options.subscriptions.reconcileUser(userId, grant);
       outcome = result.outcome;
       summary.orphansDeleted += result.orphansDeleted;
       summary.backfillsRequested += result.backfillsRequested;
@@ -80,13 +91,47 @@ export function createReconciler(options: {
       outcome = 'failed';
       log.error({ err: error, userId }, 'reconcile of a user failed');
     }
-    summary.usersChecked += 1;
-    if (outcome === 'healthy') summary.healthy += 1;
-    else if (outcome === 'created' || outcome === 'recreated') summary.recreated += 1;
-    else if (outcome === 'disconnected') summary.usersDisconnected += 1;
-    else if (outcome === 'failed') summary.failed += 1;
-    else if (outcome === 'polling') summary.polling += 1;
-    options.onResult?.(outcome);
+    count(outcome, summary);
+  };
+
+  /**
+   * One page of users: the plain healthy ones (one Calendly request each, confirmed together in
+   * one write) take the page's quick path; every other user, and any whose hook changed before
+   * the confirmation, is repaired one at a time under their lock.
+   */
+  const reconcilePage = async (users: string[], summary: ReconcileSummary, going: () => boolean) => {
+    let page: ReconcilePage | undefined;
+    try {
+      page = await options.subscriptions.prepareReconcile(users);
+    } catch (error) {
+      log.warn({ err: error }, 'could not read a page of users at once; reconciling them one by one');
+    }
+    const healthy: string[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (going() && next < users.length) {
+        const userId = users[next++]!;
+        let quick = false;
+        try {
+          quick = (await page?.isHealthy(userId)) ?? false;
+        } catch (error) {
+          log.warn({ err: error, userId }, 'quick reconcile check failed; repairing under the lock');
+        }
+        if (quick) healthy.push(userId);
+        else await reconcileOne(userId, summary, page?.grantOf(userId));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency, users.length) }, worker));
+    if (!page || healthy.length === 0) return;
+    let changed: Set<string>;
+    try {
+      changed = new Set(await page.confirm());
+    } catch (error) {
+      log.warn({ err: error }, 'could not confirm a page of healthy users; reconciling them one by one');
+      changed = new Set(healthy);
+    }
+    for (const userId of healthy) if (!changed.has(userId)) count('healthy', summary);
+    for (const userId of changed) await reconcileOne(userId, summary);
   };
 
   const walk = async (holdsLock: () => boolean): Promise<ReconcileSummary> => {
@@ -97,11 +142,7 @@ export function createReconciler(options: {
       const users = await repository.listUserIds(after, pageSize);
       if (users.length === 0) break;
       after = users.at(-1)!;
-      let next = 0;
-      const worker = async () => {
-        while (!stopping && holdsLock() && next < users.length) await reconcileOne(users[next++]!, summary);
-      };
-      await Promise.all(Array.from({ length: Math.min(options.concurrency, users.length) }, worker));
+      await reconcilePage(users, summary, () => !stopping && holdsLock());
     }
     return summary;
   };

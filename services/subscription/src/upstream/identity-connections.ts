@@ -17,6 +17,12 @@ export interface CalendlyGrant {
 export interface Connections {
   grantFor(userId: string): Promise<CalendlyGrant>;
   /**
+   * grantFor for many users in one call to identity (at most grantsPerCall): by user, their
+   * grant or the SubscriptionError grantFor would have thrown. Never throws: when identity
+   * cannot be asked at all, every user gets IDENTITY_UNAVAILABLE.
+   */
+  grantsFor(userIds: string[]): Promise<Map<string, CalendlyGrant | SubscriptionError>>;
+  /**
    * The connection's health as identity records it, without touching the token: `active`,
    * `reauth_required` (Calendly refused the refresh token), or undefined when the user has none.
    */
@@ -24,7 +30,17 @@ export interface Connections {
   close(): void;
 }
 
-/** Connections backed by identity's GetAccessToken over gRPC. */
+/** The most users identity's GetAccessTokens takes in one call. */
+export const grantsPerCall = 1_000;
+
+const grantOf = (answer: identityV1.GetAccessTokenResponse): CalendlyGrant => ({
+  accessToken: answer.accessToken,
+  kind: answer.kind === identityV1.ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN ? 'personal_token' : 'oauth',
+  calendlyUserUri: answer.calendlyUserUri,
+  calendlyOrganizationUri: answer.calendlyOrganizationUri,
+});
+
+/** Connections backed by identity's GetAccessToken(s) over gRPC. */
 export function createIdentityConnections(options: {
   address: string;
   security: GrpcSecurity;
@@ -43,12 +59,27 @@ export function createIdentityConnections(options: {
       } catch (error) {
         throw translate(error);
       }
-      return {
-        accessToken: answer.accessToken,
-        kind: answer.kind === identityV1.ConnectionKind.CONNECTION_KIND_PERSONAL_TOKEN ? 'personal_token' : 'oauth',
-        calendlyUserUri: answer.calendlyUserUri,
-        calendlyOrganizationUri: answer.calendlyOrganizationUri,
-      };
+      return grantOf(answer);
+    },
+    async grantsFor(userIds) {
+      const grants = new Map<string, CalendlyGrant | SubscriptionError>();
+      for (let start = 0; start < userIds.length; start += grantsPerCall) {
+        const chunk = userIds.slice(start, start + grantsPerCall);
+        try {
+          const answer = await client.getAccessTokens({ userIds: chunk, minValiditySeconds: 0 });
+          for (const entry of answer.tokens)
+            grants.set(
+              entry.userId,
+              entry.token
+                ? grantOf(entry.token)
+                : translate(Object.assign(new Error(entry.errorMessage), { code: entry.errorCode })),
+            );
+        } catch (error) {
+          const failure = translate(error);
+          for (const userId of chunk) grants.set(userId, failure);
+        }
+      }
+      return grants;
     },
     async stateOf(userId) {
       let answer: identityV1.GetConnectionResponse;

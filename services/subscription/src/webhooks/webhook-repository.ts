@@ -144,6 +144,8 @@ export interface WebhookRepository {
   findUserHookByCalendlyUser(calendlyUserUri: string): Promise<WebhookRow | undefined>;
   /** Every hook of the user, oldest first (not a shared one they released when they disconnected). */
   listByUser(userId: string, options?: { includeLegacy?: boolean }): Promise<WebhookRow[]>;
+  /** listByUser with legacy hooks for many users in one query, by user (users without hooks are absent). */
+  listByUsers(userIds: string[]): Promise<Map<string, WebhookRow[]>>;
   listLegacy(): Promise<WebhookRow[]>;
   /**
    * Every hook (legacy ones too) in id order after `after`, optionally only one state's, one
@@ -174,6 +176,14 @@ export interface WebhookRepository {
   usersWithoutActiveHook(limit: number): Promise<string[]>;
   addLeftovers(userId: string, subscriptionUris: string[], error: string): Promise<void>;
   listLeftovers(userId: string): Promise<RemoteLeftover[]>;
+  /** Which of these users have remote leftovers. */
+  usersWithLeftovers(userIds: string[]): Promise<Set<string>>;
+  /**
+   * Records each hook as verified `at` against the Calendly subscription given (active, no
+   * error, not down), in one statement, unless it changed meanwhile: only a hook still `active`
+   * with no backfill pending is written. Returns the hook ids written.
+   */
+  confirmVerified(hooks: { hookId: string; calendlySubscriptionUri: string }[], at: Date): Promise<Set<string>>;
   removeLeftover(subscriptionUri: string): Promise<void>;
   failLeftover(subscriptionUri: string, error: string): Promise<void>;
 }
@@ -234,6 +244,21 @@ export function createWebhookRepository(db: Db): WebhookRepository {
          ORDER BY created_at, hook_id`,
         [userId],
       ),
+    async listByUsers(userIds) {
+      const byUser = new Map<string, WebhookRow[]>();
+      if (userIds.length === 0) return byUser;
+      const rows = await many(
+        `SELECT ${columns} FROM webhooks WHERE user_id = ANY($1::text[]) AND creator_connected
+         ORDER BY user_id, created_at, hook_id`,
+        [userIds],
+      );
+      for (const row of rows) {
+        const list = byUser.get(row.userId);
+        if (list) list.push(row);
+        else byUser.set(row.userId, [row]);
+      }
+      return byUser;
+    },
     listLegacy: () => many(`SELECT ${columns} FROM webhooks WHERE legacy ORDER BY created_at, hook_id`, []),
     listPage: (after, limit, filter = {}) =>
       many(
@@ -335,6 +360,26 @@ export function createWebhookRepository(db: Db): WebhookRepository {
          ON CONFLICT (calendly_subscription_uri) DO UPDATE SET last_error = EXCLUDED.last_error`,
         [subscriptionUris, userId, error],
       );
+    },
+    async usersWithLeftovers(userIds) {
+      if (userIds.length === 0) return new Set();
+      const result = await db.query<{ user_id: string }>(
+        'SELECT DISTINCT user_id FROM remote_leftovers WHERE user_id = ANY($1::text[])',
+        [userIds],
+      );
+      return new Set(result.rows.map((row) => row.user_id));
+    },
+    async confirmVerified(hooks, at) {
+      if (hooks.length === 0) return new Set();
+      const result = await db.query<{ hook_id: string }>(
+        `UPDATE webhooks w SET state = 'active', calendly_subscription_uri = v.uri, last_verified_at = $3,
+           last_error = NULL, down_since = NULL, updated_at = now()
+         FROM unnest($1::text[], $2::text[]) AS v(hook_id, uri)
+         WHERE w.hook_id = v.hook_id AND w.state = 'active' AND w.backfill_from IS NULL
+         RETURNING w.hook_id`,
+        [hooks.map((hook) => hook.hookId), hooks.map((hook) => hook.calendlySubscriptionUri), at],
+      );
+      return new Set(result.rows.map((row) => row.hook_id));
     },
     async listLeftovers(userId) {
       const result = await db.query<{
