@@ -23,7 +23,7 @@ export interface Reconciler {
   /** Every user with hooks or leftovers; one run at a time across all replicas (RECONCILE_RUNNING otherwise). */
   reconcileAll(): Promise<ReconcileSummary>;
   reconcileUser(userId: string): Promise<ReconcileSummary>;
-  /** Runs reconcileAll every interval (0: never). */
+  /** Runs reconcileAll an interval after the previous run ended (0: never); runs never overlap. */
   start(): void;
   /** Stops the timer and waits for a run in progress to finish its current users. */
   stop(): Promise<void>;
@@ -168,6 +168,13 @@ export function createReconciler(options: {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       options.onRun?.(seconds);
       log.info({ ...summary, seconds: Math.round(seconds * 10) / 10 }, 'reconcile finished');
+      // Runs never overlap: the next starts an interval after this one ended, so each user is
+      // checked every run plus interval. A run longer than the interval stretches that, on purpose.
+      if (options.intervalSeconds > 0 && seconds > options.intervalSeconds)
+        log.warn(
+          { seconds: Math.round(seconds), intervalSeconds: options.intervalSeconds },
+          'reconcile took longer than its interval: each user is checked less often than the interval says',
+        );
       return summary;
     } finally {
       // Ending the session releases the lock.
