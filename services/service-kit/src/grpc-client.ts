@@ -18,24 +18,37 @@ export interface StreamCallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of a bidirectional call: long-lived, so no deadline unless given. */
+export interface DuplexCallOptions {
+  timeoutMs?: number;
+  metadata?: grpc.Metadata;
+}
+
 /**
- * A client whose every unary method returns a promise and always carries a deadline, and whose
+ * A client whose every unary method returns a promise and always carries a deadline, whose
  * server-streaming methods return an async iterable of the responses (ending with the call's
- * error, if any).
+ * error, if any), and whose bidirectional methods open grpc-js's duplex call as it is.
  */
 export type PromiseClient<D> = {
   [K in keyof D]: D[K] extends {
+    requestStream: true;
     responseStream: true;
     requestSerialize(value: infer Req): Buffer;
     responseDeserialize(bytes: Buffer): infer Res;
   }
-    ? (request: Req, options?: StreamCallOptions) => AsyncIterable<Res>
+    ? (options?: DuplexCallOptions) => grpc.ClientDuplexStream<Req, Res>
     : D[K] extends {
+          responseStream: true;
           requestSerialize(value: infer Req): Buffer;
           responseDeserialize(bytes: Buffer): infer Res;
         }
-      ? (request: Req, options?: CallOptions) => Promise<Res>
-      : never;
+      ? (request: Req, options?: StreamCallOptions) => AsyncIterable<Res>
+      : D[K] extends {
+            requestSerialize(value: infer Req): Buffer;
+            responseDeserialize(bytes: Buffer): infer Res;
+          }
+        ? (request: Req, options?: CallOptions) => Promise<Res>
+        : never;
 } & {
   /** Waits until the channel is connected or the deadline passes. */
   waitForReady(timeoutMs: number): Promise<void>;
@@ -124,6 +137,17 @@ export function createGrpcClient<D extends Definition>(
     close: () => client.close(),
   };
   for (const [name, method] of Object.entries(definition)) {
+    if (method.requestStream && method.responseStream) {
+      methods[name] = (callOptions: DuplexCallOptions = {}) =>
+        client.makeBidiStreamRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          callOptions.metadata ?? new grpc.Metadata(),
+          callOptions.timeoutMs === undefined ? {} : { deadline: Date.now() + callOptions.timeoutMs },
+        );
+      continue;
+    }
     if (method.responseStream) {
       methods[name] = (request: unknown, callOptions: StreamCallOptions = {}) =>
         serverStream(client, method, request, callOptions);

@@ -29,24 +29,42 @@ export interface ResponseStream<Res> {
   readonly signal: AbortSignal;
 }
 
+/** What a bidirectional-streaming handler reads from and writes to. */
+export interface DuplexStream<Req, Res> extends ResponseStream<Res> {
+  /** Calls `listener` with each of the caller's messages as it arrives (no back-pressure). */
+  onMessage(listener: (message: Req) => void): void;
+  /** Calls `listener` once the caller half-closes: it sends no more. */
+  onEnd(listener: () => void): void;
+  /** Aborted when the server starts shutting down: finish what is in hand and return. */
+  readonly draining: AbortSignal;
+}
+
 /**
  * A handler per method: a unary one gets the decoded request and resolves the response; a
- * server-streaming one writes to its stream and resolves when the stream is complete. Either
- * throws (GrpcError for expected failures) to end the call with a status.
+ * server-streaming one writes to its stream and resolves when the stream is complete; a
+ * bidirectional one reads and writes its stream and resolves to end the call OK. Each throws
+ * (GrpcError for expected failures) to end the call with a status.
  */
 type ServiceImplementation<D> = {
   [K in keyof D]: D[K] extends {
+    requestStream: true;
     responseStream: true;
     requestDeserialize(bytes: Buffer): infer Req;
     responseSerialize(value: infer Res): Buffer;
   }
-    ? (request: Req, stream: ResponseStream<Res>, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>
+    ? (stream: DuplexStream<Req, Res>, call: grpc.ServerDuplexStream<Req, Res>) => Promise<void>
     : D[K] extends {
+          responseStream: true;
           requestDeserialize(bytes: Buffer): infer Req;
           responseSerialize(value: infer Res): Buffer;
         }
-      ? (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>
-      : never;
+      ? (request: Req, stream: ResponseStream<Res>, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>
+      : D[K] extends {
+            requestDeserialize(bytes: Buffer): infer Req;
+            responseSerialize(value: infer Res): Buffer;
+          }
+        ? (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>
+        : never;
 };
 
 /** Who may call each method of a service: the certificate identities allowed, per method. */
@@ -59,6 +77,31 @@ export interface ServiceBinding {
   implementation: grpc.UntypedServiceImplementation;
   /** Method path -> identities allowed to call it. */
   callers: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Tells long-lived (bidirectional) calls that the server is shutting down. */
+  drain(): void;
+}
+
+/**
+ * The status a handler's failure ends its call with: a GrpcError as it is, what the service's
+ * `toGrpcError` table maps, UNAVAILABLE for a lost or refused database connection (the caller
+ * retries), INTERNAL (logged, message hidden) for anything else. Exported for handlers that
+ * answer many items in one call and need each item's status.
+ */
+export function grpcStatusOf(
+  error: unknown,
+  context: { method: string; log: Logger; toGrpcError?: (error: unknown) => GrpcError | undefined },
+): { code: grpc.status; details: string; metadata?: grpc.Metadata } {
+  const mapped = error instanceof GrpcError ? error : context.toGrpcError?.(error);
+  if (mapped) {
+    const status = mapped.toServiceError();
+    return { code: status.code ?? grpc.status.UNKNOWN, details: status.details ?? '', metadata: status.metadata };
+  }
+  if (isDatabaseUnavailable(error)) {
+    context.log.warn({ err: error, method: context.method }, 'database unavailable');
+    return { code: grpc.status.UNAVAILABLE, details: 'database unavailable; try again shortly' };
+  }
+  context.log.error({ err: error, method: context.method }, 'handler failed');
+  return { code: grpc.status.INTERNAL, details: 'internal error' };
 }
 
 /**
@@ -77,18 +120,39 @@ export function bindService<D extends Definition>(
   options: { toGrpcError?: (error: unknown) => GrpcError | undefined } = {},
 ): ServiceBinding {
   const handlers: grpc.UntypedServiceImplementation = {};
-  const toStatus = (error: unknown, method: string): Partial<grpc.ServiceError> => {
-    const mapped = error instanceof GrpcError ? error : options.toGrpcError?.(error);
-    if (mapped) return mapped.toServiceError();
-    if (isDatabaseUnavailable(error)) {
-      log.warn({ err: error, method }, 'database unavailable');
-      return { code: grpc.status.UNAVAILABLE, details: 'database unavailable; try again shortly' };
-    }
-    log.error({ err: error, method }, 'handler failed');
-    return { code: grpc.status.INTERNAL, details: 'internal error' };
-  };
+  const toStatus = (error: unknown, method: string): Partial<grpc.ServiceError> =>
+    grpcStatusOf(error, { method, log, ...(options.toGrpcError ? { toGrpcError: options.toGrpcError } : {}) });
+  const draining = new AbortController();
   for (const method of Object.keys(definition) as (keyof D & string)[]) {
     const path = definition[method]!.path;
+    if (definition[method]!.requestStream && definition[method]!.responseStream) {
+      const handle = implementation[method] as (
+        stream: DuplexStream<unknown, unknown>,
+        call: grpc.ServerDuplexStream<unknown, unknown>,
+      ) => Promise<void>;
+      handlers[method] = (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        const cancel = new AbortController();
+        call.on('cancelled', () => cancel.abort());
+        call.on('close', () => cancel.abort());
+        const stream: DuplexStream<unknown, unknown> = {
+          onMessage: (listener) => call.on('data', listener),
+          onEnd: (listener) => call.once('end', listener),
+          signal: cancel.signal,
+          draining: draining.signal,
+          write: (message) => writeTo(call, cancel.signal, message),
+        };
+        handle(stream, call).then(
+          () => {
+            if (!cancel.signal.aborted) call.end();
+          },
+          (error: unknown) => {
+            if (cancel.signal.aborted) return;
+            call.emit('error', toStatus(error, path));
+          },
+        );
+      };
+      continue;
+    }
     if (definition[method]!.responseStream) {
       const handle = implementation[method] as (
         request: unknown,
@@ -101,21 +165,7 @@ export function bindService<D extends Definition>(
         call.on('close', () => cancel.abort());
         const stream: ResponseStream<unknown> = {
           signal: cancel.signal,
-          write: (message) =>
-            new Promise<void>((resolve, reject) => {
-              if (cancel.signal.aborted) return reject(new Error('call cancelled'));
-              if (call.write(message)) return resolve();
-              const drained = () => {
-                cancel.signal.removeEventListener('abort', aborted);
-                resolve();
-              };
-              const aborted = () => {
-                call.off('drain', drained);
-                reject(new Error('call cancelled'));
-              };
-              call.once('drain', drained);
-              cancel.signal.addEventListener('abort', aborted, { once: true });
-            }),
+          write: (message) => writeTo(call, cancel.signal, message),
         };
         handle(call.request, stream, call).then(
           () => {
@@ -148,7 +198,30 @@ export function bindService<D extends Definition>(
     definition: definition as unknown as grpc.ServiceDefinition,
     implementation: handlers,
     callers: allowed,
+    drain: () => draining.abort(),
   };
+}
+
+/** Writes one message; resolves once it is flushed (back-pressure), rejects if the call ends first. */
+function writeTo(
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  cancelled: AbortSignal,
+  message: unknown,
+) {
+  return new Promise<void>((resolve, reject) => {
+    if (cancelled.aborted) return reject(new Error('call cancelled'));
+    if (call.write(message)) return resolve();
+    const drained = () => {
+      cancelled.removeEventListener('abort', aborted);
+      resolve();
+    };
+    const aborted = () => {
+      call.off('drain', drained);
+      reject(new Error('call cancelled'));
+    };
+    call.once('drain', drained);
+    cancelled.addEventListener('abort', aborted, { once: true });
+  });
 }
 
 /** Services any authenticated caller may use: health checks and reflection describe, never act. */
@@ -330,10 +403,13 @@ export function createGrpcServer(options: {
       resolve();
     }, options.shutdownTimeoutMs);
     force.unref();
+    // Long-lived streams end themselves once their work in hand is answered, so the drain does
+    // not wait for the force timeout; new calls are refused from here on.
     server.tryShutdown(() => {
       clearTimeout(force);
       resolve();
     });
+    for (const binding of options.services) binding.drain();
   }
 }
 

@@ -110,3 +110,47 @@ export function processTraced<T>(
     },
   );
 }
+
+const recordGetter: TextMapGetter<Record<string, string>> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => (Object.hasOwn(carrier, key) ? carrier[key] : undefined),
+};
+
+/**
+ * Runs one item of a batched call (many items in one gRPC message, e.g. VerifyDeliveries)
+ * inside its own span, and gives `work` the trace context to send with the item: on the
+ * caller's side (`kind` CLIENT) the span's child of the current context, on the server's side
+ * (`kind` SERVER, `parent` the context the item carried) a child of the caller's span. With
+ * tracing off nothing is recorded and the context is empty.
+ */
+export function traceItem<T>(
+  name: string,
+  options: { kind: SpanKind; parent?: Record<string, string>; attributes?: Record<string, string | number> },
+  work: (traceContext: Record<string, string>) => Promise<T>,
+): Promise<T> {
+  const parent = options.parent ? propagation.extract(ROOT_CONTEXT, options.parent, recordGetter) : context.active();
+  return tracer.startActiveSpan(
+    name,
+    { kind: options.kind, ...(options.attributes ? { attributes: options.attributes } : {}) },
+    parent,
+    async (span) => {
+      const carrier: Record<string, string> = {};
+      propagation.inject(context.active(), carrier);
+      try {
+        return await work(carrier);
+      } catch (error) {
+        fail(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
+}
+
+export { SpanKind } from '@opentelemetry/api';
+
+/** Runs `work` outside any trace, e.g. to open a long-lived call that no one request owns. */
+export function outsideTraces<T>(work: () => T): T {
+  return context.with(ROOT_CONTEXT, work);
+}

@@ -44,7 +44,8 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
     new HttpInstrumentation({
       ignoreIncomingRequestHook: (request) => quietPaths.has((request.url ?? '').split('?')[0] ?? ''),
     }),
-    new GrpcInstrumentation({ ignoreGrpcMethods: ['Check', 'Watch', 'ServerReflectionInfo'] }),
+    // A VerifyDeliveries stream outlives every delivery on it: each item has its own span (traceItem).
+    new GrpcInstrumentation({ ignoreGrpcMethods: ['Check', 'Watch', 'ServerReflectionInfo', 'VerifyDeliveries'] }),
     // Statement text only, never its values: parameters carry tokens and personal data.
     new PgInstrumentation({ enhancedDatabaseReporting: false, requireParentSpan: true }),
     new UndiciInstrumentation(),

@@ -4,6 +4,7 @@ import { callWithoutCertificate, clientAs, reflectedServices, testGrpcSecurity }
 import { Client } from 'pg';
 import { signatureHeaderFor } from '../src/verify/signature';
 import { signingKeyContext } from '../src/webhooks/hook-loader';
+import { subscriptionCallers } from '../src/grpc/subscription-service';
 import {
   book as bookAt,
   waitFor,
@@ -68,6 +69,40 @@ describe('who may call', () => {
     );
     expect(stranger.code).toBe(GrpcStatus.UNAUTHENTICATED);
     await expect(h.subscription.verifyAndResolveUser(request)).resolves.toMatchObject({ userId: 'user-alice' });
+  });
+
+  it('lets exactly the callers of VerifyAndResolveUser open the VerifyDeliveries stream', async () => {
+    expect(subscriptionCallers.verifyDeliveries).toEqual(subscriptionCallers.verifyAndResolveUser);
+    const booking = await book(alice);
+    const delivery = await nextDelivery(aliceHook, booking);
+    const items = [
+      {
+        id: 1,
+        requestId: 'r1',
+        traceContext: {},
+        delivery: { hookId: aliceHook, signatureHeader: delivery.signature, rawBody: delivery.body },
+      },
+    ];
+    const address = `127.0.0.1:${h.app.ports.grpc}`;
+    /** Sends one message on a new stream and resolves its first answer, or the status it ended with. */
+    const exchange = (client: Awaited<ReturnType<typeof clientAs<typeof subscriptionV1.SubscriptionServiceService>>>) =>
+      new Promise<subscriptionV1.VerifyDeliveriesResponse | { code: number }>((resolve) => {
+        const call = client.verifyDeliveries();
+        call.on('data', (response: subscriptionV1.VerifyDeliveriesResponse) => {
+          resolve(response);
+          call.end();
+        });
+        call.on('error', (error: { code: number }) => resolve({ code: error.code }));
+        call.write({ items });
+      });
+    for (const other of [grpcIdentities.meetings, grpcIdentities.identity, grpcIdentities.operator]) {
+      const client = await clientAs(other, subscriptionV1.SubscriptionServiceService, address);
+      expect(await exchange(client)).toEqual({ code: GrpcStatus.PERMISSION_DENIED });
+      client.close();
+    }
+    expect(await exchange(h.subscription)).toMatchObject({
+      results: [{ id: 1, outcome: { $case: 'verified', value: { userId: 'user-alice' } } }],
+    });
   });
 
   it('lists only its own services and health in reflection', async () => {

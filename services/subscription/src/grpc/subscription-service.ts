@@ -15,6 +15,7 @@ import { FleetQueryInvalid } from '../fleet/hook-fleet';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { Subscriptions } from '../subscriptions/subscriptions';
 import { DeliveryRefused, type Verifier } from '../verify/verifier';
+import { verifyDeliveries, verifyDelivery } from './verify-deliveries';
 import type { SyncModeName, SyncModeRow } from '../polling/sync-mode-repository';
 import type { DegradedReason, ImportStatusName, SyncState, SyncStateName } from '../sync-state/sync-state';
 import type { SyncStateReader } from '../sync-state/sync-state-reader';
@@ -125,8 +126,6 @@ export function toSyncState(state: SyncState): subscriptionV1.GetSyncStateRespon
   };
 }
 
-const maxBodyBytes = 1024 * 1024;
-
 /** Each domain failure's status; `reason`: the failure's name travels as the calsync-reason trailer. */
 const failures: Record<SubscriptionFailure, { code: GrpcStatus; reason?: true }> = {
   INVALID_INPUT: { code: GrpcStatus.INVALID_ARGUMENT },
@@ -176,6 +175,8 @@ const { gateway, operator } = grpcIdentities;
 export const subscriptionCallers: Callers<typeof subscriptionV1.SubscriptionServiceService> = {
   ensureUserWebhook: [gateway],
   verifyAndResolveUser: [gateway],
+  // The same deliveries as VerifyAndResolveUser, many per message: the same callers.
+  verifyDeliveries: [gateway],
   listUserWebhooks: [operator],
   removeUserWebhooks: [gateway],
   reconcile: [operator],
@@ -202,16 +203,9 @@ export function subscriptionService(deps: {
         return { webhook: hook && toWebhook(hook), created, ...toSyncMode(sync) };
       },
       async verifyAndResolveUser(request) {
-        if (request.rawBody.length > maxBodyBytes)
-          throw new DeliveryRefused(subscriptionV1.VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED);
-        const verified = await verifier.verify({
-          hookId: request.hookId,
-          signatureHeader: request.signatureHeader,
-          // A view, not a copy: the bytes are hashed as they arrived.
-          rawBody: Buffer.from(request.rawBody.buffer, request.rawBody.byteOffset, request.rawBody.byteLength),
-        });
-        return { ...verified };
+        return { ...(await verifyDelivery(verifier, request)) };
       },
+      verifyDeliveries: (stream) => verifyDeliveries(stream, { verifier, log: deps.log, toGrpcError }),
       async listUserWebhooks(request) {
         const [rows, sync, initialImport] = await Promise.all([
           subscriptions.list(request.userId),
