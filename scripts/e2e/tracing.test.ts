@@ -179,8 +179,9 @@ test('one delivery is one connected trace from the gateway HTTP span to the meet
   const names = delivery.spans.map((span) => `${span.service} ${span.name}`);
   expect(names).toEqual(
     expect.arrayContaining([
-      'calsync-gateway grpc.calsync.subscription.v1.SubscriptionService/VerifyAndResolveUser',
-      'calsync-subscription grpc.calsync.subscription.v1.SubscriptionService/VerifyAndResolveUser',
+      // One span per delivery on each side of the VerifyDeliveries stream (the stream's own call is not traced).
+      'calsync-gateway calsync.subscription.v1.SubscriptionService/VerifyDeliveries item',
+      'calsync-subscription calsync.subscription.v1.SubscriptionService/VerifyDeliveries item',
       expect.stringMatching(/^calsync-gateway publish .*\.calendly\.invitee\.created$/),
       expect.stringMatching(/^calsync-meetings process .*\.calendly\.invitee\.created$/),
     ]),

@@ -9,6 +9,12 @@
 //
 //   node scripts/bench/ingress/index.mjs [--users 10000] [--seconds 15] [--warmup-seconds 3]
 //        [--concurrency 32] [--database-url postgres://...] [--nats-url nats://...] [--cpu-prof DIR]
+//        [--verify-transport stream|unary|both]
+//
+// --verify-transport picks how the gateway asks subscription to verify (its VERIFY_TRANSPORT):
+// `stream` (the default: deliveries batched onto one VerifyDeliveries stream) or `unary` (one
+// VerifyAndResolveUser call each, as before the stream). `both` starts one gateway of each
+// against the same subscription process and measures them in turn, unary first, in one run.
 //
 // Postgres and NATS come from the options, else CALSYNC_TEST_DATABASE_URL / CALSYNC_TEST_NATS_URL,
 // else they are started locally (scripts/lib/local-infra.cjs). Everything listens on 127.0.0.1;
@@ -50,12 +56,17 @@ const { values } = parseArgs({
     'nats-url': { type: 'string' },
     // Writes V8 CPU profiles of the gateway and subscription processes into this folder.
     'cpu-prof': { type: 'string' },
+    'verify-transport': { type: 'string', default: 'stream' },
   },
 });
 const userCount = Number(values.users);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values['warmup-seconds']);
 const concurrency = Number(values.concurrency);
+const transports = values['verify-transport'] === 'both' ? ['unary', 'stream'] : [values['verify-transport']];
+if (!transports.every((t) => t === 'stream' || t === 'unary')) {
+  throw new Error('--verify-transport must be stream, unary or both');
+}
 if (![userCount, seconds, warmupSeconds, concurrency].every((n) => Number.isFinite(n) && n >= 0) || seconds > 120) {
   throw new Error('--users, --seconds (at most 120), --warmup-seconds and --concurrency must be numbers');
 }
@@ -302,18 +313,25 @@ try {
     PUBLIC_BASE_URL: gatewayUrl,
     RECONCILE_INTERVAL_SECONDS: '0',
   });
-  const gateway = await startProcess('gateway', join(root, 'services/gateway/dist/main.js'), {
-    ...(await ca.env(kit.grpcIdentities.gateway)),
-    ...common,
-    HTTP_HOST: '127.0.0.1',
-    HTTP_PORT: String(gatewayPort),
-    PUBLIC_BASE_URL: gatewayUrl,
-    APP_URL: `${gatewayUrl}/`,
-    IDENTITY_ADDR: '127.0.0.1:1',
-    SUBSCRIPTION_ADDR: `127.0.0.1:${subscription.ready.grpcPort}`,
-    MEETINGS_ADDR: '127.0.0.1:1',
-    AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
-  });
+  const gateways = [];
+  for (const transport of transports) {
+    const port = gateways.length === 0 ? gatewayPort : await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const gateway = await startProcess(`gateway-${transport}`, join(root, 'services/gateway/dist/main.js'), {
+      ...(await ca.env(kit.grpcIdentities.gateway)),
+      ...common,
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: String(port),
+      PUBLIC_BASE_URL: gatewayUrl,
+      APP_URL: `${gatewayUrl}/`,
+      IDENTITY_ADDR: '127.0.0.1:1',
+      SUBSCRIPTION_ADDR: `127.0.0.1:${subscription.ready.grpcPort}`,
+      MEETINGS_ADDR: '127.0.0.1:1',
+      AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
+      VERIFY_TRANSPORT: transport,
+    });
+    gateways.push({ transport, url, pid: gateway.pid });
+  }
   const bare = await startProcess('bare-koa', join(root, 'scripts/bench/ingress/bare-koa.cjs'), {});
 
   say(`bare Koa route: ${warmupSeconds} s warm-up, ${seconds} s measured`);
@@ -322,25 +340,28 @@ try {
   ]);
 
   // Every hook once, in order: the first delivery of each user loads its hook (and opens its key).
-  const servers = [
+  const serversOf = (gateway) => [
     { name: 'gateway', pid: gateway.pid },
     { name: 'subscription', pid: subscription.pid },
   ];
-  say(`gateway: one delivery for each of ${userCount} users (cold hooks)`);
+  say(`gateway (${gateways[0].transport}): one delivery for each of ${userCount} users (cold hooks)`);
   let next = 0;
   const cold = await load({
-    origin: gatewayUrl,
+    origin: gateways[0].url,
     more: () => next < users.length,
     pick: () => users[next++],
-    pids: servers,
+    pids: serversOf(gateways[0]),
   });
-  say(`gateway: ${warmupSeconds} s warm-up, ${seconds} s measured`);
-  const gatewayResult = await measure(gatewayUrl, users, servers);
-
+  const results = {};
+  for (const gateway of gateways) {
+    say(`gateway (${gateway.transport}): ${warmupSeconds} s warm-up, ${seconds} s measured`);
+    results[gateway.transport] = await measure(gateway.url, users, serversOf(gateway));
+  }
+  const gatewayResult = results[transports.at(-1)];
   const nc = await connect({ servers: natsUrl });
   const info = await (await nc.jetstreamManager()).streams.info(names.eventsStream);
   await nc.close();
-  const storedAnswers = [cold, gatewayResult].reduce((sum, r) => sum + (r.answers.stored ?? 0), 0);
+  const storedAnswers = [cold, ...Object.values(results)].reduce((sum, r) => sum + (r.answers.stored ?? 0), 0);
 
   console.log(
     JSON.stringify(
@@ -350,10 +371,18 @@ try {
         seedSeconds: Math.round(seedSeconds * 10) / 10,
         bareKoa: bareResult,
         gatewayColdHooks: cold,
+        verifyTransport: transports.join(','),
         gateway: gatewayResult,
         gatewayToBareThroughput: Math.round((gatewayResult.perSecond / bareResult.perSecond) * 1000) / 1000,
         gatewayToBareP50: Math.round((gatewayResult.p50Ms / bareResult.p50Ms) * 10) / 10,
         gatewayToBareP99: Math.round((gatewayResult.p99Ms / bareResult.p99Ms) * 10) / 10,
+        ...(transports.length > 1
+          ? {
+              gatewayUnary: results.unary,
+              unaryToBareThroughput: Math.round((results.unary.perSecond / bareResult.perSecond) * 1000) / 1000,
+              streamToUnaryThroughput: Math.round((results.stream.perSecond / results.unary.perSecond) * 100) / 100,
+            }
+          : {}),
         // Warm-up deliveries are stored too, so the stream holds at least what was answered "stored".
         streamMessages: info.state.messages,
         storedAnswersMeasured: storedAnswers,
@@ -370,7 +399,7 @@ try {
       2,
     ),
   );
-  const failed = [bareResult, cold, gatewayResult].some(
+  const failed = [bareResult, cold, ...Object.values(results)].some(
     (r) => r.transportErrors > 0 || Object.keys(r.answers).some((a) => !['stored', 'duplicate'].includes(a)),
   );
   process.exitCode = failed || info.state.messages < storedAnswers ? 1 : 0;

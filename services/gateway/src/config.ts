@@ -108,7 +108,10 @@ const schema = withGrpcSecurity(
       STREAM_TOKEN_TTL_SECONDS: env.int(300, 10).pipe(z.number().max(3600, 'must be at most 3600')),
       /** NATS refuses messages over its max_payload (1 MiB by default): the body must fit in one with its envelope. */
       WEBHOOK_MAX_BODY_BYTES: env.int(512 * 1024, 1024),
+      /** Each delivery's verify deadline, on the stream as on a unary call. */
       VERIFY_TIMEOUT_MS: env.int(2_000, 50),
+      /** `stream`: deliveries batched onto one VerifyDeliveries stream; `unary`: one VerifyAndResolveUser each. */
+      VERIFY_TRANSPORT: z.enum(['stream', 'unary']).default('stream'),
       PUBLISH_TIMEOUT_MS: env.int(5_000, 50),
       /** Deadline of the user API's calls to identity, subscription and meetings (some reach Calendly). */
       UPSTREAM_TIMEOUT_MS: env.int(10_000, 50),

@@ -111,8 +111,16 @@ export async function start(config: GatewayConfig, options: { log?: Logger } = {
       audience: config.AUTH_JWT_AUDIENCE,
       maxTokenAgeSeconds: config.AUTH_JWT_MAX_AGE_SECONDS,
     });
+    const verifier = createSubscriptionVerifier({
+      client: subscription,
+      timeoutMs: config.VERIFY_TIMEOUT_MS,
+      metrics,
+      transport: config.VERIFY_TRANSPORT,
+      log,
+    });
+    opened.closeWith('verify stream', () => verifier.close());
     const intake = createDeliveryIntake({
-      verifier: createSubscriptionVerifier({ client: subscription, timeoutMs: config.VERIFY_TIMEOUT_MS, metrics }),
+      verifier,
       publisher: createEventPublisher({ nc, names, timeoutMs: config.PUBLISH_TIMEOUT_MS, metrics }),
     });
     const connections = createConnectionService({

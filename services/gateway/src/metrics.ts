@@ -9,8 +9,10 @@ export type PublishOutcome = 'stored' | 'duplicate' | 'failed';
 export interface GatewayMetrics {
   /** One answered HTTP request: `route` is the matched pattern, never the raw path. */
   observeRequest(request: { route: string; method: string; status: number; outcome: string; seconds: number }): void;
-  /** Starts timing a VerifyAndResolveUser call; call the result with how it ended. */
+  /** Starts timing one delivery's verify (stream item or unary call); call the result with how it ended. */
   timeVerify(): (outcome: VerifyOutcome) => void;
+  /** One VerifyDeliveries message sent: how many deliveries it carried. */
+  observeVerifyBatch(items: number): void;
   /** Starts timing a delivery's publish; call the result with how it ended. */
   timePublish(): (outcome: PublishOutcome) => void;
 }
@@ -31,9 +33,15 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   });
   const verifySeconds = new Histogram({
     name: 'gateway_verify_duration_seconds',
-    help: 'VerifyAndResolveUser as the gateway sees it, by outcome (verified, rejected, unavailable)',
+    help: "A delivery's verify as the gateway sees it (a VerifyDeliveries item or a VerifyAndResolveUser call), by outcome (verified, rejected, unavailable)",
     labelNames: ['outcome'],
     buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const verifyBatchItems = new Histogram({
+    name: 'gateway_verify_batch_items',
+    help: 'Deliveries per VerifyDeliveries message sent to subscription',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [registry],
   });
   const publishSeconds = new Histogram({
@@ -51,6 +59,9 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     timeVerify() {
       const stop = verifySeconds.startTimer();
       return (outcome) => stop({ outcome });
+    },
+    observeVerifyBatch(items) {
+      verifyBatchItems.observe(items);
     },
     timePublish() {
       const stop = publishSeconds.startTimer();

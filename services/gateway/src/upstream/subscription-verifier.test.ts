@@ -33,6 +33,16 @@ describe('verifyErrorToDeliveryError', () => {
     },
   );
 
+  it.each(Object.entries(verifyFailureAnswers))(
+    'maps a VerifyDeliveries item refused with %s as the unary call',
+    (value, answer) => {
+      const reason = subscriptionV1.verifyFailureToJSON(Number(value));
+      const item = new GrpcError(answer.grpc as number as GrpcStatus, answer.message, reason);
+      const unary = received(answer.grpc as number as GrpcStatus, Number(value) as subscriptionV1.VerifyFailure);
+      expect(verifyErrorToDeliveryError(item)).toEqual(verifyErrorToDeliveryError(unary));
+    },
+  );
+
   it('lets the status code decide even when the reason is missing or unknown', () => {
     const odd = Object.assign(received(GrpcStatus.UNAUTHENTICATED), { metadata: new Metadata() });
     odd.metadata.set('calsync-reason', 'toString');

@@ -1,4 +1,13 @@
-import { GrpcStatus, reasonOf, type PromiseClient } from '@calsync/service-kit';
+import {
+  GrpcError,
+  GrpcStatus,
+  reasonOf,
+  SpanKind,
+  traceItem,
+  tracingStarted,
+  type Logger,
+  type PromiseClient,
+} from '@calsync/service-kit';
 import { subscriptionV1, verifyFailureAnswerOf } from '@calsync/proto';
 import {
   DeliveryRejected,
@@ -8,6 +17,7 @@ import {
 } from '../webhooks/delivery-intake';
 import type { GatewayMetrics } from '../metrics';
 import { callMetadata } from './call-metadata';
+import { createVerifyStream, type VerifyStreamLimits } from './verify-stream';
 
 type SubscriptionClient = PromiseClient<typeof subscriptionV1.SubscriptionServiceService>;
 
@@ -27,11 +37,12 @@ export const defaultCodeByKind: Record<RejectionKind, { code: string; message: s
 };
 
 /**
- * Turns a failed VerifyAndResolveUser into what the delivery deserves: the status code decides
- * whether it is refused for good (NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED,
- * INVALID_ARGUMENT) and the `calsync-reason` names why, per the one table in @calsync/proto
- * (docs/errors.md). Anything else means the subscription
- * service could not give an answer, so Calendly should retry.
+ * Turns a failed verify into what the delivery deserves: the status code decides whether it is
+ * refused for good (NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT) and the
+ * reason names why, per the one table in @calsync/proto (docs/errors.md). Anything else means
+ * the subscription service could not give an answer, so Calendly should retry. The error is a
+ * failed VerifyAndResolveUser (reason in its `calsync-reason` trailer) or a VerifyDeliveries
+ * item's GrpcError (reason from the item's answer): both carry the same code and reason.
  */
 export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | DependencyUnavailable {
   const code = (error as { code?: unknown } | null)?.code;
@@ -40,25 +51,60 @@ export function verifyErrorToDeliveryError(error: unknown): DeliveryRejected | D
     const name = typeof code === 'number' ? (GrpcStatus[code] ?? String(code)) : 'no status';
     return new DependencyUnavailable('subscription', `subscription could not verify the delivery (${name})`, error);
   }
-  const described = verifyFailureAnswerOf(reasonOf(error)) ?? defaultCodeByKind[kind];
+  const reason = error instanceof GrpcError ? error.reason : reasonOf(error);
+  const described = verifyFailureAnswerOf(reason) ?? defaultCodeByKind[kind];
   return new DeliveryRejected(kind, described.code, described.message);
 }
 
-/** VerifyAndResolveUser over gRPC, with its own deadline, carrying the request id. */
+/** How the gateway asks subscription to verify: many per VerifyDeliveries stream, or one call each. */
+export type VerifyTransport = 'stream' | 'unary';
+
+// Larger bodies are verified with their own VerifyAndResolveUser call: a message over gRPC's
+// 4 MiB limit would break the stream and every delivery on it, where it fails only its own call.
+const streamItemMaxBytes = 3 * 1024 * 1024;
+
+/**
+ * Verifies each delivery with subscription, with its own deadline, carrying its request id and
+ * trace context: over the VerifyDeliveries stream (batched per event-loop turn, verify-stream.ts)
+ * or with one VerifyAndResolveUser call each. Either way the answer, the HTTP status it becomes
+ * and the gateway_verify_duration_seconds observation are per delivery and the same.
+ */
 export function createSubscriptionVerifier(options: {
   client: SubscriptionClient;
   timeoutMs: number;
   metrics: GatewayMetrics;
-}): DeliveryVerifier {
+  transport: VerifyTransport;
+  log: Logger;
+  streamLimits?: Partial<VerifyStreamLimits>;
+}): DeliveryVerifier & { close(): void } {
   const { client, timeoutMs } = options;
+  const stream =
+    options.transport === 'stream'
+      ? createVerifyStream({
+          client,
+          timeoutMs,
+          log: options.log,
+          onBatch: options.metrics.observeVerifyBatch,
+          ...(options.streamLimits ? { limits: options.streamLimits } : {}),
+        })
+      : undefined;
+  const unary = (request: subscriptionV1.VerifyAndResolveUserRequest, context: { requestId: string }) =>
+    client.verifyAndResolveUser(request, { timeoutMs, metadata: callMetadata(context) });
+  const call = (request: subscriptionV1.VerifyAndResolveUserRequest, context: { requestId: string }) => {
+    if (!stream || request.rawBody.length > streamItemMaxBytes) return unary(request, context);
+    if (!tracingStarted()) return stream.verify(request, { requestId: context.requestId, traceContext: {} });
+    // The stream's own call is not traced (it outlives every delivery): each item is.
+    return traceItem(
+      'calsync.subscription.v1.SubscriptionService/VerifyDeliveries item',
+      { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc' } },
+      (traceContext) => stream.verify(request, { requestId: context.requestId, traceContext }),
+    );
+  };
   return {
     async verify(request, context) {
       const stop = options.metrics.timeVerify();
       try {
-        const response = await client.verifyAndResolveUser(request, {
-          timeoutMs,
-          metadata: callMetadata(context),
-        });
+        const response = await call(request, context);
         if (!response.userId || !response.deliveryKey || !response.eventType) {
           // Publishing without a delivery key would defeat de-duplication: better Calendly retries.
           throw new DependencyUnavailable('subscription', 'subscription answered without a user or delivery key');
@@ -77,6 +123,9 @@ export function createSubscriptionVerifier(options: {
         stop(failure instanceof DeliveryRejected ? 'rejected' : 'unavailable');
         throw failure;
       }
+    },
+    close() {
+      stream?.close();
     },
   };
 }

@@ -102,22 +102,19 @@ export async function verifyDeliveries(
       if (done) return;
       for (const item of message.items) {
         pending += 1;
-        verifyItem(item)
-          .then(
-            (verified): subscriptionV1.VerifyDeliveryResult => ({
-              id: item.id,
-              outcome: { $case: 'verified', value: verified },
-            }),
-            (error: unknown): subscriptionV1.VerifyDeliveryResult => ({
+        const settle = (result: subscriptionV1.VerifyDeliveryResult) => {
+          answer(result);
+          pending -= 1;
+          finishIfDone();
+        };
+        void verifyItem(item).then(
+          (verified) => settle({ id: item.id, outcome: { $case: 'verified', value: verified } }),
+          (error: unknown) =>
+            settle({
               id: item.id,
               outcome: { $case: 'refused', value: refusalOf(error, item.requestId, item.delivery?.hookId ?? '') },
             }),
-          )
-          .then(answer)
-          .finally(() => {
-            pending -= 1;
-            finishIfDone();
-          });
+        );
       }
     });
     stream.onEnd(() => {
