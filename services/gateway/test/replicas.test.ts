@@ -10,12 +10,12 @@ beforeAll(async () => {
 
 afterAll(() => system?.stop());
 
-/** VerifyAndResolveUser calls a subscription replica has answered, from its /metrics. */
+/** Deliveries a subscription replica has verified, from its /metrics (stream items and unary calls alike). */
 async function verifyCalls(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return text
     .split('\n')
-    .filter((line) => line.startsWith('grpc_server_handled_total') && line.includes('/VerifyAndResolveUser"'))
+    .filter((line) => line.startsWith('subscription_verifications_total{'))
     .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
 }
 
@@ -39,8 +39,9 @@ test('two gateways and two subscription replicas share the deliveries, each stor
   }
   expect(answers).toEqual(deliveries.map(() => [200, 'stored']));
 
-  // The second gateway spreads its verify calls over both replicas (round-robin over the READY
-  // ones, so a replica still connecting may miss the first few): repeats through it reach both.
+  // The second gateway spreads its verifies over both replicas (its VerifyDeliveries streams are
+  // opened round-robin over the READY ones and used in turn, so a replica still connecting may
+  // miss the first few): repeats through it reach both.
   const replay = (origin: string, delivery: DeliveryAttempt) =>
     fetch(`${origin}${new URL(delivery.url).pathname}`, {
       method: 'POST',

@@ -172,7 +172,10 @@ afterAll(async () => {
   await database?.drop();
 });
 
-function verifierOf(transport: VerifyTransport, options: { timeoutMs?: number; maxItems?: number } = {}) {
+function verifierOf(
+  transport: VerifyTransport,
+  options: { timeoutMs?: number; maxItems?: number; maxAgeMs?: number } = {},
+) {
   const registry = createMetricsRegistry('gateway');
   const batches: number[] = [];
   const metrics = createGatewayMetrics(registry);
@@ -188,7 +191,10 @@ function verifierOf(transport: VerifyTransport, options: { timeoutMs?: number; m
     },
     transport,
     log: quiet,
-    ...(options.maxItems ? { streamLimits: { maxItems: options.maxItems } } : {}),
+    streamLimits: {
+      ...(options.maxItems ? { maxItems: options.maxItems } : {}),
+      ...(options.maxAgeMs !== undefined ? { maxAgeMs: options.maxAgeMs } : {}),
+    },
   });
   return { verifier, batches, registry };
 }
@@ -328,6 +334,17 @@ describe('VerifyDeliveries from the gateway', () => {
     const outcomes = await Promise.all(users.concat(users[0]!).map((user) => outcomeOf(verifier, big(user))));
     expect(outcomes.every((outcome) => 'userId' in outcome)).toBe(true);
     expect(batches).toEqual([3, 2]);
+    verifier.close();
+  });
+
+  it('replaces an old stream without losing what it carries', async () => {
+    // Every message after the first finds its stream too old: it is half-closed and a new one opened.
+    const { verifier, batches } = verifierOf('stream', { maxAgeMs: 0 });
+    for (let round = 0; round < 3; round += 1) {
+      const outcomes = await Promise.all(users.map((user) => outcomeOf(verifier, signed(user))));
+      expect(outcomes.every((outcome) => 'userId' in outcome)).toBe(true);
+    }
+    expect(batches).toEqual([4, 4, 4]);
     verifier.close();
   });
 

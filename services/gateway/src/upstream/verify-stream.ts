@@ -13,7 +13,12 @@ export interface VerifyStreamLimits {
   maxBytes: number;
   /** Items waiting to be written (the stream is flow-controlled) before new ones are refused. */
   maxQueued: number;
-  /** A stream older than this is half-closed and a new one opened, so replicas share the load. */
+  /**
+   * Streams used in turn, one message each: opened one after the other, round-robin puts them on
+   * different subscription replicas, so the replicas share the deliveries as they shared calls.
+   */
+  streams: number;
+  /** A stream older than this is half-closed and a new one opened, so new replicas get their share. */
   maxAgeMs: number;
 }
 
@@ -21,6 +26,7 @@ export const defaultVerifyStreamLimits: VerifyStreamLimits = {
   maxItems: 128,
   maxBytes: 1024 * 1024,
   maxQueued: 4096,
+  streams: 4,
   maxAgeMs: 60_000,
 };
 
@@ -58,7 +64,7 @@ export interface VerifyStream {
 /**
  * The gateway's end of VerifyDeliveries. Verifies asked for within one event-loop turn leave
  * as one message (at most `maxItems` / `maxBytes`); answers come back by item id in any order.
- * Each item keeps its own deadline. A stream that breaks fails its unanswered items with
+ * Messages go to `streams` streams in turn. Each item keeps its own deadline. A stream that breaks fails its unanswered items with
  * UNAVAILABLE (Calendly retries them) and the next verify opens a new one, so there is nothing
  * to reconnect by hand; grpc-js's channel does the reconnecting.
  */
@@ -77,7 +83,8 @@ export function createVerifyStream(options: {
   let queue: subscriptionV1.VerifyDeliveryItem[] = [];
   let queueBytes = 0;
   let nextId = 1;
-  let current: OpenStream | undefined;
+  const pool: (OpenStream | undefined)[] = Array.from({ length: Math.max(1, limits.streams) }, () => undefined);
+  let turn = 0;
   let scheduled: NodeJS.Immediate | undefined;
   let deadlineTimer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -110,7 +117,8 @@ export function createVerifyStream(options: {
   const broken = (stream: OpenStream, error: { code?: number; details?: string } | undefined) => {
     if (stream.gone) return;
     stream.gone = true;
-    if (current === stream) current = undefined;
+    const slot = pool.indexOf(stream);
+    if (slot >= 0) pool[slot] = undefined;
     if (stream.ids.size === 0) return;
     const code = error?.code === undefined ? 'ended' : (GrpcStatus[error.code] ?? String(error.code));
     log.warn(
@@ -168,13 +176,9 @@ export function createVerifyStream(options: {
       scheduled = undefined;
     }
     while (queue.length > 0) {
-      if (current && Date.now() - current.openedAt > limits.maxAgeMs && !current.blocked) {
-        // Retired: it still delivers the answers of what it carries, then the server ends it.
-        current.call.end();
-        current = undefined;
-      }
-      const stream = (current ??= open());
-      if (stream.blocked) return;
+      const stream = nextStream();
+      // Every stream is waiting for HTTP/2 flow control: their 'drain' flushes again.
+      if (!stream) return;
       let bytes = 0;
       let count = 0;
       while (count < queue.length && count < limits.maxItems) {
@@ -196,6 +200,21 @@ export function createVerifyStream(options: {
       options.onBatch?.(items.length, bytes);
       if (!stream.call.write({ items })) stream.blocked = true;
     }
+  };
+
+  const nextStream = (): OpenStream | undefined => {
+    for (let tried = 0; tried < pool.length; tried += 1) {
+      const slot = turn++ % pool.length;
+      let stream = pool[slot];
+      if (stream && !stream.blocked && Date.now() - stream.openedAt > limits.maxAgeMs) {
+        // Retired: it still delivers the answers of what it carries, then the server ends it.
+        stream.call.end();
+        stream = pool[slot] = undefined;
+      }
+      stream ??= pool[slot] = open();
+      if (!stream.blocked) return stream;
+    }
+    return undefined;
   };
 
   return {
@@ -221,8 +240,10 @@ export function createVerifyStream(options: {
       if (scheduled) clearImmediate(scheduled);
       for (const item of queue) fail(item.id, new GrpcError(GrpcStatus.UNAVAILABLE, 'the gateway is stopping'));
       queue = [];
-      current?.call.end();
-      current = undefined;
+      for (const [slot, stream] of pool.entries()) {
+        stream?.call.end();
+        pool[slot] = undefined;
+      }
     },
   };
 }
