@@ -1,4 +1,4 @@
-// Measures the delivery path gateway -> subscription (VerifyAndResolveUser over gRPC) ->
+// Measures the delivery path gateway -> subscription (VerifyDeliveries stream, or VerifyAndResolveUser) ->
 // JetStream (publish acknowledged) with 10,000 connected users, beside a bare Koa route that
 // reads the body and answers 200, in the same run on the same machine. The gateway and the
 // subscription service run as their built processes with production settings (log level info);
@@ -9,7 +9,11 @@
 //
 //   node scripts/bench/ingress/index.mjs [--users 10000] [--seconds 15] [--warmup-seconds 3]
 //        [--concurrency 32] [--database-url postgres://...] [--nats-url nats://...] [--cpu-prof DIR]
-//        [--verify-transport stream|unary|both]
+//        [--verify-transport stream|unary|both] [--rate N]
+//
+// --rate N sends N deliveries a second (open loop, at most --concurrency in flight) instead of as
+// many as the servers take, so p99 can be read at a given load; latency then counts from when a
+// delivery was due, so a server falling behind shows in it.
 //
 // --verify-transport picks how the gateway asks subscription to verify (its VERIFY_TRANSPORT):
 // `stream` (the default: deliveries batched onto one VerifyDeliveries stream) or `unary` (one
@@ -57,12 +61,15 @@ const { values } = parseArgs({
     // Writes V8 CPU profiles of the gateway and subscription processes into this folder.
     'cpu-prof': { type: 'string' },
     'verify-transport': { type: 'string', default: 'stream' },
+    rate: { type: 'string' },
   },
 });
 const userCount = Number(values.users);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values['warmup-seconds']);
 const concurrency = Number(values.concurrency);
+const rate = values.rate === undefined ? undefined : Number(values.rate);
+if (rate !== undefined && !(rate > 0)) throw new Error('--rate must be a positive number of deliveries a second');
 const transports = values['verify-transport'] === 'both' ? ['unary', 'stream'] : [values['verify-transport']];
 if (!transports.every((t) => t === 'stream' || t === 'unary')) {
   throw new Error('--verify-transport must be stream, unary or both');
@@ -147,7 +154,7 @@ function nextDelivery(user) {
  * Keeps `concurrency` deliveries in flight against `origin` until `more()` says stop; records
  * each one's latency and answer.
  */
-async function load({ origin, more, pick, pids }) {
+async function load({ origin, more, pick, pids, perSecond }) {
   const pool = new HttpPool(origin, { connections: concurrency, pipelining: 1 });
   const latencies = [];
   const answers = {};
@@ -161,10 +168,18 @@ async function load({ origin, more, pick, pids }) {
     });
   }, 250);
   const started = performance.now();
+  let sent = 0;
   const worker = async () => {
     while (more()) {
+      let t0 = performance.now();
+      if (perSecond) {
+        // Due at a fixed schedule; waiting for it is not latency, falling behind it is.
+        const due = started + (sent++ * 1000) / perSecond;
+        if (due > t0) await new Promise((resolve) => setTimeout(resolve, due - t0));
+        if (!more()) break;
+        t0 = due;
+      }
       const delivery = nextDelivery(pick());
-      const t0 = performance.now();
       try {
         const response = await pool.request({
           path: delivery.path,
@@ -213,8 +228,8 @@ async function measure(origin, users, pids) {
     const end = performance.now() + s * 1000;
     return () => performance.now() < end;
   };
-  if (warmupSeconds > 0) await load({ origin, more: until(warmupSeconds), pick: random, pids });
-  return load({ origin, more: until(seconds), pick: random, pids });
+  if (warmupSeconds > 0) await load({ origin, more: until(warmupSeconds), pick: random, pids, perSecond: rate });
+  return load({ origin, more: until(seconds), pick: random, pids, perSecond: rate });
 }
 
 try {
@@ -368,6 +383,7 @@ try {
       {
         users: userCount,
         concurrency,
+        ...(rate ? { rate } : {}),
         seedSeconds: Math.round(seedSeconds * 10) / 10,
         bareKoa: bareResult,
         gatewayColdHooks: cold,
