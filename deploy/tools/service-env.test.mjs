@@ -3,12 +3,17 @@
 // (...commonEnv, ...postgresEnv(...)). A renamed or misspelt variable fails here, not in a pod.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { nodeOptionsOfHeap } = createRequire(import.meta.url)(join(repoDir, 'scripts/lib/node-options.cjs'));
+const chartValues = parse(readFileSync(join(repoDir, 'deploy/helm/calsync/values.yaml'), 'utf8'));
+// Read by node itself, before any service code: the heap limits of <service>.heap.
+const nodeVariables = new Set(['NODE_OPTIONS']);
 const files = (process.env.CALSYNC_RENDERED ?? '').split('\n').filter(Boolean);
 
 const keysOf = (source) => new Set([...source.matchAll(/^\s+([A-Z][A-Z0-9_]+):/gm)].map((match) => match[1]));
@@ -57,10 +62,28 @@ for (const file of files) {
         for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
           const unknown = (container.env ?? [])
             .map((variable) => variable.name)
-            .filter((name) => !variablesOf(service).has(name));
+            .filter((name) => !variablesOf(service).has(name) && !nodeVariables.has(name));
           assert.deepEqual(unknown, [], `${container.name} sets variables services/${service}/src/config.ts lacks`);
         }
       });
+    }
+  });
+}
+
+// npm run dev and the benches start each service with NODE_OPTIONS from scripts/lib/node-options.cjs:
+// with the chart's default values the chart renders exactly the same.
+for (const file of files.filter((name) => basename(name) === 'default.yaml')) {
+  test('the default values render each service the NODE_OPTIONS npm run dev and the benches use', () => {
+    const deployments = parseAllDocuments(readFileSync(file, 'utf8'))
+      .map((document) => document.toJS())
+      .filter((object) => object?.kind === 'Deployment');
+    assert.ok(deployments.length > 0);
+    for (const deployment of deployments) {
+      const service = deployment.metadata.labels['app.kubernetes.io/component'];
+      const [container] = deployment.spec.template.spec.containers;
+      const rendered = (container.env ?? []).find((variable) => variable.name === 'NODE_OPTIONS')?.value;
+      const expected = nodeOptionsOfHeap(chartValues[service].heap);
+      assert.equal(rendered, expected || undefined, service);
     }
   });
 }

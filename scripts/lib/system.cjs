@@ -6,6 +6,7 @@ const { randomBytes } = require('node:crypto');
 const { join } = require('node:path');
 const { devJwtTtlSeconds } = require('./dev-jwt.cjs');
 const { freePort } = require('./local-infra.cjs');
+const { nodeOptionsEnv } = require('./node-options.cjs');
 
 /** Fresh secrets for one run: nothing here is ever a production value. */
 function devSecrets() {
@@ -64,7 +65,8 @@ async function startSystem({
     envs.set(service, env);
     const running = await spawnService({
       entry: entry(service),
-      env: { LOG_LEVEL: logLevel, ...env, ...(extraEnv[service] ?? {}) },
+      // NODE_OPTIONS (heap limits) as the chart sets them, so the services run as deployed.
+      env: { LOG_LEVEL: logLevel, ...nodeOptionsEnv(rootDir, service), ...env, ...(extraEnv[service] ?? {}) },
       readyTimeoutMs: 60_000,
       onLine: (line) => onLine(service, line),
       maxLines,

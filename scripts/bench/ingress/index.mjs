@@ -49,6 +49,7 @@ const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-
 const { callbackUrlOf, newHookId, newSigningKey } = require('@calsync/subscription/dist/webhooks/webhook-secrets');
 const { freePort, startEmbeddedPostgres, startLocalNats } = require(join(root, 'scripts/lib/local-infra.cjs'));
 const { createCleanup, printBenchHeader } = require(join(root, 'scripts/lib/bench.cjs'));
+const { nodeOptionsEnv } = require(join(root, 'scripts/lib/node-options.cjs'));
 
 const { values } = parseArgs({
   options: {
@@ -91,8 +92,10 @@ async function startProcess(name, entry, env) {
   const fd = openSync(logFile, 'w');
   const profile =
     values['cpu-prof'] && name !== 'bare-koa' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
+  // The services with the chart's NODE_OPTIONS (heap limits): measured as deployed.
+  const nodeOptions = name === 'bare-koa' ? {} : nodeOptionsEnv(root, name);
   const child = spawn(process.execPath, [...profile, entry], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ...nodeOptions, ...env },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);

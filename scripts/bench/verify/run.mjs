@@ -50,6 +50,7 @@ const { newHookId, newSigningKey } = require(join(subscriptionDist, 'webhooks', 
 const { signingKeyContext } = require(join(subscriptionDist, 'webhooks', 'hook-loader.js'));
 const { migrateSchema } = require(join(subscriptionDist, 'migrations.js'));
 const { Client } = require('pg');
+const { nodeOptionsEnv } = require(join(root, 'scripts', 'lib', 'node-options.cjs'));
 
 const env = process.env;
 const { startEmbeddedPostgres, startLocalNats } = require(join(root, 'scripts', 'lib', 'local-infra.cjs'));
@@ -325,6 +326,8 @@ async function main() {
         nodeArgs: ['--inspect-port=127.0.0.1:0', ...serviceNodeArgs],
         onLine: (line) => (target.inspectorUrl ??= inspectorUrlOf(line)),
         env: {
+          // The chart's NODE_OPTIONS (heap limits): measured as deployed.
+          ...nodeOptionsEnv(root, 'subscription'),
           ...common,
           METRICS_PORT: '0',
           NATS_URL: natsUrl,

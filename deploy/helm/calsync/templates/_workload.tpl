@@ -5,12 +5,32 @@ template calls it with (dict "root" $ "name" "<service>") and defines "calsync.<
 for the variables only it reads.
 */}}
 
+{{/*
+NODE_OPTIONS for a service's heap block: V8's old-space and semi-space limits (MiB) that are set;
+empty when neither is. scripts/lib/node-options.cjs gives npm run dev and the benches the same
+text (deploy/tools/service-env.test.mjs holds them equal).
+*/}}
+{{- define "calsync.nodeOptions" -}}
+{{- $flags := list }}
+{{- if and . .maxOldSpaceMb }}
+{{- $flags = append $flags (printf "--max-old-space-size=%d" (int .maxOldSpaceMb)) }}
+{{- end }}
+{{- if and . .maxSemiSpaceMb }}
+{{- $flags = append $flags (printf "--max-semi-space-size=%d" (int .maxSemiSpaceMb)) }}
+{{- end }}
+{{- join " " $flags }}
+{{- end }}
+
 {{/* The plain (non-secret) variables of one service, as a YAML map of strings. */}}
 {{- define "calsync.env" -}}
 {{- $root := .root }}
 {{- $facts := include "calsync.facts" . | fromYaml }}
 {{- $values := index $root.Values .name }}
 {{- $computed := dict "LOG_LEVEL" $root.Values.logLevel }}
+{{- $nodeOptions := include "calsync.nodeOptions" $values.heap }}
+{{- if $nodeOptions }}
+{{- $_ := set $computed "NODE_OPTIONS" $nodeOptions }}
+{{- end }}
 {{- /* The simulator reads LOG_LEVEL and its own SIM_* variables only. */}}
 {{- if not $facts.dev }}
 {{- $_ := set $computed "SHUTDOWN_DELAY_MS" $root.Values.shutdown.delayMs }}
