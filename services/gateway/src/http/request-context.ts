@@ -18,6 +18,26 @@ export interface GatewayState {
   principal?: Principal;
 }
 
+/**
+ * A request's state. Its child logger is made the first time something logs through it: most
+ * requests (every stored delivery) write only the access line, which needs no child.
+ */
+class RequestState implements GatewayState {
+  outcome?: string;
+  logFields?: Record<string, unknown>;
+  principal?: Principal;
+  #log: Logger | undefined;
+
+  constructor(
+    readonly requestId: string,
+    private readonly rootLog: Logger,
+  ) {}
+
+  get log(): Logger {
+    return (this.#log ??= this.rootLog.child({ requestId: this.requestId }));
+  }
+}
+
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 const quietRoutes = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -38,8 +58,7 @@ export function requestContext(options: {
     const started = process.hrtime.bigint();
     const incomingId = ctx.get('X-Request-Id');
     const requestId = requestIdPattern.test(incomingId) ? incomingId : randomUUID();
-    ctx.state.requestId = requestId;
-    ctx.state.log = options.log.child({ requestId });
+    ctx.state = new RequestState(requestId, options.log);
     ctx.set('X-Request-Id', requestId);
     options.tracker.enter();
     try {
@@ -52,6 +71,7 @@ export function requestContext(options: {
       const outcome = ctx.state.outcome ?? (status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error');
       options.metrics.observeRequest({ route, method: ctx.method, status, outcome, seconds });
       const fields = {
+        requestId,
         method: ctx.method,
         route,
         status,
@@ -59,8 +79,10 @@ export function requestContext(options: {
         ms: Math.round(seconds * 1e4) / 10,
         ...ctx.state.logFields,
       };
-      if (quietRoutes.has(route)) ctx.state.log.debug(fields, 'request');
-      else ctx.state.log.info(fields, 'request');
+      // The root logger with requestId as a field: the same line as the request's child logger
+      // would write, without making a child (bindings serialised) for every request.
+      if (quietRoutes.has(route)) options.log.debug(fields, 'request');
+      else options.log.info(fields, 'request');
       options.tracker.leave();
     }
   };
