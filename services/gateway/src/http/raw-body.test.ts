@@ -1,19 +1,29 @@
 import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { waitFor } from '@calsync/service-kit/testing';
 import { HttpError } from './http-error';
 import { mediaTypeOf, parseJsonObject, readRawBody, requireJsonContentType } from './raw-body';
 
 let server: Server;
 let port: number;
 const limit = 64;
+/** What each request's read ended with, by its X-Probe header. */
+const outcomes = new Map<string, string>();
 
 beforeAll(async () => {
   // Echoes the body it read (base64) or the HttpError it got, as JSON.
   server = createServer((req, res) => {
+    const probe = String(req.headers['x-probe'] ?? '');
+    outcomes.set(probe, 'reading');
     readRawBody(req, limit).then(
-      (body) => res.writeHead(200).end(JSON.stringify({ body: body.toString('base64') })),
-      (error: HttpError) =>
-        res.writeHead(error.status, error.headers).end(JSON.stringify({ error: error.code, message: error.message })),
+      (body) => {
+        outcomes.set(probe, `read ${body.length}`);
+        res.writeHead(200).end(JSON.stringify({ body: body.toString('base64') }));
+      },
+      (error: HttpError) => {
+        outcomes.set(probe, `${error.status} ${error.message}`);
+        res.writeHead(error.status, error.headers).end(JSON.stringify({ error: error.code, message: error.message }));
+      },
     );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -73,6 +83,21 @@ describe('readRawBody', () => {
       status: 413,
       body: { error: 'payload_too_large', message: `the request body exceeds ${limit} bytes` },
     });
+  });
+
+  it('refuses with 400, and answers nothing it cannot, when the client goes away mid-body', async () => {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST / HTTP/1.1\r\nHost: x\r\nX-Probe: gone\r\nContent-Length: 50\r\n\r\n{"partial":');
+    await waitFor(() => outcomes.get('gone') === 'reading');
+    socket.destroy();
+    await waitFor(() => outcomes.get('gone') !== 'reading');
+    expect(outcomes.get('gone')).toBe('400 the request body could not be read');
+  });
+
+  it('reads an empty body', async () => {
+    const answer = await send([], 0);
+    expect(answer).toEqual({ status: 200, body: { body: '' } });
   });
 
   it('refuses with 413 a chunked body that grows past the limit', async () => {
