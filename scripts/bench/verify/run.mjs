@@ -19,8 +19,8 @@
 // BENCH_ROUNDS (5), BENCH_SLICES (6 of each method per round), BENCH_SLICE_MS (1000),
 // BENCH_MEMORY_MS (6000), BENCH_CONCURRENCY (32), BENCH_CLIENT_THREADS (2),
 // BENCH_SEED_MAX_REQUESTS (100), BENCH_SEED_PHASE_MS (2000), BENCH_WARMUP_MS (3000),
-// BENCH_SERVICE_NODE_ARGS (space-separated node options for the subscription processes, after
-// the deployed --max-old-space-size=192; e.g. `--cpu-prof --cpu-prof-dir=/tmp/verify-prof`). The seed's requests are capped (at 100,000
+// BENCH_SERVICE_NODE_ARGS (space-separated node options for the subscription processes, beside
+// the deployed NODE_OPTIONS from the chart's subscription.heap; e.g. `--cpu-prof --cpu-prof-dir=/tmp/verify-prof`). The seed's requests are capped (at 100,000
 // one takes seconds).
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -63,9 +63,9 @@ const rounds = Number(env.BENCH_ROUNDS ?? 5);
 const slices = Number(env.BENCH_SLICES ?? 6);
 const sliceMs = Number(env.BENCH_SLICE_MS ?? 1000);
 const memoryMs = Number(env.BENCH_MEMORY_MS ?? 6000);
-// The heap setting subscription is deployed with (services/subscription/README.md), plus any given.
-const deployedNodeArgs = ['--max-old-space-size=192'];
-const serviceNodeArgs = [...deployedNodeArgs, ...(env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+// The NODE_OPTIONS subscription is deployed with (the chart's subscription.heap), plus any node options given.
+const deployedNodeOptions = nodeOptionsEnv(root, 'subscription');
+const serviceNodeArgs = (env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const concurrency = Number(env.BENCH_CONCURRENCY ?? 32);
 const clientThreads = Number(env.BENCH_CLIENT_THREADS ?? 2);
 const seedMaxRequests = Number(env.BENCH_SEED_MAX_REQUESTS ?? 100);
@@ -327,7 +327,7 @@ async function main() {
         onLine: (line) => (target.inspectorUrl ??= inspectorUrlOf(line)),
         env: {
           // The chart's NODE_OPTIONS (heap limits): measured as deployed.
-          ...nodeOptionsEnv(root, 'subscription'),
+          ...deployedNodeOptions,
           ...common,
           METRICS_PORT: '0',
           NATS_URL: natsUrl,
@@ -523,7 +523,9 @@ async function main() {
         .map(([name, value]) => ` ${name}=${value}`)
         .join('')}`,
     );
-    say(`subscription ran as: node ${serviceNodeArgs.join(' ')} services/subscription/dist/main.js`);
+    say(
+      `subscription ran as: NODE_OPTIONS='${deployedNodeOptions.NODE_OPTIONS ?? ''}' node ${serviceNodeArgs.join(' ')} services/subscription/dist/main.js`,
+    );
     say(`load average (1/5/15 min) at the start: ${startLoad}; at the end: ${loadAverage()}`);
     if (wrong > 0) process.exitCode = 1;
   } finally {
