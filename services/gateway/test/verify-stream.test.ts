@@ -48,12 +48,14 @@ interface User {
 async function startRelay(target: () => number) {
   const sockets = new Set<Socket>();
   let holding = false;
+  let stalled = false;
   const held: (() => void)[] = [];
   let heldBytes = 0;
   const server: Server = createServer((client) => {
     const upstream = new Socket();
     upstream.connect(target(), '127.0.0.1');
     sockets.add(client).add(upstream);
+    if (stalled) client.pause();
     client.on('data', (chunk) => upstream.write(chunk));
     upstream.on('data', (chunk: Buffer) => {
       if (!holding) return void client.write(chunk);
@@ -79,6 +81,15 @@ async function startRelay(target: () => number) {
       heldBytes = 0;
     },
     heldBytes: () => heldBytes,
+    /** Stops reading from the client at all: its writes back up into TCP and HTTP/2 flow control. */
+    stall() {
+      stalled = true;
+      for (const socket of sockets) socket.pause();
+    },
+    unstall() {
+      stalled = false;
+      for (const socket of sockets) socket.resume();
+    },
     release() {
       holding = false;
       for (const send of held.splice(0)) send();
@@ -86,6 +97,7 @@ async function startRelay(target: () => number) {
     cut() {
       held.splice(0);
       holding = false;
+      stalled = false;
       for (const socket of sockets) socket.destroy();
       sockets.clear();
     },
@@ -174,7 +186,7 @@ afterAll(async () => {
 
 function verifierOf(
   transport: VerifyTransport,
-  options: { timeoutMs?: number; maxItems?: number; maxAgeMs?: number } = {},
+  options: { timeoutMs?: number; maxItems?: number; maxAgeMs?: number; maxQueued?: number } = {},
 ) {
   const registry = createMetricsRegistry('gateway');
   const batches: number[] = [];
@@ -194,6 +206,7 @@ function verifierOf(
     streamLimits: {
       ...(options.maxItems ? { maxItems: options.maxItems } : {}),
       ...(options.maxAgeMs !== undefined ? { maxAgeMs: options.maxAgeMs } : {}),
+      ...(options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {}),
     },
   });
   return { verifier, batches, registry };
@@ -392,6 +405,23 @@ describe('VerifyDeliveries from the gateway', () => {
     expect(Date.now() - stopping).toBeLessThan(5_000);
     subscription = await startSubscriptionOnPort(subscriptionPort);
     await waitFor(async () => 'userId' in (await outcomeOf(verifier, signed(users[3]!))), { timeoutMs: 15_000 });
+    verifier.close();
+  });
+
+  it('refuses new verifies at once (503) while the stream cannot take more, and recovers', async () => {
+    const { verifier } = verifierOf('stream', { timeoutMs: 3_000, maxItems: 1, maxQueued: 4 });
+    expect(await outcomeOf(verifier, signed(users[0]!))).toMatchObject({ userId: users[0]!.userId });
+    relay.stall();
+    const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(512 * 1024) }));
+    // Far more than TCP and HTTP/2 buffer: the stream's writes stop being taken, the queue fills.
+    const outcomes = await Promise.all(
+      Array.from({ length: 80 }, () => outcomeOf(verifier, signed(users[1]!, { body }))),
+    );
+    const refusedAtOnce = outcomes.filter((outcome) => String(outcome.message).includes('RESOURCE_EXHAUSTED'));
+    expect(refusedAtOnce.length).toBeGreaterThan(0);
+    for (const outcome of outcomes) expect(outcome).toMatchObject({ unavailable: 'subscription' });
+    relay.cut();
+    await waitFor(async () => 'userId' in (await outcomeOf(verifier, signed(users[2]!))), { timeoutMs: 10_000 });
     verifier.close();
   });
 

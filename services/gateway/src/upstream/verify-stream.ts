@@ -119,6 +119,8 @@ export function createVerifyStream(options: {
     stream.gone = true;
     const slot = pool.indexOf(stream);
     if (slot >= 0) pool[slot] = undefined;
+    // What waited for this stream's flow control goes out on a new one.
+    if (queue.length > 0) scheduled ??= setImmediate(flush);
     if (stream.ids.size === 0) return;
     const code = error?.code === undefined ? 'ended' : (GrpcStatus[error.code] ?? String(error.code));
     log.warn(
@@ -220,6 +222,12 @@ export function createVerifyStream(options: {
   return {
     verify(request, item) {
       if (closed) return Promise.reject(new GrpcError(GrpcStatus.UNAVAILABLE, 'the gateway is stopping'));
+      if (queue.length >= limits.maxQueued) {
+        // Items whose deadline passed while they waited already got their answer.
+        const live = queue.filter((waiting) => inFlight.has(waiting.id));
+        queueBytes = live.reduce((sum, waiting) => sum + waiting.delivery!.rawBody.length, 0);
+        queue = live;
+      }
       if (queue.length >= limits.maxQueued) {
         return Promise.reject(new GrpcError(GrpcStatus.RESOURCE_EXHAUSTED, 'too many verifies waiting to be sent'));
       }
