@@ -92,8 +92,9 @@ async function startProcess(name, entry, env) {
   const fd = openSync(logFile, 'w');
   const profile =
     values['cpu-prof'] && name !== 'bare-koa' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
-  // The services with the chart's NODE_OPTIONS (heap limits): measured as deployed.
-  const nodeOptions = name === 'bare-koa' ? {} : nodeOptionsEnv(root, name);
+  // A calsync service runs with the chart's NODE_OPTIONS (heap limits): measured as deployed.
+  const service = /services\/([^/]+)\/dist\/main\.js$/.exec(entry)?.[1];
+  const nodeOptions = service ? nodeOptionsEnv(root, service) : {};
   const child = spawn(process.execPath, [...profile, entry], {
     env: { PATH: process.env.PATH ?? '', ...nodeOptions, ...env },
     stdio: ['ignore', fd, fd],
