@@ -154,33 +154,3 @@ export { SpanKind } from '@opentelemetry/api';
 export function outsideTraces<T>(work: () => T): T {
   return context.with(ROOT_CONTEXT, work);
 }
-
-/**
- * Runs the publishes handed to it in the check phase of the current turn of the event loop, all
- * together, each in its caller's trace context. nats.js writes what it has buffered to the
- * socket once per microtask checkpoint: publishes started from different I/O callbacks (one per
- * HTTP request, one per gRPC answer) each cost a socket write, and on loopback the writer also
- * pays the receiving side of TCP. Started together, the publishes of one turn share one write;
- * they wait for nothing more than the rest of that turn. `work` should start its publish before
- * its first await (publishTraced does).
- */
-export function createPublishBatch(): <T>(work: () => Promise<T>) => Promise<T> {
-  let queued: (() => void)[] = [];
-  const runQueued = () => {
-    const run = queued;
-    queued = [];
-    for (const start of run) start();
-  };
-  return (work) =>
-    new Promise((resolve, reject) => {
-      const caller = context.active();
-      const start = () => {
-        try {
-          context.with(caller, work).then(resolve, reject);
-        } catch (error) {
-          reject(error);
-        }
-      };
-      if (queued.push(start) === 1) setImmediate(runQueued);
-    });
-}

@@ -1,5 +1,4 @@
 import {
-  createPublishBatch,
   ensureStream,
   eventsStreamConfig,
   type EventsStreamLimits,
@@ -30,9 +29,7 @@ export async function ensureEventsStream(
 /**
  * Publishes CalendlyEvents to JetStream with the delivery key as Nats-Msg-Id and resolves only
  * on the stream's acknowledgement. Refuses at once while NATS is disconnected: nats.js would
- * otherwise buffer the message and send it after the caller was already told 503. The
- * deliveries verified in one turn of the event loop are published together, in one socket
- * write (createPublishBatch).
+ * otherwise buffer the message and send it after the caller was already told 503.
  */
 export function createEventPublisher(options: {
   nc: NatsConnection;
@@ -42,41 +39,28 @@ export function createEventPublisher(options: {
 }): EventPublisher {
   const { nc, names, timeoutMs } = options;
   const js = nc.jetstream();
-  const inBatch = createPublishBatch();
-  // Event types are the few Calendly sends (subscription verified this one): each subject is built once.
-  const subjects = new Map<string, string>();
-  const subjectOf = (eventType: string) => {
-    let subject = subjects.get(eventType);
-    if (subject === undefined) {
-      subject = names.eventSubject(eventType);
-      if (subjects.size < 64) subjects.set(eventType, subject);
-    }
-    return subject;
-  };
   return {
     async publish(event, context) {
       if (!natsIsConnected(nc)) throw new DependencyUnavailable('nats', 'NATS is not connected');
-      const subject = subjectOf(event.eventType);
-      const data = eventsV1.CalendlyEvent.encode(event).finish();
       const messageHeaders = headers();
       messageHeaders.set(eventHeaders.requestId, context.requestId);
       const stop = options.metrics.timePublish();
       try {
-        const ack = await inBatch(async () => {
-          // Checked again: the batch runs later in this turn, after the I/O it may have seen.
-          if (!natsIsConnected(nc)) throw new DependencyUnavailable('nats', 'NATS is not connected');
-          return publishTraced(js, subject, data, {
+        const ack = await publishTraced(
+          js,
+          names.eventSubject(event.eventType),
+          eventsV1.CalendlyEvent.encode(event).finish(),
+          {
             msgID: event.deliveryKey,
             headers: messageHeaders,
             timeout: timeoutMs,
             expect: { streamName: names.eventsStream },
-          });
-        });
+          },
+        );
         stop(ack.duplicate ? 'duplicate' : 'stored');
         return { duplicate: ack.duplicate, sequence: ack.seq };
       } catch (error) {
         stop('failed');
-        if (error instanceof DependencyUnavailable) throw error;
         throw new DependencyUnavailable('nats', `JetStream did not acknowledge the event: ${describe(error)}`, error);
       }
     },
