@@ -42,6 +42,7 @@ async function run({ durationMs, maxRequests, workers, method }) {
   const latencies = [];
   let sent = 0;
   let wrong = 0;
+  let firstFailure;
   const started = performance.now();
   const deadline = started + durationMs;
   const worker = async () => {
@@ -51,19 +52,26 @@ async function run({ durationMs, maxRequests, workers, method }) {
       const at = performance.now();
       try {
         if (method === 'health') {
-          if (!serving.equals(await check())) wrong += 1;
+          if (!serving.equals(await check())) {
+            wrong += 1;
+            firstFailure ??= 'Check answered other than SERVING';
+          }
         } else {
           const answer = await client.verifyAndResolveUser(request, { timeoutMs: 120_000 });
-          if (answer.userId !== userId) wrong += 1;
+          if (answer.userId !== userId) {
+            wrong += 1;
+            firstFailure ??= `verify answered user ${answer.userId}, not ${userId}`;
+          }
         }
-      } catch {
+      } catch (error) {
         wrong += 1;
+        firstFailure ??= `${method}: ${error.message}`;
       }
       latencies.push(performance.now() - at);
     }
   };
   await Promise.all(Array.from({ length: workers }, worker));
-  return { latencies, seconds: (performance.now() - started) / 1000, wrong };
+  return { latencies, seconds: (performance.now() - started) / 1000, wrong, firstFailure };
 }
 
 parentPort.on('message', async (message) => {

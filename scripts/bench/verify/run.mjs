@@ -16,7 +16,7 @@
 // Env (all optional): BENCH_DATABASE_URL (a server where a database may be created; default
 // CALSYNC_TEST_DATABASE_URL, else an embedded Postgres), BENCH_NATS_URL (default
 // CALSYNC_TEST_NATS_URL, else a local nats-server), BENCH_SIZES (100,10000,100000),
-// BENCH_ROUNDS (5), BENCH_SLICES (6 of each method per round), BENCH_SLICE_MS (1000),
+// BENCH_ROUNDS (5), BENCH_SLICES (12 of each method per round), BENCH_SLICE_MS (500),
 // BENCH_MEMORY_MS (6000), BENCH_CONCURRENCY (32), BENCH_CLIENT_THREADS (2),
 // BENCH_SEED_MAX_REQUESTS (100), BENCH_SEED_PHASE_MS (2000), BENCH_WARMUP_MS (3000),
 // BENCH_SERVICE_NODE_ARGS (space-separated node options for the subscription processes, beside
@@ -60,8 +60,8 @@ let serverUrl = env.BENCH_DATABASE_URL ?? env.CALSYNC_TEST_DATABASE_URL;
 let natsUrl = env.BENCH_NATS_URL ?? env.CALSYNC_TEST_NATS_URL;
 const sizes = (env.BENCH_SIZES ?? '100,10000,100000').split(',').map(Number);
 const rounds = Number(env.BENCH_ROUNDS ?? 5);
-const slices = Number(env.BENCH_SLICES ?? 6);
-const sliceMs = Number(env.BENCH_SLICE_MS ?? 1000);
+const slices = Number(env.BENCH_SLICES ?? 12);
+const sliceMs = Number(env.BENCH_SLICE_MS ?? 500);
 const memoryMs = Number(env.BENCH_MEMORY_MS ?? 6000);
 // The NODE_OPTIONS subscription is deployed with (the chart's subscription.heap), plus any node options given.
 const deployedNodeOptions = nodeOptionsEnv(root, 'subscription');
@@ -156,6 +156,9 @@ async function warmedIn(service) {
   }
 }
 
+/** The first failed or wrong answer of the whole run, printed with the count. */
+let firstFailure;
+
 /**
  * `threads` load-generating threads on `address`, their channels open (and TLS done) before the
  * first run: `use` hands them requests, `run` sends calls with `workers` in flight in all until
@@ -213,7 +216,10 @@ async function createLoadPool(address, threads = clientThreads) {
       return {
         latencies: runs.flatMap((run) => run.latencies),
         seconds: Math.max(...runs.map((run) => run.seconds)),
-        wrong: runs.reduce((sum, run) => sum + run.wrong, 0),
+        wrong: runs.reduce((sum, run) => {
+          if (run.firstFailure) firstFailure ??= `${address}: ${run.firstFailure}`;
+          return sum + run.wrong;
+        }, 0),
       };
     },
     close: () =>
@@ -513,7 +519,7 @@ async function main() {
       `calsync / plain unary health Check, all sizes: ${fmt(toHealth, 3)} (target >= 0.60) -> ${toHealth >= 0.6 ? 'met' : 'NOT met'}; every round's ratio: ${allRatios.map((x) => fmt(x, 3)).join(', ')}; spread ${fmt(spread(allRatios), 1)}% (target: within 5%)`,
     );
     const wrong = targets.reduce((sum, target) => sum + target.results.wrong, 0);
-    say(`wrong or failed answers: ${wrong}`);
+    say(`wrong or failed answers: ${wrong}${firstFailure ? ` (the first: ${firstFailure})` : ''}`);
     say(
       `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}, node ${process.version}; took ${fmt((performance.now() - began) / 1000, 0)} s`,
     );
