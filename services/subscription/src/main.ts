@@ -146,6 +146,7 @@ export async function start(config: SubscriptionConfig, options: { log?: Logger 
       concurrency: config.RECONCILE_CONCURRENCY,
       onResult: metrics.reconcileResult,
       onRun: metrics.reconcileRun,
+      onOverrun: metrics.reconcileOverrun,
     });
     opened.closeWith('reconciler', () => reconciler.stop());
 

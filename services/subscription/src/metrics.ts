@@ -12,6 +12,7 @@ export interface SubscriptionMetrics {
   cacheLookup(lookup: CacheLookup): void;
   reconcileResult(outcome: SyncOutcome): void;
   reconcileRun(seconds: number): void;
+  reconcileOverrun(): void;
   /** Reports the cache's size and hit ratio at every scrape. */
   watchCache(cache: HookCache): void;
   /** Reports every user's hooks by state and users by sync mode at every scrape (a GROUP BY each; never a user label). */
@@ -44,6 +45,11 @@ export function createSubscriptionMetrics(registry: Registry, log: Logger): Subs
     name: 'subscription_reconcile_run_seconds',
     help: 'Duration of a reconcile of every user',
     buckets: [1, 5, 15, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  const reconcileOverruns = new Counter({
+    name: 'subscription_reconcile_overruns_total',
+    help: 'Reconcile runs of every user that took longer than RECONCILE_INTERVAL_SECONDS',
     registers: [registry],
   });
   let cache: HookCache | undefined;
@@ -125,6 +131,7 @@ export function createSubscriptionMetrics(registry: Registry, log: Logger): Subs
     cacheLookup: (result) => lookups.inc({ result }),
     reconcileResult: (outcome) => reconcileResults.inc({ outcome }),
     reconcileRun: (seconds) => reconcileRuns.observe(seconds),
+    reconcileOverrun: () => reconcileOverruns.inc(),
     watchCache(watched) {
       cache = watched;
     },

@@ -179,6 +179,28 @@ it('reconciles every user on its interval, and on demand', async () => {
   expect(metrics).toMatch(/subscription_reconcile_results_total\{[^}]*outcome="healthy"/);
 });
 
+it('counts a run that outlasts its interval', async () => {
+  await connectAndEnsure('rec-overrun');
+  // Every Calendly answer takes longer than the whole interval, so the first timed run overruns.
+  await h.sim_('/_sim/faults', { body: { latency: { api_ms: 1_200 } } });
+  try {
+    const replica = await h.startReplica({ RECONCILE_INTERVAL_SECONDS: '1' });
+    await waitFor(
+      async () => {
+        const metrics = await (await fetch(`http://127.0.0.1:${replica.app.ports.metrics}/metrics`)).text();
+        return /^subscription_reconcile_overruns_total\{[^}]*\} [1-9]/m.test(metrics);
+      },
+      { what: 'an overrun counted', timeoutMs: 30_000 },
+    );
+    await replica.app.stop();
+  } finally {
+    await h.sim_('/_sim/faults', { method: 'DELETE' });
+  }
+  // The harness's own service runs no timed reconcile: it never counts one.
+  const metrics = await (await fetch(`http://127.0.0.1:${h.app.ports.metrics}/metrics`)).text();
+  expect(metrics).toMatch(/^subscription_reconcile_overruns_total\{[^}]*\} 0$/m);
+});
+
 it('stops a run whose lock connection is cut, keeps serving, and runs again when asked', async () => {
   await connectAndEnsure('rec-cut');
   const admin = new Client({ connectionString: h.database.url });

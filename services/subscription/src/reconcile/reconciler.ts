@@ -61,6 +61,8 @@ export function createReconciler(options: {
   concurrency: number;
   onResult?: (outcome: SyncOutcome) => void;
   onRun?: (seconds: number) => void;
+  /** A run took longer than `intervalSeconds`: each user is checked less often than promised. */
+  onOverrun?: () => void;
 }): Reconciler {
   const { log } = options;
   let timer: NodeJS.Timeout | undefined;
@@ -170,11 +172,13 @@ export function createReconciler(options: {
       log.info({ ...summary, seconds: Math.round(seconds * 10) / 10 }, 'reconcile finished');
       // Runs never overlap: the next starts an interval after this one ended, so each user is
       // checked every run plus interval. A run longer than the interval stretches that, on purpose.
-      if (options.intervalSeconds > 0 && seconds > options.intervalSeconds)
+      if (options.intervalSeconds > 0 && seconds > options.intervalSeconds) {
+        options.onOverrun?.();
         log.warn(
           { seconds: Math.round(seconds), intervalSeconds: options.intervalSeconds },
           'reconcile took longer than its interval: each user is checked less often than the interval says',
         );
+      }
       return summary;
     } finally {
       // Ending the session releases the lock.
