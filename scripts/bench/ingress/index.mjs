@@ -177,11 +177,13 @@ async function load({ origin, more, pick, pids, perSecond }) {
     while (more()) {
       let t0 = performance.now();
       if (perSecond) {
-        // Due at a fixed schedule; waiting for it is not latency, falling behind it is.
+        // Due at a fixed schedule; waiting for it is not latency, falling behind it is. Timers
+        // fire on the event loop's millisecond clock, up to a millisecond before `due`: a request
+        // sent early counts from when it was sent, never from a time still to come.
         const due = started + (sent++ * 1000) / perSecond;
         if (due > t0) await new Promise((resolve) => setTimeout(resolve, due - t0));
         if (!more()) break;
-        t0 = due;
+        t0 = Math.min(due, performance.now());
       }
       const delivery = nextDelivery(pick());
       try {
