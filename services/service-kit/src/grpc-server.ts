@@ -131,25 +131,15 @@ export function bindService<D extends Definition>(
         call: grpc.ServerDuplexStream<unknown, unknown>,
       ) => Promise<void>;
       handlers[method] = (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        const cancel = new AbortController();
-        call.on('cancelled', () => cancel.abort());
-        call.on('close', () => cancel.abort());
+        const signal = cancelledWith(call);
         const stream: DuplexStream<unknown, unknown> = {
           onMessage: (listener) => call.on('data', listener),
           onEnd: (listener) => call.once('end', listener),
-          signal: cancel.signal,
+          signal,
           draining: draining.signal,
-          write: (message) => writeTo(call, cancel.signal, message),
+          write: (message) => writeTo(call, signal, message),
         };
-        handle(stream, call).then(
-          () => {
-            if (!cancel.signal.aborted) call.end();
-          },
-          (error: unknown) => {
-            if (cancel.signal.aborted) return;
-            call.emit('error', toStatus(error, path));
-          },
-        );
+        endStream(call, signal, handle(stream, call), (error) => toStatus(error, path));
       };
       continue;
     }
@@ -160,22 +150,12 @@ export function bindService<D extends Definition>(
         call: grpc.ServerWritableStream<unknown, unknown>,
       ) => Promise<void>;
       handlers[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const cancel = new AbortController();
-        call.on('cancelled', () => cancel.abort());
-        call.on('close', () => cancel.abort());
+        const signal = cancelledWith(call);
         const stream: ResponseStream<unknown> = {
-          signal: cancel.signal,
-          write: (message) => writeTo(call, cancel.signal, message),
+          signal,
+          write: (message) => writeTo(call, signal, message),
         };
-        handle(call.request, stream, call).then(
-          () => {
-            if (!cancel.signal.aborted) call.end();
-          },
-          (error: unknown) => {
-            if (cancel.signal.aborted) return;
-            call.emit('error', toStatus(error, path));
-          },
-        );
+        endStream(call, signal, handle(call.request, stream, call), (error) => toStatus(error, path));
       };
       continue;
     }
@@ -203,11 +183,34 @@ export function bindService<D extends Definition>(
 }
 
 /** Writes one message; resolves once it is flushed (back-pressure), rejects if the call ends first. */
-function writeTo(
-  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+type ServerStreamCall = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+/** Aborts once the caller cancels the call or it closes. */
+function cancelledWith(call: ServerStreamCall): AbortSignal {
+  const cancel = new AbortController();
+  call.on('cancelled', () => cancel.abort());
+  call.on('close', () => cancel.abort());
+  return cancel.signal;
+}
+
+/** Ends the call with OK once the handler is done, or with its error's status; a caller gone hears neither. */
+function endStream(
+  call: ServerStreamCall,
   cancelled: AbortSignal,
-  message: unknown,
-) {
+  handled: Promise<void>,
+  toStatus: (error: unknown) => Partial<grpc.ServiceError>,
+): void {
+  handled.then(
+    () => {
+      if (!cancelled.aborted) call.end();
+    },
+    (error: unknown) => {
+      if (!cancelled.aborted) call.emit('error', toStatus(error));
+    },
+  );
+}
+
+function writeTo(call: ServerStreamCall, cancelled: AbortSignal, message: unknown) {
   return new Promise<void>((resolve, reject) => {
     if (cancelled.aborted) return reject(new Error('call cancelled'));
     if (call.write(message)) return resolve();
