@@ -5,7 +5,9 @@ import {
   grpcIdentities,
   GrpcError,
   GrpcStatus,
+  grpcStatusOf,
   grpcStatusOfHttpFailure,
+  reasonOf,
   type Callers,
   type Logger,
   type ServiceBinding,
@@ -118,14 +120,18 @@ export function identityService(deps: {
                 errorMessage: '',
                 errorReason: '',
               };
-            const failure = toGrpcError(result);
-            if (!failure) deps.log.error({ err: result, userId }, 'could not read an access token');
+            // The status GetAccessToken would have ended with for this user, by the kit's same rule.
+            const status = grpcStatusOf(result, {
+              method: identityV1.IdentityServiceService.getAccessTokens.path,
+              log: deps.log,
+              toGrpcError,
+            });
             return {
               userId,
               token: undefined,
-              errorCode: failure?.code ?? GrpcStatus.INTERNAL,
-              errorMessage: failure?.message ?? 'identity could not read the access token',
-              errorReason: failure?.reason ?? '',
+              errorCode: status.code,
+              errorMessage: status.details,
+              errorReason: reasonOf(status) ?? '',
             };
           }),
         };
