@@ -54,6 +54,12 @@ export const verifyFailureAnswers: Record<
     code: 'signature_from_future',
     message: 'the signature timestamp is in the future',
   },
+  [VerifyFailure.VERIFY_FAILURE_PAYLOAD_NOT_JSON]: {
+    grpc: status.INVALID_ARGUMENT,
+    http: 400,
+    code: 'malformed_json',
+    message: 'the request body is not valid JSON',
+  },
   [VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED]: {
     grpc: status.INVALID_ARGUMENT,
     http: 400,

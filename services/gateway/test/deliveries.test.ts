@@ -148,7 +148,32 @@ describe('deliveries that must not be stored', () => {
       404,
       'unknown_hook',
     ],
-    ['malformed JSON', (a: DeliveryAttempt) => system.replay(a, { body: '{"event":' }), 400, 'malformed_json'],
+    [
+      "a body that is not JSON, though signed with the hook's key",
+      async (a: DeliveryAttempt) =>
+        system.replay(a, {
+          body: '{"event":',
+          headers: { 'calendly-webhook-signature': await system.signatureOfHook(a, '{"event":') },
+        }),
+      400,
+      'malformed_json',
+    ],
+    [
+      "JSON that is not an envelope, though signed with the hook's key",
+      async (a: DeliveryAttempt) =>
+        system.replay(a, {
+          body: '[]',
+          headers: { 'calendly-webhook-signature': await system.signatureOfHook(a, '[]') },
+        }),
+      400,
+      'malformed_payload',
+    ],
+    [
+      'a body that is not JSON, unsigned',
+      (a: DeliveryAttempt) => system.replay(a, { body: '{"event":', headers: { 'calendly-webhook-signature': '' } }),
+      401,
+      'signature_missing',
+    ],
     [
       'a form body',
       (a: DeliveryAttempt) => system.replay(a, { headers: { 'content-type': 'application/x-www-form-urlencoded' } }),

@@ -9,7 +9,7 @@ import { startTestIdentity } from '@calsync/identity/testing';
 import { start as startMeetings } from '@calsync/meetings';
 import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
 import { eventsV1 } from '@calsync/proto';
-import { grpcIdentities, natsNames, type NatsNames } from '@calsync/service-kit';
+import { createSealer, grpcIdentities, natsNames, type NatsNames } from '@calsync/service-kit';
 import {
   captureLogger,
   createTestDatabase,
@@ -20,8 +20,11 @@ import {
 } from '@calsync/service-kit/testing';
 import { start as startSubscription } from '@calsync/subscription';
 import { loadSubscriptionConfig, type SubscriptionConfig } from '@calsync/subscription/dist/config';
+import { signatureHeaderFor } from '@calsync/subscription/dist/verify/signature';
+import { signingKeyContext } from '@calsync/subscription/dist/webhooks/hook-loader';
 import { SignJWT } from 'jose';
 import { connect, type NatsConnection } from 'nats';
+import { Client } from 'pg';
 import { loadGatewayConfig } from '../src/config';
 import { start as startGateway, type GatewayApp } from '../src/main';
 
@@ -92,6 +95,12 @@ export interface GatewaySystem {
     attempt: DeliveryAttempt,
     options?: { path?: string; headers?: Record<string, string>; body?: string },
   ): Promise<Response>;
+  /**
+   * A Calendly-Webhook-Signature over `body` made now with the key Calendly signs the attempt's
+   * hook with (its own, read from subscription's table, or the OAuth application's): what
+   * Calendly would send with that body.
+   */
+  signatureOfHook(attempt: DeliveryAttempt, body: string): Promise<string>;
   /** The subscription service's gRPC address. */
   subscriptionAddr: string;
   /** Stops the subscription service (the gateway keeps running). */
@@ -342,6 +351,27 @@ export async function startGatewaySystem(
           headers: { ...attempt.headers, ...replayOptions.headers },
           body: replayOptions.body ?? attempt.body,
         });
+      },
+      async signatureOfHook(attempt, body) {
+        const hookId = new URL(attempt.url).pathname.split('/').pop()!;
+        const db = new Client({ connectionString: database.url });
+        await db.connect();
+        try {
+          const { rows } = await db.query<{ sealed: string | null }>(
+            'SELECT signing_key_sealed AS sealed FROM subscription.webhooks WHERE hook_id = $1',
+            [hookId],
+          );
+          const { sealed } = rows[0]!;
+          const sealer = createSealer({
+            keys: new Map([['k1', Buffer.from(sealingKey, 'base64')]]),
+            activeKeyId: 'k1',
+          });
+          // No key of its own: Calendly signs this hook's deliveries with the OAuth application's.
+          const key = sealed ? sealer.open(sealed, signingKeyContext(hookId)) : sim.settings.applicationSigningKey;
+          return signatureHeaderFor(key, Math.floor(Date.now() / 1000), body);
+        } finally {
+          await db.end();
+        }
       },
       async storedEvents() {
         const jsm = await (await natsConnection()).jetstreamManager();

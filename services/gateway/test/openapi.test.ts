@@ -160,7 +160,8 @@ describe('deliveries', () => {
     const { body: duplicate } = await conforms(perUser, 'post', await system.replay(aliceDelivery));
     expect(duplicate).toEqual({ status: 'duplicate' });
     const garbled = { 'calendly-webhook-signature': 'v1=nothex' };
-    await conforms(perUser, 'post', await system.replay(aliceDelivery, { body: '{"event":' }));
+    const signedGarbage = { 'calendly-webhook-signature': await system.signatureOfHook(aliceDelivery, '{"event":') };
+    await conforms(perUser, 'post', await system.replay(aliceDelivery, { body: '{"event":', headers: signedGarbage }));
     await conforms(perUser, 'post', await system.replay(aliceDelivery, { headers: garbled }));
     await conforms(perUser, 'post', await system.replay(aliceDelivery, { path: carolsPath }));
     await conforms(perUser, 'post', await system.replay(aliceDelivery, { path: '/webhooks/calendly/no-such-hook' }));
@@ -357,11 +358,14 @@ describe('operations', () => {
 });
 
 /**
- * The seed's single URL answers 200, 401 and 403 only for a seed-era hook, which only subscription's
- * legacy import makes (services/subscription/test/legacy.test.ts sends those end to end). Its
- * handler is the per-user route's, whose 200, 401 and 403 are checked here.
+ * The seed's single URL answers 200, 400, 401 and 403 only for a seed-era hook (a 400 needs that
+ * hook's genuine signature), which only subscription's legacy import makes
+ * (services/subscription/test/legacy.test.ts verifies those). Its handler is the per-user route's,
+ * whose 200, 400, 401 and 403 are checked here.
  */
-const legacyAnswersCheckedElsewhere = ['200', '401', '403'].map((status) => `POST /api/calendly/webhook ${status}`);
+const legacyAnswersCheckedElsewhere = ['200', '400', '401', '403'].map(
+  (status) => `POST /api/calendly/webhook ${status}`,
+);
 
 test('every documented answer was checked against a real one', () => {
   const documented = Object.entries(document.paths ?? {}).flatMap(([path, item]) =>

@@ -257,6 +257,7 @@ function everyKindOfDelivery() {
     // Signed with Bob's key and sent to Bob's hook, but the booking is Alice's.
     otherUser: signed(bob, { body: signed(alice).rawBody }),
     notEnvelope: signed(alice, { body: Buffer.from('{"event":"invitee.created"}') }),
+    notJson: signed(alice, { body: Buffer.from('{"event":') }),
     notSubscribed: signed(alice, { body: otherEvent }),
     malformedHeader: { ...signed(alice), signatureHeader: 'v1=nothex' },
     // Over subscription's 1 MiB limit: it goes alone, and is refused as the unary call refuses it.
@@ -290,6 +291,7 @@ describe('VerifyDeliveries from the gateway', () => {
       unknownHook: { kind: 'unknown_hook', code: 'unknown_hook' },
       otherUser: { kind: 'forbidden', code: 'payload_not_for_this_hook' },
       notEnvelope: { kind: 'malformed', code: 'malformed_payload' },
+      notJson: { kind: 'malformed', code: 'malformed_json' },
       notSubscribed: { kind: 'forbidden', code: 'event_not_subscribed' },
       malformedHeader: { kind: 'unauthenticated', code: 'signature_malformed' },
       oversized: { kind: 'malformed', code: 'malformed_payload' },

@@ -170,6 +170,11 @@ it('never tries other keys: an unknown creator is NOT_FOUND and a wrong key a mi
     code: GrpcStatus.NOT_FOUND,
     reason: 'VERIFY_FAILURE_HOOK_NOT_FOUND',
   });
+  // Found by its creator and genuinely signed, but not an envelope: read only after the signature.
+  expect(await verify(Buffer.from(JSON.stringify({ created_by: bob.uri })), bobKey)).toEqual({
+    code: GrpcStatus.INVALID_ARGUMENT,
+    reason: 'VERIFY_FAILURE_PAYLOAD_MALFORMED',
+  });
 });
 
 it('answers the legacy URL from the hook cache: a cached hook costs no database query, even with Postgres gone', async () => {

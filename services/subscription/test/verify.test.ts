@@ -173,7 +173,7 @@ it('rejects a body changed after signing, and a missing or malformed header, eac
   ).toEqual({ code: GrpcStatus.UNAUTHENTICATED, reason: 'VERIFY_FAILURE_SIGNATURE_MALFORMED' });
 });
 
-it('refuses a genuine signature over a body that is not an envelope, or over an event not subscribed to', async () => {
+it('refuses a genuine signature over a body that is not JSON, not an envelope, or an event not subscribed to', async () => {
   const db = new Client({ connectionString: h.database.url });
   await db.connect();
   const { rows } = await db.query<{ sealed: string }>(
@@ -191,6 +191,10 @@ it('refuses a genuine signature over a body that is not an envelope, or over an 
   expect(await signedRefusal('{"event":"invitee.created"}')).toEqual({
     code: GrpcStatus.INVALID_ARGUMENT,
     reason: 'VERIFY_FAILURE_PAYLOAD_MALFORMED',
+  });
+  expect(await signedRefusal('{"event":')).toEqual({
+    code: GrpcStatus.INVALID_ARGUMENT,
+    reason: 'VERIFY_FAILURE_PAYLOAD_NOT_JSON',
   });
   const eventType = JSON.stringify({
     event: 'routing_form_submission.created',

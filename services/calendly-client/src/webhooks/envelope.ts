@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 // Calendly's webhook body: `{event, created_at, created_by, payload}`. One rule set for every
-// reader: the gateway checks the envelope before asking anyone, subscription reads whose
-// delivery it is, meetings reads the invitee. Only meetings reads the whole invitee payload.
+// reader: subscription reads whose delivery it is (once its signature matched), meetings
+// reads the invitee. Only meetings reads the whole invitee payload.
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$/;
 
@@ -39,7 +39,7 @@ const membershipsSchema = z.array(z.looseObject({ user: text(2048) }));
  * Every payload is a resource with a URI; invitee payloads also say who hosts the event. Only
  * these fields are read (the envelope hands readers the payload as sent), so everything else is
  * left out of the parsed copy instead of being copied into it: every delivery is parsed on the
- * hot path, once by the gateway and once by subscription.
+ * hot path, by subscription.
  */
 const payloadSchema = z.object({
   uri,

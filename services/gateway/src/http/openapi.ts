@@ -89,12 +89,14 @@ function userOperation(operation: OperationObject): OperationObject {
 
 /** The `error` codes of refused deliveries answered with `status`, from the tables that decide them. */
 const refusalCodes = (status: number) => [
-  ...Object.values(verifyFailureAnswers)
-    .filter((answer) => answer.http === status)
-    .map((answer) => answer.code),
-  ...Object.entries(defaultCodeByKind)
-    .filter(([kind]) => statusByKind[kind as RejectionKind] === status)
-    .map(([, answer]) => answer.code),
+  ...new Set([
+    ...Object.values(verifyFailureAnswers)
+      .filter((answer) => answer.http === status)
+      .map((answer) => answer.code),
+    ...Object.entries(defaultCodeByKind)
+      .filter(([kind]) => statusByKind[kind as RejectionKind] === status)
+      .map(([, answer]) => answer.code),
+  ]),
 ];
 
 function deliveryOperation(summary: string, description: string, parameters: ParameterObject[]): OperationObject {
@@ -119,7 +121,10 @@ function deliveryOperation(summary: string, description: string, parameters: Par
     },
     responses: {
       200: ok('Verified and stored in JetStream (or a repeat of a delivery already stored)', ref('DeliveryStored')),
-      400: problem("Not JSON, or not Calendly's `{event, payload}` envelope", ['malformed_json', ...refusalCodes(400)]),
+      400: problem(
+        "A genuine signature over a body that is not JSON, or not Calendly's `{event, payload}` envelope",
+        refusalCodes(400),
+      ),
       401: problem('No, an unreadable or a bad signature; a stale or future timestamp', refusalCodes(401)),
       403: problem('A genuine signature over a delivery this hook may not carry', refusalCodes(403)),
       404: problem('No active hook has this callback URL', refusalCodes(404)),

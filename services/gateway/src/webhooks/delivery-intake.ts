@@ -1,4 +1,3 @@
-import { parseWebhookEnvelope } from '@calsync/calendly-client';
 import { eventsV1 } from '@calsync/proto';
 
 /** Why a delivery is refused for good: Calendly must not be told it was stored. */
@@ -78,9 +77,12 @@ export interface DeliveryIntake {
 }
 
 /**
- * The delivery path: refuse what is malformed or unsigned without calling anyone, let the
- * subscription service verify the signature and name the user, then publish the byte-exact
- * body with the delivery key as message id so Calendly's retries are stored once.
+ * The delivery path: refuse an unsigned delivery without calling anyone, let the subscription
+ * service verify the signature, read the envelope and name the user, then publish the
+ * byte-exact body with the delivery key as message id so Calendly's retries are stored once.
+ * The body is parsed once, by subscription and only after its signature matched: the gateway
+ * never reads it (a body that is not JSON is refused there as malformed_json, after the
+ * signature, so an unauthenticated sender learns nothing about the body it sent).
  */
 export function createDeliveryIntake(deps: {
   verifier: DeliveryVerifier;
@@ -90,7 +92,6 @@ export function createDeliveryIntake(deps: {
   const now = deps.now ?? (() => new Date());
   return {
     async accept(delivery) {
-      checkEnvelope(delivery.rawBody);
       const signatureHeader = delivery.signatureHeader?.trim();
       if (!signatureHeader) {
         throw new DeliveryRejected(
@@ -134,17 +135,4 @@ function unlessExpected(dependency: DependencyUnavailable['dependency']) {
     if (error instanceof DeliveryRejected || error instanceof DependencyUnavailable) throw error;
     throw new DependencyUnavailable(dependency, `${dependency} failed unexpectedly`, error);
   };
-}
-
-/** Only Calendly's envelope is a delivery; the rule is the contract module's, the same subscription applies. */
-function checkEnvelope(rawBody: Buffer): void {
-  const parsed = parseWebhookEnvelope(rawBody);
-  if (parsed.ok) return;
-  if (parsed.problem === 'not_json')
-    throw new DeliveryRejected('malformed', 'malformed_json', 'the request body is not valid JSON');
-  throw new DeliveryRejected(
-    'malformed',
-    'malformed_payload',
-    `the request body is not a Calendly webhook envelope: ${parsed.detail}`,
-  );
 }

@@ -103,7 +103,11 @@ export function createVerifier(options: {
         return refuse(VerifyFailure.VERIFY_FAILURE_SIGNATURE_MISMATCH, hook);
 
       const parsed = parseWebhookEnvelope(rawBody);
-      if (!parsed.ok) return refuse(VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED, hook);
+      if (!parsed.ok) {
+        const failure =
+          parsed.problem === 'not_json' ? 'VERIFY_FAILURE_PAYLOAD_NOT_JSON' : 'VERIFY_FAILURE_PAYLOAD_MALFORMED';
+        return refuse(VerifyFailure[failure], hook);
+      }
       const { envelope } = parsed;
       if (!hook.events.has(envelope.event)) return refuse(VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED, hook);
 
