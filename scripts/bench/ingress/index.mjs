@@ -7,9 +7,15 @@
 // every delivery as Calendly does, with the user's key and a fresh timestamp, and keeps
 // `--concurrency` requests in flight over keep-alive connections for `--seconds`.
 //
-//   node scripts/bench/ingress/index.mjs [--users 10000] [--seconds 15] [--warmup-seconds 3]
+//   node scripts/bench/ingress/index.mjs [--users 10000] [--seconds 15] [--rounds 3] [--warmup-seconds 3]
 //        [--concurrency 32] [--database-url postgres://...] [--nats-url nats://...] [--cpu-prof DIR]
 //        [--verify-transport stream|unary|both] [--rate N]
+//
+// Each target (the bare route, each gateway) is measured for --seconds in all, split into
+// --rounds rounds that take turns (bare, gateway, bare, gateway, ...): a machine whose speed
+// drifts during the run (another tenant, CPU frequency) moves both sides of the ratio alike.
+// Every target is warmed up for --warmup-seconds before its first round and for a second before
+// each later one. The ratio is of the totals; each round's own ratio is printed beside it.
 //
 // --rate N sends N deliveries a second (open loop, at most --concurrency in flight) instead of as
 // many as the servers take, so p99 can be read at a given load; latency then counts from when a
@@ -55,6 +61,7 @@ const { values } = parseArgs({
   options: {
     users: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '15' },
+    rounds: { type: 'string', default: '3' },
     'warmup-seconds': { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '32' },
     'database-url': { type: 'string' },
@@ -69,14 +76,16 @@ const userCount = Number(values.users);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values['warmup-seconds']);
 const concurrency = Number(values.concurrency);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a whole number, at least 1');
 const rate = values.rate === undefined ? undefined : Number(values.rate);
 if (rate !== undefined && !(rate > 0)) throw new Error('--rate must be a positive number of deliveries a second');
 const transports = values['verify-transport'] === 'both' ? ['unary', 'stream'] : [values['verify-transport']];
 if (!transports.every((t) => t === 'stream' || t === 'unary')) {
   throw new Error('--verify-transport must be stream, unary or both');
 }
-if (![userCount, seconds, warmupSeconds, concurrency].every((n) => Number.isFinite(n) && n >= 0) || seconds > 120) {
-  throw new Error('--users, --seconds (at most 120), --warmup-seconds and --concurrency must be numbers');
+if (![userCount, seconds, warmupSeconds, concurrency].every((n) => Number.isFinite(n) && n >= 0) || seconds > 600) {
+  throw new Error('--users, --seconds (at most 600), --warmup-seconds and --concurrency must be numbers');
 }
 
 const header = printBenchHeader(root);
@@ -210,32 +219,48 @@ async function load({ origin, more, pick, pids, perSecond }) {
   const cpu = pids.map(({ pid }, i) => cpuSecondsOf(pid) - cpuBefore[i]);
   clearInterval(sampler);
   await pool.close();
-  latencies.sort((a, b) => a - b);
-  const round = (n) => (n === null ? null : Math.round(n * 100) / 100);
+  return { pids, latencies, answers, errors, elapsed, cpu, peakRss };
+}
+
+const round2 = (n) => (n === null ? null : Math.round(n * 100) / 100);
+
+/** One figure for one or more measured rounds of the same target: totals, percentiles over all of them. */
+function summarize(measured) {
+  const latencies = measured.flatMap((m) => m.latencies).sort((a, b) => a - b);
+  const elapsed = measured.reduce((sum, m) => sum + m.elapsed, 0);
+  const answers = {};
+  for (const m of measured)
+    for (const [answer, n] of Object.entries(m.answers)) answers[answer] = (answers[answer] ?? 0) + n;
+  const { pids } = measured[0];
   return {
     requests: latencies.length,
     answers,
-    transportErrors: errors,
-    seconds: round(elapsed),
+    transportErrors: measured.reduce((sum, m) => sum + m.errors, 0),
+    seconds: round2(elapsed),
     perSecond: Math.round(latencies.length / elapsed),
-    p50Ms: round(percentile(latencies, 50)),
-    p99Ms: round(percentile(latencies, 99)),
+    p50Ms: round2(percentile(latencies, 50)),
+    p99Ms: round2(percentile(latencies, 99)),
     serverCpuMsPerRequest: Object.fromEntries(
-      pids.map(({ name }, i) => [name, round((cpu[i] * 1000) / Math.max(1, latencies.length))]),
+      pids.map(({ name }, i) => [
+        name,
+        round2((measured.reduce((sum, m) => sum + m.cpu[i], 0) * 1000) / Math.max(1, latencies.length)),
+      ]),
     ),
-    peakRssMb: Object.fromEntries(pids.map(({ name }, i) => [name, peakRss[i]])),
+    peakRssMb: Object.fromEntries(
+      pids.map(({ name }, i) => [name, Math.max(...measured.map((m) => m.peakRss[i] ?? 0))]),
+    ),
   };
 }
 
-/** Warm up, then measure for `seconds`, drawing users at random. */
-async function measure(origin, users, pids) {
+/** A round of one target: warm up for `warmup` seconds, then measure for `measured`, drawing users at random. */
+async function measureRound(origin, users, pids, { warmup, measured }) {
   const random = () => users[Math.floor(Math.random() * users.length)];
   const until = (s) => {
     const end = performance.now() + s * 1000;
     return () => performance.now() < end;
   };
-  if (warmupSeconds > 0) await load({ origin, more: until(warmupSeconds), pick: random, pids, perSecond: rate });
-  return load({ origin, more: until(seconds), pick: random, pids, perSecond: rate });
+  if (warmup > 0) await load({ origin, more: until(warmup), pick: random, pids, perSecond: rate });
+  return load({ origin, more: until(measured), pick: random, pids, perSecond: rate });
 }
 
 try {
@@ -355,11 +380,6 @@ try {
   }
   const bare = await startProcess('bare-koa', join(root, 'scripts/bench/ingress/bare-koa.cjs'), {});
 
-  say(`bare Koa route: ${warmupSeconds} s warm-up, ${seconds} s measured`);
-  const bareResult = await measure(`http://127.0.0.1:${bare.ready.httpPort}`, users, [
-    { name: 'bareKoa', pid: bare.pid },
-  ]);
-
   // Every hook once, in order: the first delivery of each user loads its hook (and opens its key).
   const serversOf = (gateway) => [
     { name: 'gateway', pid: gateway.pid },
@@ -367,18 +387,44 @@ try {
   ];
   say(`gateway (${gateways[0].transport}): one delivery for each of ${userCount} users (cold hooks)`);
   let next = 0;
-  const cold = await load({
-    origin: gateways[0].url,
-    more: () => next < users.length,
-    pick: () => users[next++],
-    pids: serversOf(gateways[0]),
-  });
-  const results = {};
-  for (const gateway of gateways) {
-    say(`gateway (${gateway.transport}): ${warmupSeconds} s warm-up, ${seconds} s measured`);
-    results[gateway.transport] = await measure(gateway.url, users, serversOf(gateway));
+  const cold = summarize([
+    await load({
+      origin: gateways[0].url,
+      more: () => next < users.length,
+      pick: () => users[next++],
+      pids: serversOf(gateways[0]),
+    }),
+  ]);
+
+  const targets = [
+    {
+      name: 'bare Koa route',
+      url: `http://127.0.0.1:${bare.ready.httpPort}`,
+      pids: [{ name: 'bareKoa', pid: bare.pid }],
+    },
+    ...gateways.map((gateway) => ({
+      name: `gateway (${gateway.transport})`,
+      url: gateway.url,
+      pids: serversOf(gateway),
+    })),
+  ];
+  const roundSeconds = seconds / rounds;
+  const measuredRounds = targets.map(() => []);
+  for (let r = 0; r < rounds; r += 1) {
+    for (const [i, target] of targets.entries()) {
+      const warmup = r === 0 ? warmupSeconds : Math.min(1, warmupSeconds);
+      say(`round ${r + 1}/${rounds}, ${target.name}: ${warmup} s warm-up, ${roundSeconds} s measured`);
+      measuredRounds[i].push(await measureRound(target.url, users, target.pids, { warmup, measured: roundSeconds }));
+    }
   }
+  const perSecondOf = (m) => m.latencies.length / m.elapsed;
+  const [bareResult, ...gatewayResults] = measuredRounds.map(summarize);
+  const results = Object.fromEntries(gateways.map((gateway, i) => [gateway.transport, gatewayResults[i]]));
   const gatewayResult = results[transports.at(-1)];
+  const lastGatewayRounds = measuredRounds.at(-1);
+  const roundRatios = measuredRounds[0].map(
+    (bareRound, r) => Math.round((perSecondOf(lastGatewayRounds[r]) / perSecondOf(bareRound)) * 1000) / 1000,
+  );
   const nc = await connect({ servers: natsUrl });
   const info = await (await nc.jetstreamManager()).streams.info(names.eventsStream);
   await nc.close();
@@ -389,6 +435,7 @@ try {
       {
         users: userCount,
         concurrency,
+        rounds,
         ...(rate ? { rate } : {}),
         seedSeconds: Math.round(seedSeconds * 10) / 10,
         bareKoa: bareResult,
@@ -396,6 +443,7 @@ try {
         verifyTransport: transports.join(','),
         gateway: gatewayResult,
         gatewayToBareThroughput: Math.round((gatewayResult.perSecond / bareResult.perSecond) * 1000) / 1000,
+        gatewayToBareThroughputByRound: roundRatios,
         gatewayToBareP50: Math.round((gatewayResult.p50Ms / bareResult.p50Ms) * 10) / 10,
         gatewayToBareP99: Math.round((gatewayResult.p99Ms / bareResult.p99Ms) * 10) / 10,
         ...(transports.length > 1
