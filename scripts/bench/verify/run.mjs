@@ -5,7 +5,11 @@
 // verify and Check run in alternating slices (BENCH_SLICES of each, BENCH_SLICE_MS long, the
 // first method alternating from round to round) over the same open channels, so a change in
 // background load hits both alike and their ratio, printed per round with its spread, is what
-// the bench stands on. Sizes are measured round-robin. After the rounds, one more verify phase
+// the bench stands on. Within a round the sizes take turns in blocks of BENCH_BLOCK_SLICES
+// slices (4 s), so the throughput of 100,000 against 100 compares moments seconds apart, not a
+// size's whole round with another's later one. A block is long beside the garbage collection a
+// service may still finish after its turn (the heap of 100,000 hooks has more of it): a size's
+// CPU is counted from the start of its block to the start of its next one, so that work is its own. After the rounds, one more verify phase
 // samples the service's V8 heap through its inspector (opened by SIGUSR1 only then), and full
 // garbage collections show the live heap beside the peak RSS. Prints throughput, p99, server
 // CPU per call, memory, the ratios, the command, the machine and the load average.
@@ -17,6 +21,7 @@
 // CALSYNC_TEST_DATABASE_URL, else an embedded Postgres), BENCH_NATS_URL (default
 // CALSYNC_TEST_NATS_URL, else a local nats-server), BENCH_SIZES (100,10000,100000),
 // BENCH_ROUNDS (5), BENCH_SLICES (12 of each method per round), BENCH_SLICE_MS (500),
+// BENCH_BLOCK_SLICES (8: the slices one size runs before the next size's turn),
 // BENCH_MEMORY_MS (6000), BENCH_CONCURRENCY (32), BENCH_CLIENT_THREADS (2),
 // BENCH_SEED_MAX_REQUESTS (100), BENCH_SEED_PHASE_MS (2000), BENCH_WARMUP_MS (3000),
 // BENCH_SERVICE_NODE_ARGS (space-separated node options for the subscription processes, beside
@@ -62,6 +67,10 @@ const sizes = (env.BENCH_SIZES ?? '100,10000,100000').split(',').map(Number);
 const rounds = Number(env.BENCH_ROUNDS ?? 5);
 const slices = Number(env.BENCH_SLICES ?? 12);
 const sliceMs = Number(env.BENCH_SLICE_MS ?? 500);
+// Slices a size runs back to back before the next size takes its turn (half verify, half Check).
+const blockSlices = Number(env.BENCH_BLOCK_SLICES ?? 8);
+if (!Number.isInteger(blockSlices) || blockSlices < 2 || blockSlices % 2 !== 0 || (2 * slices) % blockSlices !== 0)
+  throw new Error('BENCH_BLOCK_SLICES must be even and divide 2 x BENCH_SLICES');
 const memoryMs = Number(env.BENCH_MEMORY_MS ?? 6000);
 // The NODE_OPTIONS subscription is deployed with (the chart's subscription.heap), plus any node options given.
 const deployedNodeOptions = nodeOptionsEnv(root, 'subscription');
@@ -256,6 +265,22 @@ function cpuSecondsOf(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * Waits until a process has stopped using the processor (at most 20 s): the seed's service
+ * goes on trying keys for the requests still in hand when its phase ends, seconds of CPU at
+ * 100,000 hooks that must not land in the next measurement.
+ */
+async function untilIdle(pid) {
+  const deadline = Date.now() + 20_000;
+  let last = cpuSecondsOf(pid);
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = cpuSecondsOf(pid);
+    if (now - last < 0.01) return;
+    last = now;
+  }
+}
+
 const percentile = (values, p) => {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -359,6 +384,7 @@ async function main() {
           service,
           calsync: await createLoadPool(`127.0.0.1:${service.ready.grpcPort}`),
           seed: `127.0.0.1:${seedProcess.ready.grpcPort}`,
+          seedPid: seedProcess.child.pid,
           results: {
             calsync: [],
             calsyncLatencies: [],
@@ -388,27 +414,47 @@ async function main() {
     }
 
     for (let round = 1; round <= rounds; round++) {
+      // The sizes take turns block by block, so a drift of the machine's speed during the round
+      // reaches all sizes alike and their ratio stands on moments seconds apart.
+      const totalsOf = new Map();
+      for (const target of targets) {
+        await target.calsync.use(requestsFor(target.hooks, requestPool));
+        totalsOf.set(target, { verify: { calls: 0, seconds: 0, cpu: 0 }, health: { calls: 0, seconds: 0, cpu: 0 } });
+      }
+      // A slice's CPU is the process's from the slice's start to the next slice's start of the
+      // same process, what it finished after its block included.
+      const pendingCpu = new Map();
+      const settleCpu = (target) => {
+        const pending = pendingCpu.get(target);
+        if (!pending) return;
+        totalsOf.get(target)[pending.method].cpu += cpuSecondsOf(target.service.child.pid) - pending.since;
+        pendingCpu.delete(target);
+      };
+      for (let block = 0; block < (2 * slices) / blockSlices; block++) {
+        for (const target of targets) {
+          // Verify and Check in turn, the same number of slices each; which goes first alternates.
+          for (let slice = block * blockSlices; slice < (block + 1) * blockSlices; slice++) {
+            const method = (slice + round) % 2 === 1 ? 'verify' : 'health';
+            const r = target.results;
+            const pid = target.service.child.pid;
+            settleCpu(target);
+            pendingCpu.set(target, { method, since: cpuSecondsOf(pid) });
+            const [ran, peakRss] = await withPeakRss(pid, () =>
+              target.calsync.run({ durationMs: sliceMs, workers: concurrency, method }),
+            );
+            const total = totalsOf.get(target)[method];
+            total.calls += ran.latencies.length;
+            total.seconds += ran.seconds;
+            r.wrong += ran.wrong;
+            r.peakRssMb = Math.max(r.peakRssMb, peakRss);
+            if (method === 'verify') r.calsyncLatencies.push(...ran.latencies);
+          }
+        }
+      }
+      for (const target of targets) settleCpu(target);
       for (const target of targets) {
         const r = target.results;
-        const requests = requestsFor(target.hooks, requestPool);
-        await target.calsync.use(requests);
-        const pid = target.service.child.pid;
-        const totals = { verify: { calls: 0, seconds: 0, cpu: 0 }, health: { calls: 0, seconds: 0, cpu: 0 } };
-        // Verify and Check in turn, the same number of slices each; which goes first alternates.
-        for (let slice = 0; slice < 2 * slices; slice++) {
-          const method = (slice + round) % 2 === 1 ? 'verify' : 'health';
-          const cpuBefore = cpuSecondsOf(pid);
-          const [ran, peakRss] = await withPeakRss(pid, () =>
-            target.calsync.run({ durationMs: sliceMs, workers: concurrency, method }),
-          );
-          const total = totals[method];
-          total.cpu += cpuSecondsOf(pid) - cpuBefore;
-          total.calls += ran.latencies.length;
-          total.seconds += ran.seconds;
-          r.wrong += ran.wrong;
-          r.peakRssMb = Math.max(r.peakRssMb, peakRss);
-          if (method === 'verify') r.calsyncLatencies.push(...ran.latencies);
-        }
+        const totals = totalsOf.get(target);
         const rate = totals.verify.calls / totals.verify.seconds;
         const healthRate = totals.health.calls / totals.health.seconds;
         r.calsync.push(rate);
@@ -419,14 +465,18 @@ async function main() {
         say(
           `round ${round}/${rounds}, ${fmt(target.size)} hooks: verify ${fmt(rate)}/s, Check ${fmt(healthRate)}/s -> ${fmt(rate / healthRate, 3)}; server CPU ${fmt(r.calsyncCpu.at(-1))} / ${fmt(r.healthCpu.at(-1))} µs per call; load average ${loadAverage()}`,
         );
+      }
+      for (const target of targets) {
+        const r = target.results;
         const seedPool = await createLoadPool(target.seed, 1);
-        await seedPool.use(requests);
+        await seedPool.use(requestsFor(target.hooks, requestPool));
         const seedRun = await seedPool.run({
           durationMs: seedPhaseMs,
           maxRequests: Math.max(4, Math.ceil(seedMaxRequests / rounds)),
           workers: 4,
         });
         await seedPool.close();
+        await untilIdle(target.seedPid);
         r.seed.push(seedRun.latencies.length / seedRun.seconds);
         r.seedLatencies.push(...seedRun.latencies);
         r.wrong += seedRun.wrong;
@@ -516,7 +566,7 @@ async function main() {
     const allRatios = targets.flatMap((target) => target.results.toHealth);
     const toHealth = median(allRatios);
     say(
-      `calsync / plain unary health Check, all sizes: ${fmt(toHealth, 3)} (target >= 0.60) -> ${toHealth >= 0.6 ? 'met' : 'NOT met'}; every round's ratio: ${allRatios.map((x) => fmt(x, 3)).join(', ')}; spread ${fmt(spread(allRatios), 1)}% (target: within 5%)`,
+      `calsync / plain unary health Check, all sizes: ${fmt(toHealth, 3)} (target >= 0.60) -> ${toHealth >= 0.6 ? 'met' : 'NOT met'}; every round's ratio: ${allRatios.map((x) => fmt(x, 3)).join(', ')}; spread ${fmt(spread(allRatios), 1)}% (rounds disagree by this much; the median is what should repeat within 5% from run to run)`,
     );
     const wrong = targets.reduce((sum, target) => sum + target.results.wrong, 0);
     say(`wrong or failed answers: ${wrong}${firstFailure ? ` (the first: ${firstFailure})` : ''}`);
