@@ -96,11 +96,11 @@ export interface GatewaySystem {
     options?: { path?: string; headers?: Record<string, string>; body?: string },
   ): Promise<Response>;
   /**
-   * A Calendly-Webhook-Signature over `body` made now with the key Calendly signs the attempt's
-   * hook with (its own, read from subscription's table, or the OAuth application's): what
-   * Calendly would send with that body.
+   * Sends `body` to the attempt's callback path as Calendly would send it: signed now with the
+   * key Calendly signs that hook with (its own, read from subscription's table, or the OAuth
+   * application's).
    */
-  signatureOfHook(attempt: DeliveryAttempt, body: string): Promise<string>;
+  replaySigned(attempt: DeliveryAttempt, body: string): Promise<Response>;
   /** The subscription service's gRPC address. */
   subscriptionAddr: string;
   /** Stops the subscription service (the gateway keeps running). */
@@ -352,10 +352,11 @@ export async function startGatewaySystem(
           body: replayOptions.body ?? attempt.body,
         });
       },
-      async signatureOfHook(attempt, body) {
+      async replaySigned(attempt, body) {
         const hookId = new URL(attempt.url).pathname.split('/').pop()!;
         const db = new Client({ connectionString: database.url });
         await db.connect();
+        let key: string;
         try {
           const { rows } = await db.query<{ sealed: string | null }>(
             'SELECT signing_key_sealed AS sealed FROM subscription.webhooks WHERE hook_id = $1',
@@ -367,11 +368,12 @@ export async function startGatewaySystem(
             activeKeyId: 'k1',
           });
           // No key of its own: Calendly signs this hook's deliveries with the OAuth application's.
-          const key = sealed ? sealer.open(sealed, signingKeyContext(hookId)) : sim.settings.applicationSigningKey;
-          return signatureHeaderFor(key, Math.floor(Date.now() / 1000), body);
+          key = sealed ? sealer.open(sealed, signingKeyContext(hookId)) : sim.settings.applicationSigningKey;
         } finally {
           await db.end();
         }
+        const signature = signatureHeaderFor(key, Math.floor(Date.now() / 1000), body);
+        return this.replay(attempt, { body, headers: { 'calendly-webhook-signature': signature } });
       },
       async storedEvents() {
         const jsm = await (await natsConnection()).jetstreamManager();
