@@ -1,3 +1,4 @@
+import { subscriptionV1 } from '@calsync/proto';
 import { createPool, type Pool } from '@calsync/service-kit';
 import { captureLogger } from '@calsync/service-kit/testing';
 import { withUserLock } from '../src/subscriptions/user-lock';
@@ -149,4 +150,48 @@ it('confirms no hook that changed after it was checked: one being removed, gone,
   expect(await repository.findByHookId(removed!.webhook.hookId)).toBeUndefined();
   expect(await repository.findByHookId(waiting!.webhook.hookId)).toMatchObject({ lastError: 'kept' });
   expect(await repository.findByHookId(plain!.webhook.hookId)).toMatchObject({ lastVerifiedAt: at, lastError: null });
+});
+
+it('keeps every hook when identity cannot be reached for a whole page, and recovers on the next run', async () => {
+  const users = await Promise.all(['outage-a', 'outage-b', 'outage-c'].map(connectAndEnsure));
+  const atCalendly = await Promise.all(users.map(({ user }) => simSubscriptions(h, user)));
+  // A replica on the same database whose identity address answers nothing.
+  const cut = await h.startReplica({ IDENTITY_ADDR: '127.0.0.1:1' });
+
+  const summary = await cut.client.reconcile({ userId: '' });
+  expect(summary.usersChecked).toBeGreaterThanOrEqual(users.length);
+  expect(summary).toMatchObject({
+    healthy: 0,
+    recreated: 0,
+    usersDisconnected: 0,
+    orphansDeleted: 0,
+    failed: summary.usersChecked,
+  });
+  // Nothing was removed or replaced, at Calendly or here; each hook says why it was not checked.
+  expect(await Promise.all(users.map(({ user }) => simSubscriptions(h, user)))).toEqual(atCalendly);
+  for (const { user, webhook } of users) {
+    const { webhooks } = await h.subscription.listUserWebhooks({ userId: webhook.userId });
+    expect(webhooks).toEqual([
+      expect.objectContaining({
+        hookId: webhook.hookId,
+        state: subscriptionV1.WebhookState.WEBHOOK_STATE_ACTIVE,
+        lastError: expect.stringMatching(/identity/),
+      }),
+    ]);
+    // And its deliveries are still verified and routed.
+    expect(await bookAndReceive(h, user, webhook.hookId)).toMatchObject({ outcome: 'ok' });
+  }
+
+  // With identity reachable again, the next run finds them healthy and clears the error.
+  await h.subscription.reconcile({ userId: '' });
+  for (const { webhook } of users) {
+    const { webhooks } = await h.subscription.listUserWebhooks({ userId: webhook.userId });
+    expect(webhooks).toEqual([
+      expect.objectContaining({
+        hookId: webhook.hookId,
+        state: subscriptionV1.WebhookState.WEBHOOK_STATE_ACTIVE,
+        lastError: '',
+      }),
+    ]);
+  }
 });
