@@ -8,7 +8,7 @@ import {
   type Logger,
   type PromiseClient,
 } from '@calsync/service-kit';
-import { subscriptionV1, verifyFailureAnswerOf } from '@calsync/proto';
+import { subscriptionV1, verifyDeliveriesItemSpanName, verifyFailureAnswerOf } from '@calsync/proto';
 import {
   DeliveryRejected,
   DependencyUnavailable,
@@ -95,7 +95,7 @@ export function createSubscriptionVerifier(options: {
     if (!tracingStarted()) return stream.verify(request, { requestId: context.requestId, traceContext: {} });
     // The stream's own call is not traced (it outlives every delivery): each item is.
     return traceItem(
-      'calsync.subscription.v1.SubscriptionService/VerifyDeliveries item',
+      verifyDeliveriesItemSpanName,
       { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc' } },
       (traceContext) => stream.verify(request, { requestId: context.requestId, traceContext }),
     );

@@ -1,4 +1,4 @@
-import { subscriptionV1 } from '@calsync/proto';
+import { subscriptionV1, verifyDeliveriesItemSpanName } from '@calsync/proto';
 import {
   GrpcError,
   GrpcStatus,
@@ -11,7 +11,7 @@ import {
 import { DeliveryRefused, type VerifiedDelivery, type Verifier } from '../verify/verifier';
 
 const maxBodyBytes = 1024 * 1024;
-const method = '/calsync.subscription.v1.SubscriptionService/VerifyDeliveries';
+const method = subscriptionV1.SubscriptionServiceService.verifyDeliveries.path;
 
 /**
  * The one way a delivery is verified, for VerifyAndResolveUser and for each item of
@@ -84,7 +84,7 @@ export async function verifyDeliveries(
     const delivery = item.delivery ?? noDelivery;
     if (Object.keys(item.traceContext).length === 0) return verifyDelivery(verifier, delivery);
     return traceItem(
-      'calsync.subscription.v1.SubscriptionService/VerifyDeliveries item',
+      verifyDeliveriesItemSpanName,
       { kind: SpanKind.SERVER, parent: item.traceContext, attributes: { 'rpc.system': 'grpc' } },
       () => verifyDelivery(verifier, delivery),
     );
