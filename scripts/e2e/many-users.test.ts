@@ -49,9 +49,13 @@ let system: RunningSystem;
 const users: DemoUser[] = [];
 const hour = 3_600_000;
 
+// Fixed once for the run: a slot computed from the clock at each call moved by an hour when the
+// calls straddled the top of an hour, and a group event's second booking then asked for another
+// time than the event's (the simulator rightly refused it).
+const tomorrow = Math.ceil(Date.now() / hour) * hour + 24 * hour;
+
 /** A distinct half-hour in the coming weeks (backfill looks a bounded horizon ahead, as it should). */
 function slot(userIndex: number, n: number) {
-  const tomorrow = Math.ceil(Date.now() / hour) * hour + 24 * hour;
   const start = new Date(tomorrow + (userIndex * 20 + n) * 15 * 60_000);
   return { start_time: start.toISOString(), end_time: new Date(start.getTime() + 30 * 60_000).toISOString() };
 }
