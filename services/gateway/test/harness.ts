@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type Simulator, type SimulatorSettings } from '@calsync/calendly-sim';
 import { createSimUser as createUserAt, simControl, type SimUser } from '@calsync/calendly-sim/testing';
-import { startTestIdentity } from '@calsync/identity/testing';
+import { sealerFor, startTestIdentity } from '@calsync/identity/testing';
 import { start as startMeetings } from '@calsync/meetings';
 import { loadMeetingsConfig } from '@calsync/meetings/dist/config';
 import { eventsV1 } from '@calsync/proto';
-import { createSealer, grpcIdentities, natsNames, type NatsNames } from '@calsync/service-kit';
+import { grpcIdentities, natsNames, type NatsNames } from '@calsync/service-kit';
 import {
   captureLogger,
   createTestDatabase,
@@ -132,6 +132,8 @@ export interface GatewaySystem {
 export const jwtSecret = randomBytes(32).toString('base64url');
 const sealingKey = randomBytes(32).toString('base64');
 const sealingKeys = `k1=${sealingKey}`;
+/** Opens what the services seal with `sealingKey` (the hooks' signing keys, for replaySigned). */
+const testSealer = sealerFor({ k1: sealingKey }, 'k1');
 
 /**
  * The simulator and the real identity, subscription, meetings and gateway services, started
@@ -363,12 +365,8 @@ export async function startGatewaySystem(
             [hookId],
           );
           const { sealed } = rows[0]!;
-          const sealer = createSealer({
-            keys: new Map([['k1', Buffer.from(sealingKey, 'base64')]]),
-            activeKeyId: 'k1',
-          });
           // No key of its own: Calendly signs this hook's deliveries with the OAuth application's.
-          key = sealed ? sealer.open(sealed, signingKeyContext(hookId)) : sim.settings.applicationSigningKey;
+          key = sealed ? testSealer.open(sealed, signingKeyContext(hookId)) : sim.settings.applicationSigningKey;
         } finally {
           await db.end();
         }

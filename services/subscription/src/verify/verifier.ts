@@ -104,9 +104,11 @@ export function createVerifier(options: {
 
       const parsed = parseWebhookEnvelope(rawBody);
       if (!parsed.ok) {
-        const failure =
-          parsed.problem === 'not_json' ? 'VERIFY_FAILURE_PAYLOAD_NOT_JSON' : 'VERIFY_FAILURE_PAYLOAD_MALFORMED';
-        return refuse(VerifyFailure[failure], hook);
+        const notJson = parsed.problem === 'not_json';
+        return refuse(
+          notJson ? VerifyFailure.VERIFY_FAILURE_PAYLOAD_NOT_JSON : VerifyFailure.VERIFY_FAILURE_PAYLOAD_MALFORMED,
+          hook,
+        );
       }
       const { envelope } = parsed;
       if (!hook.events.has(envelope.event)) return refuse(VerifyFailure.VERIFY_FAILURE_EVENT_NOT_SUBSCRIBED, hook);
