@@ -97,7 +97,11 @@ export function runService<C extends { LOG_LEVEL: string; MIGRATE_ONLY?: boolean
         log.info('migrations applied');
         exitAfterFlush(log, 0);
       })
-    : options.start(config, { log }).then((app) => exitOnSignals(app.stop, log));
+    : options.start(config, { log }).then((app) => {
+        // Whoever waits for the service (a test, a bench, an SRE) sees its 'ready' line now.
+        log.flush();
+        exitOnSignals(app.stop, log);
+      });
   run.catch((error: unknown) => {
     log.fatal({ err: error }, migrateOnly ? 'migrations failed' : 'start failed');
     exitAfterFlush(log, 1);

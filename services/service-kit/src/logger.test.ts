@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { GrpcError } from './errors';
+import { batchedOutput, createLogger } from './logger';
 import { captureLogger } from './testing/log-capture';
+import { eventually } from './testing/polling';
 
 describe('logger', () => {
   it('redacts tokens, signing keys and secret headers wherever they appear', () => {
@@ -83,5 +89,81 @@ describe('logger', () => {
     expect(first.stack).toContain('logger.test');
     expect(first.message).toBe('request failed: 13 INTERNAL: internal error');
     expect(second.stack).toContain('upstream 502');
+  });
+});
+
+describe('the batched stdout', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'calsync-logger-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A logger writing through batchedOutput into a file, and what the file holds now. */
+  function fileLogger() {
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'w');
+    const destination = batchedOutput(fd);
+    const log = createLogger({ service: 'test', destination });
+    const written = () =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).msg);
+    // Flushed before the file closes: the destination's timer must find nothing left to write.
+    const close = () => {
+      destination.flush();
+      closeSync(fd);
+    };
+    return { log, destination, written, close };
+  }
+
+  it('holds info lines, then writes them with the first warning, in order', () => {
+    const { log, written, close } = fileLogger();
+    log.info('one');
+    log.info('two');
+    expect(written()).toEqual([]);
+    log.warn('three');
+    expect(written()).toEqual(['one', 'two', 'three']);
+    close();
+  });
+
+  it('writes what it holds when asked, before calling back, and within its wait bound otherwise', async () => {
+    const { log, destination, written, close } = fileLogger();
+    log.info('ready');
+    let calledBack: string[] | undefined;
+    destination.flush(() => (calledBack = written()));
+    expect(calledBack).toEqual(['ready']);
+    log.info('later');
+    expect(written()).toEqual(['ready']);
+    // Nothing else is logged or flushed: the timer writes it (every stdoutBatchMaxWaitMs).
+    await eventually(() => expect(written()).toEqual(['ready', 'later']));
+    close();
+  });
+
+  it('writes a full batch at once', () => {
+    const { log, written, close } = fileLogger();
+    const padding = 'x'.repeat(200);
+    for (let i = 0; i < 60; i += 1) log.info({ padding }, `line ${i}`);
+    // 60 lines of ~300 bytes pass 8 KiB: the first batch is out without a flush or a timer.
+    expect(written().length).toBeGreaterThan(0);
+    expect(written()).toEqual(Array.from({ length: written().length }, (_, i) => `line ${i}`));
+    close();
+  });
+
+  it('writes what a process still holds when it exits', () => {
+    const script = `
+      const { createLogger } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))});
+      const log = createLogger({ service: 'exit-test' });
+      log.info('held until exit');
+      process.exit(0);
+    `;
+    const output = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(
+      output
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).msg),
+    ).toEqual(['held until exit']);
   });
 });
