@@ -1,10 +1,11 @@
-import { connect, type NatsConnection } from 'nats';
-import { ensureConsumer, ensureStream, eraseMatchingMessages } from './nats';
+import { connect, Empty, ErrorCode, NatsError, type NatsConnection } from 'nats';
+import { ensureConsumer, ensureStream, eraseMatchingMessages, spareAnsweredRequestsTheirCancelError } from './nats';
 import { natsNames, userSubjectToken } from './nats-names';
 import { testNatsUrl, testSubjectPrefix } from './testing/infra';
 
 let nc: NatsConnection;
-const names = natsNames(testSubjectPrefix('kit'));
+const prefix = testSubjectPrefix('kit');
+const names = natsNames(prefix);
 
 beforeAll(async () => {
   nc = await connect({ servers: testNatsUrl() });
@@ -96,5 +97,33 @@ describe('eraseMatchingMessages', () => {
   it('has nothing to erase in a stream that does not exist', async () => {
     const jsm = await nc.jetstreamManager();
     expect(await eraseMatchingMessages(nc.jetstream(), jsm, `${names.eventsStream}_NONE`, () => true)).toBe(0);
+  });
+});
+
+describe('spareAnsweredRequestsTheirCancelError', () => {
+  it('lets an answered request build no error, and still fails one that finds no responder or times out', async () => {
+    expect(spareAnsweredRequestsTheirCancelError()).toBe(true);
+    const echo = nc.subscribe(`${prefix}.echo`, { callback: (_error, message) => message.respond(message.data) });
+    const silent = nc.subscribe(`${prefix}.silent`);
+    const built = jest.spyOn(NatsError, 'errorForCode');
+    try {
+      const cancelErrorsBuilt = () => built.mock.calls.filter(([code]) => code === ErrorCode.Cancelled).length;
+      const reply = await nc.request(`${prefix}.echo`, Buffer.from('ping'), { timeout: 5_000 });
+      expect(Buffer.from(reply.data).toString()).toBe('ping');
+      expect(cancelErrorsBuilt()).toBe(0);
+
+      await expect(nc.request(`${prefix}.nobody`, Empty, { timeout: 5_000 })).rejects.toMatchObject({
+        code: ErrorCode.NoResponders,
+      });
+      await expect(nc.request(`${prefix}.silent`, Empty, { timeout: 200 })).rejects.toMatchObject({
+        code: ErrorCode.Timeout,
+      });
+      // A request cancelled before any answer is still rejected with an error of its own.
+      expect(cancelErrorsBuilt()).toBeGreaterThan(0);
+    } finally {
+      built.mockRestore();
+      echo.unsubscribe();
+      silent.unsubscribe();
+    }
   });
 });
