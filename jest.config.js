@@ -21,7 +21,11 @@ module.exports = {
   // Tests wait on real servers far more than they compute: two cores keep more than one file busy.
   maxWorkers: 3,
   projects: [
-    project('services', ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/services/*/test/**/*.test.ts']),
+    project('services', [
+      '<rootDir>/services/*/src/**/*.test.ts',
+      '<rootDir>/services/*/test/**/*.test.ts',
+      '<rootDir>/proto/src/**/*.test.ts',
+    ]),
     // The whole system as real processes, booted exactly as `npm run dev` boots it.
     project('e2e', ['<rootDir>/scripts/e2e/**/*.test.ts']),
   ],

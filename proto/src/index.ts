@@ -7,5 +7,6 @@ export * as meetingsV1 from '../gen/calsync/meetings/v1/meetings';
 export * as meetingsAdminV1 from '../gen/calsync/meetings/v1/meetings_admin';
 export * as eventsV1 from '../gen/calsync/events/v1/events';
 export { descriptorSetPath } from './descriptor';
+export { reusingEncoder } from './encoding';
 export { verifyDeliveriesItemSpanName } from './verify-deliveries';
 export { verifyFailureAnswerOf, verifyFailureAnswers, type VerifyFailureAnswer } from './verify-failures';

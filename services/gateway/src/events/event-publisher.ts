@@ -7,7 +7,7 @@ import {
   type NatsConnection,
   type NatsNames,
 } from '@calsync/service-kit';
-import { eventsV1 } from '@calsync/proto';
+import { eventsV1, reusingEncoder } from '@calsync/proto';
 import { headers } from 'nats';
 import type { GatewayMetrics } from '../metrics';
 import { DependencyUnavailable, type EventPublisher } from '../webhooks/delivery-intake';
@@ -39,6 +39,7 @@ export function createEventPublisher(options: {
 }): EventPublisher {
   const { nc, names, timeoutMs } = options;
   const js = nc.jetstream();
+  const encodeEvent = reusingEncoder(eventsV1.CalendlyEvent);
   return {
     async publish(event, context) {
       if (!natsIsConnected(nc)) throw new DependencyUnavailable('nats', 'NATS is not connected');
@@ -46,17 +47,12 @@ export function createEventPublisher(options: {
       messageHeaders.set(eventHeaders.requestId, context.requestId);
       const stop = options.metrics.timePublish();
       try {
-        const ack = await publishTraced(
-          js,
-          names.eventSubject(event.eventType),
-          eventsV1.CalendlyEvent.encode(event).finish(),
-          {
-            msgID: event.deliveryKey,
-            headers: messageHeaders,
-            timeout: timeoutMs,
-            expect: { streamName: names.eventsStream },
-          },
-        );
+        const ack = await publishTraced(js, names.eventSubject(event.eventType), encodeEvent(event), {
+          msgID: event.deliveryKey,
+          headers: messageHeaders,
+          timeout: timeoutMs,
+          expect: { streamName: names.eventsStream },
+        });
         stop(ack.duplicate ? 'duplicate' : 'stored');
         return { duplicate: ack.duplicate, sequence: ack.seq };
       } catch (error) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { meetingsV1 } from '@calsync/proto';
+import { meetingsV1, reusingEncoder } from '@calsync/proto';
 import { lockForTransaction, prepared, transactionLockSql, type LockKey, type PoolClient } from '@calsync/service-kit';
 import { toMeeting } from '../meetings/meeting-proto';
 import type { MeetingRecord } from '../meetings/meeting-queries';
@@ -36,6 +36,8 @@ export function changeKindOf(
   return 'updated';
 }
 
+const encodeMeetingChanged = reusingEncoder(meetingsV1.MeetingChanged);
+
 const userChangesLock = (userId: string): LockKey => ({ namespace: 'meetings.user', name: userId });
 
 /**
@@ -67,7 +69,7 @@ export async function recordChange(
   alongside?: AlongsideStatement,
 ): Promise<string> {
   const changeId = randomUUID();
-  const message = meetingsV1.MeetingChanged.encode({
+  const message = encodeMeetingChanged({
     changeId,
     userId: input.userId,
     kind: kinds[input.kind],
@@ -76,7 +78,7 @@ export async function recordChange(
     meeting: input.kind === 'removed' ? undefined : toMeeting(input.meeting),
     changedAt: input.changedAt ?? new Date(),
     eventType: input.eventType,
-  }).finish();
+  });
   // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback).
   const values: unknown[] = [changeId, input.userId, Buffer.from(message)];
   const other = alongside?.((value) => `$${values.push(value)}`);
