@@ -41,6 +41,7 @@ export function spareAnsweredRequestsTheirCancelError(): boolean {
   prototype[spared] = true;
   return true;
 }
+
 /** Connects to NATS and keeps reconnecting for ever, logging each change of state. */
 export async function connectNats(options: { url: string; name: string; log: Logger }): Promise<NatsConnection> {
   spareAnsweredRequestsTheirCancelError();
