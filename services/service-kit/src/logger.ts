@@ -168,12 +168,15 @@ function standardOutput(): pino.DestinationStream {
 export function batchedOutput(fd: number): pino.DestinationStream & { flush(callback?: () => void): void } {
   const stdout = pino.destination({ dest: fd, sync: true, minLength: stdoutBatchBytes });
   let held = false;
+  // Armed by the first line held, so a quiet process is never woken for its log.
+  let timer: NodeJS.Timeout | undefined;
   const flushHeld = () => {
+    clearTimeout(timer);
+    timer = undefined;
     if (!held) return;
     held = false;
     stdout.flush();
   };
-  setInterval(flushHeld, stdoutBatchMaxWaitMs).unref();
   process.once('exit', flushHeld);
   const destination = {
     // pino sets lastLevel before each write when the stream asks for it.
@@ -183,6 +186,7 @@ export function batchedOutput(fd: number): pino.DestinationStream & { flush(call
       stdout.write(line);
       held = true;
       if (destination.lastLevel >= pino.levels.values.warn!) flushHeld();
+      else timer ??= setTimeout(flushHeld, stdoutBatchMaxWaitMs).unref();
     },
     // Written before the callback is called (the write is synchronous); a broken pipe does
     // not keep the callback waiting for a drain that never comes.
