@@ -16,4 +16,13 @@ describe('reusingEncoder', () => {
     expect(eventsV1.CalendlyEvent.decode(large).userId).toBe('a');
     expect(Buffer.from(eventsV1.CalendlyEvent.decode(large).payload)).toEqual(Buffer.alloc(4096, 'a'));
   });
+
+  it('starts the next message clean after one that could not be encoded', () => {
+    const encode = reusingEncoder(eventsV1.CalendlyEvent);
+    const valid = eventsV1.CalendlyEvent.fromPartial({ deliveryKey: 'key-ok', userId: 'ok' });
+    const invalid = { ...eventsV1.CalendlyEvent.fromPartial({ deliveryKey: 'key-bad', userId: 'bad' }) };
+    invalid.calendlyCreatedAt = new Date(Number.NaN);
+    expect(() => encode(invalid)).toThrow();
+    expect(Buffer.from(encode(valid))).toEqual(Buffer.from(eventsV1.CalendlyEvent.encode(valid).finish()));
+  });
 });
