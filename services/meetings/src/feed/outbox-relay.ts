@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
+import { prepared, tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
 import { outboxChannel } from './meeting-changes';
 
 /** Publishes one change; resolves once the feed stored it. `changeId` is its message id. */
@@ -49,9 +49,9 @@ export function createOutboxRelay(deps: {
 
   /** Publishes one batch; true when there may be more waiting. */
   const relayBatch = async (): Promise<boolean> => {
+    // Prepared: the relay runs these once per wake-up, up to one per committed change.
     const { rows } = await pool.query<OutboxRow>(
-      'SELECT seq, change_id, user_id, message FROM outbox ORDER BY seq LIMIT $1',
-      [batchSize],
+      prepared('SELECT seq, change_id, user_id, message FROM outbox ORDER BY seq LIMIT $1', [batchSize]),
     );
     if (rows.length === 0) return false;
     const byUser = new Map<string, OutboxRow[]>();
@@ -74,7 +74,7 @@ export function createOutboxRelay(deps: {
       }),
     );
     if (published.length > 0) {
-      await pool.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [published]);
+      await pool.query(prepared('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [published]));
       deps.onPublished?.(published.length);
     }
     return !failed && rows.length === batchSize;
