@@ -79,8 +79,10 @@ export async function recordChange(
     changedAt: input.changedAt ?? new Date(),
     eventType: input.eventType,
   });
+  // A Buffer view of the encoder's copy (node-postgres sends Buffers as bytea), not a second copy.
+  const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
   // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback).
-  const values: unknown[] = [changeId, input.userId, Buffer.from(message)];
+  const values: unknown[] = [changeId, input.userId, bytes];
   const other = alongside?.((value) => `$${values.push(value)}`);
   await client.query(
     prepared(
