@@ -10,10 +10,10 @@
 // size's whole round with another's later one. A block is long beside the garbage collection a
 // service may still finish after its turn (the heap of 100,000 hooks has more of it): a size's
 // CPU is counted from the start of its block to the start of its next one, so that work is its
-// own. After the rounds, one more verify phase
-// samples the service's V8 heap through its inspector (opened by SIGUSR1 only then), and full
-// garbage collections show the live heap beside the peak RSS. Prints throughput, p99, server
-// CPU per call, memory, the ratios, the command, the machine and the load average.
+// own. After the rounds, one more verify phase samples the service's V8 heap through its
+// inspector (opened by SIGUSR1 only then), and full garbage collections show the live heap beside
+// the peak RSS. Prints throughput, p99, server CPU per call, memory, the ratios, the command, the
+// machine and the load average.
 // Build first: `npx tsc -p services/subscription/tsconfig.build.json`.
 //
 //   node scripts/bench/verify/run.mjs
