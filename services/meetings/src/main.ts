@@ -21,6 +21,7 @@ import {
 import { createBackfill } from './backfill/backfill-service';
 import { createIdentityClient, identityTokenSource } from './upstream/identity-tokens';
 import { createImportCheckpoints } from './backfill/import-checkpoints';
+import { createImportLocks } from './backfill/import-locks';
 import { createRateBudget } from './backfill/rate-budget';
 import { loadMeetingsConfig, type MeetingsConfig } from './config';
 import { migrateSchema } from './migrations';
@@ -102,12 +103,16 @@ export async function start(config: MeetingsConfig, options: { log?: Logger } = 
       registry,
     });
     const checkpoints = createImportCheckpoints({ pool: db });
+    // Closed after the consumers (in reverse order), when no import holds a lock.
+    const importLocks = createImportLocks({ databaseUrl: config.DATABASE_URL, log });
+    opened.closeWith('import locks', () => importLocks.close());
     const backfill = createBackfill({
       log,
       tokens: identityTokenSource(identity),
       calendly,
       applier,
       checkpoints,
+      locks: importLocks,
       budget: createRateBudget({ reservePercent: config.IMPORT_RATE_RESERVE_PERCENT }),
       observe: metrics.backfill,
     });

@@ -46,6 +46,11 @@ export async function tryLockForSession(client: Pick<PoolClient, 'query'>, key: 
   return rows[0]?.locked === true;
 }
 
+/** Releases a lock the session of `client` holds (once per time it was taken). */
+export async function unlockForSession(client: Pick<PoolClient, 'query'>, key: LockKey): Promise<void> {
+  await client.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', args(key));
+}
+
 /**
  * Runs `work` on one connection that holds the lock for the whole session, waiting for it. The
  * lock is released after `work`, and a connection whose release failed is thrown away rather
@@ -94,7 +99,7 @@ async function holding<T>(
     const reusable =
       state === 'declined' ||
       (state === 'locked' &&
-        (await client.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', args(key)).then(
+        (await unlockForSession(client, key).then(
           () => true,
           () => false,
         )));

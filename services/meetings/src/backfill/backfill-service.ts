@@ -10,6 +10,7 @@ import type { Logger } from '@calsync/service-kit';
 import { MalformedEventError } from '../meetings/calendly-payload';
 import type { MeetingsApplier } from '../meetings/meetings-applier';
 import type { ImportCheckpoints, ImportKind, ImportRecord } from './import-checkpoints';
+import type { ImportLock, ImportLocks } from './import-locks';
 import type { RateBudget } from './rate-budget';
 
 /** A backfill that cannot succeed however often it is retried (no connection, bad window). */
@@ -25,6 +26,14 @@ export class ImportInterruptedError extends Error {
   constructor() {
     super('the import was interrupted by shutdown; it continues from its checkpoint');
     this.name = 'ImportInterruptedError';
+  }
+}
+
+/** The run lost its import lock with the lock's database connection: the next delivery continues it. */
+export class ImportLockLostError extends Error {
+  constructor() {
+    super('the import lost its lock with its database connection; it continues from its checkpoint');
+    this.name = 'ImportLockLostError';
   }
 }
 
@@ -71,7 +80,9 @@ export interface Backfill {
    * each invitee as a synthetic invitee.created / invitee.canceled delivery through the same
    * applier as webhook deliveries. Checkpointed after every scheduled event: run again with the
    * same request id, it continues after the last finished event (a completed one does nothing).
-   * Safe to run again: each synthetic delivery has its own key.
+   * Safe to run again: each synthetic delivery has its own key. One run of a request at a time,
+   * across instances: a second delivery of a request that is running waits for that run (and
+   * then usually finds it completed).
    */
   run(request: BackfillRequest, context?: RunContext): Promise<BackfillResult>;
   /** Records a run's failure for the sync state: `retrying` when it will be delivered again. */
@@ -82,6 +93,8 @@ const pageSize = 100;
 const maxWindowMs = 5 * 366 * 24 * 3_600_000;
 // 429s in a row for one call before the run fails (and its message is retried later).
 const maxRefusals = 10;
+// How often a request another run holds is tried again.
+const lockPollMs = 1_000;
 
 export function createBackfill(deps: {
   log: Logger;
@@ -89,12 +102,36 @@ export function createBackfill(deps: {
   calendly: CalendlyClient;
   applier: MeetingsApplier;
   checkpoints: ImportCheckpoints;
+  locks: ImportLocks;
   budget: RateBudget;
   now?: () => Date;
   observe?: (outcome: 'completed' | 'failed', invitees: number) => void;
 }): Backfill {
   const { log, calendly, applier, checkpoints, budget } = deps;
   const now = deps.now ?? (() => new Date());
+
+  /** Waits until no other run of the request goes on, here or in another instance. */
+  async function holdImport(request: BackfillRequest, context: RunContext): Promise<ImportLock> {
+    let announced = false;
+    for (;;) {
+      if (context.signal?.aborted) throw new ImportInterruptedError();
+      const lock = await deps.locks.take(request.requestId);
+      if (lock) return lock;
+      if (!announced) {
+        announced = true;
+        log.info(
+          { requestId: request.requestId, userId: request.userId },
+          'this import is running already; waiting for it',
+        );
+      }
+      context.working();
+      try {
+        await sleep(lockPollMs, undefined, { signal: context.signal });
+      } catch {
+        throw new ImportInterruptedError();
+      }
+    }
+  }
 
   return {
     async run(request, context = { working: () => undefined }) {
@@ -107,37 +144,12 @@ export function createBackfill(deps: {
       if (windowEnd.getTime() - windowStart.getTime() > maxWindowMs)
         throw new BackfillRejectedError('the window is longer than 5 years');
 
-      const { record, resumed } = await checkpoints.begin({
-        requestId: request.requestId,
-        userId: request.userId,
-        kind: request.kind,
-        windowStart,
-        windowEnd,
-      });
-      const result: BackfillResult = {
-        events: 0,
-        invitees: 0,
-        applied: 0,
-        duplicates: 0,
-        skipped: 0,
-        calendlyRequests: 0,
-        resumed,
-      };
-      const fields = { requestId: request.requestId, userId: request.userId, kind: request.kind };
-      if (record.status === 'completed') {
-        log.info(fields, 'backfill already completed');
-        return result;
-      }
-      if (resumed) log.info({ ...fields, events: record.events, invitees: record.invitees }, 'backfill resumed');
+      const lock = await holdImport(request, context);
       try {
-        await fill(request, record, result, context);
-      } catch (error) {
-        if (!(error instanceof ImportInterruptedError)) deps.observe?.('failed', result.invitees);
-        throw error;
+        return await runHolding(request, { windowStart, windowEnd }, context, lock);
+      } finally {
+        await lock.release();
       }
-      deps.observe?.('completed', result.invitees);
-      log.info({ ...fields, reason: request.reason, ...result }, 'backfill done');
-      return result;
     },
 
     async recordFailure(requestId, final, error) {
@@ -147,11 +159,52 @@ export function createBackfill(deps: {
     },
   };
 
+  async function runHolding(
+    request: BackfillRequest,
+    { windowStart, windowEnd }: { windowStart: Date; windowEnd: Date },
+    context: RunContext,
+    lock: ImportLock,
+  ): Promise<BackfillResult> {
+    const { record, resumed } = await checkpoints.begin({
+      requestId: request.requestId,
+      userId: request.userId,
+      kind: request.kind,
+      windowStart,
+      windowEnd,
+    });
+    const result: BackfillResult = {
+      events: 0,
+      invitees: 0,
+      applied: 0,
+      duplicates: 0,
+      skipped: 0,
+      calendlyRequests: 0,
+      resumed,
+    };
+    const fields = { requestId: request.requestId, userId: request.userId, kind: request.kind };
+    if (record.status === 'completed') {
+      log.info(fields, 'backfill already completed');
+      return result;
+    }
+    if (resumed) log.info({ ...fields, events: record.events, invitees: record.invitees }, 'backfill resumed');
+    try {
+      await fill(request, record, result, context, lock.lost);
+    } catch (error) {
+      if (!(error instanceof ImportInterruptedError || error instanceof ImportLockLostError))
+        deps.observe?.('failed', result.invitees);
+      throw error;
+    }
+    deps.observe?.('completed', result.invitees);
+    log.info({ ...fields, reason: request.reason, ...result }, 'backfill done');
+    return result;
+  }
+
   async function fill(
     request: BackfillRequest,
     checkpoint: ImportRecord,
     result: BackfillResult,
     context: RunContext,
+    lockLost: AbortSignal,
   ): Promise<void> {
     const { requestId, userId } = request;
     const token = await deps.tokens.accessToken(userId);
@@ -173,16 +226,19 @@ export function createBackfill(deps: {
     };
     const stopIfClosing = () => {
       if (context.signal?.aborted) throw new ImportInterruptedError();
+      if (lockLost.aborted) throw new ImportLockLostError();
     };
+    const stopping = context.signal ? AbortSignal.any([context.signal, lockLost]) : lockLost;
 
     async function waitForBudget(): Promise<void> {
       for (let until = budget.pausedUntil(userId); until; until = budget.pausedUntil(userId)) {
         log.info({ requestId, userId, until: until.toISOString() }, 'import paused for the Calendly rate limit');
         await checkpoints.paused(requestId, until);
         try {
-          await sleep(Math.max(0, until.getTime() - Date.now()), undefined, { signal: context.signal });
-        } catch {
-          throw new ImportInterruptedError();
+          await sleep(Math.max(0, until.getTime() - Date.now()), undefined, { signal: stopping });
+        } catch (error) {
+          stopIfClosing();
+          throw error;
         }
         await checkpoints.paused(requestId, null);
       }
