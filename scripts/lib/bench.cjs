@@ -2,7 +2,7 @@
 // one list of things to stop that runs on every way out (done, error, Ctrl-C, SIGTERM), so a
 // failed bench never leaves nats-server, Postgres or a service running.
 'use strict';
-const { readFileSync } = require('node:fs');
+const { readdirSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { cpus, loadavg, totalmem, platform, release } = require('node:os');
 const { relative } = require('node:path');
@@ -72,6 +72,37 @@ function processUsage(pid) {
   return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
 }
 
+/** The whole machine's CPU time so far, in clock ticks: all of it, and the part not idle (from /proc/stat). */
+function machineCpu() {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already counted in user)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks;
+  const idleTicks = idle + iowait;
+  const total = user + nice + system + idleTicks + irq + softirq + steal;
+  return { total, busy: total - idleTicks };
+}
+
+/**
+ * CPU seconds used so far by every running process whose command name is `name` (e.g.
+ * `postgres`, whose every connection is a process of its own), from /proc. A process that exits
+ * between two readings takes its time with it, so a difference is a lower bound.
+ */
+function cpuSecondsOfCommand(name) {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== name) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return ticks / 100;
+}
+
 /**
  * The Postgres and NATS a bench runs on: DATABASE_URL and NATS_URL when set, else an embedded
  * Postgres and a nats-server of its own under `dir`, each stopped by `cleanup`. With
@@ -126,4 +157,4 @@ async function json(url, { method = 'GET', body, token } = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-module.exports = { printBenchHeader, createCleanup, processUsage, benchInfra, json };
+module.exports = { printBenchHeader, createCleanup, processUsage, machineCpu, cpuSecondsOfCommand, benchInfra, json };

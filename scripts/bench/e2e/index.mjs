@@ -8,9 +8,10 @@
 //        [--consumer-concurrency 4]
 //
 // Per rate it prints p50/p90/p99/max, the rate reached, the load average, each service's CPU per
-// booking and RSS, and what broke first if anything did: the simulator falling behind the
-// asked rate, deliveries the gateway refused or timed out (Calendly would retry them), or changes
-// that never reached the feed within a minute.
+// booking and RSS, how busy the machine's CPU and each service were, and what broke first if
+// anything did: the simulator falling behind the asked rate, deliveries the gateway refused or
+// timed out (Calendly would retry them), the feed falling behind (changes still arriving more
+// than a second after the last booking), or changes that never reached the feed within a minute.
 //
 // --consumer-concurrency sets meetings' CONSUMER_CONCURRENCY (its default, 4, unless given).
 // --cpu-prof DIR writes a V8 CPU profile of each calsync service (identity, subscription,
@@ -122,15 +123,30 @@ async function main() {
     say(`  connected in ${((Date.now() - connectStarted) / 1000).toFixed(1)} s`);
 
     const services = Object.entries(system.processes).filter(([name]) => name !== 'calendly-sim');
+    // Everything that shares the machine's CPU during a rate, read the same way before and after.
+    const cpuMeters = [
+      ...Object.entries(system.processes).map(([name, p]) => ({
+        name,
+        cpuSeconds: () => bench.processUsage(p.child.pid).cpuSeconds,
+      })),
+      { name: 'postgres', cpuSeconds: () => bench.cpuSecondsOfCommand('postgres') },
+      { name: 'nats-server', cpuSeconds: () => bench.cpuSecondsOfCommand('nats-server') },
+      {
+        name: 'this bench',
+        cpuSeconds: () => {
+          const { user, system: kernel } = process.cpuUsage();
+          return (user + kernel) / 1e6;
+        },
+      },
+    ];
     let bookingSeq = 0;
     let lastAttemptId = 0;
     const base = Date.now() + 24 * 3_600_000;
     const results = [];
     for (const rate of rates) {
       const total = Math.round(rate * seconds);
-      const cpuBefore = Object.fromEntries(
-        services.map(([name, p]) => [name, bench.processUsage(p.child.pid).cpuSeconds]),
-      );
+      const machineBefore = bench.machineCpu();
+      const metersBefore = cpuMeters.map((meter) => meter.cpuSeconds());
       const peakRss = Object.fromEntries(services.map(([name]) => [name, 0]));
       const sampleRss = () => {
         for (const [name, p] of services)
@@ -174,6 +190,9 @@ async function main() {
       clearInterval(rssTimer);
       sampleRss();
       const load = loadavg();
+      const machineAfter = bench.machineCpu();
+      const metersAfter = cpuMeters.map((meter) => meter.cpuSeconds());
+      const windowSeconds = (Date.now() - started) / 1000;
 
       const attempts = (
         await bench.json(`${simulator}/_sim/deliveries?event=invitee.created&after=${lastAttemptId}`)
@@ -198,6 +217,15 @@ async function main() {
       latencies.sort((a, b) => a - b);
       const missing = booked.filter((uri) => !seen.has(uri)).length;
       const achieved = total / issuedIn;
+      // Where the CPU went while the bookings were issued and carried: the machine's share busy,
+      // and each service's share of one core (a service near 100% is single-threaded and saturated).
+      const machineBusy = (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total);
+      const cpuShares = cpuMeters.map(({ name }, i) => ({
+        name,
+        share: (metersAfter[i] - metersBefore[i]) / windowSeconds,
+      }));
+      const unaccounted = machineBusy * cpus().length - cpuShares.reduce((sum, { share }) => sum + share, 0);
+
       const broke = [];
       if (bookingErrors.length > 0) broke.push(`${bookingErrors.length} bookings refused by the simulator`);
       if (achieved < rate * 0.95) broke.push(`the simulator took bookings at only ${achieved.toFixed(0)}/s`);
@@ -206,7 +234,17 @@ async function main() {
           `delivery attempts failed (Calendly retries them): ${[...refused].map(([why, n]) => `${n} x ${why}`).join(', ')}`,
         );
       if (missing > 0) broke.push(`${missing} changes never reached the feed within ${settleMs / 1000} s`);
-
+      // Changes still arriving well after the last booking: the pipeline carries fewer a second
+      // than were booked, and a backlog grows for as long as the rate lasts.
+      const arrivals = booked.map((uri) => seen.get(uri)).filter((at) => at !== undefined);
+      const lastArrival = Math.max(...arrivals);
+      const behindMs = lastArrival - (started + issuedIn * 1000);
+      if (arrivals.length > 0 && behindMs > 1_000)
+        broke.push(
+          `the feed fell behind: it carried ${((arrivals.length * 1000) / (lastArrival - started)).toFixed(0)} changes/s ` +
+            `against ${achieved.toFixed(0)}/s booked; the last arrived ${(behindMs / 1000).toFixed(1)} s after the last booking, ` +
+            `with the machine's CPU ${(machineBusy * 100).toFixed(0)}% busy`,
+        );
       say('');
       say(`rate ${rate}/s: simulator delivery start -> MeetingChanged received on the feed`);
       say(`  bookings        ${booked.length} over ${userCount} users at ${achieved.toFixed(1)}/s (asked ${rate}/s)`);
@@ -216,13 +254,20 @@ async function main() {
         say(`  p99             ${percentile(latencies, 99)} ms`);
         say(`  max             ${latencies[latencies.length - 1]} ms`);
       }
-      for (const [name, p] of services) {
-        const cpu = bench.processUsage(p.child.pid).cpuSeconds - cpuBefore[name];
+      for (const [name] of services) {
+        const cpu = cpuShares.find((meter) => meter.name === name).share * windowSeconds;
         say(
           `  ${name.padEnd(15)} ${((cpu * 1000) / Math.max(1, booked.length)).toFixed(2)} ms CPU per booking, peak RSS ${peakRss[name].toFixed(0)} MB`,
         );
       }
       say(`  load average    ${load.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} cores`);
+      say(
+        `  CPU busy        machine ${(machineBusy * 100).toFixed(0)}% of ${cpus().length} cores over ${windowSeconds.toFixed(1)} s; ` +
+          [...cpuShares, { name: 'the rest', share: unaccounted }]
+            .map(({ name, share }) => `${name} ${(share * 100).toFixed(0)}%`)
+            .join(', ') +
+          ' of one core',
+      );
       say(`  broke first     ${broke.length === 0 ? 'nothing' : broke.join('; ')}`);
       results.push({ rate, p99: percentile(latencies, 99), broke });
     }
