@@ -62,15 +62,21 @@ async function waitForPort(port, host = '127.0.0.1', timeoutMs = 30_000) {
 
 /** True when a Docker (or compatible) runtime answers, so testcontainers can be used. */
 async function dockerAvailable() {
+  let timer;
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');
     await Promise.race([
       getContainerRuntimeClient(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 5_000)),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), 5_000);
+      }),
     ]);
     return true;
   } catch {
     return false;
+  } finally {
+    // Left running, the timer kept `npx jest <file>` alive for 5 s after its tests.
+    clearTimeout(timer);
   }
 }
 
