@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { eventsV1 } from '@calsync/proto';
 import { backfillDurableName } from '../consumer/topology';
 import { spawnService, type ServiceProcess } from '@calsync/service-kit/testing';
-import { startCalendlyWorld, type CalendlyWorld } from '../../test/calendly-world';
+import { startCalendlyWorld, type CalendlyWorld, type SimUser } from '../../test/calendly-world';
 import { createTestWorld, waitFor, type TestWorld } from '../../test/harness';
 
 // The real process, built by `npm test` (or `npx tsc -p services/meetings/tsconfig.build.json`).
@@ -62,16 +62,22 @@ const completed = (requestId: string) =>
     timeoutMs: 60_000,
   });
 
+/** Requests the user's import and waits until a few events are in: the Calendly requests made before it, and the request. */
+async function importUnderWay(userId: string, user: SimUser) {
+  const before = (await calendly.apiRequests(user)).requests;
+  const request = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
+  await waitFor(async () => ((await importRow(request.requestId))?.events ?? 0) >= 5 || undefined, {
+    what: 'the import to be under way',
+  });
+  return { request, before };
+}
+
 it('a second delivery of an import that is running waits for it instead of fetching the same pages again', async () => {
   const { userId, user } = await userWithMeetings();
   const env = world.env({ ...calendly.env, CONSUMER_DURABLE_NAME: durable, CONSUMER_ACK_WAIT_MS: '1000' });
   const service: ServiceProcess = await spawnService({ entry, env });
   try {
-    const before = (await calendly.apiRequests(user)).requests;
-    const request = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
-    await waitFor(async () => ((await importRow(request.requestId))?.events ?? 0) >= 5 || undefined, {
-      what: 'the import to be under way',
-    });
+    const { request, before } = await importUnderWay(userId, user);
     // A stalled process (a long pause, a starved CPU) misses its ack wait: JetStream delivers the
     // message again, to the pull request the same process still has open.
     service.child.kill('SIGSTOP');
@@ -111,11 +117,7 @@ it('an import whose lock is lost with its connection stops, and its next deliver
   });
   const service: ServiceProcess = await spawnService({ entry, env });
   try {
-    const before = (await calendly.apiRequests(user)).requests;
-    const request = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
-    await waitFor(async () => ((await importRow(request.requestId))?.events ?? 0) >= 5 || undefined, {
-      what: 'the import to be under way',
-    });
+    const { request, before } = await importUnderWay(userId, user);
     // Another instance could take the import now: this run must not go on beside it.
     const { rowCount } = await world.sql.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
