@@ -88,3 +88,25 @@ it('releases every lock it holds when closed', async () => {
   await taken!.release();
   await expect(closing.take('import-7')).rejects.toThrow(/closed/);
 });
+
+const lockSessions = async () =>
+  (
+    await admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'meetings-import-locks'`,
+    )
+  ).rows[0]!.n;
+
+it('ends a connection that was still being opened when it closed, and takes nothing on it', async () => {
+  const before = await lockSessions();
+  const closing = instance();
+  const taking = closing.take('import-8');
+  await closing.close();
+  await expect(taking).rejects.toThrow(/closed/);
+  await waitFor(async () => (await lockSessions()) === before || undefined, {
+    what: 'the connection opened during close to end',
+  });
+  const taken = await instance().take('import-8');
+  expect(taken).toBeDefined();
+  await taken!.release();
+});

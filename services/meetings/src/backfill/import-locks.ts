@@ -44,7 +44,12 @@ export function createImportLocks(deps: { databaseUrl: string; log: Logger }): I
         applicationName: 'meetings-import-locks',
         log,
       }).then(
-        (client) => {
+        async (client) => {
+          if (closed) {
+            // close() ran while this connected: nothing may hold a lock on it.
+            await client.end().catch(() => undefined);
+            throw new Error('import locks are closed');
+          }
           const lost = new AbortController();
           client.once('end', () => {
             if (held.size > 0) log.warn({ imports: held.size }, 'import locks lost with their connection');
