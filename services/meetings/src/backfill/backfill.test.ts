@@ -139,6 +139,57 @@ describe('backfill', () => {
     expect(letter.deliveries).toBe(1);
   });
 
+  describe('when Calendly fails', () => {
+    afterEach(() => control('/faults', { api_errors: { status: 503, count: 0 } }));
+
+    const importRow = async (requestId: string) =>
+      (
+        await world.sql.query<{ status: string; error: string | null; resumes: number; events: number }>(
+          'SELECT status, error, resumes, events FROM imports WHERE request_id = $1',
+          [requestId],
+        )
+      ).rows[0];
+
+    it('retries a failed run, and the next delivery completes the import', async () => {
+      const userId = `user-${randomUUID()}`;
+      const user = await connectedUser(userId);
+      await book(user, 'Retry One', '2026-08-03T09:00:00Z');
+      // One run's three attempts at the first page (the client retries twice), then Calendly answers.
+      await control('/faults', { api_errors: { status: 503, count: 3, path: '/scheduled_events', method: 'GET' } });
+      const request = await requestBackfill(userId, user, '2026-08-01T00:00:00Z', '2026-08-31T00:00:00Z');
+      await waitFor(async () => ((await importRow(request.requestId))?.status === 'completed' ? true : undefined), {
+        what: 'the import to complete',
+      });
+      expect(await importRow(request.requestId)).toEqual({ status: 'completed', error: null, resumes: 1, events: 1 });
+      expect(await allMeetings(meetings.client, userId)).toHaveLength(1);
+    });
+
+    it('records the import as failed, with the reason, once its last delivery failed', async () => {
+      const userId = `user-${randomUUID()}`;
+      const user = await connectedUser(userId);
+      await book(user, 'Never Imported', '2026-08-04T09:00:00Z');
+      // Every attempt of all three deliveries (CONSUMER_MAX_DELIVER) fails.
+      await control('/faults', { api_errors: { status: 503, count: 9, path: '/scheduled_events', method: 'GET' } });
+      const request = await requestBackfill(userId, user, '2026-08-01T00:00:00Z', '2026-08-31T00:00:00Z');
+      const failed = await waitFor(
+        async () => {
+          const row = await importRow(request.requestId);
+          return row?.status === 'failed' ? row : undefined;
+        },
+        { what: 'the import to be recorded as failed' },
+      );
+      expect(failed).toMatchObject({ resumes: 2, events: 0 });
+      expect(failed.error).toMatch(/503/);
+      await waitFor(
+        async () =>
+          (await readDeadLetters(world)).some(
+            (letter) => eventsV1.BackfillRequested.decode(letter.originalData).requestId === request.requestId,
+          ) || undefined,
+        { what: 'the dead letter' },
+      );
+    });
+  });
+
   it('never writes the access token to its logs', () => {
     expect(meetings.lines.join('\n')).not.toMatch(/Bearer|personal_access_token|access_token"/);
   });
