@@ -153,7 +153,8 @@ export function createBackfill(deps: {
     },
 
     async recordFailure(requestId, final, error) {
-      if (!requestId || error instanceof ImportInterruptedError) return;
+      // A run that lost its lock may have been taken over already: its failure is not the import's.
+      if (!requestId || error instanceof ImportInterruptedError || error instanceof ImportLockLostError) return;
       const message = error instanceof Error ? error.message : String(error);
       await checkpoints.failed(requestId, final ? 'failed' : 'retrying', message);
     },
