@@ -29,10 +29,14 @@ export class ImportInterruptedError extends Error {
   }
 }
 
-/** The run lost its import lock with the lock's database connection: the next delivery continues it. */
+/**
+ * The run lost its import lock with the lock's database connection, or found another run had
+ * begun the import since (its checkpoint write changed nothing): it stops, and the import goes on
+ * from its checkpoint in the run that owns it or on the request's next delivery.
+ */
 export class ImportLockLostError extends Error {
   constructor() {
-    super('the import lost its lock with its database connection; it continues from its checkpoint');
+    super('the import lost its lock or was taken over by another run; it continues from its checkpoint');
     this.name = 'ImportLockLostError';
   }
 }
@@ -230,18 +234,23 @@ export function createBackfill(deps: {
       if (lockLost.aborted) throw new ImportLockLostError();
     };
     const stopping = context.signal ? AbortSignal.any([context.signal, lockLost]) : lockLost;
+    const run = { requestId, runId: checkpoint.runId! };
+    /** A checkpoint write of this run; another run owns the import when it changed nothing. */
+    const ownCheckpoint = async (written: Promise<boolean>) => {
+      if (!(await written)) throw new ImportLockLostError();
+    };
 
     async function waitForBudget(): Promise<void> {
       for (let until = budget.pausedUntil(userId); until; until = budget.pausedUntil(userId)) {
         log.info({ requestId, userId, until: until.toISOString() }, 'import paused for the Calendly rate limit');
-        await checkpoints.paused(requestId, until);
+        await ownCheckpoint(checkpoints.paused(run, until));
         try {
           await sleep(Math.max(0, until.getTime() - Date.now()), undefined, { signal: stopping });
         } catch (error) {
           stopIfClosing();
           throw error;
         }
-        await checkpoints.paused(requestId, null);
+        await ownCheckpoint(checkpoints.paused(run, null));
       }
     }
 
@@ -318,7 +327,7 @@ export function createBackfill(deps: {
         log.warn({ requestId, userId }, 'checkpoint page token refused; restarting the window');
         pageToken = undefined;
         skipThrough = null;
-        await checkpoints.pageStarted(requestId, null, takeRequests());
+        await ownCheckpoint(checkpoints.pageStarted(run, null, takeRequests()));
         continue;
       }
       context.working();
@@ -340,12 +349,14 @@ export function createBackfill(deps: {
           for (const invitee of invitees.collection) await applyInvitee(event, invitee, done);
           inviteeToken = invitees.pagination.next_page_token ?? undefined;
         } while (inviteeToken);
-        await checkpoints.eventDone(requestId, {
-          pageToken: pageToken ?? null,
-          eventUri: event.uri,
-          ...done,
-          calendlyRequests: takeRequests(),
-        });
+        await ownCheckpoint(
+          checkpoints.eventDone(run, {
+            pageToken: pageToken ?? null,
+            eventUri: event.uri,
+            ...done,
+            calendlyRequests: takeRequests(),
+          }),
+        );
         result.events++;
         result.invitees += done.invitees;
         result.applied += done.applied;
@@ -355,9 +366,9 @@ export function createBackfill(deps: {
       const next = page.pagination.next_page_token;
       if (!next) break;
       pageToken = next;
-      await checkpoints.pageStarted(requestId, pageToken, takeRequests());
+      await ownCheckpoint(checkpoints.pageStarted(run, pageToken, takeRequests()));
     }
-    await checkpoints.completed(requestId, takeRequests());
+    await ownCheckpoint(checkpoints.completed(run, takeRequests()));
   }
 }
 

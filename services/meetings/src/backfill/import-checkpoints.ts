@@ -6,6 +6,8 @@ export type ImportStatus = 'running' | 'retrying' | 'completed' | 'failed';
 /** Where an import stands: its checkpoint and its progress. */
 export interface ImportRecord {
   requestId: string;
+  /** The run that owns the checkpoint now (the last to begin it). */
+  runId: string | null;
   userId: string;
   kind: ImportKind;
   status: ImportStatus;
@@ -39,7 +41,8 @@ export interface EventDone {
 export interface ImportCheckpoints {
   /**
    * The import's record, created as running when it is new; a running, retrying or failed one is
-   * taken up again (counted as a resume). A completed one is returned as it is.
+   * taken up again (counted as a resume). Either way it gets a new run id, which takes the
+   * checkpoint from any run before it. A completed one is returned as it is.
    */
   begin(input: {
     requestId: string;
@@ -48,21 +51,30 @@ export interface ImportCheckpoints {
     windowStart: Date;
     windowEnd: Date;
   }): Promise<{ record: ImportRecord; resumed: boolean }>;
+  // The writes of a run name it (ImportRun, from begin) and answer false, changing nothing, when
+  // another run has begun the import since: the caller must stop.
   /** Records that every invitee of one scheduled event is applied: the point a restart continues after. */
-  eventDone(requestId: string, done: EventDone): Promise<void>;
+  eventDone(run: ImportRun, done: EventDone): Promise<boolean>;
   /** Moves the checkpoint to the start of another page (or back to the first, null). */
-  pageStarted(requestId: string, pageToken: string | null, calendlyRequests: number): Promise<void>;
+  pageStarted(run: ImportRun, pageToken: string | null, calendlyRequests: number): Promise<boolean>;
   /** Shows that the import waits for the user's rate-limit window (null: no longer waiting). */
-  paused(requestId: string, until: Date | null): Promise<void>;
-  completed(requestId: string, calendlyRequests: number): Promise<void>;
+  paused(run: ImportRun, until: Date | null): Promise<boolean>;
+  completed(run: ImportRun, calendlyRequests: number): Promise<boolean>;
   /** `retrying` when the request will be delivered again, `failed` when it was given up. */
   failed(requestId: string, status: 'retrying' | 'failed', error: string): Promise<void>;
   /** The user's newest import of this kind, or undefined. */
   latest(userId: string, kind: ImportKind): Promise<ImportRecord | undefined>;
 }
 
+/** One run of an import: the request and the run id begin gave it. */
+export interface ImportRun {
+  requestId: string;
+  runId: string;
+}
+
 interface Row {
   request_id: string;
+  run_id: string | null;
   user_id: string;
   kind: ImportKind;
   status: ImportStatus;
@@ -84,6 +96,7 @@ interface Row {
 
 const toRecord = (row: Row): ImportRecord => ({
   requestId: row.request_id,
+  runId: row.run_id,
   userId: row.user_id,
   kind: row.kind,
   status: row.status,
@@ -113,11 +126,12 @@ export function createImportCheckpoints(deps: { pool: Pool }): ImportCheckpoints
     async begin(input) {
       // A new row, or the existing one taken up again; `xmax <> 0` tells an update from an insert.
       const { rows } = await pool.query<Row & { resumed: boolean }>(
-        `INSERT INTO imports (request_id, user_id, kind, status, window_start, window_end)
-         VALUES ($1, $2, $3, 'running', $4, $5)
+        `INSERT INTO imports (request_id, user_id, kind, status, window_start, window_end, run_id)
+         VALUES ($1, $2, $3, 'running', $4, $5, gen_random_uuid())
          ON CONFLICT (request_id) DO UPDATE SET
            status = CASE WHEN imports.status = 'completed' THEN 'completed' ELSE 'running' END,
            resumes = imports.resumes + CASE WHEN imports.status = 'completed' THEN 0 ELSE 1 END,
+           run_id = CASE WHEN imports.status = 'completed' THEN imports.run_id ELSE gen_random_uuid() END,
            paused_until = NULL,
            updated_at = now()
          RETURNING *, (xmax <> 0) AS resumed`,
@@ -127,14 +141,14 @@ export function createImportCheckpoints(deps: { pool: Pool }): ImportCheckpoints
       return { record: toRecord(row), resumed: row.resumed };
     },
 
-    async eventDone(requestId, done) {
-      await pool.query(
+    async eventDone(run, done) {
+      const { rowCount } = await pool.query(
         `UPDATE imports SET page_token = $2, last_event_uri = $3, events = events + 1,
            invitees = invitees + $4, applied = applied + $5, duplicates = duplicates + $6,
            skipped = skipped + $7, calendly_requests = calendly_requests + $8, updated_at = now()
-         WHERE request_id = $1`,
+         WHERE request_id = $1 AND run_id = $9`,
         [
-          requestId,
+          run.requestId,
           done.pageToken,
           done.eventUri,
           done.invitees,
@@ -142,33 +156,38 @@ export function createImportCheckpoints(deps: { pool: Pool }): ImportCheckpoints
           done.duplicates,
           done.skipped,
           done.calendlyRequests,
+          run.runId,
         ],
       );
+      return rowCount === 1;
     },
 
-    async pageStarted(requestId, pageToken, calendlyRequests) {
-      await pool.query(
+    async pageStarted(run, pageToken, calendlyRequests) {
+      const { rowCount } = await pool.query(
         `UPDATE imports SET page_token = $2, last_event_uri = NULL,
            calendly_requests = calendly_requests + $3, updated_at = now()
-         WHERE request_id = $1`,
-        [requestId, pageToken, calendlyRequests],
+         WHERE request_id = $1 AND run_id = $4`,
+        [run.requestId, pageToken, calendlyRequests, run.runId],
       );
+      return rowCount === 1;
     },
 
-    async paused(requestId, until) {
-      await pool.query('UPDATE imports SET paused_until = $2, updated_at = now() WHERE request_id = $1', [
-        requestId,
-        until,
-      ]);
+    async paused(run, until) {
+      const { rowCount } = await pool.query(
+        'UPDATE imports SET paused_until = $2, updated_at = now() WHERE request_id = $1 AND run_id = $3',
+        [run.requestId, until, run.runId],
+      );
+      return rowCount === 1;
     },
 
-    async completed(requestId, calendlyRequests) {
-      await pool.query(
+    async completed(run, calendlyRequests) {
+      const { rowCount } = await pool.query(
         `UPDATE imports SET status = 'completed', error = NULL, paused_until = NULL,
            calendly_requests = calendly_requests + $2, completed_at = now(), updated_at = now()
-         WHERE request_id = $1`,
-        [requestId, calendlyRequests],
+         WHERE request_id = $1 AND run_id = $3`,
+        [run.requestId, calendlyRequests, run.runId],
       );
+      return rowCount === 1;
     },
 
     async failed(requestId, status, error) {
