@@ -9,7 +9,7 @@ import {
 import type { Logger } from '@calsync/service-kit';
 import { MalformedEventError } from '../meetings/calendly-payload';
 import type { MeetingsApplier } from '../meetings/meetings-applier';
-import type { ImportCheckpoints, ImportKind, ImportRecord } from './import-checkpoints';
+import type { ImportCheckpoints, ImportKind, ImportRecord, ImportRun } from './import-checkpoints';
 import type { ImportLock, ImportLocks } from './import-locks';
 import type { RateBudget } from './rate-budget';
 
@@ -76,6 +76,11 @@ export interface RunContext {
   working(): void;
   /** Aborted when the instance shuts down: the run stops at a checkpoint. */
   signal?: AbortSignal;
+  /**
+   * True when this failure ends the request (no delivery will try it again): the import is
+   * recorded as failed rather than retrying. False when not given.
+   */
+  endsRequest?(error: unknown): boolean;
 }
 
 export interface Backfill {
@@ -86,11 +91,10 @@ export interface Backfill {
    * same request id, it continues after the last finished event (a completed one does nothing).
    * Safe to run again: each synthetic delivery has its own key. One run of a request at a time,
    * across instances: a second delivery of a request that is running waits for that run (and
-   * then usually finds it completed).
+   * then usually finds it completed). A run that fails records it on the import for the sync
+   * state (`retrying`, or `failed` when context.endsRequest says so) while it still owns it.
    */
   run(request: BackfillRequest, context?: RunContext): Promise<BackfillResult>;
-  /** Records a run's failure for the sync state: `retrying` when it will be delivered again. */
-  recordFailure(requestId: string, final: boolean, error: unknown): Promise<void>;
 }
 
 const pageSize = 100;
@@ -155,13 +159,6 @@ export function createBackfill(deps: {
         await lock.release();
       }
     },
-
-    async recordFailure(requestId, final, error) {
-      // A run that lost its lock may have been taken over already: its failure is not the import's.
-      if (!requestId || error instanceof ImportInterruptedError || error instanceof ImportLockLostError) return;
-      const message = error instanceof Error ? error.message : String(error);
-      await checkpoints.failed(requestId, final ? 'failed' : 'retrying', message);
-    },
   };
 
   async function runHolding(
@@ -192,11 +189,20 @@ export function createBackfill(deps: {
       return result;
     }
     if (resumed) log.info({ ...fields, events: record.events, invitees: record.invitees }, 'backfill resumed');
+    const run: ImportRun = { requestId: request.requestId, runId: record.runId! };
     try {
-      await fill(request, record, result, context, lock.lost);
+      await fill(request, record, run, result, context, lock.lost);
     } catch (error) {
-      if (!(error instanceof ImportInterruptedError || error instanceof ImportLockLostError))
-        deps.observe?.('failed', result.invitees);
+      // Stopped by shutdown or taken over: not a failure of the import, which goes on elsewhere.
+      if (error instanceof ImportInterruptedError || error instanceof ImportLockLostError) throw error;
+      deps.observe?.('failed', result.invitees);
+      // Recorded while this run still holds the import, and only if no other run has begun it.
+      const status = context.endsRequest?.(error) ? 'failed' : 'retrying';
+      await checkpoints
+        .failed(run, status, error instanceof Error ? error.message : String(error))
+        .catch((recordError: unknown) =>
+          log.warn({ ...fields, err: recordError }, "could not record the import's failure"),
+        );
       throw error;
     }
     deps.observe?.('completed', result.invitees);
@@ -207,6 +213,7 @@ export function createBackfill(deps: {
   async function fill(
     request: BackfillRequest,
     checkpoint: ImportRecord,
+    run: ImportRun,
     result: BackfillResult,
     context: RunContext,
     lockLost: AbortSignal,
@@ -234,7 +241,6 @@ export function createBackfill(deps: {
       if (lockLost.aborted) throw new ImportLockLostError();
     };
     const stopping = context.signal ? AbortSignal.any([context.signal, lockLost]) : lockLost;
-    const run = { requestId, runId: checkpoint.runId! };
     /** A checkpoint write of this run; another run owns the import when it changed nothing. */
     const ownCheckpoint = async (written: Promise<boolean>) => {
       if (!(await written)) throw new ImportLockLostError();

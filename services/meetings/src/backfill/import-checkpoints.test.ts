@@ -52,6 +52,7 @@ it('gives every run that takes an import up its own id, and only the newest run 
   expect(await checkpoints.pageStarted(firstRun, 'page-stale', 1)).toBe(false);
   expect(await checkpoints.paused(firstRun, new Date())).toBe(false);
   expect(await checkpoints.completed(firstRun, 1)).toBe(false);
+  expect(await checkpoints.failed(firstRun, 'retrying', 'calendly listScheduledEvents failed: 503')).toBe(false);
   expect(await checkpoints.latest('user-1', 'initial_import')).toMatchObject({
     status: 'running',
     lastEventUri: 'event-1',
@@ -59,12 +60,29 @@ it('gives every run that takes an import up its own id, and only the newest run 
     events: 1,
     calendlyRequests: 1,
     pausedUntil: null,
+    error: null,
     resumes: 1,
   });
+  expect(await checkpoints.failed(secondRun, 'retrying', 'calendly listScheduledEvents failed: 503')).toBe(true);
+  expect(await checkpoints.latest('user-1', 'initial_import')).toMatchObject({
+    status: 'retrying',
+    error: 'calendly listScheduledEvents failed: 503',
+  });
+  // The next delivery takes it up again as a new run.
+  const third = await checkpoints.begin(input('request-1'));
+  expect(third.record).toMatchObject({ status: 'running', resumes: 2 });
+  const thirdRun = { requestId: 'request-1', runId: third.record.runId! };
+  expect(await checkpoints.eventDone(secondRun, eventDone('event-stale'))).toBe(false);
 
-  expect(await checkpoints.eventDone(secondRun, eventDone('event-2'))).toBe(true);
-  expect(await checkpoints.completed(secondRun, 0)).toBe(true);
+  expect(await checkpoints.eventDone(thirdRun, eventDone('event-2'))).toBe(true);
+  expect(await checkpoints.completed(thirdRun, 0)).toBe(true);
   // A completed import keeps its last run's id: beginning it again takes nothing from anyone.
   const again = await checkpoints.begin(input('request-1'));
-  expect(again.record).toMatchObject({ status: 'completed', runId: secondRun.runId, events: 2, resumes: 1 });
+  expect(again.record).toMatchObject({
+    status: 'completed',
+    runId: thirdRun.runId,
+    events: 2,
+    resumes: 2,
+    error: null,
+  });
 });

@@ -61,7 +61,7 @@ export interface ImportCheckpoints {
   paused(run: ImportRun, until: Date | null): Promise<boolean>;
   completed(run: ImportRun, calendlyRequests: number): Promise<boolean>;
   /** `retrying` when the request will be delivered again, `failed` when it was given up. */
-  failed(requestId: string, status: 'retrying' | 'failed', error: string): Promise<void>;
+  failed(run: ImportRun, status: 'retrying' | 'failed', error: string): Promise<boolean>;
   /** The user's newest import of this kind, or undefined. */
   latest(userId: string, kind: ImportKind): Promise<ImportRecord | undefined>;
 }
@@ -190,12 +190,13 @@ export function createImportCheckpoints(deps: { pool: Pool }): ImportCheckpoints
       return rowCount === 1;
     },
 
-    async failed(requestId, status, error) {
-      await pool.query(
+    async failed(run, status, error) {
+      const { rowCount } = await pool.query(
         `UPDATE imports SET status = $2, error = $3, paused_until = NULL, updated_at = now()
-         WHERE request_id = $1 AND status <> 'completed'`,
-        [requestId, status, error.slice(0, maxErrorLength)],
+         WHERE request_id = $1 AND run_id = $4 AND status <> 'completed'`,
+        [run.requestId, status, error.slice(0, maxErrorLength), run.runId],
       );
+      return rowCount === 1;
     },
 
     async latest(userId, kind) {

@@ -51,26 +51,23 @@ const backfillKinds: Record<eventsV1.BackfillKind, ImportKind> = {
 export function backfillRequestedHandler(backfill: Backfill, options: { maxDeliver: number }) {
   return async (data: Uint8Array, context: MessageContext): Promise<void> => {
     const request = decode(eventsV1.BackfillRequested, data, 'calsync.events.v1.BackfillRequested');
-    try {
-      await backfill.run(
-        {
-          requestId: request.requestId,
-          userId: request.userId,
-          calendlyUserUri: request.calendlyUserUri,
-          windowStart: request.windowStart,
-          windowEnd: request.windowEnd,
-          reason: request.reason,
-          kind: backfillKinds[request.kind] ?? 'gap',
-        },
-        { working: context.working, signal: context.signal },
-      );
-    } catch (error) {
-      if (!context.signal.aborted) {
-        const final = isPermanentFailure(error) || context.deliveryCount >= options.maxDeliver;
-        await backfill.recordFailure(request.requestId, final, error).catch(() => undefined);
-      }
-      throw error;
-    }
+    await backfill.run(
+      {
+        requestId: request.requestId,
+        userId: request.userId,
+        calendlyUserUri: request.calendlyUserUri,
+        windowStart: request.windowStart,
+        windowEnd: request.windowEnd,
+        reason: request.reason,
+        kind: backfillKinds[request.kind] ?? 'gap',
+      },
+      {
+        working: context.working,
+        signal: context.signal,
+        // The worker dead-letters it now: a failure no retry fixes, or its last delivery.
+        endsRequest: (error) => isPermanentFailure(error) || context.deliveryCount >= options.maxDeliver,
+      },
+    );
   };
 }
 
