@@ -264,7 +264,8 @@ async function main() {
       say(
         `  CPU busy        machine ${(machineBusy * 100).toFixed(0)}% of ${cpus().length} cores over ${windowSeconds.toFixed(1)} s; ` +
           [...cpuShares, { name: 'the rest', share: unaccounted }]
-            .map(({ name, share }) => `${name} ${(share * 100).toFixed(0)}%`)
+            // Shares are read from clock ticks: 'the rest' can come out a tick below zero.
+            .map(({ name, share }) => `${name} ${Math.max(0, Math.round(share * 100))}%`)
             .join(', ') +
           ' of one core',
       );
