@@ -218,4 +218,30 @@ export async function readDeadLetters(world: TestWorld): Promise<eventsV1.DeadLe
   return letters;
 }
 
+/**
+ * Waits for the backfill request's import to complete (10 s unless told). Given a service's log
+ * lines, a timeout also shows what it logged last.
+ */
+export async function importCompleted(
+  world: TestWorld,
+  requestId: string,
+  options: { timeoutMs?: number; lines?: string[] } = {},
+): Promise<void> {
+  try {
+    await waitFor(
+      async () => {
+        const { rows } = await world.sql.query<{ status: string }>('SELECT status FROM imports WHERE request_id = $1', [
+          requestId,
+        ]);
+        return rows[0]?.status === 'completed' || undefined;
+      },
+      { what: `import ${requestId} to complete`, timeoutMs: options.timeoutMs },
+    );
+  } catch (error) {
+    if (!options.lines) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message}\nthe service's last lines:\n${options.lines.slice(-30).join('\n')}`);
+  }
+}
+
 export { waitFor };

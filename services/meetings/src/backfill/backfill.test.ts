@@ -10,6 +10,7 @@ import {
 import {
   allMeetings,
   createTestWorld,
+  importCompleted,
   waitFor,
   readDeadLetters,
   startMeetings,
@@ -157,9 +158,7 @@ describe('backfill', () => {
       // One run's three attempts at the first page (the client retries twice), then Calendly answers.
       await control('/faults', { api_errors: { status: 503, count: 3, path: '/scheduled_events', method: 'GET' } });
       const request = await requestBackfill(userId, user, '2026-08-01T00:00:00Z', '2026-08-31T00:00:00Z');
-      await waitFor(async () => ((await importRow(request.requestId))?.status === 'completed' ? true : undefined), {
-        what: 'the import to complete',
-      });
+      await importCompleted(world, request.requestId);
       expect(await importRow(request.requestId)).toEqual({ status: 'completed', error: null, resumes: 1, events: 1 });
       expect(await allMeetings(meetings.client, userId)).toHaveLength(1);
     });

@@ -4,6 +4,7 @@ import { deliveryOf, startCalendlyWorld, type CalendlyWorld, type SimBooking } f
 import {
   allMeetings,
   createTestWorld,
+  importCompleted,
   inboxReaches,
   startMeetings,
   waitFor,
@@ -30,18 +31,6 @@ afterAll(async () => {
   await calendly?.stop();
   await world?.close();
 });
-
-async function imported(requestId: string): Promise<void> {
-  await waitFor(
-    async () => {
-      const { rows } = await world.sql.query<{ status: string }>('SELECT status FROM imports WHERE request_id = $1', [
-        requestId,
-      ]);
-      return rows[0]?.status === 'completed' || undefined;
-    },
-    { what: 'the import to complete' },
-  );
-}
 
 async function inboxCount(userId: string): Promise<number> {
   const { rows } = await world.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM inbox WHERE user_id = $1', [
@@ -86,7 +75,7 @@ describe('a webhook delivery and the import of the same invitee', () => {
     // Canceled at Calendly; the import sees it before the cancel's webhook arrives.
     const canceled = await calendly.cancel(booking);
     const request = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
-    await imported(request.requestId);
+    await importCompleted(world, request.requestId);
     await world.publish(userId, user.uri, deliveryOf(user, canceled));
     await waitFor(async () => (await inboxCount(userId)) === 3 || undefined, { what: 'the cancel delivery' });
 
@@ -108,7 +97,7 @@ describe('a webhook delivery and the import of the same invitee', () => {
     const user = await calendly.connectedUser(userId);
     const booking = await calendly.book(user, 'Imo Port', '2026-12-03T09:00:00Z');
     const request = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
-    await imported(request.requestId);
+    await importCompleted(world, request.requestId);
     const canceled = await calendly.cancel(booking);
     // The cancel's webhook overtakes the booking's (Calendly does not promise an order).
     await world.publish(userId, user.uri, deliveryOf(user, canceled));
@@ -116,7 +105,7 @@ describe('a webhook delivery and the import of the same invitee', () => {
     await waitFor(async () => (await inboxCount(userId)) === 3 || undefined, { what: 'both deliveries' });
     // And an import again (a reconnect) finds nothing new.
     const again = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
-    await imported(again.requestId);
+    await importCompleted(world, again.requestId);
 
     const meeting = await theOnlyMeeting(userId);
     expect(meeting.status).toBe(MeetingStatus.MEETING_STATUS_CANCELED);
@@ -147,7 +136,7 @@ describe('a webhook delivery and the import of the same invitee', () => {
     });
     const request = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
     await Promise.all(deliveries.map((delivery) => world.publish(userId, user.uri, delivery)));
-    await imported(request.requestId);
+    await importCompleted(world, request.requestId);
     await waitFor(async () => (await inboxCount(userId)) === deliveries.length + bookings.length || undefined, {
       what: 'every delivery and every imported invitee',
     });

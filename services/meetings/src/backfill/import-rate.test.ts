@@ -5,6 +5,7 @@ import { startCalendlyWorld, type CalendlyWorld, type SimUser } from '../../test
 import {
   allMeetings,
   createTestWorld,
+  importCompleted,
   inboxReaches,
   startMeetings,
   waitFor,
@@ -105,10 +106,7 @@ it("paces each user's import to Calendly's headers, waits out a 429, and never h
 
   // Once their windows reset, both imports finish.
   for (const requestId of [pImport.requestId, qImport.requestId])
-    await waitFor(async () => (await importRow(requestId))?.status === 'completed' || undefined, {
-      what: 'the import to complete',
-      timeoutMs: 120_000,
-    });
+    await importCompleted(world, requestId, { timeoutMs: 120_000 });
   expect(await allMeetings(meetings.client, pUserId)).toHaveLength(40);
   expect(await allMeetings(meetings.client, qUserId)).toHaveLength(5);
   expect((await calendly.apiRequests(p)).rate_limited).toBe(0);

@@ -5,7 +5,7 @@ import { eventsV1 } from '@calsync/proto';
 import { backfillDurableName } from '../consumer/topology';
 import { spawnService, type ServiceProcess } from '@calsync/service-kit/testing';
 import { startCalendlyWorld, type CalendlyWorld, type SimUser } from '../../test/calendly-world';
-import { createTestWorld, waitFor, type TestWorld } from '../../test/harness';
+import { createTestWorld, importCompleted, waitFor, type TestWorld } from '../../test/harness';
 
 // The real process, built by `npm test` (or `npx tsc -p services/meetings/tsconfig.build.json`).
 const entry = join(__dirname, '..', '..', 'dist', 'main.js');
@@ -56,12 +56,6 @@ async function userWithMeetings() {
   return { userId, user };
 }
 
-const completed = (requestId: string) =>
-  waitFor(async () => ((await importRow(requestId))?.status === 'completed' ? true : undefined), {
-    what: 'the import to complete',
-    timeoutMs: 60_000,
-  });
-
 /** Requests the user's import and waits until a few events are in: the Calendly requests made before it, and the request. */
 async function importUnderWay(userId: string, user: SimUser) {
   const before = (await calendly.apiRequests(user)).requests;
@@ -91,7 +85,7 @@ it('a second delivery of an import that is running waits for it instead of fetch
     } finally {
       service.child.kill('SIGCONT');
     }
-    await completed(request.requestId);
+    await importCompleted(world, request.requestId, { timeoutMs: 60_000, lines: service.lines });
     await waitFor(
       async () => {
         const info = await world.jsm.consumers.info(world.names.backfillStream, backfillDurableName(durable));
@@ -124,7 +118,7 @@ it('an import whose lock is lost with its connection stops, and its next deliver
          WHERE datname = current_database() AND application_name = 'meetings-import-locks'`,
     );
     expect(rowCount).toBe(1);
-    await completed(request.requestId);
+    await importCompleted(world, request.requestId, { timeoutMs: 60_000, lines: service.lines });
     const finished = await importRow(request.requestId);
     expect(finished).toMatchObject({ status: 'completed', events: total, resumes: 1 });
     // It went on after the last finished event: at most the list page and the event in hand again.

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { eventsV1 } from '@calsync/proto';
 import { spawnService, type ServiceProcess } from '@calsync/service-kit/testing';
 import { startCalendlyWorld, type CalendlyWorld } from '../../test/calendly-world';
-import { createTestWorld, waitFor, type TestWorld } from '../../test/harness';
+import { createTestWorld, importCompleted, waitFor, type TestWorld } from '../../test/harness';
 
 // The real process, built by `npm test` (or `npx tsc -p services/meetings/tsconfig.build.json`).
 const entry = join(__dirname, '..', '..', 'dist', 'main.js');
@@ -44,18 +44,6 @@ async function count(sql: string, params: unknown[]): Promise<number> {
   const { rows } = await world.sql.query<{ n: number }>(sql, params);
   return rows[0]!.n;
 }
-
-/** Waits for the import to complete; a timeout names it and shows what the service logged last. */
-const completed = (requestId: string, service: ServiceProcess, timeoutMs = 60_000) =>
-  waitFor(async () => ((await importRow(requestId))?.status === 'completed' ? true : undefined), {
-    what: `import ${requestId} to complete`,
-    timeoutMs,
-  }).catch((error: unknown) => {
-    const lastLines = service.lines.slice(-30).join('\n');
-    throw new Error(
-      `${error instanceof Error ? error.message : String(error)}\nthe service's last lines:\n${lastLines}`,
-    );
-  });
 
 // The steps' own waits (30 s, 60 s, 60 s) name the one that stalls; jest's 60 s default would
 // cut them short with a timeout that names none (it did once under a loaded CI run, at 68 s).
@@ -108,14 +96,14 @@ it(
     let resumedCost: number;
     let freshCost: number;
     try {
-      await completed(request.requestId, second);
+      await importCompleted(world, request.requestId, { timeoutMs: 60_000, lines: second.lines });
       resumedCost = (await calendly.apiRequests(user)).requests - before - requestsAtKill;
 
       // The baseline: the same window imported from zero (a new request) costs every page again.
       await calendly.control('/faults', { latency: { api_ms: 0 } });
       const beforeFresh = (await calendly.apiRequests(user)).requests;
       const fresh = await calendly.requestBackfill(userId, user, window, BACKFILL_KIND_INITIAL_IMPORT);
-      await completed(fresh.requestId, second);
+      await importCompleted(world, fresh.requestId, { timeoutMs: 60_000, lines: second.lines });
       freshCost = (await calendly.apiRequests(user)).requests - beforeFresh;
       await waitFor(async () => (await count('SELECT count(*)::int AS n FROM outbox', [])) === 0 || undefined, {
         what: 'the change feed to be published',
