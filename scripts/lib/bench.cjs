@@ -62,14 +62,29 @@ function createCleanup(say = (message) => process.stderr.write(`${message}\n`)) 
   };
 }
 
+/** A /proc/<pid>/stat line's command name and CPU seconds (user + system) so far. */
+function readStat(stat) {
+  // The command name is in parentheses and may hold spaces; the fields follow it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100,
+  };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function processCpuSeconds(pid) {
+  return readStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).cpuSeconds;
+}
+
+/** A process's resident memory now, in MB, from /proc (Linux); 0 once it has none. */
+function processRssMb(pid) {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
 /** CPU seconds (user + system) a process has used so far, and its resident memory, from /proc (Linux). */
 function processUsage(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
+  return { cpuSeconds: processCpuSeconds(pid), rssMb: processRssMb(pid) };
 }
 
 /** The whole machine's CPU time so far, in clock ticks: all of it, and the part not idle (from /proc/stat). */
@@ -88,19 +103,17 @@ function machineCpu() {
  * between two readings takes its time with it, so a difference is a lower bound.
  */
 function cpuSecondsOfCommand(name) {
-  let ticks = 0;
+  let seconds = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== name) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      const { command, cpuSeconds } = readStat(readFileSync(`/proc/${entry}/stat`, 'utf8'));
+      if (command === name) seconds += cpuSeconds;
     } catch {
       // It exited while we looked.
     }
   }
-  return ticks / 100;
+  return seconds;
 }
 
 /**
@@ -157,4 +170,14 @@ async function json(url, { method = 'GET', body, token } = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-module.exports = { printBenchHeader, createCleanup, processUsage, machineCpu, cpuSecondsOfCommand, benchInfra, json };
+module.exports = {
+  printBenchHeader,
+  createCleanup,
+  processCpuSeconds,
+  processRssMb,
+  processUsage,
+  machineCpu,
+  cpuSecondsOfCommand,
+  benchInfra,
+  json,
+};

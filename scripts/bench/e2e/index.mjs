@@ -220,10 +220,10 @@ async function main() {
       // Where the CPU went while the bookings were issued and carried: the machine's share busy,
       // and each service's share of one core (a service near 100% is single-threaded and saturated).
       const machineBusy = (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total);
-      const cpuShares = cpuMeters.map(({ name }, i) => ({
-        name,
-        share: (metersAfter[i] - metersBefore[i]) / windowSeconds,
-      }));
+      const cpuShares = cpuMeters.map(({ name }, i) => {
+        const cpu = metersAfter[i] - metersBefore[i];
+        return { name, cpu, share: cpu / windowSeconds };
+      });
       const unaccounted = machineBusy * cpus().length - cpuShares.reduce((sum, { share }) => sum + share, 0);
 
       const broke = [];
@@ -255,7 +255,7 @@ async function main() {
         say(`  max             ${latencies[latencies.length - 1]} ms`);
       }
       for (const [name] of services) {
-        const cpu = cpuShares.find((meter) => meter.name === name).share * windowSeconds;
+        const { cpu } = cpuShares.find((meter) => meter.name === name);
         say(
           `  ${name.padEnd(15)} ${((cpu * 1000) / Math.max(1, booked.length)).toFixed(2)} ms CPU per booking, peak RSS ${peakRss[name].toFixed(0)} MB`,
         );

@@ -54,7 +54,9 @@ const { createWebhookRepository } = require('@calsync/subscription/dist/webhooks
 const { signingKeyContext } = require('@calsync/subscription/dist/webhooks/hook-loader');
 const { callbackUrlOf, newHookId, newSigningKey } = require('@calsync/subscription/dist/webhooks/webhook-secrets');
 const { freePort, startEmbeddedPostgres, startLocalNats } = require(join(root, 'scripts/lib/local-infra.cjs'));
-const { createCleanup, printBenchHeader } = require(join(root, 'scripts/lib/bench.cjs'));
+const { createCleanup, printBenchHeader, processCpuSeconds, processRssMb } = require(
+  join(root, 'scripts/lib/bench.cjs'),
+);
 const { nodeOptionsEnv } = require(join(root, 'scripts/lib/node-options.cjs'));
 
 const { values } = parseArgs({
@@ -138,17 +140,8 @@ async function startProcess(name, entry, env) {
   }
 }
 
-/** Resident memory of a process now, in MB, from /proc. */
-function rssMbOf(pid) {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m);
-  return line ? Math.round(Number(line[1]) / 1024) : null;
-}
-
-/** CPU seconds a process has used so far (user + system), from /proc. */
-function cpuSecondsOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+/** Resident memory of a process now, in whole MB. */
+const rssMbOf = (pid) => Math.round(processRssMb(pid));
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
@@ -172,7 +165,7 @@ async function load({ origin, more, pick, pids, perSecond }) {
   const latencies = [];
   const answers = {};
   let errors = 0;
-  const cpuBefore = pids.map(({ pid }) => cpuSecondsOf(pid));
+  const cpuBefore = pids.map(({ pid }) => processCpuSeconds(pid));
   // The largest resident set each server reaches while loaded, sampled every 250 ms.
   const peakRss = pids.map(({ pid }) => rssMbOf(pid));
   const sampler = setInterval(() => {
@@ -216,7 +209,7 @@ async function load({ origin, more, pick, pids, perSecond }) {
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - started) / 1000;
-  const cpu = pids.map(({ pid }, i) => cpuSecondsOf(pid) - cpuBefore[i]);
+  const cpu = pids.map(({ pid }, i) => processCpuSeconds(pid) - cpuBefore[i]);
   clearInterval(sampler);
   await pool.close();
   return { pids, latencies, answers, errors, elapsed, cpu, peakRss };

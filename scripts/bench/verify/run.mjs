@@ -29,7 +29,7 @@
 // the deployed NODE_OPTIONS from the chart's subscription.heap; e.g. `--cpu-prof --cpu-prof-dir=/tmp/verify-prof`). The seed's requests are capped (at 100,000
 // one takes seconds).
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
@@ -242,11 +242,8 @@ async function createLoadPool(address, threads = clientThreads) {
   };
 }
 
-/** Resident memory of a process now, in MB, from /proc. */
-function rssMbOf(pid) {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m);
-  return line ? Number(line[1]) / 1024 : 0;
-}
+/** Resident memory of a process now, in MB. */
+const rssMbOf = (pid) => bench.processRssMb(pid);
 
 /** Runs `phase` while sampling the process's resident memory every 250 ms; resolves [result, peak MB]. */
 async function withPeakRss(pid, phase) {
@@ -260,12 +257,6 @@ async function withPeakRss(pid, phase) {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSecondsOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /**
  * Waits until a process has stopped using the processor (at most 20 s): the seed's service
  * goes on trying keys for the requests still in hand when its phase ends, seconds of CPU at
@@ -273,10 +264,10 @@ function cpuSecondsOf(pid) {
  */
 async function untilIdle(pid) {
   const deadline = Date.now() + 20_000;
-  let last = cpuSecondsOf(pid);
+  let last = bench.processCpuSeconds(pid);
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const now = cpuSecondsOf(pid);
+    const now = bench.processCpuSeconds(pid);
     if (now - last < 0.01) return;
     last = now;
   }
@@ -428,7 +419,7 @@ async function main() {
       const settleCpu = (target) => {
         const pending = pendingCpu.get(target);
         if (!pending) return;
-        totalsOf.get(target)[pending.method].cpu += cpuSecondsOf(target.service.child.pid) - pending.since;
+        totalsOf.get(target)[pending.method].cpu += bench.processCpuSeconds(target.service.child.pid) - pending.since;
         pendingCpu.delete(target);
       };
       for (let block = 0; block < (2 * slices) / blockSlices; block++) {
@@ -439,7 +430,7 @@ async function main() {
             const r = target.results;
             const pid = target.service.child.pid;
             settleCpu(target);
-            pendingCpu.set(target, { method, since: cpuSecondsOf(pid) });
+            pendingCpu.set(target, { method, since: bench.processCpuSeconds(pid) });
             const [ran, peakRss] = await withPeakRss(pid, () =>
               target.calsync.run({ durationMs: sliceMs, workers: concurrency, method }),
             );
