@@ -32,6 +32,18 @@ afterAll(async () => {
 
 const newUser = () => `user-${randomUUID()}`;
 
+/** An outbox row's message, as a relay test writes it straight into the outbox. */
+const changeMessage = (changeId: string, userId: string) =>
+  meetingsV1.MeetingChanged.encode({
+    changeId,
+    userId,
+    kind: Kind.MEETING_CHANGE_KIND_UPDATED,
+    meetingId: randomUUID(),
+    scheduledEventUri: 'https://api.calendly.com/scheduled_events/x',
+    changedAt: new Date(),
+    eventType: 'invitee.created',
+  }).finish();
+
 /** A watch that keeps what it receives until stopped. */
 function watch(client: MeetingsClient, request: Partial<meetingsV1.WatchMeetingsRequest>) {
   const cancel = new AbortController();
@@ -184,15 +196,7 @@ describe('the change feed', () => {
     const feed = createChangeFeed({ js: world.js, jsm: world.jsm, names: world.names });
     const pool = new Pool({ connectionString: world.db.url, max: 2, options: '-c search_path=meetings' });
     const changeId = randomUUID();
-    const message = meetingsV1.MeetingChanged.encode({
-      changeId,
-      userId: user,
-      kind: Kind.MEETING_CHANGE_KIND_UPDATED,
-      meetingId: randomUUID(),
-      scheduledEventUri: 'https://api.calendly.com/scheduled_events/x',
-      changedAt: new Date(),
-      eventType: 'invitee.created',
-    }).finish();
+    const message = changeMessage(changeId, user);
     // The running service's relay must not take this row: the test plays a relay that crashes.
     await meetings.stop();
     try {
@@ -225,6 +229,42 @@ describe('the change feed', () => {
     } finally {
       await pool.end();
       meetings = await startMeetings(world, { CONSUMER_MAX_DELIVER: '2', CONSUMER_BACKOFF_MS: '50' });
+    }
+  });
+
+  it('gives its lock back when stopped while it was taking the lead', async () => {
+    // Stopped between taking the lock and starting to listen, the relay once kept its session,
+    // and with it the lock: no replica could relay again until the process exited. Stopping as
+    // soon as the lock shows held lands in that moment often enough, over rounds, to catch it.
+    const lockName = `test-stop:${randomUUID()}`;
+    const pool = new Pool({ connectionString: world.db.url, max: 1, options: '-c search_path=meetings' });
+    const sql = new Pool({ connectionString: world.db.url, max: 1 });
+    const lockHeld = async () =>
+      (
+        await sql.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+              AND classid = oid(hashtext($1)::bigint & 4294967295) AND objid = oid(hashtext($2)::bigint & 4294967295)`,
+          ['meetings.outbox-relay', lockName],
+        )
+      ).rowCount === 1;
+    try {
+      for (let round = 0; round < 20; round++) {
+        const relay = createOutboxRelay({
+          pool,
+          databaseUrl: world.db.url,
+          lockName,
+          log: createLogger({ service: 'relay-test', level: 'silent' }),
+          publish: async () => undefined,
+          pollMs: 600_000,
+        });
+        relay.start();
+        await waitFor(lockHeld, { what: 'the relay to take its lock', intervalMs: 0 });
+        await relay.stop();
+        expect(await lockHeld()).toBe(false);
+      }
+    } finally {
+      await pool.end();
+      await sql.end();
     }
   });
 

@@ -107,22 +107,35 @@ export function createOutboxRelay(deps: {
       leading = false;
       if (listener === client) listener = undefined;
     });
-    await client.connect();
-    const locked = await tryLockForSession(client, { namespace: 'meetings.outbox-relay', name: deps.lockName });
-    if (!locked || stopped) {
-      await client.end();
-      return;
+    try {
+      await client.connect();
+      const locked = await tryLockForSession(client, { namespace: 'meetings.outbox-relay', name: deps.lockName });
+      if (locked && !stopped) {
+        client.on('notification', drain);
+        await client.query(`LISTEN ${outboxChannel}`);
+      }
+      // Stopped while this was under way: stop() waits for it, and ending the session here is
+      // what gives the lock back (kept, it would outlive stop and no replica could relay).
+      if (!locked || stopped) {
+        await client.end();
+        return;
+      }
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
     }
-    client.on('notification', drain);
-    await client.query(`LISTEN ${outboxChannel}`);
     listener = client;
     leading = true;
     log.info('relaying the meetings outbox');
   };
 
+  let leadAttempt: Promise<void> | undefined;
   const tick = async () => {
     if (stopped) return;
-    if (!listener) await lead().catch((error: unknown) => log.warn({ err: error }, 'outbox relay cannot lead yet'));
+    if (!listener) {
+      leadAttempt = lead().catch((error: unknown) => log.warn({ err: error }, 'outbox relay cannot lead yet'));
+      await leadAttempt;
+    }
     drain();
     timer = setTimeout(() => void tick(), pollMs);
     timer.unref();
@@ -135,6 +148,7 @@ export function createOutboxRelay(deps: {
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      await leadAttempt;
       await draining;
       leading = false;
       const client = listener;
