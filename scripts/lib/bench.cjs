@@ -70,6 +70,8 @@ function readStat(stat) {
   return {
     command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
     cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100,
+    // What its children used before they exited and it waited for them (cutime + cstime).
+    reapedChildrenCpuSeconds: (Number(fields[13]) + Number(fields[14])) / 100,
   };
 }
 
@@ -100,16 +102,19 @@ function machineCpu() {
 
 /**
  * CPU seconds used so far by every running process whose command name is `name` (e.g.
- * `postgres`, whose every connection is a process of its own), from /proc. A process that exits
- * between two readings takes its time with it, so a difference is a lower bound.
+ * `postgres`, whose every connection is a process of its own), from /proc, with what their
+ * exited children used: a Postgres backend that closes mid-run (a pool's idle connection) moves
+ * its time into the postmaster's reaped-children time, so the sum only grows and a difference
+ * counts it. (Counted from the processes alone, one closing connection could make Postgres read
+ * 0% for a whole rate.)
  */
 function cpuSecondsOfCommand(name) {
   let seconds = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const { command, cpuSeconds } = readStat(readFileSync(`/proc/${entry}/stat`, 'utf8'));
-      if (command === name) seconds += cpuSeconds;
+      const { command, cpuSeconds, reapedChildrenCpuSeconds } = readStat(readFileSync(`/proc/${entry}/stat`, 'utf8'));
+      if (command === name) seconds += cpuSeconds + reapedChildrenCpuSeconds;
     } catch {
       // It exited while we looked.
     }
