@@ -232,6 +232,64 @@ describe('the change feed', () => {
     }
   });
 
+  it('deletes what it published with the next wake-up\'s read, one statement a wake-up, and the rest at stop', async () => {
+    const user = newUser();
+    const feed = createChangeFeed({ js: world.js, jsm: world.jsm, names: world.names });
+    const pool = new Pool({ connectionString: world.db.url, max: 2, options: '-c search_path=meetings' });
+    const sql = new Pool({ connectionString: world.db.url, max: 1, options: '-c search_path=meetings' });
+    const changeIds = [randomUUID(), randomUUID()];
+    const insert = (changeId: string) =>
+      // As the applier's change does: the row and its NOTIFY, committed together.
+      sql.query(
+        `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
+         SELECT pg_notify('meetings_outbox', '') FROM change`,
+        [changeId, user, Buffer.from(changeMessage(changeId, user))],
+      );
+    const outboxIds = async () =>
+      (await sql.query<{ change_id: string }>('SELECT change_id FROM outbox WHERE user_id = $1 ORDER BY seq', [user]))
+        .rows.map((row) => row.change_id);
+    const published: string[] = [];
+    await meetings.stop();
+    const queries = jest.spyOn(pool, 'query');
+    // No timer in this test: only NOTIFY (and the first tick) wakes the relay.
+    const relay = createOutboxRelay({
+      pool,
+      databaseUrl: world.db.url,
+      lockName: `test:${world.prefix}`,
+      log: createLogger({ service: 'relay-test', level: 'silent' }),
+      publish: async (userId, data, id) => {
+        await feed.publish(userId, data, id);
+        published.push(id);
+      },
+      pollMs: 600_000,
+    });
+    try {
+      relay.start();
+      await waitFor(() => queries.mock.calls.length > 0, { what: 'the relay to lead' });
+      await insert(changeIds[0]!);
+      await waitFor(() => published.length === 1, { what: 'the first change published' });
+      expect(await outboxIds()).toEqual([changeIds[0]]);
+      const before = queries.mock.calls.length;
+      await insert(changeIds[1]!);
+      await waitFor(() => published.length === 2, { what: 'the second change published' });
+      // The wake-up that published the second change deleted the first, in its one statement.
+      expect(await outboxIds()).toEqual([changeIds[1]]);
+      expect(queries.mock.calls.length - before).toBe(1);
+      await relay.stop();
+      expect(await outboxIds()).toEqual([]);
+      expect(published).toEqual(changeIds);
+      const info = await world.jsm.streams.info(world.names.meetingsChangedStream, {
+        subjects_filter: world.names.meetingsChangedSubject(user),
+      });
+      expect(info.state.subjects?.[world.names.meetingsChangedSubject(user)]).toBe(2);
+    } finally {
+      await relay.stop();
+      await pool.end();
+      await sql.end();
+      meetings = await startMeetings(world, { CONSUMER_MAX_DELIVER: '2', CONSUMER_BACKOFF_MS: '50' });
+    }
+  });
+
   it('gives its lock back when stopped while it was taking the lead', async () => {
     // Stopped between taking the lock and starting to listen, the relay once kept its session,
     // and with it the lock: no replica could relay again until the process exited. Stopping as

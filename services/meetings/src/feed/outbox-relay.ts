@@ -22,9 +22,9 @@ interface OutboxRow {
  * Moves outbox rows to the change feed. One replica relays at a time (it holds a session
  * advisory lock on a connection of its own; the others wait for it), woken by NOTIFY at each
  * commit and by a timer. A user's rows are published one after another in seq order, different
- * users' side by side; a row is deleted only after the feed acknowledged it. A relay that dies
- * between the two republishes the row under the same message id, which JetStream's duplicate
- * window drops, so consumers see every change once.
+ * users' side by side; a row is deleted only after the feed acknowledged it (by the next batch's
+ * statement, or at stop). A relay that dies between the two republishes the row under the same
+ * message id, which JetStream's duplicate window drops, so consumers see every change once.
  */
 export function createOutboxRelay(deps: {
   pool: Pool;
@@ -47,23 +47,37 @@ export function createOutboxRelay(deps: {
   let draining: Promise<void> | undefined;
   let again = false;
 
-  /** Publishes one batch; true when there may be more waiting. */
+  // Rows published and not yet deleted: each batch's statement deletes them as it reads the next
+  // batch, so a wake-up costs one round trip to Postgres, not two. They wait at most until the
+  // next wake-up (the next commit's NOTIFY, else the timer, else stop); a relay that dies first
+  // leaves them to be republished under their change ids, which the feed's duplicate window drops.
+  let publishedUndeleted: string[] = [];
+
+  /** Deletes what was published and publishes one batch; true when there may be more waiting. */
   const relayBatch = async (): Promise<boolean> => {
-    // Prepared: the relay runs these once per wake-up, up to one per committed change.
+    const settled = publishedUndeleted;
+    // Prepared: the relay runs this once per wake-up, up to one per committed change. The SELECT
+    // sees the rows its own DELETE removes (every part of a statement reads the state before it).
     const { rows } = await pool.query<OutboxRow>(
-      prepared('SELECT seq, change_id, user_id, message FROM outbox ORDER BY seq LIMIT $1', [batchSize]),
+      prepared(
+        `WITH settled AS (DELETE FROM outbox WHERE seq = ANY($2::bigint[]))
+         SELECT seq, change_id, user_id, message FROM outbox WHERE seq <> ALL($2::bigint[]) ORDER BY seq LIMIT $1`,
+        [batchSize, settled],
+      ),
     );
+    publishedUndeleted = publishedUndeleted.slice(settled.length);
     if (rows.length === 0) return false;
     const byUser = new Map<string, OutboxRow[]>();
     for (const row of rows) byUser.set(row.user_id, [...(byUser.get(row.user_id) ?? []), row]);
-    const published: string[] = [];
+    let published = 0;
     let failed = false;
     await Promise.all(
       [...byUser.values()].map(async (userRows) => {
         for (const row of userRows) {
           try {
             await deps.publish(row.user_id, row.message, row.change_id);
-            published.push(row.seq);
+            publishedUndeleted.push(row.seq);
+            published++;
           } catch (error) {
             // The user's later changes wait for this one, so their order holds.
             failed = true;
@@ -73,11 +87,16 @@ export function createOutboxRelay(deps: {
         }
       }),
     );
-    if (published.length > 0) {
-      await pool.query(prepared('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [published]));
-      deps.onPublished?.(published.length);
-    }
+    if (published > 0) deps.onPublished?.(published);
     return !failed && rows.length === batchSize;
+  };
+
+  /** Deletes the rows published since the last batch read (at stop: the next leader need not republish them). */
+  const deletePublished = async () => {
+    const settled = publishedUndeleted;
+    if (settled.length === 0) return;
+    await pool.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [settled]);
+    publishedUndeleted = publishedUndeleted.slice(settled.length);
   };
 
   const drain = () => {
@@ -150,6 +169,9 @@ export function createOutboxRelay(deps: {
       clearTimeout(timer);
       await leadAttempt;
       await draining;
+      await deletePublished().catch((error: unknown) =>
+        log.warn({ err: error }, 'could not delete published outbox rows; the next relay republishes them as duplicates'),
+      );
       leading = false;
       const client = listener;
       listener = undefined;
