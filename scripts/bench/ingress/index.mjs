@@ -16,6 +16,10 @@
 // drifts during the run (another tenant, CPU frequency) moves both sides of the ratio alike.
 // Every target is warmed up for --warmup-seconds before its first round and for a second before
 // each later one. The ratio is of the totals; each round's own ratio is printed beside it.
+// CPU per delivery of each process is printed in ms and, as serverCpuToBare, as a multiple of the
+// bare route's CPU per request in the same run: the machines this runs on differ up to 3x in speed
+// (bare Koa 6,500 to 20,000/s), the multiple much less. Issue 17's targets, 0.25 ms for the gateway
+// and 0.10 ms for subscription, were set where the bare route spent 0.05 ms: 5x and 2x.
 //
 // --rate N sends N deliveries a second (open loop, at most --concurrency in flight) instead of as
 // many as the servers take, so p99 can be read at a given load; latency then counts from when a
@@ -216,6 +220,7 @@ async function load({ origin, more, pick, pids, perSecond }) {
 }
 
 const round2 = (n) => (n === null ? null : Math.round(n * 100) / 100);
+const round3 = (n) => Math.round(n * 1000) / 1000;
 
 /** One figure for one or more measured rounds of the same target: totals, percentiles over all of them. */
 function summarize(measured) {
@@ -236,13 +241,23 @@ function summarize(measured) {
     serverCpuMsPerRequest: Object.fromEntries(
       pids.map(({ name }, i) => [
         name,
-        round2((measured.reduce((sum, m) => sum + m.cpu[i], 0) * 1000) / Math.max(1, latencies.length)),
+        round3((measured.reduce((sum, m) => sum + m.cpu[i], 0) * 1000) / Math.max(1, latencies.length)),
       ]),
     ),
     peakRssMb: Object.fromEntries(
       pids.map(({ name }, i) => [name, Math.max(...measured.map((m) => m.peakRss[i] ?? 0))]),
     ),
   };
+}
+
+/** Each server's CPU per request in `result` divided by the bare route's in `bare`. */
+function cpuToBareOf(bare, result) {
+  return Object.fromEntries(
+    Object.entries(result.serverCpuMsPerRequest).map(([name, ms]) => [
+      name,
+      Math.round((ms / bare.serverCpuMsPerRequest.bareKoa) * 100) / 100,
+    ]),
+  );
 }
 
 /** A round of one target: warm up for `warmup` seconds, then measure for `measured`, drawing users at random. */
@@ -437,6 +452,9 @@ try {
         gateway: gatewayResult,
         gatewayToBareThroughput: Math.round((gatewayResult.perSecond / bareResult.perSecond) * 1000) / 1000,
         gatewayToBareThroughputByRound: roundRatios,
+        // CPU per delivery of each calsync process as a multiple of the bare route's CPU per request
+        // in the same run: machines here differ up to 3x in speed, and these multiples do not.
+        serverCpuToBare: cpuToBareOf(bareResult, gatewayResult),
         gatewayToBareP50: Math.round((gatewayResult.p50Ms / bareResult.p50Ms) * 10) / 10,
         gatewayToBareP99: Math.round((gatewayResult.p99Ms / bareResult.p99Ms) * 10) / 10,
         ...(transports.length > 1
@@ -450,7 +468,7 @@ try {
         streamMessages: info.state.messages,
         storedAnswersMeasured: storedAnswers,
         measured:
-          'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest is CPU time per request of each server process (not of NATS or Postgres)',
+          'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest is CPU time per request of each server process (not of NATS or Postgres); serverCpuToBare divides it by the bare route\'s',
         command: header.command,
         machine: header.machine,
         loadAverageBefore: header.loadAverageBefore,
