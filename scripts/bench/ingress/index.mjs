@@ -468,7 +468,7 @@ try {
         streamMessages: info.state.messages,
         storedAnswersMeasured: storedAnswers,
         measured:
-          'keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest is CPU time per request of each server process (not of NATS or Postgres); serverCpuToBare divides it by the bare route\'s',
+          "keep-alive HTTP/1.1 over loopback; latency from request start to full answer; serverCpuMsPerRequest is CPU time per request of each server process (not of NATS or Postgres); serverCpuToBare divides it by the bare route's",
         command: header.command,
         machine: header.machine,
         loadAverageBefore: header.loadAverageBefore,

@@ -232,7 +232,7 @@ describe('the change feed', () => {
     }
   });
 
-  it('deletes what it published with the next wake-up\'s read, one statement a wake-up, and the rest at stop', async () => {
+  it("deletes what it published with the next wake-up's read, one statement a wake-up, and the rest at stop", async () => {
     const user = newUser();
     const feed = createChangeFeed({ js: world.js, jsm: world.jsm, names: world.names });
     const pool = new Pool({ connectionString: world.db.url, max: 2, options: '-c search_path=meetings' });
@@ -246,8 +246,9 @@ describe('the change feed', () => {
         [changeId, user, Buffer.from(changeMessage(changeId, user))],
       );
     const outboxIds = async () =>
-      (await sql.query<{ change_id: string }>('SELECT change_id FROM outbox WHERE user_id = $1 ORDER BY seq', [user]))
-        .rows.map((row) => row.change_id);
+      (
+        await sql.query<{ change_id: string }>('SELECT change_id FROM outbox WHERE user_id = $1 ORDER BY seq', [user])
+      ).rows.map((row) => row.change_id);
     const published: string[] = [];
     await meetings.stop();
     const queries = jest.spyOn(pool, 'query');
