@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Client } from 'pg';
-import { createPool, inTransaction, migrate, prepared } from './postgres';
+import { Client, type PoolClient } from 'pg';
+import { connectDedicated, createPool, inTransaction, migrate, prepared } from './postgres';
 import { captureLogger } from './testing/log-capture';
 import { createTestDatabase, type TestDatabase } from './testing/infra';
 
@@ -143,6 +143,41 @@ describe('a terminated connection', () => {
       await ended;
       return { ended: true, queryable: await client.query('SELECT 1').then(() => true, () => false) };`);
     expect(outcome).toEqual({ ended: true, queryable: false });
+  });
+});
+
+describe('keep-alive', () => {
+  /**
+   * Seconds until the kernel's keep-alive probe of this connection's socket, from /proc/net/tcp
+   * (timer 02 is keep-alive; its expiry is in clock ticks of 1/100 s); null when none is armed.
+   */
+  const keepAliveSecondsOf = (client: Client | PoolClient): number | null => {
+    const stream = (client as unknown as { connection: { stream: { localPort: number } } }).connection.stream;
+    const port = stream.localPort.toString(16).toUpperCase().padStart(4, '0');
+    const socket = ['/proc/net/tcp', '/proc/net/tcp6']
+      .flatMap((table) => readFileSync(table, 'utf8').split('\n'))
+      .map((line) => line.trim().split(/\s+/))
+      .find((fields) => fields[1]?.endsWith(`:${port}`));
+    const [timer, expiresIn] = (socket?.[5] ?? '').split(':');
+    return timer === '02' ? parseInt(expiresIn!, 16) / 100 : null;
+  };
+
+  it('probes a silent connection after seconds, not the OS default of two hours, pooled or dedicated', async () => {
+    const { log } = captureLogger();
+    const pool = createPool({ url: database.url, schema: 'public', log });
+    const dedicated = await connectDedicated({ url: database.url, applicationName: 'keepalive-test', log });
+    const pooled = await pool.connect();
+    try {
+      for (const client of [pooled, dedicated]) {
+        const seconds = keepAliveSecondsOf(client);
+        expect(seconds).not.toBeNull();
+        expect(seconds!).toBeLessThanOrEqual(10);
+      }
+    } finally {
+      pooled.release();
+      await dedicated.end();
+      await pool.end();
+    }
   });
 });
 

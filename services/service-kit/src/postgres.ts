@@ -30,6 +30,16 @@ function assertSchemaName(schema: string): void {
   if (!identifier.test(schema)) throw new Error(`"${schema}" is not a plain lower-case schema name`);
 }
 
+/**
+ * TCP keep-alive for every connection to Postgres: the first probe after 10 s of silence (libuv
+ * then probes every second, 10 times). `keepAlive: true` alone leaves the OS's 2-hour idle time,
+ * and a connection whose server vanished without a word (a failover, a dropped NAT or conntrack
+ * entry) then looks alive for hours: a LISTEN hears nothing (the hook cache keeps trusting
+ * entries it should have forgotten; the outbox relay waits for its timer), and a session lock
+ * nobody can reach is held on to. With this, such a connection errors within about 20 s.
+ */
+export const postgresKeepAlive = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
 /** A pool whose every connection has its search_path bound to the service's own schema. */
 export function createPool(options: {
   url: string;
@@ -41,6 +51,7 @@ export function createPool(options: {
   assertSchemaName(options.schema);
   const pool = new Pool({
     connectionString: options.url,
+    ...postgresKeepAlive,
     max: options.max ?? 10,
     application_name: options.applicationName ?? options.schema,
     options: `-c search_path=${options.schema}`,
@@ -69,7 +80,7 @@ export async function connectDedicated(options: {
   const client = new Client({
     connectionString: options.url,
     application_name: options.applicationName,
-    keepAlive: true,
+    ...postgresKeepAlive,
   });
   client.on('error', (error) =>
     options.log.warn({ err: error, connection: options.applicationName }, 'postgres connection lost'),

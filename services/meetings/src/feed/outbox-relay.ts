@@ -1,5 +1,5 @@
-import { Client } from 'pg';
-import { prepared, tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
+import type { Client } from 'pg';
+import { connectDedicated, prepared, tryLockForSession, type Logger, type Pool } from '@calsync/service-kit';
 import { outboxChannel } from './meeting-changes';
 
 /** Publishes one change; resolves once the feed stored it. `changeId` is its message id. */
@@ -120,14 +120,12 @@ export function createOutboxRelay(deps: {
   };
 
   const lead = async () => {
-    const client = new Client({ connectionString: deps.databaseUrl, application_name: 'meetings-outbox-relay' });
-    client.on('error', (error) => {
-      log.warn({ err: error }, 'outbox relay connection lost');
+    const client = await connectDedicated({ url: deps.databaseUrl, applicationName: 'meetings-outbox-relay', log });
+    client.on('error', () => {
       leading = false;
       if (listener === client) listener = undefined;
     });
     try {
-      await client.connect();
       const locked = await tryLockForSession(client, { namespace: 'meetings.outbox-relay', name: deps.lockName });
       if (locked && !stopped) {
         client.on('notification', drain);
@@ -170,7 +168,10 @@ export function createOutboxRelay(deps: {
       await leadAttempt;
       await draining;
       await deletePublished().catch((error: unknown) =>
-        log.warn({ err: error }, 'could not delete published outbox rows; the next relay republishes them as duplicates'),
+        log.warn(
+          { err: error },
+          'could not delete published outbox rows; the next relay republishes them as duplicates',
+        ),
       );
       leading = false;
       const client = listener;

@@ -1,6 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
 import { Client } from 'pg';
-import type { Logger } from '@calsync/service-kit';
+import { postgresKeepAlive, type Logger } from '@calsync/service-kit';
 import type { WebhookState } from './webhook-repository';
 
 /**
@@ -238,7 +238,11 @@ export function createHookCache(options: {
   }
 
   const listen = async (): Promise<void> => {
-    const next = new Client({ connectionString: options.databaseUrl, keepAlive: true, application_name: 'hook-cache' });
+    const next = new Client({
+      connectionString: options.databaseUrl,
+      ...postgresKeepAlive,
+      application_name: 'hook-cache',
+    });
     client = next;
     next.on('notification', (message) => {
       if (message.channel === channel && message.payload) forget(message.payload);
