@@ -21,16 +21,21 @@ function nodeOptionsOfHeap(heap) {
 
 const valuesByRoot = new Map();
 
-/** `{NODE_OPTIONS}` for `service` as the chart's default values set it, or `{}` when they set none. */
-function nodeOptionsEnv(rootDir, service) {
+/** The chart's default values (deploy/helm/calsync/values.yaml), read once per checkout. */
+function chartValues(rootDir) {
   if (!valuesByRoot.has(rootDir)) {
     const { parse } = require('yaml');
     valuesByRoot.set(rootDir, parse(readFileSync(join(rootDir, 'deploy/helm/calsync/values.yaml'), 'utf8')));
   }
-  const values = valuesByRoot.get(rootDir)[service];
+  return valuesByRoot.get(rootDir);
+}
+
+/** `{NODE_OPTIONS}` for `service` as the chart's default values set it, or `{}` when they set none. */
+function nodeOptionsEnv(rootDir, service) {
+  const values = chartValues(rootDir)[service];
   if (!values) throw new Error(`the chart's values have no service ${service}`);
   const options = nodeOptionsOfHeap(values.heap);
   return options ? { NODE_OPTIONS: options } : {};
 }
 
-module.exports = { nodeOptionsEnv, nodeOptionsOfHeap };
+module.exports = { chartValues, nodeOptionsEnv, nodeOptionsOfHeap };

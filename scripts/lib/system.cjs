@@ -6,7 +6,7 @@ const { randomBytes } = require('node:crypto');
 const { join } = require('node:path');
 const { devJwtTtlSeconds } = require('./dev-jwt.cjs');
 const { freePort } = require('./local-infra.cjs');
-const { nodeOptionsEnv } = require('./node-options.cjs');
+const { chartValues, nodeOptionsEnv } = require('./node-options.cjs');
 
 /** Fresh secrets for one run: nothing here is ever a production value. */
 function devSecrets() {
@@ -52,7 +52,13 @@ async function startSystem({
 }) {
   const { spawnService, createThrowawayCa } = require(join(rootDir, 'services/service-kit/dist/testing/index.js'));
   const { grpcIdentities } = require(join(rootDir, 'services/service-kit/dist/index.js'));
-  const ca = await createThrowawayCa(certsDir ? { dir: certsDir } : {});
+  // Certificates re-read as often as deployed (the chart's grpcTls.reloadIntervalMs), not the
+  // throwaway CA's default second: grpc-js rebuilds every TLS context at each read, changed or
+  // not, which cost each service ~0.6% of a core here for a rotation nothing local does.
+  const ca = await createThrowawayCa({
+    ...(certsDir ? { dir: certsDir } : {}),
+    reloadIntervalMs: chartValues(rootDir).grpcTls.reloadIntervalMs,
+  });
   const tls = (service) => ca.env(grpcIdentities[service]);
   const entry = (service) => join(rootDir, 'services', service, 'dist', 'main.js');
   const processes = [];
