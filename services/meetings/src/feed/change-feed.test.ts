@@ -12,7 +12,7 @@ import {
   type TestWorld,
 } from '../../test/harness';
 import { createChangeFeed } from './feed-stream';
-import { createOutboxRelay } from './outbox-relay';
+import { createOutboxRelay, type PublishChange } from './outbox-relay';
 
 const { MeetingChangeKind: Kind } = meetingsV1;
 
@@ -31,6 +31,17 @@ afterAll(async () => {
 });
 
 const newUser = () => `user-${randomUUID()}`;
+
+/** A relay of the test's own over `pool`, on the tests' relay lock unless `lockName` names another. */
+const testRelay = (pool: Pool, options: { publish: PublishChange; pollMs: number; lockName?: string }) =>
+  createOutboxRelay({
+    pool,
+    databaseUrl: world.db.url,
+    lockName: options.lockName ?? `test:${world.prefix}`,
+    log: createLogger({ service: 'relay-test', level: 'silent' }),
+    publish: options.publish,
+    pollMs: options.pollMs,
+  });
 
 /** An outbox row's message, as a relay test writes it straight into the outbox. */
 const changeMessage = (changeId: string, userId: string) =>
@@ -206,11 +217,7 @@ describe('the change feed', () => {
         Buffer.from(message),
       ]);
       let crashes = 1;
-      const crashing = createOutboxRelay({
-        pool,
-        databaseUrl: world.db.url,
-        lockName: `test:${world.prefix}`,
-        log: createLogger({ service: 'relay-test', level: 'silent' }),
+      const crashing = testRelay(pool, {
         publish: async (userId, data, id) => {
           await feed.publish(userId, data, id);
           if (crashes-- > 0) throw new Error('the relay died before deleting the row');
@@ -253,11 +260,7 @@ describe('the change feed', () => {
     await meetings.stop();
     const queries = jest.spyOn(pool, 'query');
     // No timer in this test: only NOTIFY (and the first tick) wakes the relay.
-    const relay = createOutboxRelay({
-      pool,
-      databaseUrl: world.db.url,
-      lockName: `test:${world.prefix}`,
-      log: createLogger({ service: 'relay-test', level: 'silent' }),
+    const relay = testRelay(pool, {
       publish: async (userId, data, id) => {
         await feed.publish(userId, data, id);
         published.push(id);
@@ -308,14 +311,7 @@ describe('the change feed', () => {
       ).rowCount === 1;
     try {
       for (let round = 0; round < 20; round++) {
-        const relay = createOutboxRelay({
-          pool,
-          databaseUrl: world.db.url,
-          lockName,
-          log: createLogger({ service: 'relay-test', level: 'silent' }),
-          publish: async () => undefined,
-          pollMs: 600_000,
-        });
+        const relay = testRelay(pool, { publish: async () => undefined, pollMs: 600_000, lockName });
         relay.start();
         await waitFor(lockHeld, { what: 'the relay to take its lock', intervalMs: 0 });
         await relay.stop();
