@@ -152,6 +152,8 @@ export function createOutboxRelay(deps: {
     if (!listener) {
       leadAttempt = lead().catch((error: unknown) => log.warn({ err: error }, 'outbox relay cannot lead yet'));
       await leadAttempt;
+      // stop() came while this was leading: no drain, and no timer after the one it cleared.
+      if (stopped) return;
     }
     drain();
     timer = setTimeout(() => void tick(), pollMs);
