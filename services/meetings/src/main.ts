@@ -90,7 +90,7 @@ export async function start(config: MeetingsConfig, options: { log?: Logger } = 
 
     const registry = createMetricsRegistry('meetings');
     const metrics = createMeetingsMetrics(registry, log);
-    const applier = createMeetingsApplier({ pool: db, log, observe: metrics.observeApply });
+    const applier = createMeetingsApplier({ pool: db, log, observe: metrics.observeApply, relay });
     const queries = createMeetingQueries({ pool: db });
     const security = grpcSecurityOf(config);
     const identity = createIdentityClient(config.IDENTITY_ADDR, security);

@@ -61,12 +61,13 @@ export type AlongsideStatement = (bind: (value: unknown) => string) => string;
 
 /**
  * Writes the change's MeetingChanged into the outbox on the caller's transaction, and `alongside`
- * (e.g. the delivery's log row) in the same statement.
+ * (e.g. the delivery's log row) in the same statement. `notify: false` leaves out the relay's
+ * NOTIFY, for a caller that wakes the relay itself once the transaction committed.
  */
 export async function recordChange(
   client: PoolClient,
   input: { userId: string; kind: MeetingChangeKind; meeting: MeetingRecord; eventType: string; changedAt?: Date },
-  alongside?: AlongsideStatement,
+  options: { alongside?: AlongsideStatement; notify: boolean },
 ): Promise<string> {
   const changeId = randomUUID();
   const message = encodeMeetingChanged({
@@ -81,14 +82,15 @@ export async function recordChange(
   });
   // A Buffer view of the encoder's copy (node-postgres sends Buffers as bytea), not a second copy.
   const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback).
+  // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback) unless
+  // the caller wakes it.
   const values: unknown[] = [changeId, input.userId, bytes];
-  const other = alongside?.((value) => `$${values.push(value)}`);
+  const other = options.alongside?.((value) => `$${values.push(value)}`);
   await client.query(
     prepared(
       `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
      ${other ? `, alongside AS (${other})` : ''}
-     SELECT pg_notify('${outboxChannel}', '') FROM change`,
+     SELECT ${options.notify ? `pg_notify('${outboxChannel}', '')` : '1'} FROM change`,
       values,
     ),
   );

@@ -5,7 +5,21 @@ import { outboxChannel } from './meeting-changes';
 /** Publishes one change; resolves once the feed stored it. `changeId` is its message id. */
 export type PublishChange = (userId: string, message: Uint8Array, changeId: string) => Promise<void>;
 
-export interface OutboxRelay {
+/**
+ * A relay as the writers in its own process see it. While it leads, a writer can leave out the
+ * NOTIFY and wake it directly once its change committed: the commit then costs Postgres no
+ * notification to deliver and this process none to read. A writer that found it leading and
+ * committed after it lost the lead leaves its row to the next leader, which relays everything
+ * waiting as it takes over (and on its timer).
+ */
+export interface LocalRelay {
+  /** True while this relay holds the relay lock and listens. */
+  leading(): boolean;
+  /** Relays what is waiting now, as a NOTIFY would: call it after the commit, never before. */
+  wake(): void;
+}
+
+export interface OutboxRelay extends LocalRelay {
   start(): void;
   /** Stops relaying and gives up the relay lock, letting another replica take over. Idempotent. */
   stop(): Promise<void>;
@@ -21,7 +35,7 @@ interface OutboxRow {
 /**
  * Moves outbox rows to the change feed. One replica relays at a time (it holds a session
  * advisory lock on a connection of its own; the others wait for it), woken by NOTIFY at each
- * commit and by a timer. A user's rows are published one after another in seq order, different
+ * commit (or directly by a writer in its own process, LocalRelay) and by a timer. A user's rows are published one after another in seq order, different
  * users' side by side; a row is deleted only after the feed acknowledged it (by the next batch's
  * statement, or at stop). A relay that dies between the two republishes the row under the same
  * message id, which JetStream's duplicate window drops, so consumers see every change once.
@@ -164,6 +178,8 @@ export function createOutboxRelay(deps: {
     start() {
       void tick();
     },
+    leading: () => leading && !stopped,
+    wake: drain,
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { createLogger, createPool, inTransaction, type Pool } from '@calsync/service-kit';
+import { connectDedicated, createLogger, createPool, inTransaction, type Pool } from '@calsync/service-kit';
 import { createTestDatabase, waitFor, type TestDatabase } from '@calsync/service-kit/testing';
 import { deliveryKeyOf, fakeCalendlyAccount, type Delivery as CalendlyDelivery } from '../../test/calendly-fixtures';
-import { lockUserChanges } from '../feed/meeting-changes';
+import { lockUserChanges, outboxChannel } from '../feed/meeting-changes';
+import { createOutboxRelay } from '../feed/outbox-relay';
 import { migrateSchema } from '../migrations';
 import type { Delivery } from './calendly-payload';
 import { createMeetingsApplier, type MeetingsApplier } from './meetings-applier';
@@ -144,4 +145,66 @@ it('upserts the meeting and its invitee together: an invitee that cannot be stor
   await expect(applier.apply(input)).resolves.toBe('applied');
   expect(await count('meetings', userId)).toBe(1);
   expect(await count('invitees', userId)).toBe(1);
+});
+
+it('wakes the relay that leads in its own process after the commit, with no NOTIFY; else it notifies', async () => {
+  const userId = `wake-${randomUUID()}`;
+  const cal = fakeCalendlyAccount();
+  const relayed: string[] = [];
+  // No timer: within the test only a wake-up (direct, or NOTIFY) makes the relay read the outbox.
+  const relay = createOutboxRelay({
+    pool: other,
+    databaseUrl: database.url,
+    lockName: 'meetings-applier-test',
+    log,
+    publish: async (_user, _message, changeId) => void relayed.push(changeId),
+    pollMs: 600_000,
+  });
+  // What Postgres notifies, in commit order; a marker NOTIFY after a commit shows everything
+  // that commit notified has arrived before it.
+  const listener = await connectDedicated({ url: database.url, applicationName: 'applier-test-listener', log });
+  const heard: string[] = [];
+  listener.on('notification', (notification) => heard.push(notification.channel));
+  const marker = 'applier_test_marker';
+  const heardUpToMarker = async () => {
+    const markers = heard.filter((channel) => channel === marker).length;
+    await other.query(`SELECT pg_notify('${marker}', '')`);
+    await waitFor(() => heard.filter((channel) => channel === marker).length > markers, { what: 'the marker' });
+    return heard.splice(0).filter((channel) => channel !== marker);
+  };
+  const withRelay = createMeetingsApplier({ pool, log, relay });
+  try {
+    await listener.query(`LISTEN ${outboxChannel}`);
+    await listener.query(`LISTEN ${marker}`);
+    relay.start();
+    await waitFor(() => relay.leading(), { what: 'the relay to lead' });
+    // The user's outbox rows: a relayed row stays until the relay's next wake-up or its stop.
+    const changeIds = async () =>
+      (
+        await other.query<{ change_id: string }>('SELECT change_id FROM outbox WHERE user_id = $1 ORDER BY seq', [
+          userId,
+        ])
+      ).rows.map((row) => row.change_id);
+
+    await expect(
+      withRelay.apply(toDelivery(userId, cal.book({ start: '2026-06-01T10:00:00Z' }).delivery)),
+    ).resolves.toBe('applied');
+    const [woken] = await changeIds();
+    await waitFor(() => relayed.includes(woken!), { what: 'the change relayed' });
+    expect(await heardUpToMarker()).toEqual([]);
+
+    // A relay that does not lead (here: stopped) cannot be woken directly: the change notifies.
+    await relay.stop();
+    expect(relay.leading()).toBe(false);
+    await expect(
+      withRelay.apply(toDelivery(userId, cal.book({ start: '2026-06-02T10:00:00Z' }).delivery)),
+    ).resolves.toBe('applied');
+    expect(await heardUpToMarker()).toEqual([outboxChannel]);
+    const [notified] = await changeIds();
+    expect(notified).not.toBe(woken);
+    expect(relayed).not.toContain(notified);
+  } finally {
+    await relay.stop();
+    await listener.end();
+  }
 });

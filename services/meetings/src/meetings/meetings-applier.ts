@@ -7,6 +7,7 @@ import {
   type DeliveryOutcome,
 } from '../deliveries/delivery-log';
 import { changeKindOf, recordChange } from '../feed/meeting-changes';
+import type { LocalRelay } from '../feed/outbox-relay';
 import { meetingWrites } from './meeting-repository';
 
 /** applied: the delivery changed (or confirmed) state; duplicate: its key was already applied; ignored: not a meetings event. */
@@ -29,8 +30,14 @@ export interface MeetingsApplier {
 const retryableCodes = new Set(['40P01', '40001']);
 const maxAttempts = 3;
 
-export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?: ApplyObserver }): MeetingsApplier {
-  const { pool, log } = deps;
+export function createMeetingsApplier(deps: {
+  pool: Pool;
+  log: Logger;
+  observe?: ApplyObserver;
+  /** The outbox relay in this process: woken directly after a commit while it leads, instead of by NOTIFY. */
+  relay?: LocalRelay;
+}): MeetingsApplier {
+  const { pool, log, relay } = deps;
 
   // A webhook delivery's outcome goes into the delivery log in the transaction that decided it;
   // a backfill's fetches are not deliveries (no receivedAt) and have no entry.
@@ -52,9 +59,12 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
   // Every step is one round trip, and each costs CPU here and in Postgres: the claim takes the
   // user's lock in the same statement; the meeting and its invitee are upserted together, in the
   // statement that reads the before-snapshot; the after-snapshot is read with the status inputs;
-  // and the change's outbox row and the delivery's log row go together.
+  // and the change's outbox row and the delivery's log row go together. The relay hears of the
+  // change by the NOTIFY in that statement, or, while this process's relay leads, by a call after
+  // the commit: a notification less for Postgres to deliver and for this process to read.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
-    return inTransaction(pool, async (client) => {
+    let wakeRelay = false;
+    const outcome = await inTransaction(pool, async (client): Promise<ApplyOutcome> => {
       const fresh = await meetingWrites.claimDeliveryLockingUser(client, {
         userId: change.userId,
         deliveryKey: change.deliveryKey,
@@ -77,16 +87,21 @@ export function createMeetingsApplier(deps: { pool: Pool; log: Logger; observe?:
       });
       const entry = logEntry(delivery, change.eventType, 'applied');
       if (kind) {
+        // Decided per attempt: a retried transaction asks again.
+        wakeRelay = relay?.leading() ?? false;
         await recordChange(
           client,
           { userId: change.userId, kind, meeting: after, eventType: change.eventType },
-          entry ? (bind) => recordDeliverySql(entry, bind) : undefined,
+          { alongside: entry ? (bind) => recordDeliverySql(entry, bind) : undefined, notify: !wakeRelay },
         );
       } else if (entry) {
         await recordDelivery(client, entry);
       }
       return 'applied';
     });
+    // Committed: the row is there for the relay to read.
+    if (wakeRelay) relay?.wake();
+    return outcome;
   }
 
   async function applyOnce(delivery: Delivery): Promise<{ outcome: ApplyOutcome; eventType: string }> {
