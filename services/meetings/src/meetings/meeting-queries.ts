@@ -257,6 +257,14 @@ export interface MeetingExtra {
   joins?: string;
 }
 
+/** What meetingRowsSql reads from: the tables, or relations with their columns (a statement's RETURNING rows). */
+export interface MeetingSources {
+  meetings: string;
+  invitees: string;
+}
+
+export const meetingTables: MeetingSources = { meetings: 'meetings', invitees: 'invitees' };
+
 /**
  * The SELECT of the user's meeting `m.<key> = valueSql` and its invitees: a row per invitee (one
  * with no invitee columns when it has none), the meeting's columns and `extra`'s on each. For a
@@ -268,12 +276,13 @@ export function meetingRowsSql(
   key: 'id' | 'scheduled_event_uri',
   valueSql: string,
   extra?: MeetingExtra,
+  from: MeetingSources = meetingTables,
 ): string {
   return `SELECT ${meetingColumns},
        ${inviteeColumns(inviteePrefix)}${extra ? `,\n       ${extra.columns}` : ''}
-       FROM meetings m
+       FROM ${from.meetings} m
        ${extra?.joins ?? ''}
-       LEFT JOIN invitees i ON i.user_id = m.user_id AND i.meeting_id = m.id
+       LEFT JOIN ${from.invitees} i ON i.user_id = m.user_id AND i.meeting_id = m.id
       WHERE m.user_id = ${userIdSql} AND m.${key} = ${valueSql}`;
 }
 

@@ -6,6 +6,7 @@ import {
   meetingFromRows,
   meetingRowsOrder,
   meetingRowsSql,
+  meetingTables,
   readMeeting,
   type MeetingExtra,
   type MeetingRecord,
@@ -60,7 +61,7 @@ ON CONFLICT (user_id, scheduled_event_uri) DO UPDATE SET
     THEN excluded.active_invitees ELSE m.active_invitees END,
   counter_version = GREATEST(m.counter_version, excluded.counter_version),
   updated_at = now()
-RETURNING id`;
+RETURNING *`;
 
 const inviteeDetailColumns = [
   'name',
@@ -93,7 +94,8 @@ ON CONFLICT (user_id, uri) DO UPDATE SET
   canceler_type = COALESCE(i.canceler_type, excluded.canceler_type),
   canceled_at = COALESCE(i.canceled_at, excluded.canceled_at),
   rescheduled = i.rescheduled OR excluded.rescheduled,
-  updated_at = now()`;
+  updated_at = now()
+RETURNING *`;
 
 /** The meeting's column values, in upsertMeetingSql's order. */
 function meetingValues(change: InviteeChange): unknown[] {
@@ -154,24 +156,25 @@ function inviteeValues(change: InviteeChange): unknown[] {
 const claimSql = `INSERT INTO inbox (user_id, delivery_key, event_type, outcome) VALUES ($1, $2, $3, $4)
   ON CONFLICT (user_id, delivery_key) DO NOTHING`;
 
-// What deriveMeetingStatus needs, as columns beside a meeting's (readMeeting): read with the
-// meeting after this delivery's upserts, so the after-snapshot and the status cost one query.
-const statusInputs: MeetingExtra = {
+// What deriveMeetingStatus needs, as columns beside a meeting's (meetingRowsSql), over `invitees`
+// (the table, or what a statement reads as the meeting's invitees): read with the meeting after
+// this delivery's upserts, so the after-snapshot and the status cost no query of their own.
+const statusInputs = (invitees: string): MeetingExtra => ({
   columns: `m.event_status AS status_event_status, m.event_canceled_by AS status_event_canceled_by,
     m.event_cancel_reason AS status_event_cancel_reason, m.event_canceler_type AS status_event_canceler_type,
     m.event_canceled_at AS status_event_canceled_at, m.active_invitees AS status_active_invitees,
-    (SELECT count(*)::int FROM invitees k WHERE k.user_id = m.user_id AND k.meeting_id = m.id) AS status_known,
-    (SELECT count(*)::int FROM invitees k
+    (SELECT count(*)::int FROM ${invitees} k WHERE k.user_id = m.user_id AND k.meeting_id = m.id) AS status_known,
+    (SELECT count(*)::int FROM ${invitees} k
       WHERE k.user_id = m.user_id AND k.meeting_id = m.id AND k.status = 'active') AS status_active_known,
     last.canceled_by AS status_canceled_by, last.cancel_reason AS status_cancel_reason,
     last.canceler_type AS status_canceler_type, last.canceled_at AS status_canceled_at,
     m.canceled_by AS status_stored_canceled_by, m.cancel_reason AS status_stored_cancel_reason,
     m.canceler_type AS status_stored_canceler_type, m.canceled_at AS status_stored_canceled_at`,
   joins: `LEFT JOIN LATERAL (
-    SELECT canceled_by, cancel_reason, canceler_type, canceled_at FROM invitees k
+    SELECT canceled_by, cancel_reason, canceler_type, canceled_at FROM ${invitees} k
      WHERE k.user_id = m.user_id AND k.meeting_id = m.id AND k.status = 'canceled'
      ORDER BY canceled_at DESC NULLS LAST, uri LIMIT 1) last ON true`,
-};
+});
 
 interface StatusInputsRow {
   status_event_status: string;
@@ -191,6 +194,9 @@ interface StatusInputsRow {
   status_stored_canceler_type: string | null;
   status_stored_canceled_at: Date | null;
 }
+
+/** A meeting read with its status inputs (meetingFromRows of meetingRowsSql with statusInputs). */
+export type MeetingWithStatusInputs = { meeting: MeetingRecord; extra: StatusInputsRow };
 
 function cancellationFrom(
   canceledBy: string | null,
@@ -258,17 +264,25 @@ export const meetingWrites = {
 
   /**
    * Upserts the meeting (locking its row for the rest of the transaction) and the invitee in it,
-   * in one statement, and answers the meeting's id and the meeting as it was before (read in the
-   * same statement, whose parts all see the state from before it: the change-feed's
-   * before-snapshot, exactly as a query just before the upserts would read it under the user's lock).
+   * in one statement, and answers the meeting as it was before and as the statement left it, with
+   * its status inputs. Every part of a statement sees the state from before it, so `before` is
+   * the change-feed's before-snapshot, exactly as a query just before the upserts would read it
+   * under the user's lock; `after` reads the meeting and the invitee from the upserts' own
+   * RETURNING rows and the meeting's other invitees (which the statement does not touch) from
+   * the table: what a query just after it would read.
    */
   async upsertMeetingAndInvitee(
     client: PoolClient,
     change: InviteeChange,
-  ): Promise<{ meetingId: string; before: MeetingRecord | null }> {
+  ): Promise<{ before: MeetingRecord | null; after: MeetingWithStatusInputs }> {
     const values: unknown[] = [];
     const bind = (value: unknown) => `$${values.push(value)}`;
-    const before = meetingRowsSql(bind(change.userId), 'scheduled_event_uri', bind(change.meeting.uri));
+    const before = meetingRowsSql(
+      bind(change.userId),
+      'scheduled_event_uri',
+      bind(change.meeting.uri),
+      statusInputs(meetingTables.invitees),
+    );
     const meeting = upsertMeetingSql(meetingValues(change).map(bind).join(', '));
     const invitee = upsertInviteeSql(
       [
@@ -278,18 +292,28 @@ export const meetingWrites = {
         ...inviteeValues(change).map(bind),
       ].join(', '),
     );
-    const { rows } = await client.query<Record<string, unknown> & { upserted_id: string; id: string | null }>(
+    const afterInvitees = `(SELECT * FROM invitees
+        WHERE NOT (user_id = ${bind(change.userId)} AND uri = ${bind(change.invitee.uri)})
+      UNION ALL SELECT * FROM invitee)`;
+    const after = meetingRowsSql(
+      bind(change.userId),
+      'scheduled_event_uri',
+      bind(change.meeting.uri),
+      statusInputs(afterInvitees),
+      { meetings: 'meeting', invitees: afterInvitees },
+    );
+    const { rows } = await client.query<Record<string, unknown> & { snapshot: 'before' | 'after' }>(
       prepared(
-        `WITH before AS (${before}), meeting AS (${meeting}), invitee AS (${invitee})
-         SELECT (SELECT id FROM meeting) AS upserted_id, before.*
-           FROM (SELECT 1) AS upsert LEFT JOIN before ON true
-          ORDER BY ${meetingRowsOrder}`,
+        `WITH before AS (${before}), meeting AS (${meeting}), invitee AS (${invitee}), after AS (${after})
+         SELECT 'after' AS snapshot, after.* FROM after
+         UNION ALL SELECT 'before', before.* FROM before
+         ORDER BY snapshot, ${meetingRowsOrder}`,
         values,
       ),
     );
     return {
-      meetingId: rows[0]!.upserted_id,
-      before: meetingFromRows(rows.filter((row) => row.id !== null))?.meeting ?? null,
+      before: meetingFromRows(rows.filter((row) => row.snapshot === 'before'))?.meeting ?? null,
+      after: meetingFromRows<StatusInputsRow>(rows.filter((row) => row.snapshot === 'after'))!,
     };
   },
 
@@ -308,12 +332,23 @@ export const meetingWrites = {
   },
 
   /**
-   * Derives the meeting's status from what is stored now (after this delivery's upserts) and
-   * writes it when it differs from the stored one, then answers the meeting as stored: most
-   * deliveries leave the status as it was, and then the derivation and the answer are one query.
+   * Derives the meeting's status from what is stored now (after this delivery's writes: `read`,
+   * or read here) and writes it when it differs from the stored one, then answers the meeting as
+   * stored: most deliveries leave the status as it was, and then this costs no further query.
    */
-  async settleStatus(client: PoolClient, userId: string, meetingId: string): Promise<MeetingRecord> {
-    const read = (await readMeeting<StatusInputsRow>(client, userId, 'id', meetingId, statusInputs))!;
+  async settleStatus(
+    client: PoolClient,
+    userId: string,
+    meetingId: string,
+    read?: MeetingWithStatusInputs,
+  ): Promise<MeetingRecord> {
+    read ??= (await readMeeting<StatusInputsRow>(
+      client,
+      userId,
+      'id',
+      meetingId,
+      statusInputs(meetingTables.invitees),
+    ))!;
     const row = read.extra;
     const status = deriveMeetingStatus(statusInputsOf(row));
     const stored: MeetingStatus = {

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { meetingsV1 } from '@calsync/proto';
 import { connectDedicated, createLogger, createPool, inTransaction, type Pool } from '@calsync/service-kit';
 import { createTestDatabase, waitFor, type TestDatabase } from '@calsync/service-kit/testing';
 import { deliveryKeyOf, fakeCalendlyAccount, type Delivery as CalendlyDelivery } from '../../test/calendly-fixtures';
 import { lockUserChanges, outboxChannel } from '../feed/meeting-changes';
 import { createOutboxRelay } from '../feed/outbox-relay';
+import { readMeeting } from './meeting-queries';
+import { toMeeting } from './meeting-proto';
 import { migrateSchema } from '../migrations';
 import type { Delivery } from './calendly-payload';
 import { createMeetingsApplier, type MeetingsApplier } from './meetings-applier';
@@ -74,19 +77,51 @@ const waitingForAdvisoryLock = async () =>
     )
   ).rows[0]!.n;
 
-it('costs 6 round trips for a new booking, 4 for a duplicate', async () => {
+it('costs 5 round trips for a new booking, 4 for a duplicate', async () => {
   const userId = `rt-${randomUUID()}`;
   const { delivery } = fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' });
   roundTrips = 0;
   await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('applied');
-  // BEGIN, claim + lock, before + meeting + invitee, after + status, outbox + log, COMMIT.
-  expect(roundTrips).toBe(6);
+  // BEGIN, claim + lock, before + meeting + invitee + after + status, outbox + log, COMMIT.
+  expect(roundTrips).toBe(5);
   roundTrips = 0;
   await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('duplicate');
   // BEGIN, claim (no lock), log, COMMIT.
   expect(roundTrips).toBe(4);
   expect(await count('outbox', userId)).toBe(1);
   expect(await count('delivery_log', userId)).toBe(2);
+});
+
+it('records each change with the meeting exactly as a read after the commit finds it', async () => {
+  // The after-snapshot comes from the upserting statement itself (its RETURNING rows and the
+  // other invitees as they were): it must be what GetMeeting answers once the change committed.
+  const userId = `after-${randomUUID()}`;
+  const cal = fakeCalendlyAccount();
+  const group = cal.book({ start: '2026-06-01T10:00:00Z', limit: 3 });
+  const seat = cal.join(group.event, { name: 'Second Seat' });
+  const single = cal.book({ start: '2026-06-02T10:00:00Z' });
+  const moved = cal.reschedule(single.invitee, '2026-06-03T10:00:00Z');
+  const steps = [
+    group.delivery,
+    seat.delivery,
+    cal.markNoShow(group.invitee),
+    cal.cancel(seat.invitee, { cancelerType: 'invitee', reason: 'cannot come' }),
+    cal.cancel(group.invitee, { cancelerType: 'host', reason: 'ill' }),
+    single.delivery,
+    moved.canceled,
+    moved.created,
+  ];
+  for (const [step, delivery] of steps.entries()) {
+    await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('applied');
+    const { rows } = await other.query<{ message: Buffer }>(
+      'SELECT message FROM outbox WHERE user_id = $1 ORDER BY seq DESC LIMIT 1',
+      [userId],
+    );
+    const change = meetingsV1.MeetingChanged.decode(rows[0]!.message);
+    const stored = await readMeeting(other, userId, 'id', change.meetingId);
+    expect({ step, meeting: change.meeting }).toEqual({ step, meeting: toMeeting(stored!.meeting) });
+  }
+  expect(await count('outbox', userId)).toBe(steps.length);
 });
 
 it("takes the user's lock only for a fresh delivery: a duplicate waits for nobody", async () => {

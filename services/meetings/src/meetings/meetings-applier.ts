@@ -58,8 +58,9 @@ export function createMeetingsApplier(deps: {
 
   // Every step is one round trip, and each costs CPU here and in Postgres: the claim takes the
   // user's lock in the same statement; the meeting and its invitee are upserted together, in the
-  // statement that reads the before-snapshot; the after-snapshot is read with the status inputs;
-  // and the change's outbox row and the delivery's log row go together. The relay hears of the
+  // statement that reads the before-snapshot and the after-snapshot with the status inputs (read
+  // again only after a reschedule link); and the change's outbox row and the delivery's log row go
+  // together. The relay hears of the
   // change by the NOTIFY in that statement, or, while this process's relay leads, by a call after
   // the commit: a notification less for Postgres to deliver and for this process to read.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
@@ -74,13 +75,16 @@ export function createMeetingsApplier(deps: {
         await logDelivery(client, delivery, change.eventType, 'duplicate');
         return 'duplicate';
       }
-      const { meetingId, before } = await meetingWrites.upsertMeetingAndInvitee(client, change);
+      const { before, after: written } = await meetingWrites.upsertMeetingAndInvitee(client, change);
+      const meetingId = written.meeting.id;
       const { invitee } = change;
       if (invitee.oldInviteeUri)
         await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
       if (invitee.newInviteeUri)
         await meetingWrites.linkReschedule(client, change.userId, invitee.uri, invitee.newInviteeUri);
-      const after = await meetingWrites.settleStatus(client, change.userId, meetingId);
+      // A reschedule link changes what the invitees read (their old and new invitee): read them again.
+      const linked = Boolean(invitee.oldInviteeUri || invitee.newInviteeUri);
+      const after = await meetingWrites.settleStatus(client, change.userId, meetingId, linked ? undefined : written);
       const kind = changeKindOf(before, after, {
         eventType: change.eventType,
         rescheduled: invitee.rescheduled || Boolean(invitee.newInviteeUri),
