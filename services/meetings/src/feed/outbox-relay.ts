@@ -35,7 +35,8 @@ interface OutboxRow {
 /**
  * Moves outbox rows to the change feed. One replica relays at a time (it holds a session
  * advisory lock on a connection of its own; the others wait for it), woken by NOTIFY at each
- * commit (or directly by a writer in its own process, LocalRelay) and by a timer. A user's rows are published one after another in seq order, different
+ * commit (or directly by a writer in its own process, LocalRelay) and by a timer. A user's rows
+ * are published one after another in seq order, different
  * users' side by side; a row is deleted only after the feed acknowledged it (by the next batch's
  * statement, or at stop). A relay that dies between the two republishes the row under the same
  * message id, which JetStream's duplicate window drops, so consumers see every change once.

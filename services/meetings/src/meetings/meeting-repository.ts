@@ -277,31 +277,21 @@ export const meetingWrites = {
   ): Promise<{ before: MeetingRecord | null; after: MeetingWithStatusInputs }> {
     const values: unknown[] = [];
     const bind = (value: unknown) => `$${values.push(value)}`;
-    const before = meetingRowsSql(
-      bind(change.userId),
-      'scheduled_event_uri',
-      bind(change.meeting.uri),
-      statusInputs(meetingTables.invitees),
-    );
+    // Each bound once, for every part of the statement that names it.
+    const userId = bind(change.userId);
+    const meetingUri = bind(change.meeting.uri);
+    const inviteeUri = bind(change.invitee.uri);
+    const before = meetingRowsSql(userId, 'scheduled_event_uri', meetingUri, statusInputs(meetingTables.invitees));
     const meeting = upsertMeetingSql(meetingValues(change).map(bind).join(', '));
     const invitee = upsertInviteeSql(
-      [
-        bind(change.userId),
-        bind(change.invitee.uri),
-        '(SELECT id FROM meeting)',
-        ...inviteeValues(change).map(bind),
-      ].join(', '),
+      [userId, inviteeUri, '(SELECT id FROM meeting)', ...inviteeValues(change).map(bind)].join(', '),
     );
-    const afterInvitees = `(SELECT * FROM invitees
-        WHERE NOT (user_id = ${bind(change.userId)} AND uri = ${bind(change.invitee.uri)})
+    const afterInvitees = `(SELECT * FROM invitees WHERE NOT (user_id = ${userId} AND uri = ${inviteeUri})
       UNION ALL SELECT * FROM invitee)`;
-    const after = meetingRowsSql(
-      bind(change.userId),
-      'scheduled_event_uri',
-      bind(change.meeting.uri),
-      statusInputs(afterInvitees),
-      { meetings: 'meeting', invitees: afterInvitees },
-    );
+    const after = meetingRowsSql(userId, 'scheduled_event_uri', meetingUri, statusInputs(afterInvitees), {
+      meetings: 'meeting',
+      invitees: afterInvitees,
+    });
     const { rows } = await client.query<Record<string, unknown> & { snapshot: 'before' | 'after' }>(
       prepared(
         `WITH before AS (${before}), meeting AS (${meeting}), invitee AS (${invitee}), after AS (${after})

@@ -60,9 +60,9 @@ export function createMeetingsApplier(deps: {
   // user's lock in the same statement; the meeting and its invitee are upserted together, in the
   // statement that reads the before-snapshot and the after-snapshot with the status inputs (read
   // again only after a reschedule link); and the change's outbox row and the delivery's log row go
-  // together. The relay hears of the
-  // change by the NOTIFY in that statement, or, while this process's relay leads, by a call after
-  // the commit: a notification less for Postgres to deliver and for this process to read.
+  // together. The relay hears of the change by the NOTIFY in that statement, or, while this
+  // process's relay leads, by a call after the commit: a notification less for Postgres to deliver
+  // and for this process to read.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
     let wakeRelay = false;
     const outcome = await inTransaction(pool, async (client): Promise<ApplyOutcome> => {
@@ -91,7 +91,7 @@ export function createMeetingsApplier(deps: {
       });
       const entry = logEntry(delivery, change.eventType, 'applied');
       if (kind) {
-        // Decided per attempt: a retried transaction asks again.
+        // Asked as late as possible before the commit; a retried delivery asks again.
         wakeRelay = relay?.leading() ?? false;
         await recordChange(
           client,
