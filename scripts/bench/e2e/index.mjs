@@ -90,7 +90,9 @@ async function main() {
       natsSubjectPrefix: prefix,
       logLevel: 'info',
       extraEnv: { meetings: { CONSUMER_CONCURRENCY: values['consumer-concurrency'] } },
-      nodeArgs: values['cpu-prof'] ? Object.fromEntries(calsyncServices.map((service) => [service, cpuProfArgs])) : {},
+      nodeArgs: values['cpu-prof']
+        ? Object.fromEntries([...calsyncServices, 'calendly-sim'].map((service) => [service, cpuProfArgs]))
+        : {},
     });
     cleanup.add(system.stop);
     const { gateway, simulator } = system.urls;
@@ -100,6 +102,7 @@ async function main() {
     const nc = await connect({ servers: natsUrl });
     cleanup.add(() => nc.close());
     const seen = new Map(); // invitee uri -> ms when its change arrived
+    const changedAt = new Map(); // invitee uri -> ms when meetings recorded its change (before its commit)
     const feed = nc.subscribe(`${prefix}.meetings.changed.>`);
     void (async () => {
       for await (const message of feed) {
@@ -107,7 +110,10 @@ async function main() {
         const change = meetingsV1.MeetingChanged.decode(message.data);
         if (change.kind !== meetingsV1.MeetingChangeKind.MEETING_CHANGE_KIND_CREATED) continue;
         for (const invitee of change.meeting?.invitees ?? [])
-          if (!seen.has(invitee.uri)) seen.set(invitee.uri, arrived);
+          if (!seen.has(invitee.uri)) {
+            seen.set(invitee.uri, arrived);
+            if (change.changedAt) changedAt.set(invitee.uri, change.changedAt.getTime());
+          }
       }
     })();
 
@@ -249,22 +255,39 @@ async function main() {
 
       const attempts = await newAttempts();
       const firstStart = new Map(); // invitee uri -> first attempt's start
+      const firstAnswered = new Map(); // invitee uri -> when the gateway answered the first attempt
       const refused = new Map(); // status (or error) -> count
       for (const attempt of attempts) {
         const uri = JSON.parse(attempt.body)?.payload?.uri;
-        if (attempt.attempt === 1) firstStart.set(uri, new Date(attempt.started_at).getTime());
+        if (attempt.attempt === 1) {
+          firstStart.set(uri, new Date(attempt.started_at).getTime());
+          firstAnswered.set(uri, new Date(attempt.started_at).getTime() + attempt.duration_ms);
+        }
         if (attempt.outcome === 'failed') {
           const why = attempt.status ?? attempt.error ?? 'unknown';
           refused.set(why, (refused.get(why) ?? 0) + 1);
         }
       }
       const latencies = [];
+      // The same path in three legs (one clock: every process runs on this machine): the gateway's
+      // answer (verify, JetStream ack), from there to meetings recording the change (the consumer's
+      // queue and the apply up to its last statement), and from there to the subscriber (the commit,
+      // the relay and the feed).
+      const legs = { ingress: [], apply: [], relay: [] };
       for (const uri of booked) {
         const arrived = seen.get(uri);
         const sent = firstStart.get(uri);
-        if (arrived !== undefined && sent !== undefined) latencies.push(arrived - sent);
+        if (arrived === undefined || sent === undefined) continue;
+        latencies.push(arrived - sent);
+        const answered = firstAnswered.get(uri);
+        const recorded = changedAt.get(uri);
+        if (answered === undefined || recorded === undefined) continue;
+        legs.ingress.push(answered - sent);
+        legs.apply.push(recorded - answered);
+        legs.relay.push(arrived - recorded);
       }
       latencies.sort((a, b) => a - b);
+      for (const leg of Object.values(legs)) leg.sort((a, b) => a - b);
       const missing = booked.filter((uri) => !seen.has(uri)).length;
       const achieved = total / issuedIn;
       // Where the CPU went while the bookings were issued and carried: the machine's share busy,
@@ -304,6 +327,12 @@ async function main() {
         say(`  p99             ${percentile(latencies, 99)} ms`);
         say(`  max             ${latencies[latencies.length - 1]} ms`);
       }
+      if (legs.ingress.length > 0)
+        say(
+          `  legs p50 / p99  ${Object.entries(legs)
+            .map(([name, leg]) => `${name} ${Math.round(percentile(leg, 50))} / ${Math.round(percentile(leg, 99))} ms`)
+            .join(', ')} (ingress: delivery start -> gateway's 2xx; apply: -> change recorded; relay: -> received)`,
+        );
       for (const [name] of services) {
         const { cpu } = cpuShares.find((meter) => meter.name === name);
         say(
