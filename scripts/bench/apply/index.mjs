@@ -10,7 +10,7 @@
 // Every delivery is a webhook delivery (so it is logged) of a new booking (invitee.created of a
 // scheduled event not seen before), spread round-robin over `--users` users and applied
 // `--concurrency` at a time (the service's CONSUMER_CONCURRENCY default is 4). Round trips are
-// counted by wrapping the query method of every pooled connection.
+// counted as the server's ReadyForQuery messages on every pooled connection.
 //
 // With `--baseline DIR` (another meetings build: DIR/dist and DIR/migrations, e.g. a copy of
 // services/meetings/{dist,migrations} taken before a change), the baseline and this build run in
@@ -92,11 +92,8 @@ async function measure(build, databaseUrl, round, log) {
   const backends = new Set();
   pool.on('connect', (client) => {
     backends.add(client.processID);
-    const query = client.query;
-    client.query = function countedQuery(...args) {
-      roundTrips++;
-      return query.apply(this, args);
-    };
+    // A round trip ends with the server's ReadyForQuery, however many statements it carried.
+    client.connection.on('readyForQuery', () => roundTrips++);
   });
   try {
     const applier = build.applier.createMeetingsApplier({ pool, log });

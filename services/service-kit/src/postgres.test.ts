@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, type PoolClient } from 'pg';
-import { connectDedicated, createPool, inTransaction, migrate, prepared } from './postgres';
+import {
+  connectDedicated,
+  createPool,
+  inTransaction,
+  inTransactionWithFewerRoundTrips,
+  migrate,
+  prepared,
+  type Pool,
+} from './postgres';
 import { captureLogger } from './testing/log-capture';
 import { createTestDatabase, type TestDatabase } from './testing/infra';
 
@@ -94,6 +102,116 @@ describe('inTransaction', () => {
     } finally {
       await pool.end();
     }
+  });
+});
+
+describe('inTransactionWithFewerRoundTrips', () => {
+  let pool: Pool;
+  // Round trips on the pool's one connection: each ends with the server's ReadyForQuery.
+  let roundTrips = 0;
+  const readTable = async () =>
+    (await pool.query<{ id: number; note: string }>('SELECT id, note FROM ledger ORDER BY id')).rows;
+  const insert = (id: number, note: string) =>
+    prepared('INSERT INTO ledger (id, note) VALUES ($1, $2) RETURNING id, note, txid_current()::text AS tx', [
+      id,
+      note,
+    ]);
+
+  beforeAll(async () => {
+    pool = createPool({ url: database.url, schema: 'public', max: 1, log: captureLogger().log });
+    pool.on('connect', (client) => {
+      (client as unknown as { connection: NodeJS.EventEmitter }).connection.on('readyForQuery', () => roundTrips++);
+    });
+    await pool.query('CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)');
+  });
+  beforeEach(async () => {
+    await pool.query('TRUNCATE ledger');
+    roundTrips = 0;
+  });
+  afterAll(async () => {
+    await pool.end();
+  });
+
+  it('sends BEGIN with the first statement and COMMIT with the last, once the statement is known', async () => {
+    // The first use on a connection parses the statement in a round trip of its own.
+    await inTransactionWithFewerRoundTrips(pool, async (tx) => tx.commitWith(insert(1, 'one')));
+    roundTrips = 0;
+    const results = await inTransactionWithFewerRoundTrips(pool, async (tx) => {
+      const first = await tx.query<{ id: number; note: string; tx: string }>(insert(2, 'two'));
+      const last = await tx.commitWith<{ id: number; note: string; tx: string }>(insert(3, 'three'));
+      return [first.rows, last.rows];
+    });
+    expect(roundTrips).toBe(2);
+    // Each answers its own statement's rows, both from one transaction.
+    expect(results[0]).toEqual([{ id: 2, note: 'two', tx: expect.any(String) }]);
+    expect(results[1]).toEqual([{ id: 3, note: 'three', tx: results[0][0].tx }]);
+    expect(await readTable()).toEqual([
+      { id: 1, note: 'one' },
+      { id: 2, note: 'two' },
+      { id: 3, note: 'three' },
+    ]);
+  });
+
+  it('commits by itself when the work ends without commitWith, and sends nothing for no statement', async () => {
+    await inTransactionWithFewerRoundTrips(pool, async (tx) => {
+      await tx.query('INSERT INTO ledger (id, note) VALUES ($1, $2)', [1, 'one']);
+    });
+    expect(await readTable()).toEqual([{ id: 1, note: 'one' }]);
+    roundTrips = 0;
+    expect(await inTransactionWithFewerRoundTrips(pool, async () => 'nothing')).toBe('nothing');
+    expect(roundTrips).toBe(0);
+  });
+
+  it('rolls back everything when the last statement fails, and Postgres skips its COMMIT', async () => {
+    await inTransactionWithFewerRoundTrips(pool, async (tx) => tx.commitWith(insert(1, 'one')));
+    await expect(
+      inTransactionWithFewerRoundTrips(pool, async (tx) => {
+        await tx.query(insert(2, 'two'));
+        // A duplicate key: the statement fails, so the COMMIT behind it never runs.
+        await tx.commitWith(insert(1, 'again'));
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await readTable()).toEqual([{ id: 1, note: 'one' }]);
+    // The connection is out of the failed transaction: the next one on it commits.
+    await inTransactionWithFewerRoundTrips(pool, async (tx) => tx.commitWith(insert(4, 'four')));
+    expect(await readTable()).toEqual([
+      { id: 1, note: 'one' },
+      { id: 4, note: 'four' },
+    ]);
+  });
+
+  it('rolls back when the first statement fails or the work throws, and refuses a statement after the commit', async () => {
+    await expect(
+      inTransactionWithFewerRoundTrips(pool, async (tx) => {
+        await tx.query(prepared('SELECT 1 / $1::int', [0]));
+      }),
+    ).rejects.toMatchObject({ code: '22012' });
+    await expect(
+      inTransactionWithFewerRoundTrips(pool, async (tx) => {
+        await tx.query(insert(5, 'five'));
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    await expect(
+      inTransactionWithFewerRoundTrips(pool, async (tx) => {
+        await tx.commitWith(insert(6, 'six'));
+        await tx.query(insert(7, 'seven'));
+      }),
+    ).rejects.toThrow('nothing may run after commitWith');
+    expect(await readTable()).toEqual([{ id: 6, note: 'six' }]);
+  });
+
+  it('keeps a statement that failed to parse unknown to the connection', async () => {
+    const broken = prepared('SELEC $1::int', [1]);
+    for (let attempt = 0; attempt < 2; attempt++)
+      await expect(inTransactionWithFewerRoundTrips(pool, async (tx) => tx.query(broken))).rejects.toMatchObject({
+        code: '42601',
+      });
+    // The connection goes on, and parses a good statement as before.
+    const { rows } = await inTransactionWithFewerRoundTrips(pool, async (tx) =>
+      tx.commitWith(prepared('SELECT $1::int + 1 AS n', [1])),
+    );
+    expect(rows).toEqual([{ n: 2 }]);
   });
 });
 

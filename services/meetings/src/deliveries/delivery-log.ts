@@ -1,4 +1,11 @@
-import { pageSizeOf, prepared, type PageSizeBounds, type Pool, type PoolClient } from '@calsync/service-kit';
+import {
+  pageSizeOf,
+  prepared,
+  type PageSizeBounds,
+  type Pool,
+  type Queryable,
+  type QueryConfig,
+} from '@calsync/service-kit';
 import { InvalidQueryError } from '../meetings/meeting-queries';
 
 /** What became of a received delivery: the meetings applier's outcomes, and the dead-letter stream's. */
@@ -67,13 +74,16 @@ export function recordDeliverySql(entry: DeliveryLogInput, bind: (value: unknown
  * Records one received delivery on the caller's connection (inside the transaction that decided
  * its outcome, so an applied delivery and its log row commit together).
  */
-export async function recordDelivery(db: Pool | PoolClient, entry: DeliveryLogInput): Promise<void> {
+export async function recordDelivery(db: Queryable, entry: DeliveryLogInput): Promise<void> {
+  await db.query(recordDeliveryStatement(entry));
+}
+
+/** recordDelivery's statement, for a caller that runs it itself (as its transaction's last). */
+export function recordDeliveryStatement(entry: DeliveryLogInput): QueryConfig<unknown[]> {
   const values: unknown[] = [];
-  await db.query(
-    prepared(
-      recordDeliverySql(entry, (value) => `$${values.push(value)}`),
-      values,
-    ),
+  return prepared(
+    recordDeliverySql(entry, (value) => `$${values.push(value)}`),
+    values,
   );
 }
 

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { meetingsV1, reusingEncoder } from '@calsync/proto';
-import { lockForTransaction, prepared, transactionLockSql, type LockKey, type PoolClient } from '@calsync/service-kit';
+import {
+  lockForTransaction,
+  prepared,
+  transactionLockSql,
+  type LockKey,
+  type PoolClient,
+  type QueryConfig,
+} from '@calsync/service-kit';
 import { toMeeting } from '../meetings/meeting-proto';
 import type { MeetingRecord } from '../meetings/meeting-queries';
 
@@ -60,15 +67,15 @@ export function lockUserChangesSql(userId: string, bind: (value: string) => stri
 export type AlongsideStatement = (bind: (value: unknown) => string) => string;
 
 /**
- * Writes the change's MeetingChanged into the outbox on the caller's transaction, and `alongside`
- * (e.g. the delivery's log row) in the same statement. `notify: false` leaves out the relay's
- * NOTIFY, for a caller that wakes the relay itself once the transaction committed.
+ * The statement that writes the change's MeetingChanged into the outbox, and `alongside` (e.g.
+ * the delivery's log row) with it, for the caller to run on its transaction (as its last, with the
+ * COMMIT: `Transaction.commitWith`). `notify: false` leaves out the relay's NOTIFY, for a caller
+ * that wakes the relay itself once the transaction committed.
  */
-export async function recordChange(
-  client: PoolClient,
+export function recordChangeStatement(
   input: { userId: string; kind: MeetingChangeKind; meeting: MeetingRecord; eventType: string; changedAt?: Date },
   options: { alongside?: AlongsideStatement; notify: boolean },
-): Promise<string> {
+): { changeId: string; statement: QueryConfig<unknown[]> } {
   const changeId = randomUUID();
   const message = encodeMeetingChanged({
     changeId,
@@ -82,17 +89,15 @@ export async function recordChange(
   });
   // A Buffer view of the encoder's copy (node-postgres sends Buffers as bytea), not a second copy.
   const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  // One round trip: the row, and the relay's wake-up (sent at commit, never for a rollback) unless
+  // One statement: the row, and the relay's wake-up (sent at commit, never for a rollback) unless
   // the caller wakes it.
   const values: unknown[] = [changeId, input.userId, bytes];
   const other = options.alongside?.((value) => `$${values.push(value)}`);
-  await client.query(
-    prepared(
-      `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
+  const statement = prepared(
+    `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
      ${other ? `, alongside AS (${other})` : ''}
      SELECT ${options.notify ? `pg_notify('${outboxChannel}', '')` : '1'} FROM change`,
-      values,
-    ),
+    values,
   );
-  return changeId;
+  return { changeId, statement };
 }

@@ -1,4 +1,4 @@
-import { pageSizeOf, prepared, type Pool, type PoolClient } from '@calsync/service-kit';
+import { pageSizeOf, prepared, type Pool, type PoolClient, type Queryable } from '@calsync/service-kit';
 import { z } from 'zod';
 
 /** A read request the caller got wrong (bad page size, cursor or window). */
@@ -301,7 +301,7 @@ export function meetingFromRows<Extra extends object = object>(
 
 /** The user's meeting and its invitees (and `extra`'s columns) in one query; null when the user has no such meeting. */
 export async function readMeeting<Extra extends object = object>(
-  db: Pool | PoolClient,
+  db: Queryable,
   userId: string,
   key: 'id' | 'scheduled_event_uri',
   value: string,

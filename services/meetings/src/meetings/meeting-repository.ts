@@ -1,4 +1,4 @@
-import { prepared, type PoolClient } from '@calsync/service-kit';
+import { prepared, type Queryable } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
 import { isDeepStrictEqual } from 'node:util';
 import { lockUserChangesSql } from '../feed/meeting-changes';
@@ -233,7 +233,7 @@ function statusInputsOf(row: StatusInputsRow): MeetingStatusInputs {
 export const meetingWrites = {
   /** Records the delivery key; false when this user already had it (a duplicate). */
   async claimDelivery(
-    client: PoolClient,
+    client: Queryable,
     input: { userId: string; deliveryKey: string; eventType: string; outcome: 'applied' | 'ignored' },
   ): Promise<boolean> {
     const result = await client.query(
@@ -248,7 +248,7 @@ export const meetingWrites = {
    * here to its commit, exactly as if the two ran one after the other.
    */
   async claimDeliveryLockingUser(
-    client: PoolClient,
+    client: Queryable,
     input: { userId: string; deliveryKey: string; eventType: string },
   ): Promise<boolean> {
     const values: unknown[] = [input.userId, input.deliveryKey, input.eventType, 'applied'];
@@ -272,7 +272,7 @@ export const meetingWrites = {
    * the table: what a query just after it would read.
    */
   async upsertMeetingAndInvitee(
-    client: PoolClient,
+    client: Queryable,
     change: InviteeChange,
   ): Promise<{ before: MeetingRecord | null; after: MeetingWithStatusInputs }> {
     const values: unknown[] = [];
@@ -308,12 +308,7 @@ export const meetingWrites = {
   },
 
   /** Records that `oldInviteeUri` was rescheduled to `newInviteeUri`; either may not be stored yet. */
-  async linkReschedule(
-    client: PoolClient,
-    userId: string,
-    oldInviteeUri: string,
-    newInviteeUri: string,
-  ): Promise<void> {
+  async linkReschedule(client: Queryable, userId: string, oldInviteeUri: string, newInviteeUri: string): Promise<void> {
     await client.query(
       `INSERT INTO reschedules (user_id, old_invitee_uri, new_invitee_uri) VALUES ($1, $2, $3)
        ON CONFLICT DO NOTHING`,
@@ -327,7 +322,7 @@ export const meetingWrites = {
    * stored: most deliveries leave the status as it was, and then this costs no further query.
    */
   async settleStatus(
-    client: PoolClient,
+    client: Queryable,
     userId: string,
     meetingId: string,
     read?: MeetingWithStatusInputs,
@@ -355,7 +350,7 @@ export const meetingWrites = {
     return (await readMeeting(client, userId, 'id', meetingId))!.meeting;
   },
 
-  async setStatus(client: PoolClient, userId: string, meetingId: string, status: MeetingStatus): Promise<void> {
+  async setStatus(client: Queryable, userId: string, meetingId: string, status: MeetingStatus): Promise<void> {
     const cancellation = status.cancellation;
     await client.query(
       `UPDATE meetings SET status = $3, canceled_by = $4, cancel_reason = $5, canceler_type = $6, canceled_at = $7

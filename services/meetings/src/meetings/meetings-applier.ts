@@ -1,12 +1,12 @@
-import { inTransaction, type Logger, type Pool, type PoolClient } from '@calsync/service-kit';
+import { inTransactionWithFewerRoundTrips, type Logger, type Pool, type Transaction } from '@calsync/service-kit';
 import { parseDelivery, type Delivery, type InviteeChange } from './calendly-payload';
 import {
-  recordDelivery,
   recordDeliverySql,
+  recordDeliveryStatement,
   type DeliveryLogInput,
   type DeliveryOutcome,
 } from '../deliveries/delivery-log';
-import { changeKindOf, recordChange } from '../feed/meeting-changes';
+import { changeKindOf, recordChangeStatement } from '../feed/meeting-changes';
 import type { LocalRelay } from '../feed/outbox-relay';
 import { meetingWrites } from './meeting-repository';
 
@@ -51,55 +51,62 @@ export function createMeetingsApplier(deps: {
           receivedAt: delivery.receivedAt,
         }
       : null;
-  const logDelivery = async (client: PoolClient, delivery: Delivery, eventType: string, outcome: DeliveryOutcome) => {
+  // The transaction's last statement, with the COMMIT in its round trip; without an entry,
+  // inTransactionWithFewerRoundTrips commits on its own.
+  const logDeliveryAndCommit = async (
+    tx: Transaction,
+    delivery: Delivery,
+    eventType: string,
+    outcome: DeliveryOutcome,
+  ) => {
     const entry = logEntry(delivery, eventType, outcome);
-    if (entry) await recordDelivery(client, entry);
+    if (entry) await tx.commitWith(recordDeliveryStatement(entry));
   };
 
-  // Every step is one round trip, and each costs CPU here and in Postgres: the claim takes the
-  // user's lock in the same statement; the meeting and its invitee are upserted together, in the
-  // statement that reads the before-snapshot and the after-snapshot with the status inputs (read
-  // again only after a reschedule link); and the change's outbox row and the delivery's log row go
-  // together. The relay hears of the change by the NOTIFY in that statement, or, while this
+  // Every step is one round trip, and each costs CPU here and in Postgres: the BEGIN travels with
+  // the claim, which takes the user's lock in the same statement; the meeting and its invitee are
+  // upserted together, in the statement that reads the before-snapshot and the after-snapshot with
+  // the status inputs (read again only after a reschedule link); and the change's outbox row, the
+  // delivery's log row and the COMMIT go together. Three round trips for a new booking. The relay hears of the change by the NOTIFY in that statement, or, while this
   // process's relay leads, by a call after the commit: a notification less for Postgres to deliver
   // and for this process to read.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
     let wakeRelay = false;
-    const outcome = await inTransaction(pool, async (client): Promise<ApplyOutcome> => {
-      const fresh = await meetingWrites.claimDeliveryLockingUser(client, {
+    const outcome = await inTransactionWithFewerRoundTrips(pool, async (tx): Promise<ApplyOutcome> => {
+      const fresh = await meetingWrites.claimDeliveryLockingUser(tx, {
         userId: change.userId,
         deliveryKey: change.deliveryKey,
         eventType: change.eventType,
       });
       if (!fresh) {
-        await logDelivery(client, delivery, change.eventType, 'duplicate');
+        await logDeliveryAndCommit(tx, delivery, change.eventType, 'duplicate');
         return 'duplicate';
       }
-      const { before, after: written } = await meetingWrites.upsertMeetingAndInvitee(client, change);
+      const { before, after: written } = await meetingWrites.upsertMeetingAndInvitee(tx, change);
       const meetingId = written.meeting.id;
       const { invitee } = change;
       if (invitee.oldInviteeUri)
-        await meetingWrites.linkReschedule(client, change.userId, invitee.oldInviteeUri, invitee.uri);
+        await meetingWrites.linkReschedule(tx, change.userId, invitee.oldInviteeUri, invitee.uri);
       if (invitee.newInviteeUri)
-        await meetingWrites.linkReschedule(client, change.userId, invitee.uri, invitee.newInviteeUri);
+        await meetingWrites.linkReschedule(tx, change.userId, invitee.uri, invitee.newInviteeUri);
       // A reschedule link changes what the invitees read (their old and new invitee): read them again.
       const linked = Boolean(invitee.oldInviteeUri || invitee.newInviteeUri);
-      const after = await meetingWrites.settleStatus(client, change.userId, meetingId, linked ? undefined : written);
+      const after = await meetingWrites.settleStatus(tx, change.userId, meetingId, linked ? undefined : written);
       const kind = changeKindOf(before, after, {
         eventType: change.eventType,
         rescheduled: invitee.rescheduled || Boolean(invitee.newInviteeUri),
       });
-      const entry = logEntry(delivery, change.eventType, 'applied');
       if (kind) {
+        const entry = logEntry(delivery, change.eventType, 'applied');
         // Asked as late as possible before the commit; a retried delivery asks again.
         wakeRelay = relay?.leading() ?? false;
-        await recordChange(
-          client,
+        const { statement } = recordChangeStatement(
           { userId: change.userId, kind, meeting: after, eventType: change.eventType },
           { alongside: entry ? (bind) => recordDeliverySql(entry, bind) : undefined, notify: !wakeRelay },
         );
-      } else if (entry) {
-        await recordDelivery(client, entry);
+        await tx.commitWith(statement);
+      } else {
+        await logDeliveryAndCommit(tx, delivery, change.eventType, 'applied');
       }
       return 'applied';
     });
@@ -111,15 +118,15 @@ export function createMeetingsApplier(deps: {
   async function applyOnce(delivery: Delivery): Promise<{ outcome: ApplyOutcome; eventType: string }> {
     const parsed = parseDelivery(delivery);
     if (parsed.kind === 'ignored') {
-      const outcome = await inTransaction(pool, async (client) => {
-        const fresh = await meetingWrites.claimDelivery(client, {
+      const outcome = await inTransactionWithFewerRoundTrips(pool, async (tx) => {
+        const fresh = await meetingWrites.claimDelivery(tx, {
           userId: delivery.userId,
           deliveryKey: delivery.deliveryKey,
           eventType: parsed.eventType,
           outcome: 'ignored',
         });
         const result: ApplyOutcome = fresh ? 'ignored' : 'duplicate';
-        await logDelivery(client, delivery, parsed.eventType, result);
+        await logDeliveryAndCommit(tx, delivery, parsed.eventType, result);
         return result;
       });
       return { outcome, eventType: parsed.eventType };
