@@ -7,7 +7,8 @@
 //   node scripts/bench/e2e/index.mjs [--users 1000] [--rates 50,200,500] [--seconds 20] [--cpu-prof DIR]
 //        [--consumer-concurrency 4] [--warmup-seconds 5]
 //
-// Per rate it prints p50/p90/p99/max, the rate reached, the load average, each service's CPU per
+// Per rate it prints p50/p90/p99/max (and p50/p99 of each leg: to the gateway's 2xx, to meetings
+// recording the change, to the subscriber), the rate reached, the load average, each service's CPU per
 // booking and RSS, how busy the machine's CPU and each service were, and what broke first if
 // anything did: the simulator falling behind the asked rate, deliveries the gateway refused or
 // timed out (Calendly would retry them), the feed falling behind (changes still arriving more
