@@ -71,9 +71,15 @@ const cancelSchema = z
 const rescheduleSchema = z.object({ invitee: z.string().min(1), start_time: isoTime, end_time: isoTime }).strict();
 const inviteeRefSchema = z.object({ invitee: z.string().min(1) }).strict();
 
+/** An API resource as the control API answers it: what it names, and its fields. */
+export interface ApiResource {
+  uri: string;
+  [field: string]: unknown;
+}
+
 /** Scheduled events and invitees: what the control API changes and what the API reads. */
 export interface BookingLedger extends Durable {
-  book(body: unknown): { scheduled_event: unknown; invitee: unknown };
+  book(body: unknown): { scheduled_event: ApiResource; invitee: ApiResource };
   cancel(body: unknown): { scheduled_event: unknown; invitee: unknown };
   reschedule(body: unknown): { scheduled_event: unknown; invitee: unknown; old_invitee: unknown };
   markNoShow(body: unknown): { invitee: unknown; no_show: unknown };

@@ -6,7 +6,7 @@ import type { OAuthServer } from '../oauth/oauth-server';
 import { faultsSchema, type Faults } from '../faults/faults';
 import type { Clock } from '../http/clock';
 import type { ApiUsage } from '../limits/api-usage';
-import { invalidArgument, notFound } from '../http/errors';
+import { ApiError, invalidArgument, notFound, type ErrorDetail } from '../http/errors';
 import { bodyOf, queryOf } from '../http/koa-input';
 import { parseInput } from '../http/validation';
 import {
@@ -38,6 +38,24 @@ const userChangeSchema = z
   })
   .strict()
   .refine((value) => value.plan !== undefined || value.role !== undefined, 'give plan or role');
+
+/** How far ahead a paced run may start, and how many bookings one request may pace. */
+const pacedLeadMs = 10 * 60_000;
+const pacedMaxBookings = 1_000;
+
+const pacedBookingsSchema = z
+  .object({
+    per_second: z.number().positive().max(10_000),
+    start_at: z.iso.datetime({ offset: true }).optional(),
+    // Each one is checked as POST /_sim/bookings checks it, when its turn comes.
+    bookings: z.array(z.unknown()).min(1).max(pacedMaxBookings),
+  })
+  .strict();
+
+/** One paced booking's outcome: what it booked (by URI), or the error its own request would have had. */
+type PacedBooking =
+  | { scheduled_event: string; invitee: string }
+  | { error: { status: number; title: string; message: string; details?: ErrorDetail[] } };
 
 const controlUser = (user: SimUser) => ({
   uri: user.uri,
@@ -107,6 +125,31 @@ export function controlRoutes(deps: {
   router.post('/bookings', (ctx) => {
     ctx.status = 201;
     ctx.body = ledger.book(bodyOf(ctx));
+  });
+
+  // A load generator inside the simulator: the bookings are made at a steady pace from start_at,
+  // without a control request each, so a bench measuring calsync does not spend its machine's CPU
+  // on one HTTP request per booking to Calendly's stand-in (each cost the simulator and its
+  // client about 0.9 and 0.8 ms of CPU). Answers once the last one is booked; one that cannot be
+  // booked gets the error POST /_sim/bookings would have answered, and the rest go on.
+  router.post('/bookings/paced', async (ctx) => {
+    const input = parseInput(pacedBookingsSchema, bodyOf(ctx));
+    const startAt = input.start_at === undefined ? Date.now() : Date.parse(input.start_at);
+    if (startAt > Date.now() + pacedLeadMs)
+      throw invalidArgument([{ parameter: 'start_at', message: 'must be at most 10 minutes from now' }]);
+    const collection: PacedBooking[] = [];
+    for (const [index, booking] of input.bookings.entries()) {
+      const wait = startAt + (index * 1000) / input.per_second - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      try {
+        const booked = ledger.book(booking);
+        collection.push({ scheduled_event: booked.scheduled_event.uri, invitee: booked.invitee.uri });
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        collection.push({ error: { status: error.status, ...error.body() } });
+      }
+    }
+    ctx.body = { collection };
   });
 
   router.post('/invitees/cancel', (ctx) => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { spawnService } from '@calsync/service-kit/testing';
-import { startHarness, type SimHarness, type SimUser } from '../../test/harness';
+import { slot, startHarness, type SimHarness, type SimUser } from '../../test/harness';
 
 let harness: SimHarness;
 let ann: SimUser;
@@ -196,4 +196,57 @@ test('the control API answers cross-origin pages (the demo page) while Calendly 
   expect(health.headers.get('access-control-allow-origin')).toBe('*');
   const calendly = await fetch(`${harness.sim.url}/users/me`, { headers: { origin: 'http://127.0.0.1:8080' } });
   expect(calendly.headers.get('access-control-allow-origin')).toBeNull();
+});
+
+test('paced bookings: made one by one from start_at at per_second, each failing on its own; bad requests book nothing', async () => {
+  const startAt = Date.now() + 200;
+  const booking = (n: number, user = ann.uri) => ({
+    user,
+    invitee: { name: `Guest ${n}`, email: `guest${n}@invitee.test` },
+    ...slot(24 + n),
+  });
+  const unknownUser = `${harness.sim.url}/users/00000000-0000-4000-8000-000000000000`;
+  const paced = await harness.control<{
+    collection: {
+      invitee?: string;
+      scheduled_event?: string;
+      error?: { status: number; details?: { parameter: string }[] };
+    }[];
+  }>('POST', '/_sim/bookings/paced', {
+    per_second: 20,
+    start_at: new Date(startAt).toISOString(),
+    bookings: [booking(0), booking(1), booking(2, unknownUser), booking(3), booking(4)],
+  });
+  expect(paced.collection).toHaveLength(5);
+  expect(paced.collection[2]!.error).toMatchObject({ status: 400, details: [{ parameter: 'user' }] });
+  const booked = paced.collection.filter((outcome) => outcome.invitee !== undefined);
+  expect(booked).toHaveLength(4);
+
+  const listed = await harness.call<{ collection: { uri: string; created_at: string }[] }>(
+    'GET',
+    `/scheduled_events?user=${encodeURIComponent(ann.uri)}&count=100`,
+    { token: ann.personal_access_token },
+  );
+  const createdAt = new Map(listed.body.collection.map((event) => [event.uri, Date.parse(event.created_at)]));
+  // Booking n is made no earlier than its turn, start_at + n / per_second (the clock is in ms).
+  for (const [n, outcome] of paced.collection.entries())
+    if (outcome.scheduled_event)
+      expect(createdAt.get(outcome.scheduled_event)).toBeGreaterThanOrEqual(startAt + n * 50);
+
+  const refused = [
+    { per_second: 20, start_at: new Date(Date.now() + 11 * 60_000).toISOString(), bookings: [booking(5)] },
+    { per_second: 20, bookings: Array.from({ length: 1_001 }, (_, n) => booking(5 + n)) },
+    { per_second: 0, bookings: [booking(5)] },
+    { per_second: 20, start_at: 'soon', bookings: [booking(5)] },
+    { per_second: 20, bookings: [booking(5)], extra: true },
+  ];
+  for (const body of refused) expect((await harness.call('POST', '/_sim/bookings/paced', { body })).status).toBe(400);
+  const after = await harness.call<{ collection: unknown[] }>(
+    'GET',
+    `/scheduled_events?user=${encodeURIComponent(ann.uri)}&count=100`,
+    {
+      token: ann.personal_access_token,
+    },
+  );
+  expect(after.body.collection).toHaveLength(4);
 });
