@@ -67,17 +67,31 @@ export function lockUserChangesSql(userId: string, bind: (value: string) => stri
 export type AlongsideStatement = (bind: (value: unknown) => string) => string;
 
 /**
+ * How the relay hears of a change once it committed: by the NOTIFY its statement sends at commit,
+ * or, while the relay in the writer's own process leads, handed over by the writer after the
+ * commit (LocalRelay.handOver), which then needs the row's seq and the user's earlier rows.
+ */
+export type RelayWakeUp = 'notify' | 'hand-over';
+
+/** What the statement answers for 'hand-over': the row's seq, and the seqs of the user's rows before it still in the outbox. */
+export interface RecordedChangeRow {
+  seq: string;
+  earlier_seqs: string[];
+}
+
+/**
  * The statement that writes the change's MeetingChanged into the outbox, and `alongside` (e.g.
  * the delivery's log row) with it, for the caller to run on its transaction (as its last, with the
- * COMMIT: `Transaction.commitWith`). `notify: false` leaves out the relay's NOTIFY, for a caller
- * that wakes the relay itself once the transaction committed.
+ * COMMIT: `Transaction.commitWith`). `wakeUp: 'hand-over'` leaves out the relay's NOTIFY and
+ * answers a RecordedChangeRow instead, for a caller that hands the change to its relay itself once
+ * the transaction committed (`handOver`).
  */
 export function recordChangeStatement(
   input: { userId: string; kind: MeetingChangeKind; meeting: MeetingRecord; eventType: string; changedAt?: Date },
-  options: { alongside?: AlongsideStatement; notify: boolean },
-): { changeId: string; statement: QueryConfig<unknown[]> } {
+  options: { alongside?: AlongsideStatement; wakeUp: RelayWakeUp },
+): { changeId: string; message: Buffer; statement: QueryConfig<unknown[]> } {
   const changeId = randomUUID();
-  const message = encodeMeetingChanged({
+  const encoded = encodeMeetingChanged({
     changeId,
     userId: input.userId,
     kind: kinds[input.kind],
@@ -88,16 +102,22 @@ export function recordChangeStatement(
     eventType: input.eventType,
   });
   // A Buffer view of the encoder's copy (node-postgres sends Buffers as bytea), not a second copy.
-  const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  // One statement: the row, and the relay's wake-up (sent at commit, never for a rollback) unless
-  // the caller wakes it.
-  const values: unknown[] = [changeId, input.userId, bytes];
+  const message = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  const values: unknown[] = [changeId, input.userId, message];
   const other = options.alongside?.((value) => `$${values.push(value)}`);
+  // One statement: the row, and either the relay's wake-up (sent at commit, never for a rollback)
+  // or what a hand-over needs. The user's earlier rows are read under the user's lock, taken
+  // earlier in the transaction: every change of theirs committed before it is visible here.
+  const answer =
+    options.wakeUp === 'notify'
+      ? `pg_notify('${outboxChannel}', '')`
+      : `change.seq::text AS seq,
+         ARRAY(SELECT earlier.seq::text FROM outbox earlier WHERE earlier.user_id = $2 ORDER BY earlier.seq) AS earlier_seqs`;
   const statement = prepared(
-    `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING 1)
+    `WITH change AS (INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3) RETURNING seq)
      ${other ? `, alongside AS (${other})` : ''}
-     SELECT ${options.notify ? `pg_notify('${outboxChannel}', '')` : '1'} FROM change`,
+     SELECT ${answer} FROM change`,
     values,
   );
-  return { changeId, statement };
+  return { changeId, message, statement };
 }

@@ -190,17 +190,23 @@ it('upserts the meeting and its invitee together: an invitee that cannot be stor
   expect(await count('invitees', userId)).toBe(1);
 });
 
-it('wakes the relay that leads in its own process after the commit, with no NOTIFY; else it notifies', async () => {
+it('hands its change to the relay leading in its own process: no NOTIFY, no read of the outbox, the user order kept; else it notifies', async () => {
   const userId = `wake-${randomUUID()}`;
   const cal = fakeCalendlyAccount();
   const relayed: string[] = [];
-  // No timer: within the test only a wake-up (direct, or NOTIFY) makes the relay read the outbox.
+  // The relay's own pool, so its reads of the outbox can be counted.
+  const relayPool = createPool({ url: database.url, schema: 'meetings', max: 2, log });
+  const reads = jest.spyOn(relayPool, 'query');
+  // No timer: within the test only a wake-up (a hand-over, or NOTIFY) makes the relay act.
   const relay = createOutboxRelay({
-    pool: other,
+    pool: relayPool,
     databaseUrl: database.url,
     lockName: 'meetings-applier-test',
     log,
-    publish: async (_user, _message, changeId) => void relayed.push(changeId),
+    // The earlier tests' rows are in the outbox too, and relayed as it takes the lead.
+    publish: async (user, _message, changeId) => {
+      if (user === userId) relayed.push(changeId);
+    },
     pollMs: 600_000,
   });
   // What Postgres notifies, in commit order; a marker NOTIFY after a commit shows everything
@@ -221,7 +227,12 @@ it('wakes the relay that leads in its own process after the commit, with no NOTI
     await listener.query(`LISTEN ${marker}`);
     relay.start();
     await waitFor(() => relay.leading(), { what: 'the relay to lead' });
-    // The user's outbox rows: a relayed row stays until the relay's next wake-up or its stop.
+    // Taking the lead, it reads what was waiting and publishes it: done before the test writes,
+    // or that read could take the test's first change too (published twice, the feed drops one).
+    await waitFor(() => reads.mock.calls.length > 0, { what: "the relay's first read" });
+    await reads.mock.results[0]!.value;
+    await new Promise((resolve) => setImmediate(resolve));
+    // The user's outbox rows: a relayed row stays until the relay's next read or its stop.
     const changeIds = async () =>
       (
         await other.query<{ change_id: string }>('SELECT change_id FROM outbox WHERE user_id = $1 ORDER BY seq', [
@@ -229,25 +240,47 @@ it('wakes the relay that leads in its own process after the commit, with no NOTI
         ])
       ).rows.map((row) => row.change_id);
 
+    let readsBefore = reads.mock.calls.length;
     await expect(
       withRelay.apply(toDelivery(userId, cal.book({ start: '2026-06-01T10:00:00Z' }).delivery)),
     ).resolves.toBe('applied');
-    const [woken] = await changeIds();
-    await waitFor(() => relayed.includes(woken!), { what: 'the change relayed' });
+    const [handed] = await changeIds();
+    await waitFor(() => relayed.includes(handed!), { what: 'the change relayed' });
     expect(await heardUpToMarker()).toEqual([]);
+    expect(reads.mock.calls.length).toBe(readsBefore);
 
-    // A relay that does not lead (here: stopped) cannot be woken directly: the change notifies.
-    await relay.stop();
-    expect(relay.leading()).toBe(false);
+    // An earlier change of the user still waiting (as another replica's is until its NOTIFY
+    // arrives) goes first: the hand-over becomes a read, which publishes both in order.
+    const waiting = randomUUID();
+    await other.query('INSERT INTO outbox (change_id, user_id, message) VALUES ($1, $2, $3)', [
+      waiting,
+      userId,
+      Buffer.from('another replica'),
+    ]);
+    readsBefore = reads.mock.calls.length;
     await expect(
       withRelay.apply(toDelivery(userId, cal.book({ start: '2026-06-02T10:00:00Z' }).delivery)),
     ).resolves.toBe('applied');
+    const later = (await changeIds()).at(-1)!;
+    await waitFor(() => relayed.includes(later), { what: 'the later change relayed' });
+    expect(relayed).toEqual([handed, waiting, later]);
+    expect(reads.mock.calls.length).toBeGreaterThan(readsBefore);
+    expect(await heardUpToMarker()).toEqual([]);
+
+    // A relay that does not lead (here: stopped) is handed nothing: the change notifies.
+    await relay.stop();
+    expect(relay.leading()).toBe(false);
+    // Stopping deleted what it had published.
+    expect(await changeIds()).toEqual([]);
+    await expect(
+      withRelay.apply(toDelivery(userId, cal.book({ start: '2026-06-03T10:00:00Z' }).delivery)),
+    ).resolves.toBe('applied');
     expect(await heardUpToMarker()).toEqual([outboxChannel]);
     const [notified] = await changeIds();
-    expect(notified).not.toBe(woken);
     expect(relayed).not.toContain(notified);
   } finally {
     await relay.stop();
+    await relayPool.end();
     await listener.end();
   }
 });

@@ -6,8 +6,8 @@ import {
   type DeliveryLogInput,
   type DeliveryOutcome,
 } from '../deliveries/delivery-log';
-import { changeKindOf, recordChangeStatement } from '../feed/meeting-changes';
-import type { LocalRelay } from '../feed/outbox-relay';
+import { changeKindOf, recordChangeStatement, type RecordedChangeRow } from '../feed/meeting-changes';
+import type { CommittedChange, LocalRelay } from '../feed/outbox-relay';
 import { meetingWrites } from './meeting-repository';
 
 /** applied: the delivery changed (or confirmed) state; duplicate: its key was already applied; ignored: not a meetings event. */
@@ -34,7 +34,7 @@ export function createMeetingsApplier(deps: {
   pool: Pool;
   log: Logger;
   observe?: ApplyObserver;
-  /** The outbox relay in this process: woken directly after a commit while it leads, instead of by NOTIFY. */
+  /** The outbox relay in this process: handed each change after its commit while it leads, instead of a NOTIFY. */
   relay?: LocalRelay;
 }): MeetingsApplier {
   const { pool, log, relay } = deps;
@@ -67,12 +67,15 @@ export function createMeetingsApplier(deps: {
   // the claim, which takes the user's lock in the same statement; the meeting and its invitee are
   // upserted together, in the statement that reads the before-snapshot and the after-snapshot with
   // the status inputs (read again only after a reschedule link); and the change's outbox row, the
-  // delivery's log row and the COMMIT go together. Three round trips for a new booking. The relay hears of the change by the NOTIFY in that statement, or, while this
-  // process's relay leads, by a call after the commit: a notification less for Postgres to deliver
-  // and for this process to read.
+  // delivery's log row and the COMMIT go together. Three round trips for a new booking. While this
+  // process's relay leads, the change is handed to it after the commit, as written: the relay
+  // publishes it without reading the outbox (a round trip less) and Postgres sends no NOTIFY (a
+  // notification less to deliver and to read); otherwise the statement's NOTIFY wakes the relay.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
-    let wakeRelay = false;
+    // What to tell the relay once committed: the change, or (handed over without its row) to read.
+    let committed: CommittedChange | 'read' | undefined;
     const outcome = await inTransactionWithFewerRoundTrips(pool, async (tx): Promise<ApplyOutcome> => {
+      committed = undefined;
       const fresh = await meetingWrites.claimDeliveryLockingUser(tx, {
         userId: change.userId,
         deliveryKey: change.deliveryKey,
@@ -99,19 +102,28 @@ export function createMeetingsApplier(deps: {
       if (kind) {
         const entry = logEntry(delivery, change.eventType, 'applied');
         // Asked as late as possible before the commit; a retried delivery asks again.
-        wakeRelay = relay?.leading() ?? false;
-        const { statement } = recordChangeStatement(
+        const handOver = relay?.leading() ?? false;
+        const { changeId, message, statement } = recordChangeStatement(
           { userId: change.userId, kind, meeting: after, eventType: change.eventType },
-          { alongside: entry ? (bind) => recordDeliverySql(entry, bind) : undefined, notify: !wakeRelay },
+          {
+            alongside: entry ? (bind) => recordDeliverySql(entry, bind) : undefined,
+            wakeUp: handOver ? 'hand-over' : 'notify',
+          },
         );
-        await tx.commitWith(statement);
+        const { rows } = await tx.commitWith<RecordedChangeRow>(statement);
+        const [recorded] = rows;
+        if (handOver)
+          committed = recorded
+            ? { seq: recorded.seq, earlierSeqs: recorded.earlier_seqs, changeId, userId: change.userId, message }
+            : 'read';
       } else {
         await logDeliveryAndCommit(tx, delivery, change.eventType, 'applied');
       }
       return 'applied';
     });
-    // Committed: the row is there for the relay to read.
-    if (wakeRelay) relay?.wake();
+    // Committed: the relay may publish it.
+    if (committed === 'read') relay?.wake();
+    else if (committed) relay?.handOver(committed);
     return outcome;
   }
 
