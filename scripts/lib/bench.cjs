@@ -124,15 +124,16 @@ function cpuSecondsOfCommand(name) {
 
 /**
  * The Postgres and NATS a bench runs on: DATABASE_URL and NATS_URL when set, else an embedded
- * Postgres and a nats-server of its own under `dir`, each stopped by `cleanup`. With
+ * Postgres and a nats-server of its own under `dir` (made under `scratchRoot`, the temp folder
+ * unless given), each stopped by `cleanup`. With
  * `databasePrefix`, a database of its own is made there (dropped by `cleanup`), so nothing the
  * bench writes meets another run's rows; `databaseUrl` then names it.
  */
-async function benchInfra({ dir, cleanup, databasePrefix }) {
+async function benchInfra({ dir, cleanup, databasePrefix, scratchRoot }) {
   const localInfra = require('./local-infra.cjs');
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres') });
+    const postgres = await localInfra.startEmbeddedPostgres({ dir: join(dir, 'postgres'), scratchRoot });
     cleanup.add(postgres.stop);
     databaseUrl = postgres.url;
   }

