@@ -8,7 +8,8 @@
 //        [--consumer-concurrency 4] [--warmup-seconds 5] [--data-dir DIR]
 //
 // Per rate it prints p50/p90/p99/max (and p50/p99 of each leg: to the gateway's 2xx, to meetings
-// recording the change, to the subscriber), the rate reached, the load average, each service's CPU per
+// recording the change, to the subscriber), the stalls (quarter-seconds in which the median booking
+// took over 100 ms: a tail of stalls is not a tail of slow bookings), the rate reached, the load average, each service's CPU per
 // booking and RSS, how busy the machine's CPU and each service were, and what broke first if
 // anything did: the simulator falling behind the asked rate, deliveries the gateway refused or
 // timed out (Calendly would retry them), the feed falling behind (changes still arriving more
@@ -69,6 +70,44 @@ const settleMs = 60_000;
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const stallWindowMs = 250;
+const stallMs = 100;
+
+/**
+ * Quarter-seconds of a rate (by delivery start) whose bookings took over 100 ms at the median:
+ * tells a tail made of stalls, in which every booking waits, from one spread over the run. Each
+ * stall is named by its start (seconds into the rate), its length and the leg that took longest.
+ */
+function findStalls(samples) {
+  const windows = new Map();
+  for (const sample of samples) {
+    const index = Math.floor(sample.at / stallWindowMs);
+    windows.set(index, [...(windows.get(index) ?? []), sample]);
+  }
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  const stalls = [];
+  for (const index of [...windows.keys()].sort((a, b) => a - b)) {
+    const inWindow = windows.get(index);
+    if (median(inWindow.map((sample) => sample.total)) <= stallMs) continue;
+    const last = stalls.at(-1);
+    if (last && last.endIndex === index - 1) {
+      last.endIndex = index;
+      last.samples.push(...inWindow);
+    } else stalls.push({ startIndex: index, endIndex: index, samples: [...inWindow] });
+  }
+  return stalls.map(({ startIndex, endIndex, samples: inStall }) => {
+    const legMedians = ['ingress', 'apply', 'relay'].map((leg) => [
+      leg,
+      median(inStall.filter((sample) => sample[leg] !== undefined).map((sample) => sample[leg])),
+    ]);
+    return {
+      atSeconds: (startIndex * stallWindowMs) / 1000,
+      seconds: ((endIndex - startIndex + 1) * stallWindowMs) / 1000,
+      slowestLeg: legMedians.sort((a, b) => b[1] - a[1])[0][0],
+    };
+  });
+}
 
 /** Runs `task` over `items` with at most `limit` at a time. */
 async function inParallel(items, limit, task) {
@@ -291,18 +330,23 @@ async function main() {
       // queue and the apply up to its last statement), and from there to the subscriber (the commit,
       // the relay and the feed).
       const legs = { ingress: [], apply: [], relay: [] };
+      const samples = [];
       for (const uri of booked) {
         const arrived = seen.get(uri);
         const sent = firstStart.get(uri);
         if (arrived === undefined || sent === undefined) continue;
         latencies.push(arrived - sent);
+        const sample = { at: sent - started, total: arrived - sent };
+        samples.push(sample);
         const answered = firstAnswered.get(uri);
         const recorded = changedAt.get(uri);
         if (answered === undefined || recorded === undefined) continue;
-        legs.ingress.push(answered - sent);
-        legs.apply.push(recorded - answered);
-        legs.relay.push(arrived - recorded);
+        sample.ingress = answered - sent;
+        sample.apply = recorded - answered;
+        sample.relay = arrived - recorded;
+        for (const leg of Object.keys(legs)) legs[leg].push(sample[leg]);
       }
+      const stalls = findStalls(samples);
       latencies.sort((a, b) => a - b);
       for (const leg of Object.values(legs)) leg.sort((a, b) => a - b);
       const missing = booked.filter((uri) => !seen.has(uri)).length;
@@ -350,6 +394,20 @@ async function main() {
             .map(([name, leg]) => `${name} ${Math.round(percentile(leg, 50))} / ${Math.round(percentile(leg, 99))} ms`)
             .join(', ')} (ingress: delivery start -> gateway's 2xx; apply: -> change recorded; relay: -> received)`,
         );
+      say(
+        `  stalls          ${
+          stalls.length === 0
+            ? 'none'
+            : `${stalls.length} (${stalls.reduce((sum, stall) => sum + stall.seconds, 0).toFixed(2)} s in all): ` +
+              stalls
+                .slice(0, 8)
+                .map(
+                  (stall) => `${stall.seconds.toFixed(2)} s from ${stall.atSeconds.toFixed(2)} s, ${stall.slowestLeg}`,
+                )
+                .join('; ') +
+              (stalls.length > 8 ? '; ...' : '')
+        } (quarter-seconds whose bookings took over ${stallMs} ms at the median, and the slowest leg in them)`,
+      );
       for (const [name] of services) {
         const { cpu } = cpuShares.find((meter) => meter.name === name);
         say(
