@@ -83,9 +83,14 @@ function findStalls(samples) {
   const windows = new Map();
   for (const sample of samples) {
     const index = Math.floor(sample.at / stallWindowMs);
-    windows.set(index, [...(windows.get(index) ?? []), sample]);
+    if (!windows.has(index)) windows.set(index, []);
+    windows.get(index).push(sample);
   }
-  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  const median = (values) =>
+    percentile(
+      values.toSorted((a, b) => a - b),
+      50,
+    ) ?? 0;
   const stalls = [];
   for (const index of [...windows.keys()].sort((a, b) => a - b)) {
     const inWindow = windows.get(index);

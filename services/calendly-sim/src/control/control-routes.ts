@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { BookingLedger } from '../bookings/booking-ledger';
@@ -140,7 +141,7 @@ export function controlRoutes(deps: {
     const collection: PacedBooking[] = [];
     for (const [index, booking] of input.bookings.entries()) {
       const wait = startAt + (index * 1000) / input.per_second - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await delay(wait);
       try {
         const booked = ledger.book(booking);
         collection.push({ scheduled_event: booked.scheduled_event.uri, invitee: booked.invitee.uri });

@@ -277,6 +277,7 @@ it('hands its change to the relay leading in its own process: no NOTIFY, no read
     ).resolves.toBe('applied');
     expect(await heardUpToMarker()).toEqual([outboxChannel]);
     const [notified] = await changeIds();
+    expect(notified).not.toBe(handed);
     expect(relayed).not.toContain(notified);
   } finally {
     await relay.stop();

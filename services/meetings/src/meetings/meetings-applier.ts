@@ -72,10 +72,9 @@ export function createMeetingsApplier(deps: {
   // publishes it without reading the outbox (a round trip less) and Postgres sends no NOTIFY (a
   // notification less to deliver and to read); otherwise the statement's NOTIFY wakes the relay.
   async function applyChange(delivery: Delivery, change: InviteeChange): Promise<ApplyOutcome> {
-    // What to tell the relay once committed: the change, or (handed over without its row) to read.
-    let committed: CommittedChange | 'read' | undefined;
+    // The change to hand to the relay once committed.
+    let committed: CommittedChange | undefined;
     const outcome = await inTransactionWithFewerRoundTrips(pool, async (tx): Promise<ApplyOutcome> => {
-      committed = undefined;
       const fresh = await meetingWrites.claimDeliveryLockingUser(tx, {
         userId: change.userId,
         deliveryKey: change.deliveryKey,
@@ -111,19 +110,23 @@ export function createMeetingsApplier(deps: {
           },
         );
         const { rows } = await tx.commitWith<RecordedChangeRow>(statement);
+        // The statement answers its one row; without it, the relay's timer would read the change.
         const [recorded] = rows;
-        if (handOver)
-          committed = recorded
-            ? { seq: recorded.seq, earlierSeqs: recorded.earlier_seqs, changeId, userId: change.userId, message }
-            : 'read';
+        if (handOver && recorded)
+          committed = {
+            seq: recorded.seq,
+            earlierSeqs: recorded.earlier_seqs,
+            changeId,
+            userId: change.userId,
+            message,
+          };
       } else {
         await logDeliveryAndCommit(tx, delivery, change.eventType, 'applied');
       }
       return 'applied';
     });
     // Committed: the relay may publish it.
-    if (committed === 'read') relay?.wake();
-    else if (committed) relay?.handOver(committed);
+    if (committed) relay?.handOver(committed);
     return outcome;
   }
 
