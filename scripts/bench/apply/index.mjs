@@ -5,12 +5,16 @@
 // only what the meetings service does between taking a delivery off the stream and acking it.
 //
 //   node scripts/bench/apply/index.mjs [--deliveries 4000] [--users 100] [--concurrency 4]
-//                                      [--rounds 2] [--baseline DIR]
+//                                      [--in-hand 50] [--rounds 2] [--baseline DIR]
 //
 // Every delivery is a webhook delivery (so it is logged) of a new booking (invitee.created of a
-// scheduled event not seen before), spread round-robin over `--users` users and applied
-// `--concurrency` at a time (the service's CONSUMER_CONCURRENCY default is 4). Round trips are
-// counted as the server's ReadyForQuery messages on every pooled connection.
+// scheduled event not seen before), spread round-robin over `--users` users, `--in-hand` of them
+// handed to the applier at a time (as the service holds CONSUMER_BATCH_SIZE messages, 50 by
+// default), applied by `--concurrency` transactions at once over a pool of as many connections
+// (the service's CONSUMER_CONCURRENCY, 4 by default); a build whose applier takes no such setting
+// runs one transaction per delivery, the pool's size at once. Round trips are counted as the
+// server's ReadyForQuery messages on every pooled connection, and the deliveries per transaction
+// from the applier, when it reports them.
 //
 // With `--baseline DIR` (another meetings build: DIR/dist and DIR/migrations, e.g. a copy of
 // services/meetings/{dist,migrations} taken before a change), the baseline and this build run in
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     deliveries: { type: 'string', default: '4000' },
     users: { type: 'string', default: '100' },
     concurrency: { type: 'string', default: '4' },
+    'in-hand': { type: 'string', default: '50' },
     rounds: { type: 'string', default: '2' },
     baseline: { type: 'string' },
   },
@@ -40,11 +45,13 @@ const { values } = parseArgs({
 const deliveryCount = Number(values.deliveries);
 const userCount = Number(values.users);
 const concurrency = Number(values.concurrency);
+const inHand = Number(values['in-hand']);
 const rounds = Number(values.rounds);
 for (const [name, value] of [
   ['--deliveries', deliveryCount],
   ['--users', userCount],
   ['--concurrency', concurrency],
+  ['--in-hand', inHand],
   ['--rounds', rounds],
 ])
   if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number`);
@@ -96,14 +103,24 @@ async function measure(build, databaseUrl, round, log) {
     client.connection.on('readyForQuery', () => roundTrips++);
   });
   try {
-    const applier = build.applier.createMeetingsApplier({ pool, log });
+    let transactions = 0;
+    let applied = 0;
+    const applier = build.applier.createMeetingsApplier({
+      pool,
+      log,
+      transactions: concurrency,
+      observeTransaction: (deliveries) => {
+        transactions++;
+        applied += deliveries;
+      },
+    });
     const run = async (count) => {
       // Made before the clock starts: the bench measures applying, not making payloads.
       const deliveries = Array.from({ length: count }, (_, i) => newBooking(i));
       const outcomes = new Map();
       let next = 0;
       await Promise.all(
-        Array.from({ length: concurrency }, async () => {
+        Array.from({ length: inHand }, async () => {
           while (next < count) {
             const outcome = await applier.apply(deliveries[next++]);
             outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
@@ -114,6 +131,8 @@ async function measure(build, databaseUrl, round, log) {
     };
     await run(warmUp);
     roundTrips = 0;
+    transactions = 0;
+    applied = 0;
     const backendCpuBefore = backendCpuSeconds(backends);
     const cpuBefore = process.cpuUsage();
     const started = process.hrtime.bigint();
@@ -127,6 +146,7 @@ async function measure(build, databaseUrl, round, log) {
       perSecond: deliveryCount / seconds,
       cpuMs: (cpu.user + cpu.system) / 1000 / deliveryCount,
       roundTrips: roundTrips / deliveryCount,
+      perTransaction: transactions > 0 ? applied / transactions : NaN,
       backendCpuMs:
         backendCpuBefore === null || backendCpuAfter === null
           ? NaN
@@ -149,6 +169,7 @@ function backendCpuSeconds(pids) {
 const format = (result) =>
   `${result.perSecond.toFixed(0)} deliveries/s, ${result.cpuMs.toFixed(3)} CPU ms/delivery, ` +
   `${result.roundTrips.toFixed(2)} round trips/delivery, ` +
+  `${Number.isNaN(result.perTransaction) ? 'n/a' : result.perTransaction.toFixed(1)} deliveries/transaction, ` +
   `Postgres backends ${Number.isNaN(result.backendCpuMs) ? 'n/a' : result.backendCpuMs.toFixed(3)} CPU ms/delivery`;
 
 const mean = (results, key) => results.reduce((sum, result) => sum + result[key], 0) / results.length;
@@ -164,7 +185,7 @@ async function main() {
     const builds = [loadBuild('this', join(rootDir, 'services', 'meetings'))];
     if (values.baseline) builds.unshift(loadBuild('baseline', resolve(values.baseline)));
     say(
-      `${deliveryCount} new bookings for ${userCount} users, ${concurrency} at a time, ` +
+      `${deliveryCount} new bookings for ${userCount} users, ${inHand} in hand, ${concurrency} transactions at a time, ` +
         `${rounds} round(s) per build after ${warmUp} warm-up deliveries`,
     );
     const results = new Map(builds.map((build) => [build.label, []]));
@@ -182,6 +203,7 @@ async function main() {
           perSecond: mean(runs, 'perSecond'),
           cpuMs: mean(runs, 'cpuMs'),
           roundTrips: mean(runs, 'roundTrips'),
+          perTransaction: mean(runs, 'perTransaction'),
           backendCpuMs: mean(runs, 'backendCpuMs'),
         },
       ]),

@@ -45,10 +45,12 @@ export const configSchema = withGrpcSecurity(
     /** Deliveries of one message before it is dead-lettered: at least one retry. */
     CONSUMER_MAX_DELIVER: env.int(5, 2),
     CONSUMER_BACKOFF_MS: backoffList(),
+    /** Messages pulled at a time, and in hand at once. */
     CONSUMER_BATCH_SIZE: env.int(50, 1).pipe(z.number().max(1000, 'must be at most 1000')),
     /**
-     * Deliveries one instance applies at once, each for another user; a user's own deliveries
-     * apply one after another in the order they arrived (consumer/handlers.ts).
+     * Transactions one instance applies deliveries in at once, each with every delivery waiting
+     * when it begins (meetings-applier.ts); a user's own deliveries apply one after another in
+     * the order they arrived (consumer/handlers.ts).
      */
     CONSUMER_CONCURRENCY: env.int(4, 1).pipe(z.number().max(64, 'must be at most 64')),
     /** How long a delivered message may stay unacknowledged before JetStream hands it to another instance. */

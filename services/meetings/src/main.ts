@@ -90,7 +90,14 @@ export async function start(config: MeetingsConfig, options: { log?: Logger } = 
 
     const registry = createMetricsRegistry('meetings');
     const metrics = createMeetingsMetrics(registry, log);
-    const applier = createMeetingsApplier({ pool: db, log, observe: metrics.observeApply, relay });
+    const applier = createMeetingsApplier({
+      pool: db,
+      log,
+      observe: metrics.observeApply,
+      observeTransaction: metrics.observeApplyTransaction,
+      relay,
+      transactions: config.CONSUMER_CONCURRENCY,
+    });
     const queries = createMeetingQueries({ pool: db });
     const security = grpcSecurityOf(config);
     const identity = createIdentityClient(config.IDENTITY_ADDR, security);
@@ -134,8 +141,10 @@ export async function start(config: MeetingsConfig, options: { log?: Logger } = 
       name: 'events',
       stream: names.eventsStream,
       durable: config.CONSUMER_DURABLE_NAME,
+      // Every message pulled is in hand at once: those waiting while the applier's transactions
+      // are busy are applied together by the next one.
       batchSize: config.CONSUMER_BATCH_SIZE,
-      concurrency: config.CONSUMER_CONCURRENCY,
+      concurrency: config.CONSUMER_BATCH_SIZE,
       handle: calendlyEventHandler(applier),
       // The user sees a delivery given up on in their delivery log.
       deadLetters: loggedDeadLetters(

@@ -3,6 +3,8 @@ import type { ApplyOutcome } from './meetings/meetings-applier';
 
 export interface MeetingsMetrics {
   observeApply(outcome: ApplyOutcome, eventType: string, seconds: number): void;
+  /** A transaction of the applier committed `deliveries` deliveries. */
+  observeApplyTransaction(deliveries: number): void;
   deadLettered(consumer: string, cause: 'permanent' | 'exhausted'): void;
   backfill(outcome: 'completed' | 'failed', invitees: number): void;
   /** Reports a consumer's lag (from JetStream's consumer info) whenever Prometheus scrapes. */
@@ -40,6 +42,12 @@ export function createMeetingsMetrics(registry: Registry, log: Logger): Meetings
     buckets: latencyBuckets,
     registers: [registry],
   });
+  const transactionDeliveries = new Histogram({
+    name: 'meetings_apply_transaction_deliveries',
+    help: 'Deliveries each committed apply transaction carried (more than one when deliveries wait for a transaction)',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
   const lags = new Map<string, () => Promise<{ pending: number; ackPending: number }>>();
   const collectLag = (field: 'pending' | 'ackPending') =>
     async function (this: Gauge) {
@@ -74,6 +82,7 @@ export function createMeetingsMetrics(registry: Registry, log: Logger): Meetings
       else ignored.inc(labels);
       applySeconds.observe({ outcome }, seconds);
     },
+    observeApplyTransaction: (deliveries) => transactionDeliveries.observe(deliveries),
     deadLettered: (consumer, cause) => deadLettered.inc({ consumer, cause }),
     backfill(outcome, invitees) {
       backfills.inc({ outcome });

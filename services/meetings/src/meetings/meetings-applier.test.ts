@@ -285,3 +285,104 @@ it('hands its change to the relay leading in its own process: no NOTIFY, no read
     await listener.end();
   }
 });
+
+describe('deliveries waiting for a transaction', () => {
+  // One transaction at a time, its first delivery held on a user's lock that the test holds:
+  // what arrives meanwhile waits, and the next transaction takes all of it.
+  async function withFirstHeld(transactions: number[]) {
+    const held = `held-${randomUUID()}`;
+    const lock = await holdUserLock(held);
+    const batched = createMeetingsApplier({
+      pool,
+      log,
+      transactions: 1,
+      observeTransaction: (deliveries) => transactions.push(deliveries),
+    });
+    const first = batched.apply(
+      toDelivery(held, fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' }).delivery),
+    );
+    await waitFor(async () => (await waitingForAdvisoryLock()) === 1, { what: 'the first delivery waiting' });
+    return { batched, first, release: async () => (lock.release(), await lock.done) };
+  }
+
+  it('commits together: one transaction, one commit, every outcome its own', async () => {
+    const transactions: number[] = [];
+    const { batched, first, release } = await withFirstHeld(transactions);
+    const users = [1, 2, 3, 4].map((n) => `together-${n}-${randomUUID()}`);
+    const bookings = users.map((userId) =>
+      toDelivery(userId, fakeCalendlyAccount().book({ start: '2026-06-02T10:00:00Z' }).delivery),
+    );
+    await applier.apply(bookings[0]!);
+    const waiting = [bookings[0]!, ...bookings.slice(1)].map((delivery) => batched.apply(delivery));
+    // Waiting, not applied: nothing of theirs is in the database yet.
+    expect(await count('meetings', users[1]!)).toBe(0);
+    await release();
+    await expect(first).resolves.toBe('applied');
+    await expect(Promise.all(waiting)).resolves.toEqual(['duplicate', 'applied', 'applied', 'applied']);
+    expect(transactions).toEqual([1, 4]);
+    // The rows of one transaction carry its id.
+    const { rows } = await other.query<{ xmin: string }>(
+      'SELECT DISTINCT xmin::text FROM meetings WHERE user_id = ANY($1::text[])',
+      [users.slice(1)],
+    );
+    expect(rows).toHaveLength(1);
+    for (const userId of users) expect(await count('outbox', userId)).toBe(1);
+    // The duplicate is logged as one, beside the first delivery's entry.
+    expect(await count('delivery_log', users[0]!)).toBe(2);
+  });
+
+  it("applies a user's deliveries in the order they came, in one transaction", async () => {
+    const transactions: number[] = [];
+    const { batched, first, release } = await withFirstHeld(transactions);
+    const userId = `order-${randomUUID()}`;
+    const cal = fakeCalendlyAccount();
+    const booked = cal.book({ start: '2026-06-03T10:00:00Z' });
+    const canceled = cal.cancel(booked.invitee, { cancelerType: 'invitee', reason: 'cannot come' });
+    const otherUser = `order-other-${randomUUID()}`;
+    const waiting = [
+      batched.apply(toDelivery(userId, booked.delivery)),
+      batched.apply(toDelivery(otherUser, fakeCalendlyAccount().book({ start: '2026-06-03T10:00:00Z' }).delivery)),
+      batched.apply(toDelivery(userId, canceled)),
+    ];
+    await release();
+    await first;
+    await expect(Promise.all(waiting)).resolves.toEqual(['applied', 'applied', 'applied']);
+    expect(transactions).toEqual([1, 3]);
+    const { rows } = await other.query<{ message: Buffer }>(
+      'SELECT message FROM outbox WHERE user_id = $1 ORDER BY seq',
+      [userId],
+    );
+    expect(rows.map((row) => meetingsV1.MeetingChanged.decode(row.message).eventType)).toEqual([
+      'invitee.created',
+      'invitee.canceled',
+    ]);
+  });
+
+  it('applies each alone when one of them fails: only the failing delivery fails', async () => {
+    const transactions: number[] = [];
+    const { batched, first, release } = await withFirstHeld(transactions);
+    const [good, poisoned, alsoGood] = ['good', 'poisoned', 'also-good'].map((name) => `${name}-${randomUUID()}`);
+    await other.query(
+      `ALTER TABLE invitees ADD CONSTRAINT refuse_poisoned_user CHECK (user_id <> '${poisoned}') NOT VALID`,
+    );
+    try {
+      const [goodDone, poisonedDone, alsoGoodDone] = [good, poisoned, alsoGood].map((userId) =>
+        batched.apply(toDelivery(userId!, fakeCalendlyAccount().book({ start: '2026-06-04T10:00:00Z' }).delivery)),
+      );
+      await release();
+      await first;
+      await expect(goodDone).resolves.toBe('applied');
+      await expect(poisonedDone).rejects.toThrow(/refuse_poisoned_user/);
+      await expect(alsoGoodDone).resolves.toBe('applied');
+    } finally {
+      await other.query('ALTER TABLE invitees DROP CONSTRAINT refuse_poisoned_user');
+    }
+    // The three together failed and committed nothing; then each alone: two commits.
+    expect(transactions).toEqual([1, 1, 1]);
+    for (const table of ['inbox', 'meetings', 'outbox', 'delivery_log']) {
+      expect({ table, rows: await count(table, poisoned!) }).toEqual({ table, rows: 0 });
+      expect({ table, rows: await count(table, good!) }).toEqual({ table, rows: 1 });
+      expect({ table, rows: await count(table, alsoGood!) }).toEqual({ table, rows: 1 });
+    }
+  });
+});
