@@ -15,6 +15,7 @@ import {
 } from './postgres';
 import { captureLogger } from './testing/log-capture';
 import { createTestDatabase, type TestDatabase } from './testing/infra';
+import { waitFor } from './testing/polling';
 
 const run = promisify(execFile);
 let database: TestDatabase;
@@ -251,6 +252,28 @@ describe('a terminated connection', () => {
       const after = (await pool.query('SELECT 1 AS one')).rows;
       return { failed, after };`);
     expect(outcome).toEqual({ failed: 'failed', after: [{ one: 1 }] });
+  });
+
+  it('logs an idle connection it lost as a short line: the error, not the connection', async () => {
+    const { log, lines } = captureLogger('terminate-test', 'warn');
+    const pool = createPool({ url: database.url, schema: 'public', log });
+    try {
+      const client = await pool.connect();
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      // A prepared statement, which the lost connection would otherwise have written out.
+      await client.query(prepared('SELECT $1::text AS marker_statement_text', ['x']));
+      client.release();
+      await query(`SELECT pg_terminate_backend(${pid})`);
+      await waitFor(() => lines.some((line) => line.includes('idle postgres connection lost')), {
+        what: 'the lost connection logged',
+      });
+    } finally {
+      await pool.end();
+    }
+    const line = lines.find((candidate) => candidate.includes('idle postgres connection lost'))!;
+    expect(JSON.parse(line).err).toMatchObject({ code: '57P01' });
+    expect(line).not.toContain('marker_statement_text');
+    expect(line.length).toBeLessThan(2_000);
   });
 
   it('lets a dedicated connection end without crashing the process', async () => {

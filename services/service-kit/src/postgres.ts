@@ -58,7 +58,13 @@ export function createPool(options: {
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
-  pool.on('error', (error) => options.log.warn({ err: error }, 'idle postgres connection lost'));
+  pool.on('error', (error) => {
+    // pg-pool hands the error over with its connection attached (err.client): logged with it, one
+    // lost connection wrote every statement it had prepared and its settings, tens of kilobytes
+    // a line, for each pooled connection of every replica when Postgres restarts.
+    delete (error as Error & { client?: unknown }).client;
+    options.log.warn({ err: error }, 'idle postgres connection lost');
+  });
   // pg-pool listens for errors only while a connection sits idle: one checked out (inTransaction,
   // a held advisory lock) that loses its server would emit 'error' to nobody and crash the
   // process. The work on it fails by itself; the pool discards the connection when released.
