@@ -75,7 +75,8 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
   let messages: ConsumerMessages | undefined;
   let running: Promise<void> | undefined;
   let advisories: { unsubscribe(): void } | undefined;
-  let wake: (() => void) | undefined;
+  /** Wakes every sleep now under way (the health polls of the held messages, a retry's wait): for stop. */
+  const sleepers = new Set<() => void>();
   let intakePaused = false;
   /** How often a held message is reported in hand: a third of the consumer's ack wait, at most the health poll. */
   let holdKeepAliveMs = healthPollMs;
@@ -88,11 +89,13 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
+      const wake = () => {
         clearTimeout(timer);
+        sleepers.delete(wake);
         resolve();
       };
+      const timer = setTimeout(wake, ms);
+      sleepers.add(wake);
     });
 
   async function deadLetter(msg: JsMsg, reason: string, cause: 'permanent' | 'exhausted'): Promise<void> {
@@ -118,9 +121,23 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
     );
   }
 
+  // Each message in hand that fails asks whether our dependencies are up; while one probe is
+  // under way the others share its answer: with dozens in hand, an outage would otherwise send
+  // dozens of probes a second to a database that is down.
+  let probing: Promise<boolean> | undefined;
+  const probeHealth = (): Promise<boolean> =>
+    (probing ??= options
+      .healthy()
+      .catch(() => false)
+      .finally(() => {
+        probing = undefined;
+      }));
+  /** Messages held until our dependencies are back: the outage is logged once, as it starts and ends. */
+  let held = 0;
+
   /** Keeps a message while our own dependencies are down, so an outage costs it no delivery. */
   async function holdUntilHealthy(msg: JsMsg): Promise<void> {
-    workerLog.warn({ seq: msg.info.streamSequence }, 'pausing: a dependency is unavailable');
+    if (held++ === 0) workerLog.warn({ seq: msg.info.streamSequence }, 'pausing: a dependency is unavailable');
     // Stop pulling: JetStream only redelivers (and counts deliveries) to pull requests, so
     // messages not yet in hand keep their deliveries for when we are back.
     if (!intakePaused) {
@@ -133,11 +150,12 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
     msg.working();
     const keepAlive = setInterval(() => msg.working(), holdKeepAliveMs);
     try {
-      while (!stopping && !(await options.healthy().catch(() => false))) await sleep(healthPollMs);
+      while (!stopping && !(await probeHealth())) await sleep(healthPollMs);
     } finally {
       clearInterval(keepAlive);
+      held--;
     }
-    if (!stopping) workerLog.info('resuming');
+    if (!stopping && held === 0) workerLog.info('resuming');
   }
 
   async function process(msg: JsMsg): Promise<void> {
@@ -160,7 +178,7 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
         // Stopped in the middle: not the message's fault, and another instance takes it up.
         if (stopping) return msg.nak();
         if (options.isPermanent(error)) return deadLetter(msg, describe(error), 'permanent');
-        if (!(await options.healthy().catch(() => false))) {
+        if (!(await probeHealth())) {
           await holdUntilHealthy(msg);
           if (stopping) return msg.nak();
           continue;
@@ -261,7 +279,7 @@ export function createPullWorker(options: PullWorkerOptions): PullWorker {
     async stop() {
       stopping = true;
       stopped.abort();
-      wake?.();
+      for (const wake of [...sleepers]) wake();
       messages?.stop();
       advisories?.unsubscribe();
       await running;
