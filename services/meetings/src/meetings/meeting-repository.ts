@@ -286,7 +286,11 @@ export const meetingWrites = {
     const invitee = upsertInviteeSql(
       [userId, inviteeUri, '(SELECT id FROM meeting)', ...inviteeValues(change).map(bind)].join(', '),
     );
-    const afterInvitees = `(SELECT * FROM invitees WHERE NOT (user_id = ${userId} AND uri = ${inviteeUri})
+    // The meeting's other invitees as the table has them, and this one as the upsert left it.
+    // Named by the meeting, not only the user: joined to the one-row `meeting`, the planner
+    // would otherwise hash-join every invitee the user ever had, once per delivery.
+    const afterInvitees = `(SELECT * FROM invitees
+        WHERE user_id = ${userId} AND meeting_id = (SELECT id FROM meeting) AND uri <> ${inviteeUri}
       UNION ALL SELECT * FROM invitee)`;
     const after = meetingRowsSql(userId, 'scheduled_event_uri', meetingUri, statusInputs(afterInvitees), {
       meetings: 'meeting',
