@@ -35,7 +35,7 @@ const maxAttempts = 3;
  * Deliveries one transaction applies at most: a backlog commits in a few transactions, and none
  * holds its users' locks (or keeps its first delivery waiting) for long.
  */
-export const maxDeliveriesPerTransaction = 64;
+const maxDeliveriesPerTransaction = 64;
 
 /** A delivery waiting for a transaction to apply it. */
 interface Waiting {
