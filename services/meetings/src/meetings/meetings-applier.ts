@@ -1,5 +1,5 @@
 import { inTransactionWithFewerRoundTrips, type Logger, type Pool, type Transaction } from '@calsync/service-kit';
-import type { QueryConfig } from 'pg';
+import type { QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { parseDelivery, type Delivery, type InviteeChange, type ParsedDelivery } from './calendly-payload';
 import {
   recordDeliverySql,
@@ -36,6 +36,9 @@ const maxAttempts = 3;
  * holds its users' locks (or keeps its first delivery waiting) for long.
  */
 const maxDeliveriesPerTransaction = 64;
+
+/** Runs a delivery's last statement: with the COMMIT in its round trip when it ends the transaction. */
+type LastStatement = <R extends QueryResultRow>(statement: QueryConfig<unknown[]>) => Promise<QueryResult<R>>;
 
 /** A delivery waiting for a transaction to apply it. */
 interface Waiting {
@@ -91,6 +94,12 @@ export function createMeetingsApplier(deps: {
         }
       : null;
 
+  // A delivery's log row, as its last statement; a backfill's fetch has none.
+  const logDelivery = async (last: LastStatement, delivery: Delivery, eventType: string, outcome: DeliveryOutcome) => {
+    const entry = logEntry(delivery, eventType, outcome);
+    if (entry) await last(recordDeliveryStatement(entry));
+  };
+
   /**
    * Applies one delivery in `tx`. With `commit`, its last statement carries the transaction's
    * COMMIT (without a log entry, inTransactionWithFewerRoundTrips commits on its own); without,
@@ -98,13 +107,7 @@ export function createMeetingsApplier(deps: {
    */
   async function applyIn(tx: Transaction, waiting: Waiting, commit: boolean): Promise<Applied> {
     const { delivery, parsed } = waiting;
-    const last = <R extends object>(statement: QueryConfig<unknown[]>) =>
-      commit ? tx.commitWith<R & Record<string, unknown>>(statement) : tx.query<R & Record<string, unknown>>(statement);
-    const logDelivery = async (eventType: string, outcome: DeliveryOutcome) => {
-      const entry = logEntry(delivery, eventType, outcome);
-      if (entry) await last(recordDeliveryStatement(entry));
-    };
-
+    const last: LastStatement = (statement) => (commit ? tx.commitWith(statement) : tx.query(statement));
     if (parsed.kind === 'ignored') {
       const fresh = await meetingWrites.claimDelivery(tx, {
         userId: delivery.userId,
@@ -113,14 +116,10 @@ export function createMeetingsApplier(deps: {
         outcome: 'ignored',
       });
       const outcome: ApplyOutcome = fresh ? 'ignored' : 'duplicate';
-      await logDelivery(parsed.eventType, outcome);
+      await logDelivery(last, delivery, parsed.eventType, outcome);
       return { outcome, eventType: parsed.eventType };
     }
-    return applyChange(tx, parsed.change, {
-      logDelivery,
-      last,
-      entry: logEntry(delivery, parsed.change.eventType, 'applied'),
-    });
+    return applyChange(tx, delivery, parsed.change, last);
   }
 
   // Every step is one round trip, and each costs CPU here and in Postgres: the BEGIN travels with
@@ -133,12 +132,9 @@ export function createMeetingsApplier(deps: {
   // notification less to deliver and to read); otherwise the statement's NOTIFY wakes the relay.
   async function applyChange(
     tx: Transaction,
+    delivery: Delivery,
     change: InviteeChange,
-    steps: {
-      logDelivery(eventType: string, outcome: DeliveryOutcome): Promise<void>;
-      last<R extends object>(statement: QueryConfig<unknown[]>): Promise<{ rows: R[] }>;
-      entry: DeliveryLogInput | null;
-    },
+    last: LastStatement,
   ): Promise<Applied> {
     const { eventType } = change;
     const fresh = await meetingWrites.claimDeliveryLockingUser(tx, {
@@ -147,7 +143,7 @@ export function createMeetingsApplier(deps: {
       eventType,
     });
     if (!fresh) {
-      await steps.logDelivery(eventType, 'duplicate');
+      await logDelivery(last, delivery, eventType, 'duplicate');
       return { outcome: 'duplicate', eventType };
     }
     const { before, after: written } = await meetingWrites.upsertMeetingAndInvitee(tx, change);
@@ -165,10 +161,10 @@ export function createMeetingsApplier(deps: {
       rescheduled: invitee.rescheduled || Boolean(invitee.newInviteeUri),
     });
     if (!kind) {
-      await steps.logDelivery(eventType, 'applied');
+      await logDelivery(last, delivery, eventType, 'applied');
       return { outcome: 'applied', eventType };
     }
-    const { entry } = steps;
+    const entry = logEntry(delivery, eventType, 'applied');
     // Asked as late as possible before the commit; a retried delivery asks again.
     const handOver = relay?.leading() ?? false;
     const { changeId, message, statement } = recordChangeStatement(
@@ -178,7 +174,7 @@ export function createMeetingsApplier(deps: {
         wakeUp: handOver ? 'hand-over' : 'notify',
       },
     );
-    const { rows } = await steps.last<RecordedChangeRow>(statement);
+    const { rows } = await last<RecordedChangeRow>(statement);
     // The statement answers its one row; without it, the relay's timer would read the change.
     const [recorded] = rows;
     const committed =
