@@ -202,6 +202,83 @@ describe('inTransactionWithFewerRoundTrips', () => {
     expect(await readTable()).toEqual([{ id: 6, note: 'six' }]);
   });
 
+  it('runs statements together in one round trip once they are known, each answering its own result', async () => {
+    const count = prepared('SELECT count(*)::int AS n, txid_current()::text AS tx FROM ledger', []);
+    const together = (id: number) =>
+      inTransactionWithFewerRoundTrips(pool, async (tx) => tx.queryTogether([insert(id, `note ${id}`), count]));
+    // The first use on a connection: the statement that follows is parsed in a round trip of its own.
+    const first = await together(1);
+    roundTrips = 0;
+    const [inserted, counted] = await together(2);
+    // BEGIN, both statements and (the work ending) COMMIT: one round trip, and one for the COMMIT.
+    expect(roundTrips).toBe(2);
+    expect(inserted!.rows).toEqual([{ id: 2, note: 'note 2', tx: expect.any(String) }]);
+    // The second statement ran after the first, in the same transaction: it sees its row.
+    expect(counted!.rows).toEqual([{ n: 2, tx: inserted!.rows[0].tx }]);
+    expect(first.map((result) => result.rows.length)).toEqual([1, 1]);
+    expect(await readTable()).toEqual([
+      { id: 1, note: 'note 1' },
+      { id: 2, note: 'note 2' },
+    ]);
+  });
+
+  it('gives each statement run together a snapshot taken after the one before it finished', async () => {
+    const lock = prepared('SELECT pg_advisory_xact_lock($1::bigint)', [42]);
+    const count = prepared('SELECT count(*)::int AS n FROM ledger', []);
+    // Known on the pool's connection first, so that they travel together below.
+    await inTransactionWithFewerRoundTrips(pool, async (tx) => tx.queryTogether([lock, count]));
+    const holder = new Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock(42)');
+      await holder.query(`INSERT INTO ledger (id, note) VALUES (1, 'held')`);
+      const waiting = inTransactionWithFewerRoundTrips(pool, async (tx) => tx.queryTogether([lock, count]));
+      // Commit only once the pool's transaction waits for the lock.
+      await waitFor(
+        async () => {
+          const { rows } = await holder.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+          );
+          return rows[0]!.n === 1;
+        },
+        { what: 'the transaction to wait for the lock' },
+      );
+      await holder.query('COMMIT');
+      const [, counted] = await waiting;
+      // Taken after the lock was granted, so after the holder's commit.
+      expect(counted!.rows).toEqual([{ n: 1 }]);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('skips the statements after one that fails and rolls the transaction back', async () => {
+    const again = (id: number) => [insert(id, 'first'), insert(id + 1, 'second')];
+    await inTransactionWithFewerRoundTrips(pool, async (tx) => tx.queryTogether(again(1)));
+    await expect(
+      inTransactionWithFewerRoundTrips(pool, async (tx) => {
+        await tx.query(insert(10, 'ten'));
+        // The first is a duplicate key: the second, behind it, never runs.
+        await tx.queryTogether(again(1));
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await readTable()).toEqual([
+      { id: 1, note: 'first' },
+      { id: 2, note: 'second' },
+    ]);
+    // A statement that fails behind another: the first's row goes with the transaction.
+    await expect(
+      inTransactionWithFewerRoundTrips(pool, async (tx) => tx.queryTogether([insert(5, 'five'), insert(2, 'dup')])),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect((await readTable()).map((row) => row.id)).toEqual([1, 2]);
+    // The connection goes on.
+    const [, counted] = await inTransactionWithFewerRoundTrips(pool, async (tx) =>
+      tx.queryTogether([insert(3, 'three'), prepared('SELECT count(*)::int AS n FROM ledger', [])]),
+    );
+    expect(counted!.rows).toEqual([{ n: 3 }]);
+  });
+
   it('keeps a statement that failed to parse unknown to the connection', async () => {
     const broken = prepared('SELEC $1::int', [1]);
     for (let attempt = 0; attempt < 2; attempt++)
