@@ -1,4 +1,4 @@
-import { prepared, type Queryable } from '@calsync/service-kit';
+import { prepared, type Queryable, type Transaction } from '@calsync/service-kit';
 import type { CancellationFields, InviteeChange } from './calendly-payload';
 import { isDeepStrictEqual } from 'node:util';
 import { lockUserChangesSql } from '../feed/meeting-changes';
@@ -41,14 +41,14 @@ const meetingDetailsNewer =
 
 // Canceled is final at Calendly, so the flag only ever goes one way and the first cancellation
 // details recorded stay (COALESCE keeps them; they are NULL while the event is active).
-const upsertMeetingSql = (values: string) => `
+const upsertMeetingSql = (values: string, when: string) => `
 INSERT INTO meetings AS m (
   user_id, scheduled_event_uri, status,
   name, event_type_uri, start_time, end_time, location_type, location, join_url,
   calendly_created_at, calendly_updated_at, details_version, details_tiebreak,
   event_status, event_canceled_by, event_cancel_reason, event_canceler_type, event_canceled_at,
   active_invitees, counter_version)
-VALUES (${values})
+SELECT ${values} WHERE ${when}
 ON CONFLICT (user_id, scheduled_event_uri) DO UPDATE SET
   ${newerWins('m', meetingDetailColumns, meetingDetailsNewer)},
   event_status = CASE WHEN m.event_status = 'canceled' OR excluded.event_status = 'canceled' THEN 'canceled' ELSE 'active' END,
@@ -78,13 +78,13 @@ const inviteeDetailsNewer =
 const noShowColumns = ['no_show', 'no_show_uri', 'no_show_at', 'no_show_version'];
 const noShowNewer = 'excluded.no_show_version > i.no_show_version';
 
-const upsertInviteeSql = (values: string) => `
+const upsertInviteeSql = (values: string, when: string) => `
 INSERT INTO invitees AS i (
   user_id, uri, meeting_id,
   name, email, timezone, answers, calendly_created_at, calendly_updated_at, details_version, details_tiebreak,
   status, canceled_by, cancel_reason, canceler_type, canceled_at, rescheduled,
   no_show, no_show_uri, no_show_at, no_show_version)
-VALUES (${values})
+SELECT ${values} WHERE ${when}
 ON CONFLICT (user_id, uri) DO UPDATE SET
   ${newerWins('i', inviteeDetailColumns, inviteeDetailsNewer)},
   ${newerWins('i', noShowColumns, noShowNewer)},
@@ -243,48 +243,43 @@ export const meetingWrites = {
   },
 
   /**
-   * claimDelivery, and when the key is fresh lockUserChanges after it, in one statement: a
-   * duplicate takes no lock (it waits for nobody), a fresh delivery holds the user's lock from
-   * here to its commit, exactly as if the two ran one after the other.
+   * Claims the delivery's key and upserts its meeting and invitee, two statements in one round
+   * trip, and answers the meeting as it was before and as the upsert left it, with its status
+   * inputs; or null when the key was claimed before (a duplicate: nothing written).
+   *
+   * The claim takes the user's lock when the key is fresh (a duplicate takes none and waits for
+   * nobody) and holds it to the commit. The upsert is a statement of its own, so its snapshot is
+   * taken once the claim has its lock: `before` is the change-feed's before-snapshot, as a query
+   * just before the upserts would read it under the lock; `after` reads the meeting and the
+   * invitee from the upserts' own RETURNING rows and the meeting's other invitees (which the
+   * statement does not touch) from the table: what a query just after it would read. Sent
+   * together, the upsert runs whatever the claim found, so it writes only when the key's inbox
+   * row was written by this transaction; a transaction must therefore claim a key only once.
    */
-  async claimDeliveryLockingUser(
-    client: Queryable,
-    input: { userId: string; deliveryKey: string; eventType: string },
-  ): Promise<boolean> {
-    const values: unknown[] = [input.userId, input.deliveryKey, input.eventType, 'applied'];
-    const bind = (value: unknown) => `$${values.push(value)}`;
-    const result = await client.query(
-      prepared(
-        `WITH claim AS (${claimSql} RETURNING 1) SELECT ${lockUserChangesSql(input.userId, bind)} FROM claim`,
-        values,
-      ),
-    );
-    return result.rowCount === 1;
-  },
-
-  /**
-   * Upserts the meeting (locking its row for the rest of the transaction) and the invitee in it,
-   * in one statement, and answers the meeting as it was before and as the statement left it, with
-   * its status inputs. Every part of a statement sees the state from before it, so `before` is
-   * the change-feed's before-snapshot, exactly as a query just before the upserts would read it
-   * under the user's lock; `after` reads the meeting and the invitee from the upserts' own
-   * RETURNING rows and the meeting's other invitees (which the statement does not touch) from
-   * the table: what a query just after it would read.
-   */
-  async upsertMeetingAndInvitee(
-    client: Queryable,
+  async claimAndUpsert(
+    tx: Transaction,
     change: InviteeChange,
-  ): Promise<{ before: MeetingRecord | null; after: MeetingWithStatusInputs }> {
+  ): Promise<{ before: MeetingRecord | null; after: MeetingWithStatusInputs } | null> {
+    const claimValues: unknown[] = [change.userId, change.deliveryKey, change.eventType, 'applied'];
+    const claim = prepared(
+      `WITH claim AS (${claimSql} RETURNING 1)
+       SELECT ${lockUserChangesSql(change.userId, (value) => `$${claimValues.push(value)}`)} FROM claim`,
+      claimValues,
+    );
+
     const values: unknown[] = [];
     const bind = (value: unknown) => `$${values.push(value)}`;
     // Each bound once, for every part of the statement that names it.
     const userId = bind(change.userId);
     const meetingUri = bind(change.meeting.uri);
     const inviteeUri = bind(change.invitee.uri);
+    const claimedHere = `EXISTS (SELECT FROM inbox WHERE user_id = ${userId} AND delivery_key = ${bind(change.deliveryKey)}
+        AND xmin = pg_current_xact_id_if_assigned()::xid)`;
     const before = meetingRowsSql(userId, 'scheduled_event_uri', meetingUri, statusInputs(meetingTables.invitees));
-    const meeting = upsertMeetingSql(meetingValues(change).map(bind).join(', '));
+    const meeting = upsertMeetingSql(meetingValues(change).map(bind).join(', '), claimedHere);
     const invitee = upsertInviteeSql(
       [userId, inviteeUri, '(SELECT id FROM meeting)', ...inviteeValues(change).map(bind)].join(', '),
+      'EXISTS (SELECT FROM meeting)',
     );
     // The meeting's other invitees as the table has them, and this one as the upsert left it.
     // Named by the meeting, not only the user: joined to the one-row `meeting`, the planner
@@ -296,15 +291,17 @@ export const meetingWrites = {
       meetings: 'meeting',
       invitees: afterInvitees,
     });
-    const { rows } = await client.query<Record<string, unknown> & { snapshot: 'before' | 'after' }>(
-      prepared(
-        `WITH before AS (${before}), meeting AS (${meeting}), invitee AS (${invitee}), after AS (${after})
-         SELECT 'after' AS snapshot, after.* FROM after
-         UNION ALL SELECT 'before', before.* FROM before
-         ORDER BY snapshot, ${meetingRowsOrder}`,
-        values,
-      ),
+    const upsert = prepared(
+      `WITH before AS (${before}), meeting AS (${meeting}), invitee AS (${invitee}), after AS (${after})
+       SELECT 'after' AS snapshot, after.* FROM after
+       UNION ALL SELECT 'before', before.* FROM before
+       ORDER BY snapshot, ${meetingRowsOrder}`,
+      values,
     );
+
+    const [claimed, upserted] = await tx.queryTogether([claim, upsert]);
+    if (claimed!.rowCount !== 1) return null;
+    const rows = upserted!.rows as (Record<string, unknown> & { snapshot: 'before' | 'after' })[];
     return {
       before: meetingFromRows(rows.filter((row) => row.snapshot === 'before'))?.meeting ?? null,
       after: meetingFromRows<StatusInputsRow>(rows.filter((row) => row.snapshot === 'after'))!,

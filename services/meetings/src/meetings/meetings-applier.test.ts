@@ -74,8 +74,9 @@ const waitingForAdvisoryLock = async () =>
     )
   ).rows[0]!.n;
 
-it('costs 3 round trips for a new booking, 2 for a duplicate', async () => {
-  // Each of the pool's connections parses the claim in a round trip of its own the first time.
+it('costs 2 round trips for a new booking, 2 for a duplicate', async () => {
+  // Each of the pool's connections parses the claim and the upsert in round trips of their own
+  // the first time.
   await Promise.all(
     [1, 2].map((n) =>
       applier.apply(
@@ -90,12 +91,21 @@ it('costs 3 round trips for a new booking, 2 for a duplicate', async () => {
   const { delivery } = fakeCalendlyAccount().book({ start: '2026-06-01T10:00:00Z' });
   roundTrips = 0;
   await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('applied');
-  // BEGIN + claim + lock; before + meeting + invitee + after + status; outbox + log + COMMIT.
-  expect(roundTrips).toBe(3);
+  // BEGIN + claim + lock, then before + meeting + invitee + after + status; outbox + log + COMMIT.
+  expect(roundTrips).toBe(2);
+  const writers = async () =>
+    (
+      await other.query<{ xmin: string }>(
+        `SELECT xmin::text FROM meetings WHERE user_id = $1 UNION ALL SELECT xmin::text FROM invitees WHERE user_id = $1`,
+        [userId],
+      )
+    ).rows;
+  const written = await writers();
   roundTrips = 0;
   await expect(applier.apply(toDelivery(userId, delivery))).resolves.toBe('duplicate');
-  // BEGIN + claim (no lock); log + COMMIT.
+  // BEGIN + claim (no lock), then the upsert, which writes nothing; log + COMMIT.
   expect(roundTrips).toBe(2);
+  expect(await writers()).toEqual(written);
   expect(await count('outbox', userId)).toBe(1);
   expect(await count('delivery_log', userId)).toBe(2);
 });
@@ -360,6 +370,25 @@ describe('deliveries waiting for a transaction', () => {
       'invitee.created',
       'invitee.canceled',
     ]);
+  });
+
+  it('leaves a redelivery waiting beside its original to the next transaction, where it is a duplicate', async () => {
+    const transactions: number[] = [];
+    const { batched, first, release } = await withFirstHeld(transactions);
+    const [userId, otherUser] = ['redelivered', 'beside'].map((name) => `${name}-${randomUUID()}`);
+    const original = toDelivery(userId!, fakeCalendlyAccount().book({ start: '2026-06-05T10:00:00Z' }).delivery);
+    const waiting = [
+      batched.apply(original),
+      batched.apply(toDelivery(otherUser!, fakeCalendlyAccount().book({ start: '2026-06-05T10:00:00Z' }).delivery)),
+      batched.apply({ ...original }),
+    ];
+    await release();
+    await first;
+    await expect(Promise.all(waiting)).resolves.toEqual(['applied', 'applied', 'duplicate']);
+    expect(transactions).toEqual([1, 2, 1]);
+    expect(await count('meetings', userId!)).toBe(1);
+    expect(await count('outbox', userId!)).toBe(1);
+    expect(await count('delivery_log', userId!)).toBe(2);
   });
 
   it('applies each alone when one of them fails: only the failing delivery fails', async () => {

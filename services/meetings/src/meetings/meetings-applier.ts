@@ -123,13 +123,14 @@ export function createMeetingsApplier(deps: {
   }
 
   // Every step is one round trip, and each costs CPU here and in Postgres: the BEGIN travels with
-  // the claim, which takes the user's lock in the same statement; the meeting and its invitee are
-  // upserted together, in the statement that reads the before-snapshot and the after-snapshot with
-  // the status inputs (read again only after a reschedule link); and the change's outbox row, the
-  // delivery's log row and the COMMIT go together. Three round trips for a new booking. While this
-  // process's relay leads, the change is handed to it after the commit, as written: the relay
-  // publishes it without reading the outbox (a round trip less) and Postgres sends no NOTIFY (a
-  // notification less to deliver and to read); otherwise the statement's NOTIFY wakes the relay.
+  // the claim, which takes the user's lock in the same statement, and the upsert of the meeting
+  // and its invitee follows it in the same round trip, in the statement that reads the
+  // before-snapshot and the after-snapshot with the status inputs (read again only after a
+  // reschedule link); and the change's outbox row, the delivery's log row and the COMMIT go
+  // together. Two round trips for a new booking. While this process's relay leads, the change is
+  // handed to it after the commit, as written: the relay publishes it without reading the outbox
+  // (a round trip less) and Postgres sends no NOTIFY (a notification less to deliver and to read);
+  // otherwise the statement's NOTIFY wakes the relay.
   async function applyChange(
     tx: Transaction,
     delivery: Delivery,
@@ -137,16 +138,12 @@ export function createMeetingsApplier(deps: {
     last: LastStatement,
   ): Promise<Applied> {
     const { eventType } = change;
-    const fresh = await meetingWrites.claimDeliveryLockingUser(tx, {
-      userId: change.userId,
-      deliveryKey: change.deliveryKey,
-      eventType,
-    });
-    if (!fresh) {
+    const claimed = await meetingWrites.claimAndUpsert(tx, change);
+    if (!claimed) {
       await logDelivery(last, delivery, eventType, 'duplicate');
       return { outcome: 'duplicate', eventType };
     }
-    const { before, after: written } = await meetingWrites.upsertMeetingAndInvitee(tx, change);
+    const { before, after: written } = claimed;
     const meetingId = written.meeting.id;
     const { invitee } = change;
     if (invitee.oldInviteeUri)
@@ -252,11 +249,33 @@ export function createMeetingsApplier(deps: {
 
   const waiting: Waiting[] = [];
   let running = 0;
+
+  /**
+   * The waiting deliveries the next transaction applies: up to maxDeliveriesPerTransaction, in the
+   * order they came, and never two with one key (a redelivery waiting beside its original): a
+   * transaction claims each key once (meetingWrites.claimAndUpsert). A repeated key waits for the
+   * next transaction, where it is the duplicate it is.
+   */
+  function nextBatch(): Waiting[] {
+    const batch: Waiting[] = [];
+    const keys = new Set<string>();
+    let kept = 0;
+    for (const one of waiting) {
+      const key = `${one.delivery.userId}\n${one.delivery.deliveryKey}`;
+      if (batch.length < maxDeliveriesPerTransaction && !keys.has(key)) {
+        keys.add(key);
+        batch.push(one);
+      } else waiting[kept++] = one;
+    }
+    waiting.length = kept;
+    return batch;
+  }
+
   /** Runs transactions while deliveries wait; up to `transactions` of these run at once. */
   async function applyWaiting(): Promise<void> {
     running++;
     try {
-      while (waiting.length > 0) await applyTogether(waiting.splice(0, maxDeliveriesPerTransaction));
+      while (waiting.length > 0) await applyTogether(nextBatch());
     } finally {
       running--;
     }
