@@ -35,7 +35,10 @@ export interface DuplexStream<Req, Res> extends ResponseStream<Res> {
   onMessage(listener: (message: Req) => void): void;
   /** Calls `listener` once the caller half-closes: it sends no more. */
   onEnd(listener: () => void): void;
-  /** Aborted when the server starts shutting down: finish what is in hand and return. */
+  /**
+   * Aborted when the server starts shutting down: finish what is in hand and return. The server's
+   * own, shared by every call: a listener added to it must be removed when the call is done.
+   */
   readonly draining: AbortSignal;
 }
 

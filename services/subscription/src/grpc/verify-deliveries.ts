@@ -95,6 +95,10 @@ export async function verifyDeliveries(
     const finishIfDone = () => {
       if (done || pending > 0 || !(ended || stream.draining.aborted || stream.signal.aborted)) return;
       done = true;
+      // The drain signal is the server's, as long-lived as the process: a listener left on it
+      // would keep this finished stream for good, one more with every stream a gateway opens.
+      stream.draining.removeEventListener('abort', finishIfDone);
+      stream.signal.removeEventListener('abort', finishIfDone);
       resolve();
     };
     stream.onMessage((message) => {
