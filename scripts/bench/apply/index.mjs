@@ -90,6 +90,23 @@ function newBooking(i) {
   };
 }
 
+/**
+ * pool.end(), and then until every connection of it has closed: pg-pool's end() resolves as soon
+ * as it has asked its idle connections to close, and the next step (dropping the bench's
+ * database, stopping its Postgres) would otherwise terminate them mid-close, each logged as lost.
+ */
+async function endPoolAndItsConnections(pool) {
+  let open = pool.totalCount;
+  const closed = new Promise((resolve) => {
+    if (open === 0) resolve();
+    pool.on('remove', () => {
+      if (--open === 0) resolve();
+    });
+  });
+  await pool.end();
+  await closed;
+}
+
 async function measure(build, databaseUrl, round, log) {
   const schema = `bench_apply_${build.label}_${round}_${Date.now().toString(36)}`;
   await build.migrations.migrateSchema({ DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema }, log);
@@ -153,7 +170,7 @@ async function measure(build, databaseUrl, round, log) {
           : ((backendCpuAfter - backendCpuBefore) * 1000) / deliveryCount,
     };
   } finally {
-    await pool.query(`DROP SCHEMA ${schema} CASCADE`).finally(() => pool.end());
+    await pool.query(`DROP SCHEMA ${schema} CASCADE`).finally(() => endPoolAndItsConnections(pool));
   }
 }
 
