@@ -369,13 +369,17 @@ describe('keep-alive', () => {
    * Seconds until the kernel's keep-alive probe of this connection's socket, from /proc/net/tcp
    * (timer 02 is keep-alive; its expiry is in clock ticks of 1/100 s); null when none is armed.
    */
-  const keepAliveSecondsOf = (client: Client | PoolClient): number | null => {
-    const stream = (client as unknown as { connection: { stream: { localPort: number } } }).connection.stream;
-    const port = stream.localPort.toString(16).toUpperCase().padStart(4, '0');
+  const keepAliveSecondsOf = (client: Client | PoolClient, side: 'client' | 'server' = 'client'): number | null => {
+    const stream = (client as unknown as { connection: { stream: { localPort: number; remotePort: number } } })
+      .connection.stream;
+    const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0');
+    // The server's socket of this connection has the ports the other way round.
+    const [local, remote] =
+      side === 'client' ? [stream.localPort, stream.remotePort] : [stream.remotePort, stream.localPort];
     const socket = ['/proc/net/tcp', '/proc/net/tcp6']
       .flatMap((table) => readFileSync(table, 'utf8').split('\n'))
       .map((line) => line.trim().split(/\s+/))
-      .find((fields) => fields[1]?.endsWith(`:${port}`));
+      .find((fields) => fields[1]?.endsWith(`:${hex(local)}`) && fields[2]?.endsWith(`:${hex(remote)}`));
     const [timer, expiresIn] = (socket?.[5] ?? '').split(':');
     return timer === '02' ? parseInt(expiresIn!, 16) / 100 : null;
   };
@@ -391,6 +395,36 @@ describe('keep-alive', () => {
         expect(seconds).not.toBeNull();
         expect(seconds!).toBeLessThanOrEqual(10);
       }
+    } finally {
+      pooled.release();
+      await dedicated.end();
+      await pool.end();
+    }
+  });
+
+  it("has Postgres probe its side too, so a vanished client's session (and its locks) ends in about 30 s", async () => {
+    const { log } = captureLogger();
+    const pool = createPool({ url: database.url, schema: 'public', log });
+    const dedicated = await connectDedicated({ url: database.url, applicationName: 'keepalive-test', log });
+    const pooled = await pool.connect();
+    try {
+      for (const client of [pooled, dedicated]) {
+        const { rows } = await client.query<{ idle: string; interval: string; count: string; user_timeout: string }>(
+          `SELECT current_setting('tcp_keepalives_idle') AS idle, current_setting('tcp_keepalives_interval') AS interval,
+                  current_setting('tcp_keepalives_count') AS count, current_setting('tcp_user_timeout') AS user_timeout`,
+        );
+        expect(rows).toEqual([{ idle: '10', interval: '5', count: '3', user_timeout: '30000' }]);
+        // Armed by the server's kernel on its socket, not only recorded (the database runs here),
+        // once the answer above is acknowledged (until then its retransmission timer runs).
+        const seconds = await waitFor(() => keepAliveSecondsOf(client, 'server') ?? undefined, {
+          what: "the server's keep-alive timer",
+        });
+        expect(seconds).toBeLessThanOrEqual(10);
+      }
+      // The pool's own search_path still travels beside them.
+      expect((await pooled.query<{ path: string }>("SELECT current_setting('search_path') AS path")).rows).toEqual([
+        { path: 'public' },
+      ]);
     } finally {
       pooled.release();
       await dedicated.end();

@@ -38,7 +38,22 @@ function assertSchemaName(schema: string): void {
  * entries it should have forgotten; the outbox relay waits for its timer), and a session lock
  * nobody can reach is held on to. With this, such a connection errors within about 20 s.
  */
-export const postgresKeepAlive = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+const clientKeepAlive = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
+/**
+ * The same from Postgres' side, asked for by each connection at its start (any role may set
+ * these for its own session): the server probes after 10 s of silence, 3 times 5 s apart, and
+ * gives up on data the client has not acknowledged after 30 s. A backend whose client vanished
+ * without a word (a node lost, a partition) then ends within about 30 s, and with it the session
+ * advisory locks it held (the outbox relay's, an import run's, a reconcile pass's), which another
+ * replica then takes up; with the server's defaults it would hold them for two hours or more, and
+ * the change feed would wait that long for a relay.
+ */
+const serverKeepAliveOptions =
+  '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c tcp_user_timeout=30000';
+
+/** Both sides' keep-alive, for every connection to Postgres (a pool's, a dedicated one, a LISTEN). */
+export const postgresKeepAlive = { ...clientKeepAlive, options: serverKeepAliveOptions } as const;
 
 /** A pool whose every connection has its search_path bound to the service's own schema. */
 export function createPool(options: {
@@ -54,7 +69,7 @@ export function createPool(options: {
     ...postgresKeepAlive,
     max: options.max ?? 10,
     application_name: options.applicationName ?? options.schema,
-    options: `-c search_path=${options.schema}`,
+    options: `${postgresKeepAlive.options} -c search_path=${options.schema}`,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
