@@ -140,8 +140,10 @@ export function controlRoutes(deps: {
       throw invalidArgument([{ parameter: 'start_at', message: 'must be at most 10 minutes from now' }]);
     const collection: PacedBooking[] = [];
     for (const [index, booking] of input.bookings.entries()) {
-      const wait = startAt + (index * 1000) / input.per_second - Date.now();
-      if (wait > 0) await delay(wait);
+      const due = startAt + (index * 1000) / input.per_second;
+      // A timer runs on the monotonic clock and may fire a millisecond before Date.now() reaches
+      // its due time: wait again until the wall clock has, so no booking is made early.
+      for (let wait = due - Date.now(); wait > 0; wait = due - Date.now()) await delay(wait);
       try {
         const booked = ledger.book(booking);
         collection.push({ scheduled_event: booked.scheduled_event.uri, invitee: booked.invitee.uri });
