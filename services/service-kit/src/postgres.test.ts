@@ -384,30 +384,33 @@ describe('keep-alive', () => {
     return timer === '02' ? parseInt(expiresIn!, 16) / 100 : null;
   };
 
-  it('probes a silent connection after seconds, not the OS default of two hours, pooled or dedicated', async () => {
+  /** Runs `check` with a pooled connection and a dedicated one, each as the kit makes it. */
+  const withPooledAndDedicated = async (check: (pooled: PoolClient, dedicated: Client) => Promise<void>) => {
     const { log } = captureLogger();
     const pool = createPool({ url: database.url, schema: 'public', log });
     const dedicated = await connectDedicated({ url: database.url, applicationName: 'keepalive-test', log });
     const pooled = await pool.connect();
     try {
-      for (const client of [pooled, dedicated]) {
-        const seconds = keepAliveSecondsOf(client);
-        expect(seconds).not.toBeNull();
-        expect(seconds!).toBeLessThanOrEqual(10);
-      }
+      await check(pooled, dedicated);
     } finally {
       pooled.release();
       await dedicated.end();
       await pool.end();
     }
+  };
+
+  it('probes a silent connection after seconds, not the OS default of two hours, pooled or dedicated', async () => {
+    await withPooledAndDedicated(async (pooled, dedicated) => {
+      for (const client of [pooled, dedicated]) {
+        const seconds = keepAliveSecondsOf(client);
+        expect(seconds).not.toBeNull();
+        expect(seconds!).toBeLessThanOrEqual(10);
+      }
+    });
   });
 
   it("has Postgres probe its side too, so a vanished client's session (and its locks) ends in about 30 s", async () => {
-    const { log } = captureLogger();
-    const pool = createPool({ url: database.url, schema: 'public', log });
-    const dedicated = await connectDedicated({ url: database.url, applicationName: 'keepalive-test', log });
-    const pooled = await pool.connect();
-    try {
+    await withPooledAndDedicated(async (pooled, dedicated) => {
       for (const client of [pooled, dedicated]) {
         const { rows } = await client.query<{ idle: string; interval: string; count: string; user_timeout: string }>(
           `SELECT current_setting('tcp_keepalives_idle') AS idle, current_setting('tcp_keepalives_interval') AS interval,
@@ -425,11 +428,7 @@ describe('keep-alive', () => {
       expect((await pooled.query<{ path: string }>("SELECT current_setting('search_path') AS path")).rows).toEqual([
         { path: 'public' },
       ]);
-    } finally {
-      pooled.release();
-      await dedicated.end();
-      await pool.end();
-    }
+    });
   });
 });
 

@@ -168,8 +168,8 @@ const queryPrepare = (Query.prototype as unknown as { prepare(connection: Extend
 
 /**
  * A statement sent after another one, before their Sync: Query.prepare sends its Bind and Describe
- * (and a Parse only when it is unnamed, see runStatements) and ends in _getRows, here only its
- * Execute.
+ * (and a Parse only when it is unnamed: a named one follows only once parsed, see statementsRunOn)
+ * and ends in _getRows, here only its Execute.
  */
 class FollowingStatement extends Query {
   _getRows(connection: ExtendedProtocolConnection): void {
